@@ -1,0 +1,318 @@
+"""Train the embedded "shapes" backbone from scratch: VAE, then UNet + text encoder on text only.
+
+    python recipes/train_shapes_backbone.py --out checkpoints/shapes            # train / resume
+    python recipes/train_shapes_backbone.py --out checkpoints/shapes --export vidzero/shapes/model
+
+Like ModelScope T2V, the video model only ever sees (caption, clip) pairs: no image conditioning
+is trained. Everything is deterministic from --seed: the clip of batch item i at step s is world
+seed `seed * 10**7 + s * batch + i`, and the noise comes from a generator seeded with (seed, s),
+so a run resumed from a checkpoint draws exactly the data it would have drawn. Checkpoints are
+written atomically every --every steps and when --minutes runs out, so a run killed at any
+moment loses at most --every steps. Uses CUDA when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidzero.shapes import model as shapes_model
+from vidzero.shapes import world
+
+TRAIN_SEED_BASE = 10**7  # world seeds below 10**7 * (seed + 1) are training clips; evaluation uses others
+
+
+def log(msg: str) -> None:
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def clip_batch(seed: int, step: int, batch: int) -> tuple[torch.Tensor, list[str]]:
+    """(B, 3, F, H, W) in [-1, 1] and captions, a pure function of (seed, step)."""
+    clips = [world.make_clip(seed * TRAIN_SEED_BASE + step * batch + i) for i in range(batch)]
+    video = torch.from_numpy(np.stack([c.frames for c in clips])).float() / 127.5 - 1
+    return video.permute(0, 4, 1, 2, 3).contiguous(), [c.caption for c in clips]
+
+
+def atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def plot_losses(history: dict[str, list[tuple[int, float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(history), figsize=(5 * len(history), 3.5), squeeze=False)
+    for ax, (name, points) in zip(axes[0], history.items()):
+        if not points:
+            continue
+        steps, losses = zip(*points)
+        ax.plot(steps, losses, lw=0.5, alpha=0.4)
+        k = max(1, len(losses) // 50)
+        smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1 :], smooth, lw=1.5)
+        ax.set_yscale("log")
+        ax.set_title(f"{name} loss")
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".tmp.png"), dpi=100)
+    plt.close(fig)
+    os.replace(path.with_suffix(".tmp.png"), path)
+
+
+class Trainer:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+        self.history_path = self.out / "loss_history.json"
+        self.history: dict[str, list] = {"vae": [], "unet": []}
+        if self.history_path.exists():
+            self.history = json.loads(self.history_path.read_text())
+        self.deadline = time.time() + args.minutes * 60 if args.minutes else math.inf
+        self.tokenizer = shapes_model.make_tokenizer(self.out / "tokenizer")
+
+    def save_history(self) -> None:
+        tmp = self.history_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.history))
+        os.replace(tmp, self.history_path)
+        plot_losses(self.history, self.out / "loss.png")
+
+    # ---------------------------------------------------------------- VAE
+    def train_vae(self) -> None:
+        a = self.args
+        torch.manual_seed(a.seed)
+        vae = shapes_model.make_vae().to(self.device)
+        opt = torch.optim.AdamW(vae.parameters(), lr=a.vae_lr, weight_decay=0.0)
+        ckpt_path = self.out / "vae.pt"
+        step = 0
+        if ckpt_path.exists():
+            ckpt = torch.load(ckpt_path, map_location=self.device)
+            vae.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["opt"])
+            step = ckpt["step"]
+            log(f"vae: resumed at step {step}")
+        vae.train()
+        last_save = time.time()
+        while step < a.vae_steps and time.time() < self.deadline:
+            # Frames drawn from clips: a quarter of a clip's frames keeps batches diverse.
+            video, _ = clip_batch(a.seed + 1, step, a.vae_batch // 4)
+            gen = torch.Generator().manual_seed(a.seed * 7919 + step)
+            idx = torch.randint(0, world.FRAMES, (video.shape[0], 4), generator=gen)
+            frames = torch.stack([video[b, :, idx[b]] for b in range(video.shape[0])])  # B,C,4,H,W
+            frames = frames.permute(0, 2, 1, 3, 4).reshape(-1, 3, world.SIZE, world.SIZE).to(self.device)
+            # Trained as a deterministic autoencoder on the posterior mean (the only thing vidzero
+            # ever uses): sampling the posterior at its initial std of 1 drowned the latent
+            # signal and stalled the first run. A small L2 keeps latents bounded instead of a KL.
+            z = vae.encode(frames).latent_dist.mean
+            recon = vae.decode(z).sample
+            rec = F.l1_loss(recon, frames) + F.mse_loss(recon, frames)
+            kl = z.pow(2).mean()
+            loss = rec + a.vae_kl * kl
+            for g in opt.param_groups:
+                g["lr"] = a.vae_lr * min(1.0, (step + 1) / 100) * (0.5 + 0.5 * math.cos(math.pi * step / a.vae_steps))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+            opt.step()
+            step += 1
+            self.history["vae"].append((step, rec.item()))
+            if step % 25 == 0:
+                log(f"vae step {step}/{a.vae_steps} rec {rec.item():.4f} latent l2 {kl.item():.3f}")
+            if step % a.every == 0 or time.time() - last_save > 600:
+                atomic_save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt_path)
+                self.save_history()
+                last_save = time.time()
+        atomic_save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt_path)
+        self.save_history()
+
+    def load_vae(self):
+        vae = shapes_model.make_vae()
+        ckpt = torch.load(self.out / "vae.pt", map_location="cpu")
+        vae.load_state_dict(ckpt["model"])
+        if ckpt["step"] < self.args.vae_steps:
+            raise SystemExit("the VAE has not finished training")
+        vae.eval().requires_grad_(False)
+        if "scaling_factor" not in ckpt:
+            # Scale latents to unit variance, as the scaling factor of SD/ModelScope VAEs does.
+            video, _ = clip_batch(self.args.seed + 2, 0, 32)
+            frames = video.permute(0, 2, 1, 3, 4).reshape(-1, 3, world.SIZE, world.SIZE)
+            with torch.no_grad():
+                mean = torch.cat([vae.encode(f).latent_dist.mean for f in frames.split(64)])
+            ckpt["scaling_factor"] = float(1.0 / mean.std())
+            ckpt["latent_mean"] = float(mean.mean())
+            atomic_save(ckpt, self.out / "vae.pt")
+        vae.register_to_config(scaling_factor=round(ckpt["scaling_factor"], 5))
+        log(f"vae scaling factor {vae.config.scaling_factor} (latent mean {ckpt['latent_mean']:.3f})")
+        return vae.to(self.device)
+
+    # ---------------------------------------------------------------- UNet + text encoder
+    def train_unet(self) -> None:
+        a = self.args
+        torch.manual_seed(a.seed + 3)
+        vae = self.load_vae()
+        unet = shapes_model.make_unet().to(self.device)
+        text_encoder = shapes_model.make_text_encoder(self.tokenizer).to(self.device)
+        ema_unet = copy.deepcopy(unet).requires_grad_(False)
+        ema_text = copy.deepcopy(text_encoder).requires_grad_(False)
+        params = list(unet.parameters()) + list(text_encoder.parameters())
+        opt = torch.optim.AdamW(params, lr=a.unet_lr, weight_decay=0.01)
+        ckpt_path = self.out / "unet.pt"
+        step = 0
+        if ckpt_path.exists():
+            ckpt = torch.load(ckpt_path, map_location=self.device)
+            unet.load_state_dict(ckpt["unet"])
+            text_encoder.load_state_dict(ckpt["text_encoder"])
+            ema_unet.load_state_dict(ckpt["ema_unet"])
+            ema_text.load_state_dict(ckpt["ema_text"])
+            opt.load_state_dict(ckpt["opt"])
+            step = ckpt["step"]
+            log(f"unet: resumed at step {step}")
+        scheduler = shapes_model.make_scheduler()
+        abar = scheduler.alphas_cumprod.to(self.device)
+        snr = abar / (1 - abar)
+        # min-SNR-gamma weighting for epsilon prediction (Hang et al. 2023).
+        loss_weight = torch.clamp(snr, max=a.min_snr) / snr
+        sf = vae.config.scaling_factor
+        unet.train()
+        text_encoder.train()
+
+        def save() -> None:
+            atomic_save(
+                {
+                    "unet": unet.state_dict(),
+                    "text_encoder": text_encoder.state_dict(),
+                    "ema_unet": ema_unet.state_dict(),
+                    "ema_text": ema_text.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                },
+                ckpt_path,
+            )
+            self.save_history()
+
+        last_save = time.time()
+        t0, s0 = time.time(), step
+        while step < a.unet_steps and time.time() < self.deadline:
+            video, captions = clip_batch(a.seed, step, a.batch)
+            gen = torch.Generator().manual_seed(a.seed * 104729 + step)
+            drop = torch.rand(len(captions), generator=gen) < a.caption_dropout
+            captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
+            b, _, f, h, w = video.shape
+            with torch.no_grad():
+                frames = video.permute(0, 2, 1, 3, 4).reshape(b * f, 3, h, w).to(self.device)
+                latents = vae.encode(frames).latent_dist.mean * sf
+                latents = latents.reshape(b, f, *latents.shape[1:]).permute(0, 2, 1, 3, 4)
+            ids = self.tokenizer(
+                captions, padding="max_length", max_length=self.tokenizer.model_max_length,
+                truncation=True, return_tensors="pt",
+            ).input_ids.to(self.device)
+            t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=gen).to(self.device)
+            noise = torch.randn(latents.shape, generator=gen).to(self.device)
+            noisy = scheduler.add_noise(latents, noise, t)
+            emb = text_encoder(ids)[0]
+            pred = unet(noisy, t, encoder_hidden_states=emb).sample
+            per_item = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3, 4))
+            loss = (per_item * loss_weight[t]).mean()
+            lr = a.unet_lr * min(1.0, (step + 1) / a.warmup)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            decay = min(a.ema, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for ema, live in ((ema_unet, unet), (ema_text, text_encoder)):
+                    for pe, pl in zip(ema.parameters(), live.parameters()):
+                        pe.lerp_(pl, 1 - decay)
+            self.history["unet"].append((step, per_item.mean().item()))
+            if step % 25 == 0:
+                rate = (time.time() - t0) / max(1, step - s0)
+                log(f"unet step {step}/{a.unet_steps} loss {float(per_item.mean()):.4f} ({rate:.2f} s/step)")
+            if step % a.every == 0 or time.time() - last_save > 600:
+                save()
+                last_save = time.time()
+        save()
+
+    # ---------------------------------------------------------------- export
+    def export(self, folder: Path) -> None:
+        """Write the diffusers folder the package ships (EMA weights, fp16 on disk)."""
+        import warnings
+
+        from diffusers import TextToVideoSDPipeline
+
+        vae = self.load_vae().to("cpu")
+        ckpt = torch.load(self.out / "unet.pt", map_location="cpu")
+        unet = shapes_model.make_unet()
+        unet.load_state_dict(ckpt["ema_unet"] if not self.args.no_ema else ckpt["unet"])
+        text_encoder = shapes_model.make_text_encoder(self.tokenizer)
+        text_encoder.load_state_dict(ckpt["ema_text"] if not self.args.no_ema else ckpt["text_encoder"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe = TextToVideoSDPipeline(
+                vae=vae, text_encoder=text_encoder, tokenizer=self.tokenizer, unet=unet,
+                scheduler=shapes_model.make_scheduler(),
+            )
+            pipe.to(torch.float16)
+            tmp = folder.with_name(folder.name + ".tmp")
+            pipe.save_pretrained(tmp)
+        (tmp / "training.json").write_text(
+            json.dumps({"unet_steps": ckpt["step"], "seed": self.args.seed, "batch": self.args.batch}, indent=1)
+        )
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+        log(f"exported step {ckpt['step']} to {folder}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="checkpoints/shapes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vae-steps", type=int, default=1500)
+    p.add_argument("--vae-batch", type=int, default=16)
+    p.add_argument("--vae-lr", type=float, default=5e-4)
+    p.add_argument("--vae-kl", type=float, default=1e-4)
+    p.add_argument("--unet-steps", type=int, default=12000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--unet-lr", type=float, default=5e-4)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--min-snr", type=float, default=5.0)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--caption-dropout", type=float, default=0.1)
+    p.add_argument("--every", type=int, default=100, help="checkpoint every N steps")
+    p.add_argument("--minutes", type=float, default=0, help="stop (and checkpoint) after this long")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--cpu", action="store_true", help="ignore a CUDA GPU")
+    p.add_argument("--export", type=Path, help="write the shippable diffusers folder here and exit")
+    p.add_argument("--no-ema", action="store_true", help="export the live weights instead of the EMA")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    trainer = Trainer(args)
+    if args.export:
+        trainer.export(args.export)
+        return
+    trainer.train_vae()
+    trainer.train_unet()
+
+
+if __name__ == "__main__":
+    main()

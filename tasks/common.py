@@ -1,0 +1,58 @@
+"""What every task shares: getting a backbone and an engine from user-level options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vidzero.backbone import DEFAULT_MODEL, Backbone
+from vidzero.engine import Engine
+from vidzero.errors import BadInput
+from vidzero.io import fit_frame, load_image
+from vidzero.sampler import SamplerSettings
+
+ImageLike = str | Path | Image.Image | np.ndarray
+
+
+@dataclass
+class RunOptions:
+    """Options every task takes (the CLI's common flags). Defaults are the release's."""
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    dtype: str = "fp32"
+    steps: int = 10
+    resample: int = 4
+    guidance: float = 9.0
+    eta: float = 0.0
+    init: str = "inversion"
+    seed: int = 0
+    queue: str = "pixel"
+    fps: float = 8.0
+    negative_prompt: str = ""
+
+    def backbone(self, given: Backbone | None = None) -> Backbone:
+        return given if given is not None else Backbone.load(self.model, device=self.device, dtype=self.dtype)
+
+    def engine(self, backbone: Backbone) -> Engine:
+        settings = SamplerSettings(steps=self.steps, resample=self.resample, guidance=self.guidance, eta=self.eta, init=self.init)
+        return Engine(backbone, settings, seed=self.seed, queue=self.queue)
+
+    def check(self) -> None:
+        if not 0 < self.fps <= 240:
+            raise BadInput(f"--fps must be in (0, 240], got {self.fps}")
+
+
+def load_frame(image: ImageLike, backbone: Backbone) -> np.ndarray:
+    """A user image (path, PIL image or HxWx3 uint8 array) fitted to the backbone's frame size."""
+    if isinstance(image, (str, Path)):
+        return load_image(image, backbone.width, backbone.height)
+    if isinstance(image, np.ndarray) and (image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8):
+        raise BadInput(f"expected an (H, W, 3) uint8 image array, got {image.dtype} {image.shape}")
+    return fit_frame(image, backbone.width, backbone.height)
+
+
+__all__ = ["ImageLike", "RunOptions", "load_frame"]

@@ -1,0 +1,176 @@
+"""The engine on tiny components: parity with diffusers, known frames, seeds, loading paths."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import vidzero
+from vidzero.backbone import Backbone
+from vidzero.errors import BadInput
+from vidzero.io import load_image
+from vidzero.timeline import plan_prefix
+
+
+def latents_of(frames) -> torch.Tensor:
+    return torch.stack([f.latent for f in frames], dim=1)[None]
+
+
+def test_plain_t2v_reproduces_diffusers_pipeline(tiny_model_dir, tiny_backbone):
+    from diffusers import TextToVideoSDPipeline
+
+    frames = list(vidzero.generate("a red circle", backbone=tiny_backbone, steps=6, guidance=7.5, seed=11))
+    assert len(frames) == tiny_backbone.frames
+    assert len({f.seed for f in frames}) == 1  # one window
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = TextToVideoSDPipeline.from_pretrained(tiny_model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = dict(prompt="a red circle", num_inference_steps=6, guidance_scale=7.5, num_frames=tiny_backbone.frames,
+                  height=tiny_backbone.height, width=tiny_backbone.width)
+    ref = pipe(**kwargs, generator=torch.Generator().manual_seed(frames[0].seed), output_type="latent").frames
+    diff = (latents_of(frames) - ref).abs().max().item()
+    assert diff <= 1e-5, f"latents differ from diffusers by {diff}"
+    video = pipe(**kwargs, generator=torch.Generator().manual_seed(frames[0].seed), output_type="pt").frames[0]
+    ref_pixels = (video.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().byte().numpy()
+    ours = np.stack([f.image for f in frames])
+    assert np.abs(ours.astype(int) - ref_pixels.astype(int)).max() <= 1
+
+
+def test_extend_keeps_the_image_and_streams_every_frame(tiny_backbone, image_file):
+    run = vidzero.extend(str(image_file), "a red circle", frames=11, backbone=tiny_backbone, steps=2, resample=1, seed=0)
+    frames = list(run)
+    assert [f.index for f in frames] == list(range(11))
+    expected = load_image(image_file, tiny_backbone.width, tiny_backbone.height)
+    np.testing.assert_array_equal(frames[0].image, expected)
+    assert frames[0].known and frames[0].seed is None
+    assert all(not f.known and f.seed is not None for f in frames[1:])
+    assert len({f.seed for f in frames[1:]}) == 10  # one window per new frame
+    # CFG evaluations: S * (U + 1) per new frame, as the paper counts them.
+    assert run.engine.stats.cfg_evaluations == 10 * 2 * (1 + 1)
+
+
+def test_known_slots_come_out_unchanged_at_latent_level(tiny_backbone):
+    from vidzero.sampler import SamplerSettings, initial_window, sample_window
+
+    bb = tiny_backbone
+    c, h, w = bb.latent_shape
+    known = torch.randn(1, c, bb.frames, h, w)
+    mask = torch.zeros(bb.frames, dtype=torch.bool)
+    mask[:5] = True
+    bb.scheduler.set_timesteps(3)
+    g = torch.Generator().manual_seed(0)
+    z0 = initial_window(known, mask, [None] * 5 + [4] * (bb.frames - 5), bb.scheduler.alphas_cumprod[int(bb.scheduler.timesteps[0])], "inversion", g)
+    out = sample_window(lambda z, t: bb.guided_eps(z, t, "a red circle", 9.0), bb.scheduler, known, mask, z0,
+                        SamplerSettings(steps=3, resample=2), g)
+    assert torch.equal(out[:, :, :5], known[:, :, :5])
+    assert not torch.equal(out[:, :, 5:], known[:, :, 5:])
+
+
+@pytest.mark.parametrize("queue", ["pixel", "latent"])
+def test_same_seed_same_frames_different_seed_different(tiny_backbone, image_file, queue):
+    def run(seed):
+        return np.stack([f.image for f in vidzero.extend(str(image_file), "a red circle", frames=5, backbone=tiny_backbone,
+                                                          steps=2, resample=1, seed=seed, queue=queue)])
+
+    a, b, c = run(3), run(3), run(4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a[1:], c[1:])
+
+
+def test_queue_modes_differ_only_after_the_first_generated_frame(tiny_backbone, image_file):
+    kw = dict(frames=4, backbone=tiny_backbone, steps=2, resample=0, seed=5)
+    pixel = list(vidzero.extend(str(image_file), "a cat", queue="pixel", **kw))
+    latent = list(vidzero.extend(str(image_file), "a cat", queue="latent", **kw))
+    np.testing.assert_array_equal(pixel[1].image, latent[1].image)  # same known content
+    assert not torch.equal(pixel[3].latent, latent[3].latent)  # conditioned on round-tripped vs raw latents
+
+
+def test_memory_stays_flat_over_long_videos(tiny_backbone, image_file, monkeypatch):
+    """The engine keeps at most one window of frames, whatever the length."""
+    from vidzero import engine as engine_mod
+
+    peak = {"n": 0}
+    real_frame = engine_mod.Engine._frame
+
+    def spy(index, pixels, known, seeds, fresh_latent, latents):
+        peak["n"] = max(peak["n"], len(pixels), len(latents))
+        return real_frame(index, pixels, known, seeds, fresh_latent, latents)
+
+    monkeypatch.setattr(engine_mod.Engine, "_frame", staticmethod(spy))
+    frames = 0
+    for _ in vidzero.extend(str(image_file), "a cat", frames=40, backbone=tiny_backbone, steps=1, resample=0):
+        frames += 1
+    assert frames == 40
+    assert peak["n"] <= tiny_backbone.frames + 1
+
+
+def test_plan_prefix_layouts():
+    jobs = plan_prefix(20, 1, 16)
+    assert len(jobs) == 19
+    assert jobs[0].slots == (0,) * 15 + (1,) and jobs[0].generate == (15,) and jobs[0].init_source[15] == 14
+    assert jobs[14].slots == tuple(range(0, 15)) + (15,)
+    assert jobs[18].slots == tuple(range(4, 19)) + (19,)
+    t2v = plan_prefix(8, 0, 16)
+    assert t2v[0].generate == tuple(range(16)) and t2v[0].init_source == (None,) * 16
+    assert len(plan_prefix(40, 0, 16)) == 1 + 24
+    pred = plan_prefix(10, 4, 8)
+    assert pred[0].slots == (0, 0, 0, 0, 1, 2, 3, 4)
+    for bad in [(1, 0, 16), (10, 10, 16), (10**6, 1, 16)]:
+        with pytest.raises(BadInput):
+            plan_prefix(*bad)
+
+
+def test_save_pretrained_folder_and_offline_hub_cache_give_identical_outputs(tiny_model_dir, tiny_backbone, tmp_path, monkeypatch):
+    from diffusers import TextToVideoSDPipeline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = TextToVideoSDPipeline.from_pretrained(tiny_model_dir)
+        resaved = tmp_path / "resaved"
+        pipe.save_pretrained(resaved)
+    shutil.copy(tiny_model_dir / "vidzero.json", resaved / "vidzero.json")
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = tmp_path / "cache" / "models--tiny-org--tiny-t2v" / "snapshots" / rev
+    shutil.copytree(resaved, snapshot)
+    (tmp_path / "cache" / "models--tiny-org--tiny-t2v" / "refs").mkdir()
+    (tmp_path / "cache" / "models--tiny-org--tiny-t2v" / "refs" / "main").write_text(rev)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from_folder = Backbone.load(str(resaved), device="cpu")
+    from_hub = Backbone.load("tiny-org/tiny-t2v", device="cpu", cache_dir=tmp_path / "cache")
+    assert from_hub.revision == rev
+    outs = []
+    for bb in (tiny_backbone, from_folder, from_hub):
+        outs.append(np.stack([f.image for f in vidzero.generate("a cat", backbone=bb, steps=2, seed=1)]))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+    with pytest.raises(BadInput, match="not in the local Hugging Face cache"):
+        Backbone.load("tiny-org/absent", device="cpu", cache_dir=tmp_path / "cache")
+
+
+def test_loader_rejects_what_is_not_a_t2v_checkpoint(tmp_path, tiny_model_dir):
+    with pytest.raises(BadInput, match="no model_index.json"):
+        Backbone.load(str(tmp_path), device="cpu")
+    broken = tmp_path / "sd"
+    shutil.copytree(tiny_model_dir, broken)
+    text = (broken / "model_index.json").read_text().replace("UNet3DConditionModel", "UNet2DConditionModel")
+    (broken / "model_index.json").write_text(text)
+    with pytest.raises(BadInput, match="not a text-to-video checkpoint"):
+        Backbone.load(str(broken), device="cpu")
+    with pytest.raises(BadInput, match="unknown dtype"):
+        Backbone.load(str(tiny_model_dir), device="cpu", dtype="fp8")
+
+
+def test_guided_eps_batches_uncond_first_and_skips_it_without_guidance(tiny_backbone):
+    bb = tiny_backbone
+    c, h, w = bb.latent_shape
+    z = torch.randn(1, c, bb.frames, h, w)
+    t = torch.tensor(501)
+    cond = bb.unet(z, t, encoder_hidden_states=bb.encode_text("a cat")).sample
+    uncond = bb.unet(z, t, encoder_hidden_states=bb.encode_text("")).sample
+    torch.testing.assert_close(bb.guided_eps(z, t, "a cat", 1.0), cond)
+    torch.testing.assert_close(bb.guided_eps(z, t, "a cat", 4.0), uncond + 4.0 * (cond - uncond), rtol=1e-4, atol=1e-5)

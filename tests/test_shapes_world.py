@@ -1,0 +1,65 @@
+"""The shapes world: determinism, ground truth consistent with the pixels, the tokenizer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidzero.shapes import world
+from vidzero.shapes.tokenizer import build_tokenizer
+
+
+def test_clips_are_a_pure_function_of_the_seed():
+    a, b, c = world.make_clip(123), world.make_clip(123), world.make_clip(124)
+    np.testing.assert_array_equal(a.frames, b.frames)
+    assert a.caption == b.caption and a.ground_truth() == b.ground_truth()
+    assert not np.array_equal(a.frames, c.frames)
+    assert a.frames.shape == (world.FRAMES, world.SIZE, world.SIZE, 3) and a.frames.dtype == np.uint8
+
+
+def test_ground_truth_centres_match_the_rendered_colour():
+    checked = 0
+    for seed in range(40):
+        clip = world.make_clip(seed)
+        for track in clip.tracks:
+            colour = np.array(world.OBJECT_COLOURS[track.spec.colour])
+            for t in (0, world.FRAMES - 1):
+                others = [o for o in clip.tracks if o is not track]
+                if any(np.linalg.norm(o.centres[t] - track.centres[t]) < 1.25 * (o.spec.radius + track.spec.radius) + 2 for o in others):
+                    continue  # overlapping objects hide part of each other
+                mask = np.abs(clip.frames[t].astype(int) - colour).sum(-1) < 30
+                ys, xs = np.nonzero(mask)  # the two objects of a clip never share a colour
+                assert abs(xs.mean() - track.centres[t, 0]) < 1.5
+                assert abs(ys.mean() - track.centres[t, 1]) < 1.5
+                checked += 1
+    assert checked > 60
+
+
+def test_motion_matches_the_caption():
+    for seed in range(60):
+        clip = world.make_clip(seed)
+        for track in clip.tracks:
+            d = track.centres[-1] - track.centres[0]
+            word = track.spec.direction
+            if word is None:
+                assert "standing still" in clip.caption and np.allclose(d, 0)
+            elif not track.bounced:
+                assert f"moving {word}" in clip.caption
+                dx, dy = world.DIRECTIONS[word]
+                assert d[0] * dx + d[1] * dy > 10  # moved the way the caption says
+
+
+def test_backgrounds_are_muted_and_objects_bright():
+    for seed in range(30):
+        clip = world.make_clip(seed)
+        assert clip.background.max() <= 140
+    for rgb in world.OBJECT_COLOURS.values():
+        assert max(rgb) >= 200
+
+
+def test_tokenizer_has_every_caption_word_as_one_token(tmp_path):
+    tok = build_tokenizer(world.vocabulary(), tmp_path)
+    captions = {world.make_clip(s).caption for s in range(200)}
+    for caption in captions:
+        ids = tok(caption).input_ids
+        assert len(ids) == len(caption.split()) + 2  # BOS + words + EOS
+    assert len(tok("zebra").input_ids) > 3  # unknown words still tokenize, as characters

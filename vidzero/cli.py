@@ -1,0 +1,197 @@
+"""The `vidzero` command line: thin, it parses, calls the Python API and shows progress.
+
+Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 internal error
+(one line; set VIDZERO_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from vidzero.errors import BadInput
+
+app = typer.Typer(
+    name="vidzero",
+    help="Zero-shot image-to-video, long video and more on a frozen text-to-video model (TI2V-Zero).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+# ---------------------------------------------------------------- shared options
+Model = Annotated[str, typer.Option("--model", "-m", help="Checkpoint: 'shapes' (embedded), a diffusers folder, or a hub id in the local cache.")]
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
+Dtype = Annotated[str, typer.Option(help="UNet/text-encoder precision: fp32, fp16 (GPU) or bf16; the VAE stays fp32.")]
+Steps = Annotated[int, typer.Option(help="DDIM steps per window.")]
+Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale w.")]
+Seed = Annotated[int, typer.Option(help="Run seed; every window's seed derives from it (recorded in the manifest).")]
+Eta = Annotated[float, typer.Option(help="DDIM eta (0: deterministic DDIM).")]
+Queue = Annotated[str, typer.Option(help="Queue generated frames as 'pixel' (release: decode, re-encode) or 'latent'.")]
+Init = Annotated[str, typer.Option(help="New-slot init: 'inversion' (DDPM inversion of the nearest known frame) or 'random'.")]
+Fps = Annotated[float, typer.Option(help="Frame rate of the output.")]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
+Output = Annotated[Path, typer.Option("--output", "-o", help="Output: .mp4, .webm, .gif, or a folder name for PNG frames.")]
+Negative = Annotated[str, typer.Option(help="Negative prompt (the unconditional branch); default empty, as the release.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+class RichProgress:
+    """Two bars: frames (windows) of the video and DDIM steps of the current window."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.jobs = progress.add_task("windows", total=None)
+        self.steps = progress.add_task("steps", total=None)
+
+    def job(self, done: int, total: int) -> None:
+        self.progress.update(self.jobs, completed=done, total=total)
+        self.progress.reset(self.steps)
+
+    def step(self, done: int, total: int) -> None:
+        self.progress.update(self.steps, completed=done, total=total)
+
+
+def progress_bars(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        console=err, disable=quiet, transient=False,
+    )
+
+
+def run_cli(body: Callable[[], None]) -> None:
+    """Map errors to exit codes and one-line messages."""
+    try:
+        body()
+    except BadInput as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; no output was written")
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if os.environ.get("VIDZERO_DEBUG"):
+            raise
+        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set VIDZERO_DEBUG=1 for the traceback)", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def save_run(make_run: Callable[..., object], output: Path, force: bool, quiet: bool, **kwargs) -> None:
+    from vidzero.io import check_output, sidecar_paths
+
+    check_output(output, force)  # fail before loading a model
+    with progress_bars(quiet) as bars:
+        run = make_run(progress=RichProgress(bars), **kwargs)
+        path = run.save(output, force=force)
+    manifest, sheet = sidecar_paths(path)
+    stats = run.engine.stats
+    err.print(
+        f"wrote {path} ({run.length} frames, {stats.cfg_evaluations} CFG evaluations, {stats.seconds:.1f} s); "
+        f"manifest {manifest.name}, contact sheet {sheet.name}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+# ---------------------------------------------------------------- commands
+@app.command(epilog="Example: vidzero generate 'a red circle moving right' -o circle.mp4 --frames 32")
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What the video shows.")],
+    output: Output,
+    frames: Annotated[int | None, typer.Option(help="Length (default: the model's window).")] = None,
+    steps: Steps = 10,
+    resample: Annotated[int, typer.Option(help="Resampling iterations U per step (only matters past the first window).")] = 0,
+    guidance: Guidance = 9.0,
+    seed: Seed = 0,
+    eta: Eta = 0.0,
+    queue: Queue = "pixel",
+    negative_prompt: Negative = "",
+    fps: Fps = 8.0,
+    model: Model = "shapes",
+    device: Device = "auto",
+    dtype: Dtype = "fp32",
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Plain text-to-video (no known frames): the reference the other tasks are measured against."""
+    from vidzero.tasks.generate import generate as task
+
+    run_cli(lambda: save_run(
+        task, output, force, quiet, prompt=prompt, frames=frames, steps=steps, resample=resample, guidance=guidance,
+        seed=seed, eta=eta, queue=queue, negative_prompt=negative_prompt, fps=fps, model=model, device=device, dtype=dtype,
+    ))
+
+
+@app.command(epilog="Examples:\n\n  vidzero extend cat.png 'a cat turning its head' -o cat.mp4\n\n  vidzero extend start.png 'a red circle moving right' -o long.mp4 --frames 128")
+def extend(
+    image: Annotated[Path, typer.Argument(help="The first frame (PNG, JPEG, ...); centre-cropped and resized to the model's size.")],
+    prompt: Annotated[str, typer.Argument(help="What happens next.")],
+    output: Output,
+    frames: Annotated[int | None, typer.Option(help="Total length including the image (default: the model's window, 1 + 15 on ModelScope). 128+ for long video.")] = None,
+    steps: Steps = 10,
+    resample: Annotated[int, typer.Option(help="Resampling iterations U per DDIM step.")] = 4,
+    guidance: Guidance = 9.0,
+    seed: Seed = 0,
+    eta: Eta = 0.0,
+    init: Init = "inversion",
+    queue: Queue = "pixel",
+    negative_prompt: Negative = "",
+    fps: Fps = 8.0,
+    model: Model = "shapes",
+    device: Device = "auto",
+    dtype: Dtype = "fp32",
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Image-to-video, and long video by repeat-and-slide (frames stream to the output as they are made)."""
+    from vidzero.tasks.extend import extend as task
+
+    run_cli(lambda: save_run(
+        task, output, force, quiet, image=image, prompt=prompt, frames=frames, steps=steps, resample=resample,
+        guidance=guidance, seed=seed, eta=eta, init=init, queue=queue, negative_prompt=negative_prompt, fps=fps,
+        model=model, device=device, dtype=dtype,
+    ))
+
+
+@app.command(epilog="Example: vidzero info shapes")
+def info(
+    model: Annotated[str, typer.Argument(help="'shapes', a diffusers folder, or a hub id in the local cache.")] = "shapes",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a checkpoint's components, sizes and native window."""
+
+    def body() -> None:
+        from vidzero.backbone import Backbone
+
+        desc = Backbone.load(model, device="cpu").describe()
+        if as_json:
+            typer.echo(json.dumps(desc, indent=2))
+            return
+        from rich.table import Table
+
+        table = Table(title=f"vidzero info {model}", show_header=False)
+        for key, value in desc.items():
+            table.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+        Console().print(table)
+
+    run_cli(body)
+
+
+def main() -> None:
+    app(prog_name="vidzero")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The frame-queue conditioning engine: runs a plan of windows on the one sampler.
+
+    pixels -> (io) frames -> (backbone) latents -> (timeline) windows -> (sampler) new latents
+           -> (backbone) pixels -> frames out, streamed in timeline order
+
+The engine keeps only the frames that a later window still reads, so memory does not grow with
+video length. Each window job draws its noise from its own generator, seeded from the run seed
+and the job index; the seed of every generated frame is reported with it.
+
+Queue modes (how a generated frame conditions later windows):
+- "pixel" (the release's behaviour): the frame is decoded, quantised to 8-bit as written to the
+  output, and encoded again; later windows see exactly the frame the user sees.
+- "latent": the generated latent itself is the known latent of later windows (no round trip).
+Known input frames are encoded once either way (the VAE encoder is deterministic: posterior mean).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from vidzero.backbone import Backbone
+from vidzero.errors import BadInput
+from vidzero.sampler import SamplerSettings, initial_window, sample_window
+from vidzero.timeline import WindowJob, last_reads
+
+QUEUE_MODES = ("pixel", "latent")
+
+
+class Progress(Protocol):
+    def job(self, done: int, total: int) -> None: ...
+    def step(self, done: int, total: int) -> None: ...
+
+
+class _NoProgress:
+    def job(self, done: int, total: int) -> None:
+        pass
+
+    def step(self, done: int, total: int) -> None:
+        pass
+
+
+@dataclass
+class Frame:
+    """One output frame: 8-bit RGB pixels, its place on the timeline, where it came from."""
+
+    index: int
+    image: np.ndarray  # (H, W, 3) uint8
+    known: bool
+    seed: int | None = None  # the seed of the window that generated it
+    latent: torch.Tensor | None = None  # the sampled latent (generated frames) or the encoded one
+
+
+@dataclass
+class RunStats:
+    frame_seeds: dict[int, int] = field(default_factory=dict)
+    jobs: int = 0
+    cfg_evaluations: int = 0
+    seconds: float = 0.0
+
+
+def job_seed(seed: int, job_index: int) -> int:
+    """A well-mixed 63-bit seed per window job, a pure function of (run seed, job index)."""
+    return int(np.random.SeedSequence([seed, job_index]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def to_pixels(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8, rounding to nearest."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def from_pixels(frames: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+class Engine:
+    def __init__(self, backbone: Backbone, settings: SamplerSettings, seed: int = 0, queue: str = "pixel") -> None:
+        check_settings(settings)
+        if queue not in QUEUE_MODES:
+            raise BadInput(f"unknown queue mode {queue!r} (use {' or '.join(QUEUE_MODES)})")
+        self.backbone = backbone
+        self.settings = settings
+        self.seed = seed
+        self.queue = queue
+        self.stats = RunStats()
+
+    def run(
+        self,
+        jobs: list[WindowJob],
+        length: int,
+        known: dict[int, np.ndarray],
+        prompt: str,
+        negative_prompt: str = "",
+        progress: Progress | None = None,
+    ) -> Iterator[Frame]:
+        """Run the plan; yield every frame of the timeline in order, as soon as it exists."""
+        bb, progress = self.backbone, progress or _NoProgress()
+        pixels: dict[int, np.ndarray] = dict(known)
+        latents: dict[int, torch.Tensor] = {}
+        seeds: dict[int, int] = {}
+        fresh: dict[int, torch.Tensor] = {}  # sampled latents not yet yielded
+        last = last_reads(jobs)
+        next_out = 0
+        t_start = time.perf_counter()
+        sched = bb.scheduler
+        sched.set_timesteps(self.settings.steps, device=bb.device)
+
+        def latent_of(frame: int) -> torch.Tensor:
+            if frame not in latents:
+                latents[frame] = bb.encode_frames(from_pixels(pixels[frame][None]))[0]
+            return latents[frame]
+
+        def eps_fn(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            self.stats.cfg_evaluations += 1
+            return bb.guided_eps(z, t, prompt, self.settings.guidance, negative_prompt)
+
+        progress.job(0, len(jobs))
+        for job in jobs:
+            window = len(job.slots)
+            c, h, w = bb.latent_shape
+            known_mask = torch.ones(window, dtype=torch.bool)
+            known_mask[list(job.generate)] = False
+            clean = torch.zeros(1, c, window, h, w, device=bb.device)
+            for slot, frame in enumerate(job.slots):
+                if known_mask[slot]:
+                    clean[0, :, slot] = latent_of(frame)
+            seed = job_seed(self.seed, job.index)
+            generator = torch.Generator("cpu").manual_seed(seed)
+            z0 = initial_window(
+                clean, known_mask, list(job.init_source), sched.alphas_cumprod[int(sched.timesteps[0])],
+                self.settings.init, generator, sched.init_noise_sigma,
+            )
+            out = sample_window(eps_fn, sched, clean, known_mask, z0, self.settings, generator, progress.step)
+            kept = [(slot, frame) for slot, frame in zip(job.generate, job.targets) if frame < length]
+            new_latents = torch.stack([out[0, :, slot] for slot, _ in kept])
+            images = to_pixels(bb.decode(new_latents))
+            for (_, frame), latent, image in zip(kept, new_latents, images):
+                pixels[frame] = image
+                seeds[frame] = seed
+                fresh[frame] = latent
+                if self.queue == "latent":
+                    latents[frame] = latent
+            self.stats.jobs += 1
+            progress.job(job.index + 1, len(jobs))
+            while next_out < length and next_out in pixels:
+                yield self._frame(next_out, pixels, known, seeds, fresh.pop(next_out, None), latents)
+                next_out += 1
+            # Forget frames no later job reads and that have been yielded.
+            for frame in [f for f in pixels if f < next_out and last.get(f, -1) <= job.index]:
+                pixels.pop(frame)
+                latents.pop(frame, None)
+        while next_out < length:  # known frames after the last generated one
+            if next_out not in pixels:
+                raise RuntimeError(f"the plan never produced frame {next_out}")
+            yield self._frame(next_out, pixels, known, seeds, None, latents)
+            next_out += 1
+        self.stats.frame_seeds.update(seeds)
+        self.stats.seconds = time.perf_counter() - t_start
+
+
+    @staticmethod
+    def _frame(index, pixels, known, seeds, fresh_latent, latents) -> Frame:
+        latent = fresh_latent if fresh_latent is not None else latents.get(index)
+        return Frame(index, pixels[index], index in known, seeds.get(index), latent)
+
+
+def check_settings(s: SamplerSettings) -> None:
+    if not 1 <= s.steps <= 1000:
+        raise BadInput(f"--steps must be between 1 and 1000, got {s.steps}")
+    if not 0 <= s.resample <= 100:
+        raise BadInput(f"--resample must be between 0 and 100, got {s.resample}")
+    if not (s.guidance >= 0 and s.guidance <= 100) or s.guidance != s.guidance:
+        raise BadInput(f"--guidance must be between 0 and 100, got {s.guidance}")
+    if not 0 <= s.eta <= 1:
+        raise BadInput(f"--eta must be between 0 and 1, got {s.eta}")
+    if s.init not in ("inversion", "random"):
+        raise BadInput(f"unknown init {s.init!r} (use inversion or random)")

@@ -1,0 +1,83 @@
+"""Component definitions of the embedded "shapes" backbone: ModelScope-style T2V in miniature.
+
+Same classes as damo-vilab/text-to-video-ms-1.7b (AutoencoderKL with spatial factor 8 and 4
+latent channels, CLIPTextModel + CLIPTokenizer, UNet3DConditionModel, DDIMScheduler with the
+ModelScope scheduler config); only the sizes differ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from vidzero.shapes import world
+from vidzero.shapes.tokenizer import build_tokenizer
+
+TEXT_WIDTH = 128
+
+# The scheduler config of the ModelScope T2V release (see docs/how-it-works.md).
+MODELSCOPE_SCHEDULER_CONFIG = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
+    prediction_type="epsilon",
+    timestep_spacing="leading",
+)
+
+
+def make_scheduler() -> DDIMScheduler:
+    return DDIMScheduler(**MODELSCOPE_SCHEDULER_CONFIG)
+
+
+def make_vae() -> AutoencoderKL:
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(32, 64, 64, 64),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=world.SIZE,
+    )
+
+
+def make_unet() -> UNet3DConditionModel:
+    return UNet3DConditionModel(
+        sample_size=world.SIZE // 8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        block_out_channels=(64, 128),
+        layers_per_block=1,
+        cross_attention_dim=TEXT_WIDTH,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
+
+
+def make_tokenizer(folder: str | Path) -> CLIPTokenizer:
+    return build_tokenizer(world.vocabulary(), folder)
+
+
+def make_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=TEXT_WIDTH,
+        intermediate_size=4 * TEXT_WIDTH,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        max_position_embeddings=tokenizer.model_max_length,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return CLIPTextModel(config)

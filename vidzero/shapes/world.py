@@ -1,0 +1,269 @@
+"""The procedural "shapes" world the embedded backbone is trained on.
+
+Every clip is a deterministic function of one integer seed: one or two coloured shapes moving
+at constant velocity (bouncing off the walls) or standing still, over a background that the
+caption does not fully describe (plain muted colours, smooth gradients, soft blobs). Each clip
+carries its ground truth (per-frame centres, colours, shapes, sizes) so that generated videos
+can be scored against it on pixels alone (see :mod:`vidzero.shapes.evaluate`).
+
+Object colours are bright and saturated; background colours are dark and muted, so colour
+segmentation can tell the two apart even on blurry generated frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+SIZE = 64
+FRAMES = 16
+
+OBJECT_COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (230, 40, 40),
+    "green": (40, 200, 60),
+    "blue": (50, 90, 240),
+    "yellow": (240, 220, 40),
+    "magenta": (230, 60, 220),
+    "cyan": (40, 220, 230),
+    "orange": (250, 140, 30),
+    "white": (245, 245, 245),
+}
+BACKGROUND_COLOURS: dict[str, tuple[int, int, int]] = {
+    "black": (18, 18, 22),
+    "gray": (96, 96, 100),
+    "brown": (88, 58, 38),
+    "navy": (26, 30, 78),
+    "olive": (78, 80, 30),
+    "maroon": (80, 24, 36),
+}
+SHAPES = ("circle", "square", "triangle")
+SIZES: dict[str, float] = {"small": 5.0, "large": 9.0}  # radius (half extent) in pixels at 64 px
+DIRECTIONS: dict[str, tuple[float, float]] = {
+    "right": (1.0, 0.0),
+    "left": (-1.0, 0.0),
+    "up": (0.0, -1.0),
+    "down": (0.0, 1.0),
+}
+# How a direction is said when the object bounces back within the clip.
+BOUNCE_PHRASES = {"right": "left and right", "left": "left and right", "up": "up and down", "down": "up and down"}
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One object's identity and motion; positions are in pixels of a SIZE x SIZE frame."""
+
+    shape: str
+    colour: str
+    size: str
+    x: float
+    y: float
+    direction: str | None  # None: standing still
+    speed: float
+
+    @property
+    def radius(self) -> float:
+        return SIZES[self.size]
+
+
+@dataclass
+class ObjectTrack:
+    """Ground truth of one object over a clip."""
+
+    spec: ObjectSpec
+    centres: np.ndarray  # (T, 2) x, y in pixels
+    velocities: np.ndarray  # (T, 2) velocity used to move from frame t to t + 1
+
+    @property
+    def bounced(self) -> bool:
+        v = self.velocities
+        return bool(np.any(np.sign(v[1:]) * np.sign(v[:-1]) < 0))
+
+
+@dataclass
+class ShapesClip:
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    caption: str
+    tracks: list[ObjectTrack]
+    background: np.ndarray  # (H, W, 3) uint8, the frame without objects
+    background_name: str | None  # the named colour when the background is plain
+    seed: int
+    meta: dict = field(default_factory=dict)
+
+    def ground_truth(self) -> dict:
+        """JSON-ready ground truth."""
+        return {
+            "seed": self.seed,
+            "caption": self.caption,
+            "background": self.background_name,
+            "objects": [
+                {**asdict(t.spec), "centres": t.centres.round(3).tolist(), "bounced": t.bounced}
+                for t in self.tracks
+            ],
+        }
+
+
+def simulate(spec: ObjectSpec, frames: int, size: int = SIZE) -> ObjectTrack:
+    """Constant-velocity motion with elastic bounces off the frame walls."""
+    pos = np.array([spec.x, spec.y], dtype=np.float64)
+    if spec.direction is None:
+        vel = np.zeros(2)
+    else:
+        vel = np.array(DIRECTIONS[spec.direction], dtype=np.float64) * spec.speed
+    lo, hi = spec.radius, size - 1 - spec.radius
+    centres, velocities = [], []
+    for _ in range(frames):
+        centres.append(pos.copy())
+        velocities.append(vel.copy())
+        pos = pos + vel
+        for axis in range(2):
+            if pos[axis] < lo:
+                pos[axis] = 2 * lo - pos[axis]
+                vel[axis] = -vel[axis]
+            elif pos[axis] > hi:
+                pos[axis] = 2 * hi - pos[axis]
+                vel[axis] = -vel[axis]
+    return ObjectTrack(spec, np.array(centres), np.array(velocities))
+
+
+_SUBPIXEL_BITS = 4
+_SCALE = 1 << _SUBPIXEL_BITS
+
+
+def shape_coverage(shape: str, centre: tuple[float, float], radius: float, size: int = SIZE) -> np.ndarray:
+    """Anti-aliased coverage mask in [0, 1] (OpenCV drawing with sub-pixel precision)."""
+    mask = np.zeros((size, size), dtype=np.uint8)
+    cx, cy = centre
+    if shape == "circle":
+        c = (int(round(cx * _SCALE)), int(round(cy * _SCALE)))
+        cv2.circle(mask, c, int(round(radius * _SCALE)), 255, -1, cv2.LINE_AA, _SUBPIXEL_BITS)
+        return mask.astype(np.float32) / 255.0
+    if shape == "square":
+        pts = [(cx - radius, cy - radius), (cx + radius, cy - radius), (cx + radius, cy + radius), (cx - radius, cy + radius)]
+    elif shape == "triangle":
+        # Equilateral, pointing up, centroid at the centre; circumradius scaled so its area is
+        # close to the circle's of the same size.
+        r = radius * 1.25
+        pts = [(cx + r * np.cos(a), cy - r * np.sin(a)) for a in (np.pi / 2, np.pi / 2 + 2 * np.pi / 3, np.pi / 2 + 4 * np.pi / 3)]
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+    poly = np.array([[int(round(x * _SCALE)), int(round(y * _SCALE))] for x, y in pts], dtype=np.int32)
+    cv2.fillPoly(mask, [poly], 255, cv2.LINE_AA, _SUBPIXEL_BITS)
+    return mask.astype(np.float32) / 255.0
+
+
+def render_background(rng: np.random.Generator, size: int = SIZE) -> tuple[np.ndarray, str | None]:
+    """A plain named colour (described by some captions) or a smooth random texture (never described)."""
+    names = list(BACKGROUND_COLOURS)
+    base_name = names[rng.integers(len(names))]
+    base = np.array(BACKGROUND_COLOURS[base_name], dtype=np.float32)
+    if rng.random() < 0.4:
+        return np.broadcast_to(base, (size, size, 3)).astype(np.uint8).copy(), base_name
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1)
+    other = np.array(BACKGROUND_COLOURS[names[rng.integers(len(names))]], dtype=np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(angle) * (xx - 0.5) + np.sin(angle) * (yy - 0.5)) + 0.5
+    ramp = np.clip(ramp, 0, 1)[..., None]
+    img = base * (1 - ramp) + other * ramp
+    for _ in range(rng.integers(1, 4)):  # soft blobs
+        bx, by = rng.uniform(0, 1, size=2)
+        sigma = rng.uniform(0.1, 0.3)
+        amp = rng.uniform(-35, 35, size=3).astype(np.float32)
+        blob = np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * sigma**2))[..., None]
+        img = img + amp * blob
+    return np.clip(img, 0, 140).astype(np.uint8), None
+
+
+def composite(background: np.ndarray, objects: list[tuple[ObjectSpec, tuple[float, float]]]) -> np.ndarray:
+    img = background.astype(np.float32)
+    for spec, centre in objects:
+        cov = shape_coverage(spec.shape, centre, spec.radius, background.shape[0])[..., None]
+        img = img * (1 - cov) + np.array(OBJECT_COLOURS[spec.colour], dtype=np.float32) * cov
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def describe_object(track: ObjectTrack, with_size: bool) -> str:
+    s = track.spec
+    noun = f"{s.size} {s.colour} {s.shape}" if with_size else f"{s.colour} {s.shape}"
+    if s.direction is None:
+        return f"{article(noun)} {noun} standing still"
+    if track.bounced:
+        return f"{article(noun)} {noun} bouncing {BOUNCE_PHRASES[s.direction]}"
+    return f"{article(noun)} {noun} moving {s.direction}"
+
+
+def article(noun: str) -> str:
+    return "an" if noun[0] in "aeiou" else "a"
+
+
+def caption_for(tracks: list[ObjectTrack], background_name: str | None, rng: np.random.Generator) -> str:
+    with_size = bool(rng.random() < 0.5)
+    text = " and ".join(describe_object(t, with_size) for t in tracks)
+    if background_name is not None and rng.random() < 0.5:
+        text += f" on {article(background_name)} {background_name} background"
+    return text
+
+
+def random_object(
+    rng: np.random.Generator,
+    size: int = SIZE,
+    frames: int = FRAMES,
+    exclude_colour: str | None = None,
+    bounce_probability: float = 0.2,
+) -> ObjectSpec:
+    """A random object; unless it is drawn to bounce, it starts where it cannot reach a wall
+    within `frames`, so that "moving right" captions describe the whole clip."""
+    colours = [c for c in OBJECT_COLOURS if c != exclude_colour]
+    size_name = list(SIZES)[rng.integers(len(SIZES))]
+    r = SIZES[size_name]
+    direction = None if rng.random() < 0.12 else list(DIRECTIONS)[rng.integers(len(DIRECTIONS))]
+    speed = float(rng.uniform(1.0, 2.0)) if direction else 0.0
+    lo, hi = r, size - 1 - r
+    x, y = (float(v) for v in rng.uniform(lo, hi, size=2))
+    travel = speed * (frames - 1)
+    if direction is not None and rng.random() >= bounce_probability and travel < hi - lo:
+        dx, dy = DIRECTIONS[direction]
+        start = rng.uniform(lo, hi - travel)
+        if dx:
+            x = float(start if dx > 0 else lo + hi - start)
+        else:
+            y = float(start if dy > 0 else lo + hi - start)
+    return ObjectSpec(
+        shape=SHAPES[rng.integers(len(SHAPES))],
+        colour=colours[rng.integers(len(colours))],
+        size=size_name,
+        x=x,
+        y=y,
+        direction=direction,
+        speed=speed,
+    )
+
+
+def make_clip(
+    seed: int,
+    frames: int = FRAMES,
+    size: int = SIZE,
+    objects: list[ObjectSpec] | None = None,
+    two_object_probability: float = 0.25,
+) -> ShapesClip:
+    """One clip, a pure function of its arguments. `objects` overrides the random draw."""
+    rng = np.random.default_rng(seed)
+    background, background_name = render_background(rng, size)
+    if objects is None:
+        first = random_object(rng, size, frames)
+        objects = [first]
+        if rng.random() < two_object_probability:
+            objects.append(random_object(rng, size, frames, exclude_colour=first.colour))
+    tracks = [simulate(spec, frames, size) for spec in objects]
+    video = np.stack(
+        [composite(background, [(t.spec, tuple(t.centres[i])) for t in tracks]) for i in range(frames)]
+    )
+    return ShapesClip(video, caption_for(tracks, background_name, rng), tracks, background, background_name, seed)
+
+
+def vocabulary() -> list[str]:
+    """Every word a caption can contain (the embedded tokenizer's word list)."""
+    words = {"a", "an", "and", "on", "background", "moving", "bouncing", "standing", "still"}
+    words |= set(OBJECT_COLOURS) | set(BACKGROUND_COLOURS) | set(SHAPES) | set(SIZES) | set(DIRECTIONS)
+    return sorted(words)
