@@ -35,11 +35,21 @@ def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
+def make_clips(seed: int, step: int, batch: int) -> list[world.ShapesClip]:
+    return [world.make_clip(seed * TRAIN_SEED_BASE + step * batch + i) for i in range(batch)]
+
+
 def clip_batch(seed: int, step: int, batch: int) -> tuple[torch.Tensor, list[str]]:
     """(B, 3, F, H, W) in [-1, 1] and captions, a pure function of (seed, step)."""
-    clips = [world.make_clip(seed * TRAIN_SEED_BASE + step * batch + i) for i in range(batch)]
+    clips = make_clips(seed, step, batch)
     video = torch.from_numpy(np.stack([c.frames for c in clips])).float() / 127.5 - 1
     return video.permute(0, 4, 1, 2, 3).contiguous(), [c.caption for c in clips]
+
+
+def object_masks(clips: list[world.ShapesClip]) -> torch.Tensor:
+    """(B, 1, F, H, W) 1 where an object covers the pixel (frame differs from its background)."""
+    diff = np.stack([np.abs(c.frames.astype(np.int16) - c.background.astype(np.int16)).max(-1) > 8 for c in clips])
+    return torch.from_numpy(diff).float()[:, None]
 
 
 def atomic_save(obj: dict, path: Path) -> None:
@@ -109,17 +119,24 @@ class Trainer:
         last_save = time.time()
         while step < a.vae_steps and time.time() < self.deadline:
             # Frames drawn from clips: a quarter of a clip's frames keeps batches diverse.
-            video, _ = clip_batch(a.seed + 1, step, a.vae_batch // 4)
+            clips = make_clips(a.seed + 1, step, a.vae_batch // 4)
+            video = torch.from_numpy(np.stack([c.frames for c in clips])).float().permute(0, 4, 1, 2, 3) / 127.5 - 1
+            video = torch.cat([video, object_masks(clips)], dim=1)
             gen = torch.Generator().manual_seed(a.seed * 7919 + step)
             idx = torch.randint(0, world.FRAMES, (video.shape[0], 4), generator=gen)
             frames = torch.stack([video[b, :, idx[b]] for b in range(video.shape[0])])  # B,C,4,H,W
-            frames = frames.permute(0, 2, 1, 3, 4).reshape(-1, 3, world.SIZE, world.SIZE).to(self.device)
+            frames = frames.permute(0, 2, 1, 3, 4).reshape(-1, 4, world.SIZE, world.SIZE).to(self.device)
+            frames, mask = frames[:, :3], frames[:, 3:]
+            # Objects cover ~3 % of the pixels but carry what matters (colour, shape, position):
+            # weight them up, or the autoencoder settles for grey blobs on the mean background.
+            weight = 1 + a.vae_object_weight * mask
             # Trained as a deterministic autoencoder on the posterior mean (the only thing vidzero
             # ever uses): sampling the posterior at its initial std of 1 drowned the latent
             # signal and stalled the first run. A small L2 keeps latents bounded instead of a KL.
             z = vae.encode(frames).latent_dist.mean
             recon = vae.decode(z).sample
-            rec = F.l1_loss(recon, frames) + F.mse_loss(recon, frames)
+            err = recon - frames
+            rec = ((err.abs() + err.pow(2)) * weight).mean() / weight.mean()
             kl = z.pow(2).mean()
             loss = rec + a.vae_kl * kl
             for g in opt.param_groups:
@@ -289,7 +306,8 @@ def main() -> None:
     p.add_argument("--vae-steps", type=int, default=1500)
     p.add_argument("--vae-batch", type=int, default=16)
     p.add_argument("--vae-lr", type=float, default=5e-4)
-    p.add_argument("--vae-kl", type=float, default=1e-4)
+    p.add_argument("--vae-kl", type=float, default=1e-4, help="weight of the L2 penalty on latents")
+    p.add_argument("--vae-object-weight", type=float, default=10.0)
     p.add_argument("--unet-steps", type=int, default=12000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--unet-lr", type=float, default=5e-4)

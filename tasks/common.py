@@ -11,6 +11,7 @@ from PIL import Image
 from vidzero.backbone import DEFAULT_MODEL, Backbone
 from vidzero.engine import Engine
 from vidzero.errors import BadInput
+from vidzero.flicker import DeflickerSettings
 from vidzero.io import fit_frame, load_image
 from vidzero.sampler import SamplerSettings
 
@@ -33,6 +34,7 @@ class RunOptions:
     queue: str = "pixel"
     fps: float = 8.0
     negative_prompt: str = ""
+    deflicker: bool = False  # post-process on save (known frames are anchors)
 
     def backbone(self, given: Backbone | None = None) -> Backbone:
         return given if given is not None else Backbone.load(self.model, device=self.device, dtype=self.dtype)
@@ -40,6 +42,9 @@ class RunOptions:
     def engine(self, backbone: Backbone) -> Engine:
         settings = SamplerSettings(steps=self.steps, resample=self.resample, guidance=self.guidance, eta=self.eta, init=self.init)
         return Engine(backbone, settings, seed=self.seed, queue=self.queue)
+
+    def deflicker_settings(self) -> DeflickerSettings | None:
+        return DeflickerSettings() if self.deflicker else None
 
     def check(self) -> None:
         if not 0 < self.fps <= 240:

@@ -41,4 +41,6 @@ def extend(
     length = frames or bb.frames
     jobs = plan_prefix(length, 1, bb.frames)
     source = str(image) if isinstance(image, str) or hasattr(image, "__fspath__") else type(image).__name__
-    return PlannedRun("extend", opts.engine(bb), jobs, length, {0: first}, prompt, opts.negative_prompt, opts.fps, {"image": source}, progress)
+    return PlannedRun("extend", opts.engine(bb), jobs, length, {0: first}, prompt, opts.negative_prompt, opts.fps, {"image": source}, progress,
+        opts.deflicker_settings(),
+    )

@@ -32,4 +32,6 @@ def generate(
     bb = opts.backbone(backbone)
     length = frames or bb.frames
     jobs = plan_prefix(length, 0, bb.frames)
-    return PlannedRun("generate", opts.engine(bb), jobs, length, {}, prompt, opts.negative_prompt, opts.fps, {}, progress)
+    return PlannedRun("generate", opts.engine(bb), jobs, length, {}, prompt, opts.negative_prompt, opts.fps, {}, progress,
+        opts.deflicker_settings(),
+    )

@@ -43,6 +43,7 @@ Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing outp
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output: .mp4, .webm, .gif, or a folder name for PNG frames.")]
 Negative = Annotated[str, typer.Option(help="Negative prompt (the unconditional branch); default empty, as the release.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+Deflick = Annotated[bool, typer.Option("--deflicker", help="Deflicker the frames before writing (known frames are kept as anchors).")]
 
 
 class RichProgress:
@@ -122,6 +123,7 @@ def generate(
     model: Model = "shapes",
     device: Device = "auto",
     dtype: Dtype = "fp32",
+    deflicker: Deflick = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
@@ -131,6 +133,7 @@ def generate(
     run_cli(lambda: save_run(
         task, output, force, quiet, prompt=prompt, frames=frames, steps=steps, resample=resample, guidance=guidance,
         seed=seed, eta=eta, queue=queue, negative_prompt=negative_prompt, fps=fps, model=model, device=device, dtype=dtype,
+        deflicker=deflicker,
     ))
 
 
@@ -152,6 +155,7 @@ def extend(
     model: Model = "shapes",
     device: Device = "auto",
     dtype: Dtype = "fp32",
+    deflicker: Deflick = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
@@ -161,8 +165,46 @@ def extend(
     run_cli(lambda: save_run(
         task, output, force, quiet, image=image, prompt=prompt, frames=frames, steps=steps, resample=resample,
         guidance=guidance, seed=seed, eta=eta, init=init, queue=queue, negative_prompt=negative_prompt, fps=fps,
-        model=model, device=device, dtype=dtype,
+        model=model, device=device, dtype=dtype, deflicker=deflicker,
     ))
+
+
+@app.command(
+    name="deflicker",
+    epilog="Examples:\n\n  vidzero deflicker in.mp4 -o out.mp4 --anchor 0\n\n  vidzero deflicker in.mp4 --report-only",
+)
+def deflicker_command(
+    clip: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Deflickered video (.mp4, .webm, .gif or a folder).")] = None,
+    anchor: Annotated[list[int] | None, typer.Option("--anchor", help="Index of a known frame: kept unchanged, pulls its neighbours' colours. Repeatable.")] = None,
+    window: Annotated[int, typer.Option(help="Frames on each side for the temporal median of colour statistics.")] = 4,
+    temporal: Annotated[float, typer.Option(help="Weight of the flow-warped previous frame (0 turns it off).")] = 0.5,
+    flow: Annotated[str, typer.Option(help="Optical flow: dis, farneback or none.")] = "dis",
+    report_only: Annotated[bool, typer.Option("--report-only", help="Only measure: write CLIP.flicker.json and CLIP.flicker.png.")] = False,
+    force: Force = False,
+) -> None:
+    """Remove brightness/colour flicker and jitter from a clip; write a flicker report (JSON + plot)."""
+
+    def body() -> None:
+        from vidzero.flicker import DeflickerSettings
+        from vidzero.tasks.deflicker import deflicker_clip, report_clip
+
+        if report_only:
+            r = report_clip(clip, force=force)
+            err.print(f"flicker index {r['flicker_index']:.4f}, colour {r['colour_flicker_index']:.4f}, warp error {r['warp_error']:.3f} ({r['frames']} frames)", soft_wrap=True)
+            return
+        if output is None:
+            raise BadInput("give --output (or --report-only)")
+        settings = DeflickerSettings(window=window, temporal=temporal, flow=flow)
+        with err.status("deflickering"):
+            summary = deflicker_clip(clip, output, anchor or [], settings, force=force)
+        err.print(
+            f"wrote {output}: flicker index {summary['input']['flicker_index']:.4f} -> {summary['output']['flicker_index']:.4f}, "
+            f"warp error {summary['input']['warp_error']:.3f} -> {summary['output']['warp_error']:.3f}",
+            soft_wrap=True,
+        )
+
+    run_cli(body)
 
 
 @app.command(epilog="Example: vidzero info shapes")

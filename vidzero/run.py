@@ -17,6 +17,7 @@ import numpy as np
 from vidzero import __version__
 from vidzero.backbone import Backbone
 from vidzero.engine import Engine, Frame, Progress
+from vidzero.flicker import DeflickerSettings, deflicker
 from vidzero.io import VideoWriter, contact_sheet, sample_indices, sidecar_paths, write_manifest, write_png
 from vidzero.timeline import WindowJob
 
@@ -50,6 +51,7 @@ class PlannedRun:
     fps: float = 8.0
     inputs: dict = field(default_factory=dict)  # task-specific parameters for the manifest
     progress: Progress | None = None
+    deflicker: DeflickerSettings | None = None  # applied when saving; known frames are anchors
 
     def __iter__(self) -> Iterator[Frame]:
         return self.engine.run(self.jobs, self.length, self.known, self.prompt, self.negative_prompt, self.progress)
@@ -99,12 +101,16 @@ class PlannedRun:
         wanted = set(sample_indices(self.length))
         sheet: list[tuple[int, np.ndarray]] = []
         started = time.time()
+        images = (frame.image for frame in self)
+        if self.deflicker is not None:
+            images = deflicker(images, anchors=self.known, settings=self.deflicker)
         with VideoWriter(path, self.fps, force) as writer:
-            for frame in self:
-                writer.write(frame.image)
-                if frame.index in wanted:
-                    sheet.append((frame.index, frame.image))
+            for index, image in enumerate(images):
+                writer.write(image)
+                if index in wanted:
+                    sheet.append((index, image))
         manifest = self.manifest()
+        manifest["deflicker"] = asdict(self.deflicker) if self.deflicker is not None else None
         manifest["output"] = str(writer.path)
         manifest["wall_seconds"] = round(time.time() - started, 3)
         write_manifest(manifest_path, manifest)
