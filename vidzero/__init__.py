@@ -12,10 +12,29 @@ __version__ = "0.1.0"
 from vidzero.backbone import Backbone
 from vidzero.engine import Engine, Frame
 from vidzero.errors import BadInput
+from vidzero.flicker import DeflickerSettings, deflicker, flicker_report
 from vidzero.sampler import SamplerSettings
 from vidzero.tasks.extend import extend
 from vidzero.tasks.generate import generate
+from vidzero.tasks.infill import Keyframes, infill, infill_between
+from vidzero.tasks.predict import predict
 
 load_backbone = Backbone.load
 
-__all__ = ["Backbone", "BadInput", "Engine", "Frame", "SamplerSettings", "extend", "generate", "load_backbone"]
+__all__ = [
+    "Backbone",
+    "BadInput",
+    "DeflickerSettings",
+    "Engine",
+    "Frame",
+    "Keyframes",
+    "SamplerSettings",
+    "deflicker",
+    "extend",
+    "flicker_report",
+    "generate",
+    "infill",
+    "infill_between",
+    "load_backbone",
+    "predict",
+]

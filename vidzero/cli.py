@@ -169,6 +169,105 @@ def extend(
     ))
 
 
+@app.command(epilog="Example: vidzero predict clip.mp4 'the ball keeps rolling' -o more.mp4 --frames 32")
+def predict(
+    clip: Annotated[Path, typer.Argument(help="The real clip to continue (video file or folder of frames).")],
+    prompt: Annotated[str, typer.Argument(help="What happens next.")],
+    output: Output,
+    frames: Annotated[int, typer.Option(help="Number of new frames.")] = 15,
+    from_frame: Annotated[int, typer.Option(help="First frame of the part of the clip to continue from.")] = 0,
+    to_frame: Annotated[int | None, typer.Option(help="End (exclusive) of that part (default: the clip's end).")] = None,
+    new_only: Annotated[bool, typer.Option("--new-only", help="Write only the new frames, not the context.")] = False,
+    steps: Steps = 10,
+    resample: Annotated[int, typer.Option(help="Resampling iterations U per DDIM step.")] = 4,
+    guidance: Guidance = 9.0,
+    seed: Seed = 0,
+    eta: Eta = 0.0,
+    init: Init = "inversion",
+    queue: Queue = "pixel",
+    negative_prompt: Negative = "",
+    fps: Annotated[float | None, typer.Option(help="Output frame rate (default: the clip's).")] = None,
+    model: Model = "shapes",
+    device: Device = "auto",
+    dtype: Dtype = "fp32",
+    deflicker: Deflick = False,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Continue a real clip: its last window-1 frames are the known prefix, then repeat-and-slide."""
+    from vidzero.tasks.predict import predict as task
+
+    extra = {"fps": fps} if fps is not None else {}
+    run_cli(lambda: save_run(
+        task, output, force, quiet, clip=clip, prompt=prompt, frames=frames, from_frame=from_frame, to_frame=to_frame,
+        new_only=new_only, steps=steps, resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, queue=queue,
+        negative_prompt=negative_prompt, model=model, device=device, dtype=dtype, deflicker=deflicker, **extra,
+    ))
+
+
+def parse_position(text: str, sep: str, what: str) -> tuple[int, str]:
+    pos, _, value = text.partition(sep)
+    if not _ or not pos.strip().lstrip("-").isdigit() or not value:
+        raise BadInput(f"{what} {text!r} should look like N{sep}PATH")
+    return int(pos), value
+
+
+@app.command(
+    epilog="Examples:\n\n  vidzero infill start.png end.png 'a red circle moving right' -o mid.mp4 --frames 16\n\n"
+    "  vidzero infill 'a red circle moving right' -o t.mp4 --frames 41 --key 0=a.png --key 20=b.png --key 40=c.png"
+)
+def infill(
+    args: Annotated[list[str], typer.Argument(help="[START END] PROMPT: two images for the ends, or only the prompt with --key/--clip.")],
+    output: Output,
+    frames: Annotated[int, typer.Option(help="Total length of the timeline.")] = 16,
+    key: Annotated[list[str] | None, typer.Option("--key", help="N=IMAGE: a known frame at position N. Repeatable.")] = None,
+    clip: Annotated[list[str] | None, typer.Option("--clip", help="N:VIDEO: a real clip placed from position N. Repeatable.")] = None,
+    order: Annotated[str, typer.Option(help="Fill gaps 'inward' (from both ends) or 'forward' (left to right).")] = "inward",
+    steps: Steps = 10,
+    resample: Annotated[int, typer.Option(help="Resampling iterations U per DDIM step.")] = 4,
+    guidance: Guidance = 9.0,
+    seed: Seed = 0,
+    eta: Eta = 0.0,
+    init: Init = "inversion",
+    queue: Queue = "pixel",
+    negative_prompt: Negative = "",
+    fps: Fps = 8.0,
+    model: Model = "shapes",
+    device: Device = "auto",
+    dtype: Dtype = "fp32",
+    deflicker: Deflick = False,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Fill the frames between known frames (two ends, keyframes, placed clips) zero-shot."""
+
+    def body() -> None:
+        from vidzero.tasks.infill import Keyframes
+        from vidzero.tasks.infill import infill as task
+
+        if len(args) not in (1, 3):
+            raise BadInput("give START END PROMPT, or PROMPT with --key/--clip")
+        *ends, prompt = args
+        keys = dict(parse_position(k, "=", "--key") for k in key or [])
+        if ends:
+            for position, image in ((0, ends[0]), (frames - 1, ends[1])):
+                if position in keys:
+                    raise BadInput(f"two keys at frame {position}")
+                keys[position] = image
+        clips = dict(parse_position(c, ":", "--clip") for c in clip or [])
+        if len(keys) != len(key or []) + len(ends) or len(clips) != len(clip or []):
+            raise BadInput("two keys or clips at the same position")
+        if not keys and not clips:
+            raise BadInput("no known frames: give START END images, --key or --clip")
+        save_run(
+            task, output, force, quiet, timeline=Keyframes(frames, keys, clips), prompt=prompt, order=order, steps=steps,
+            resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, queue=queue, negative_prompt=negative_prompt,
+            fps=fps, model=model, device=device, dtype=dtype, deflicker=deflicker,
+        )
+
+    run_cli(body)
+
+
 @app.command(
     name="deflicker",
     epilog="Examples:\n\n  vidzero deflicker in.mp4 -o out.mp4 --anchor 0\n\n  vidzero deflicker in.mp4 --report-only",

@@ -52,6 +52,7 @@ class PlannedRun:
     inputs: dict = field(default_factory=dict)  # task-specific parameters for the manifest
     progress: Progress | None = None
     deflicker: DeflickerSettings | None = None  # applied when saving; known frames are anchors
+    first_output: int = 0  # frames before this timeline index are not written (predict --new-only)
 
     def __iter__(self) -> Iterator[Frame]:
         return self.engine.run(self.jobs, self.length, self.known, self.prompt, self.negative_prompt, self.progress)
@@ -98,7 +99,7 @@ class PlannedRun:
                 from vidzero.errors import BadInput
 
                 raise BadInput(f"output exists: {side} (use --force to overwrite)")
-        wanted = set(sample_indices(self.length))
+        wanted = {self.first_output + i for i in sample_indices(self.length - self.first_output)}
         sheet: list[tuple[int, np.ndarray]] = []
         started = time.time()
         images = (frame.image for frame in self)
@@ -106,6 +107,8 @@ class PlannedRun:
             images = deflicker(images, anchors=self.known, settings=self.deflicker)
         with VideoWriter(path, self.fps, force) as writer:
             for index, image in enumerate(images):
+                if index < self.first_output:
+                    continue
                 writer.write(image)
                 if index in wanted:
                     sheet.append((index, image))

@@ -1,0 +1,160 @@
+"""predict, infill and keyframe timelines: layouts on the one planner, known frames in place."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import vidzero
+from vidzero.cli import app
+from vidzero.errors import BadInput
+from vidzero.io import read_video, write_video
+from vidzero.timeline import fill_order, plan_timeline, window_for
+
+runner = CliRunner()
+FAST = dict(steps=1, resample=0)
+
+
+def test_window_for_keeps_temporal_order_and_repeats_outer_frames():
+    slots, target_slot, source = window_for(5, [0, 1, 2, 3, 4], 8)
+    assert slots == (0, 0, 0, 1, 2, 3, 4, 5) and target_slot == 7 and source == 6
+    slots, target_slot, source = window_for(3, [0, 10], 6)  # both ends: pad on both sides
+    assert slots == (0, 0, 0, 3, 10, 10) and target_slot == 3 and source == 2
+    slots, target_slot, source = window_for(2, [7, 8, 9], 5)  # suffix: generate backwards
+    assert slots == (2, 7, 8, 9, 9) and target_slot == 0 and source == 1
+    slots, _, _ = window_for(20, list(range(0, 20)) + list(range(21, 40)), 8)
+    assert slots == (16, 17, 18, 19, 20, 21, 22, 23)  # nearest on both sides, ties to the earlier frame
+
+
+def test_fill_orders():
+    assert fill_order(8, {0, 7}, "forward") == [1, 2, 3, 4, 5, 6]
+    assert fill_order(8, {0, 7}, "inward") == [1, 6, 2, 5, 3, 4]
+    assert fill_order(8, {3}, "inward") == [2, 1, 0, 4, 5, 6, 7]  # before the key: backwards
+    assert fill_order(10, {0, 4, 9}, "inward") == [1, 3, 2, 5, 8, 6, 7]
+    with pytest.raises(BadInput):
+        fill_order(8, {0}, "random")
+
+
+@pytest.mark.parametrize("known", [{0}, {9}, {0, 9}, {0, 4, 9}, {2, 3, 4, 5}])
+def test_every_plan_generates_each_unknown_frame_once_from_frames_that_exist(known):
+    jobs = plan_timeline(10, known, 6, "inward")
+    targets = [t for j in jobs for t in j.targets]
+    assert sorted(targets) == sorted(set(range(10)) - known)
+    available = set(known)
+    for job in jobs:
+        assert all(f in available for f in job.reads)
+        assert list(job.slots) == sorted(job.slots)  # temporal order
+        assert len(job.slots) == 6
+        available |= set(job.targets)
+
+
+@pytest.mark.parametrize("length,known,message", [
+    (10, {10}, "outside"), (10, set(), "at least one known"), (3, {0, 1, 2}, "nothing to generate"), (1, {0}, "at least 2"),
+])
+def test_invalid_timelines(length, known, message):
+    with pytest.raises(BadInput, match=message):
+        plan_timeline(length, known, 8)
+
+
+def fitted(path, bb):
+    from vidzero.io import load_image
+
+    return load_image(path, bb.width, bb.height)
+
+
+def make_images(tmp_path, n=3, size=(24, 20)):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        p = tmp_path / f"k{i}.png"
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_infill_keeps_keys_and_placed_clip_frames(tiny_backbone, tmp_path):
+    a, b, c = make_images(tmp_path)
+    clip_frames = [np.full((16, 16, 3), 40 * i, np.uint8) for i in range(3)]
+    clip = write_video(clip_frames, tmp_path / "clipframes")  # PNG folder: lossless
+    timeline = vidzero.Keyframes(14, {0: a, 6: b, 13: c}, {9: clip})
+    frames = list(vidzero.infill(timeline, "a cat", backbone=tiny_backbone, **FAST))
+    assert [f.index for f in frames] == list(range(14))
+    for pos, img in ((0, a), (6, b), (13, c)):
+        np.testing.assert_array_equal(frames[pos].image, fitted(img, tiny_backbone))
+    for i in range(3):
+        np.testing.assert_array_equal(frames[9 + i].image, clip_frames[i])
+    assert {f.index for f in frames if f.known} == {0, 6, 9, 10, 11, 13}
+
+
+def test_infill_between_two_ends(tiny_backbone, tmp_path):
+    a, b, _ = make_images(tmp_path)
+    run = vidzero.infill_between(a, b, "a cat", frames=6, backbone=tiny_backbone, **FAST)
+    frames = list(run)
+    np.testing.assert_array_equal(frames[-1].image, fitted(b, tiny_backbone))
+    assert run.engine.stats.jobs == 4
+
+
+def test_predict_continues_from_the_clip_tail(tiny_backbone, tmp_path):
+    src = [np.full((16, 16, 3), 10 * i, np.uint8) for i in range(12)]
+    clip = write_video(src, tmp_path / "src")
+    frames = list(vidzero.predict(clip, "a cat", frames=3, backbone=tiny_backbone, **FAST))
+    context = tiny_backbone.frames - 1  # 7
+    assert len(frames) == context + 3
+    for i in range(context):
+        np.testing.assert_array_equal(frames[i].image, src[12 - context + i])
+    ranged = list(vidzero.predict(clip, "a cat", frames=2, from_frame=2, to_frame=6, backbone=tiny_backbone, **FAST))
+    assert len(ranged) == 4 + 2
+    np.testing.assert_array_equal(ranged[0].image, src[2])
+
+
+def test_predict_cli_new_only_keeps_the_clip_fps(tiny_model_dir, tmp_path):
+    src = [np.full((16, 16, 3), 10 * i, np.uint8) for i in range(10)]
+    clip = write_video(src, tmp_path / "src.mp4", fps=12)
+    out = tmp_path / "out.mp4"
+    res = runner.invoke(app, ["predict", str(clip), "a cat", "-o", str(out), "--model", str(tiny_model_dir), "--frames", "3",
+                              "--new-only", "--steps", "1", "--resample", "0", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert len(list(read_video(out))) == 3
+    manifest = json.loads((tmp_path / "out.manifest.json").read_text())
+    assert manifest["fps"] == 12 and manifest["inputs"]["context_frames"] == 7
+
+
+@pytest.mark.parametrize("case,message", [
+    ("outside", "outside the timeline"),
+    ("overlap", "same position"),
+    ("sizes", "differ in size"),
+    ("empty-clip", "no image frames"),
+    ("corrupt-clip", "corrupt"),
+    ("clip-overlaps-key", "overlaps a known frame"),
+    ("no-keys", "no known frames"),
+])
+def test_invalid_timelines_exit_2(tiny_model_dir, tmp_path, case, message):
+    a, b, _ = make_images(tmp_path)
+    (big,) = make_images(tmp_path / "big" if (tmp_path / "big").mkdir() is None else tmp_path, n=1, size=(40, 30))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.mp4").write_bytes(b"\x00" * 64)
+    clip = write_video([np.zeros((16, 16, 3), np.uint8)] * 3, tmp_path / "c3")
+    args = {
+        "outside": ["--key", f"0={a}", "--key", f"20={b}"],
+        "overlap": ["--key", f"0={a}", "--key", f"0={b}"],
+        "sizes": ["--key", f"0={a}", "--key", f"9={big}"],
+        "empty-clip": ["--key", f"0={a}", "--clip", f"3:{tmp_path / 'empty'}"],
+        "corrupt-clip": ["--key", f"0={a}", "--clip", f"3:{tmp_path / 'bad.mp4'}"],
+        "clip-overlaps-key": ["--key", f"4={a}", "--clip", f"3:{clip}"],
+        "no-keys": [],
+    }[case]
+    res = runner.invoke(app, ["infill", "a cat", "-o", str(tmp_path / "o.mp4"), "--frames", "10", "--model", str(tiny_model_dir),
+                              "--steps", "1", "--quiet", *args])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_public_api_names():
+    for name in ("generate", "extend", "predict", "infill", "infill_between", "Keyframes", "deflicker",
+                 "flicker_report", "load_backbone", "Backbone", "BadInput"):
+        assert callable(getattr(vidzero, name)), name
