@@ -44,3 +44,53 @@ def extend(
     return PlannedRun("extend", opts.engine(bb), jobs, length, {0: first}, prompt, opts.negative_prompt, opts.fps, {"image": source}, progress,
         opts.deflicker_settings(),
     )
+
+
+def extend_from(
+    state: str | Path,
+    frames: int | None = None,
+    prompt: str | None = None,
+    *,
+    backbone: Backbone | None = None,
+    progress: Progress | None = None,
+    **options,
+) -> PlannedRun:
+    """Continue a finished run from its final state (`OUT.state.pt`) by `frames` new frames.
+
+    The last window-1 frames of that run are the known prefix, in pixels, and with
+    `--queue latent` also in latents, used as they are (no VAE round trip at the seam). Window
+    seeds continue where the run stopped, so with the same settings the new frames equal those
+    of one longer run. Only the new frames are written.
+    """
+    from vidzero.runstate import load_state
+
+    st = load_state(state)
+    if not st.get("finished"):
+        raise BadInput(f"{state} is an interrupted run's state: resume it with --resume instead")
+    params = st["params"]
+    sampler = params["sampler"]
+    defaults = dict(steps=sampler["steps"], resample=sampler["resample"], guidance=sampler["guidance"], eta=sampler["eta"],
+                    init=sampler["init"], seed=params["seed"], queue=params["queue"], fps=st["fps"],
+                    negative_prompt=params["negative_prompt"])
+    opts = RunOptions(**{**defaults, **options})
+    opts.check()
+    bb = opts.backbone(backbone)
+    if st["window"] != bb.frames or [bb.height, bb.width] != params["model"][3:5]:
+        raise BadInput(f"{state} was made with a window of {st['window']} frames at {params['model'][4]}x{params['model'][3]}; "
+                       f"this model has {bb.frames} at {bb.width}x{bb.height}")
+    tail = st["tail_pixels"]
+    context = len(tail)
+    new = frames or bb.frames - 1
+    if new < 1:
+        raise BadInput(f"--frames (new frames) must be at least 1, got {new}")
+    latents = None
+    if opts.queue == "latent" and all(t is not None for t in st["tail_latents"]):
+        latents = {i: t.to(bb.device) for i, t in enumerate(st["tail_latents"])}
+    jobs = plan_prefix(context + new, context, bb.frames)
+    engine = opts.engine(bb)
+    engine.job_offset = st["next_job_offset"]
+    run = PlannedRun("extend", engine, jobs, context + new, dict(enumerate(tail)), prompt or params["prompt"],
+                     opts.negative_prompt, opts.fps, {"from_state": str(state)}, progress, opts.deflicker_settings())
+    run.first_output = context
+    run.known_latents = latents
+    return run

@@ -43,6 +43,7 @@ Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing outp
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output: .mp4, .webm, .gif, or a folder name for PNG frames.")]
 Negative = Annotated[str, typer.Option(help="Negative prompt (the unconditional branch); default empty, as the release.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from OUTPUT's saved state (same parameters).")]
 Deflick = Annotated[bool, typer.Option("--deflicker", help="Deflicker the frames before writing (known frames are kept as anchors).")]
 
 
@@ -89,13 +90,13 @@ def run_cli(body: Callable[[], None]) -> None:
         raise typer.Exit(1) from None
 
 
-def save_run(make_run: Callable[..., object], output: Path, force: bool, quiet: bool, **kwargs) -> None:
+def save_run(make_run: Callable[..., object], output: Path, force: bool, quiet: bool, resume: bool = False, **kwargs) -> None:
     from vidzero.io import check_output, sidecar_paths
 
     check_output(output, force)  # fail before loading a model
     with progress_bars(quiet) as bars:
         run = make_run(progress=RichProgress(bars), **kwargs)
-        path = run.save(output, force=force)
+        path = run.save(output, force=force, resume=resume)
     manifest, sheet = sidecar_paths(path)
     stats = run.engine.stats
     err.print(
@@ -124,6 +125,7 @@ def generate(
     device: Device = "auto",
     dtype: Dtype = "fp32",
     deflicker: Deflick = False,
+    resume: Resume = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
@@ -131,7 +133,7 @@ def generate(
     from vidzero.tasks.generate import generate as task
 
     run_cli(lambda: save_run(
-        task, output, force, quiet, prompt=prompt, frames=frames, steps=steps, resample=resample, guidance=guidance,
+        task, output, force, quiet, resume, prompt=prompt, frames=frames, steps=steps, resample=resample, guidance=guidance,
         seed=seed, eta=eta, queue=queue, negative_prompt=negative_prompt, fps=fps, model=model, device=device, dtype=dtype,
         deflicker=deflicker,
     ))
@@ -139,34 +141,49 @@ def generate(
 
 @app.command(epilog="Examples:\n\n  vidzero extend cat.png 'a cat turning its head' -o cat.mp4\n\n  vidzero extend start.png 'a red circle moving right' -o long.mp4 --frames 128")
 def extend(
-    image: Annotated[Path, typer.Argument(help="The first frame (PNG, JPEG, ...); centre-cropped and resized to the model's size.")],
-    prompt: Annotated[str, typer.Argument(help="What happens next.")],
-    output: Output,
+    image: Annotated[str | None, typer.Argument(help="The first frame (PNG, JPEG, ...); centre-cropped and resized to the model's size.")] = None,
+    prompt: Annotated[str | None, typer.Argument(help="What happens next.")] = None,
+    output: Output = None,
+    from_state: Annotated[Path | None, typer.Option("--from", help="Continue a finished run from its OUT.state.pt (then only PROMPT is given, optionally).")] = None,
     frames: Annotated[int | None, typer.Option(help="Total length including the image (default: the model's window, 1 + 15 on ModelScope). 128+ for long video.")] = None,
     steps: Steps = 10,
     resample: Annotated[int, typer.Option(help="Resampling iterations U per DDIM step.")] = 4,
     guidance: Guidance = 9.0,
-    seed: Seed = 0,
+    seed: Annotated[int | None, typer.Option(help="Run seed (default 0; with --from, the finished run's).")] = None,
     eta: Eta = 0.0,
     init: Init = "inversion",
-    queue: Queue = "pixel",
+    queue: Annotated[str | None, typer.Option(help="'pixel' (release, default) or 'latent' queue; with --from, the finished run's.")] = None,
     negative_prompt: Negative = "",
-    fps: Fps = 8.0,
+    fps: Annotated[float | None, typer.Option(help="Output frame rate (default 8; with --from, the finished run's).")] = None,
     model: Model = "shapes",
     device: Device = "auto",
     dtype: Dtype = "fp32",
     deflicker: Deflick = False,
+    resume: Resume = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
     """Image-to-video, and long video by repeat-and-slide (frames stream to the output as they are made)."""
     from vidzero.tasks.extend import extend as task
+    from vidzero.tasks.extend import extend_from
 
-    run_cli(lambda: save_run(
-        task, output, force, quiet, image=image, prompt=prompt, frames=frames, steps=steps, resample=resample,
-        guidance=guidance, seed=seed, eta=eta, init=init, queue=queue, negative_prompt=negative_prompt, fps=fps,
-        model=model, device=device, dtype=dtype, deflicker=deflicker,
-    ))
+    def body() -> None:
+        if output is None:
+            raise BadInput("give --output / -o")
+        common = dict(steps=steps, resample=resample, guidance=guidance, eta=eta, init=init, negative_prompt=negative_prompt,
+                      model=model, device=device, dtype=dtype, deflicker=deflicker)
+        given = {k: v for k, v in dict(seed=seed, queue=queue, fps=fps).items() if v is not None}
+        if from_state is not None:  # seed, queue and fps default to the finished run's
+            if image is not None and prompt is not None:
+                raise BadInput("with --from give at most a PROMPT (the frames come from the state)")
+            save_run(extend_from, output, force, quiet, resume, state=from_state, prompt=prompt or image, frames=frames,
+                     **common, **given)
+            return
+        if image is None or prompt is None:
+            raise BadInput("give IMAGE and PROMPT (or --from STATE)")
+        save_run(task, output, force, quiet, resume, image=Path(image), prompt=prompt, frames=frames, **common, **given)
+
+    run_cli(body)
 
 
 @app.command(epilog="Example: vidzero predict clip.mp4 'the ball keeps rolling' -o more.mp4 --frames 32")
@@ -191,6 +208,7 @@ def predict(
     device: Device = "auto",
     dtype: Dtype = "fp32",
     deflicker: Deflick = False,
+    resume: Resume = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
@@ -199,7 +217,7 @@ def predict(
 
     extra = {"fps": fps} if fps is not None else {}
     run_cli(lambda: save_run(
-        task, output, force, quiet, clip=clip, prompt=prompt, frames=frames, from_frame=from_frame, to_frame=to_frame,
+        task, output, force, quiet, resume, clip=clip, prompt=prompt, frames=frames, from_frame=from_frame, to_frame=to_frame,
         new_only=new_only, steps=steps, resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, queue=queue,
         negative_prompt=negative_prompt, model=model, device=device, dtype=dtype, deflicker=deflicker, **extra,
     ))
@@ -236,6 +254,7 @@ def infill(
     device: Device = "auto",
     dtype: Dtype = "fp32",
     deflicker: Deflick = False,
+    resume: Resume = False,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
@@ -260,7 +279,7 @@ def infill(
         if not keys and not clips:
             raise BadInput("no known frames: give START END images, --key or --clip")
         save_run(
-            task, output, force, quiet, timeline=Keyframes(frames, keys, clips), prompt=prompt, order=order, steps=steps,
+            task, output, force, quiet, resume, timeline=Keyframes(frames, keys, clips), prompt=prompt, order=order, steps=steps,
             resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, queue=queue, negative_prompt=negative_prompt,
             fps=fps, model=model, device=device, dtype=dtype, deflicker=deflicker,
         )

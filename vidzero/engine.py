@@ -17,7 +17,7 @@ Known input frames are encoded once either way (the VAE encoder is deterministic
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -57,6 +57,17 @@ class Frame:
 
 
 @dataclass
+class EngineState:
+    """Everything a run needs to go on after job `next_job` (see vidzero.runstate)."""
+
+    next_job: int
+    next_out: int
+    pixels: dict[int, np.ndarray]  # frames later jobs read, and frames not yet yielded
+    latents: dict[int, torch.Tensor]  # queue latents later jobs read (latent queue, or given)
+    seeds: dict[int, int]
+
+
+@dataclass
 class RunStats:
     frame_seeds: dict[int, int] = field(default_factory=dict)
     jobs: int = 0
@@ -80,7 +91,9 @@ def from_pixels(frames: np.ndarray) -> torch.Tensor:
 
 
 class Engine:
-    def __init__(self, backbone: Backbone, settings: SamplerSettings, seed: int = 0, queue: str = "pixel") -> None:
+    def __init__(
+        self, backbone: Backbone, settings: SamplerSettings, seed: int = 0, queue: str = "pixel", job_offset: int = 0
+    ) -> None:
         check_settings(settings)
         if queue not in QUEUE_MODES:
             raise BadInput(f"unknown queue mode {queue!r} (use {' or '.join(QUEUE_MODES)})")
@@ -88,6 +101,9 @@ class Engine:
         self.settings = settings
         self.seed = seed
         self.queue = queue
+        # Window seeds derive from (seed, job_offset + job index): a run continued from a
+        # finished one's state draws the windows an uninterrupted longer run would.
+        self.job_offset = job_offset
         self.stats = RunStats()
 
     def run(
@@ -98,15 +114,31 @@ class Engine:
         prompt: str,
         negative_prompt: str = "",
         progress: Progress | None = None,
+        resume: EngineState | None = None,
+        on_job_done: Callable[[EngineState], None] | None = None,
+        known_latents: dict[int, torch.Tensor] | None = None,
     ) -> Iterator[Frame]:
-        """Run the plan; yield every frame of the timeline in order, as soon as it exists."""
+        """Run the plan; yield every frame of the timeline in order, as soon as it exists.
+
+        `resume` restarts after the jobs it records; `on_job_done` receives the state after each
+        job, once its frames have been yielded; `known_latents` gives latents for known frames
+        (used as they are, with no VAE round trip).
+        """
         bb, progress = self.backbone, progress or _NoProgress()
         pixels: dict[int, np.ndarray] = dict(known)
-        latents: dict[int, torch.Tensor] = {}
+        latents: dict[int, torch.Tensor] = dict(known_latents or {})
         seeds: dict[int, int] = {}
         fresh: dict[int, torch.Tensor] = {}  # sampled latents not yet yielded
         last = last_reads(jobs)
         next_out = 0
+        first_job = 0
+        if resume is not None:
+            pixels.update(resume.pixels)
+            latents.update(resume.latents)
+            seeds.update(resume.seeds)
+            next_out, first_job = resume.next_out, resume.next_job
+            for frame in [f for f in pixels if f < next_out and last.get(f, -1) < first_job]:
+                pixels.pop(frame)
         t_start = time.perf_counter()
         sched = bb.scheduler
         sched.set_timesteps(self.settings.steps, device=bb.device)
@@ -120,8 +152,8 @@ class Engine:
             self.stats.cfg_evaluations += 1
             return bb.guided_eps(z, t, prompt, self.settings.guidance, negative_prompt)
 
-        progress.job(0, len(jobs))
-        for job in jobs:
+        progress.job(first_job, len(jobs))
+        for job in jobs[first_job:]:
             window = len(job.slots)
             c, h, w = bb.latent_shape
             known_mask = torch.ones(window, dtype=torch.bool)
@@ -130,7 +162,7 @@ class Engine:
             for slot, frame in enumerate(job.slots):
                 if known_mask[slot]:
                     clean[0, :, slot] = latent_of(frame)
-            seed = job_seed(self.seed, job.index)
+            seed = job_seed(self.seed, self.job_offset + job.index)
             generator = torch.Generator("cpu").manual_seed(seed)
             z0 = initial_window(
                 clean, known_mask, list(job.init_source), sched.alphas_cumprod[int(sched.timesteps[0])],
@@ -155,6 +187,9 @@ class Engine:
             for frame in [f for f in pixels if f < next_out and last.get(f, -1) <= job.index]:
                 pixels.pop(frame)
                 latents.pop(frame, None)
+            if on_job_done is not None:
+                keep = latents if self.queue == "latent" or known_latents else {}
+                on_job_done(EngineState(job.index + 1, next_out, dict(pixels), {f: keep[f] for f in pixels if f in keep}, dict(seeds)))
         while next_out < length:  # known frames after the last generated one
             if next_out not in pixels:
                 raise RuntimeError(f"the plan never produced frame {next_out}")

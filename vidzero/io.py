@@ -260,6 +260,13 @@ def contact_sheet(frames: list[tuple[int, np.ndarray]], columns: int = 8, scale:
     return np.concatenate(rows, axis=0)
 
 
+def read_png(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise BadInput(f"cannot read frame {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def write_png(path: Path, image: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
