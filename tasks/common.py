@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from vidzero.backbone import DEFAULT_MODEL, Backbone
-from vidzero.engine import Engine
+from vidzero.engine import Engine, Prompt
 from vidzero.errors import BadInput
 from vidzero.flicker import DeflickerSettings
 from vidzero.io import fit_frame, load_image
@@ -51,6 +51,23 @@ class RunOptions:
             raise BadInput(f"--fps must be in (0, 240], got {self.fps}")
 
 
+def schedule(prompt: Prompt, prompt_at: dict[int, str] | None, length: int) -> Prompt:
+    """`prompt` from frame 0, then each `prompt_at` entry from its frame on; checked."""
+    if isinstance(prompt, dict):
+        table = dict(prompt)
+    else:
+        table = {0: prompt}
+    table.update(prompt_at or {})
+    for frame, text in table.items():
+        if not isinstance(frame, int) or not 0 <= frame < length:
+            raise BadInput(f"prompt at frame {frame} is outside the video (0..{length - 1})")
+        if not isinstance(text, str):
+            raise BadInput(f"the prompt at frame {frame} is not text")
+    if 0 not in table:
+        raise BadInput("a prompt schedule needs an entry for frame 0")
+    return table[0] if len(table) == 1 else dict(sorted(table.items()))
+
+
 def load_frame(image: ImageLike, backbone: Backbone) -> np.ndarray:
     """A user image (path, PIL image or HxWx3 uint8 array) fitted to the backbone's frame size."""
     if isinstance(image, (str, Path)):
@@ -60,4 +77,4 @@ def load_frame(image: ImageLike, backbone: Backbone) -> np.ndarray:
     return fit_frame(image, backbone.width, backbone.height)
 
 
-__all__ = ["ImageLike", "RunOptions", "load_frame"]
+__all__ = ["ImageLike", "Prompt", "RunOptions", "load_frame", "schedule"]

@@ -15,12 +15,12 @@ from vidzero.errors import BadInput
 from vidzero.run import PlannedRun
 from vidzero.timeline import plan_prefix
 
-from .common import ImageLike, RunOptions, load_frame
+from .common import ImageLike, Prompt, RunOptions, load_frame, schedule
 
 
 def extend(
     image: ImageLike,
-    prompt: str,
+    prompt: Prompt,
     frames: int | None = None,
     *,
     backbone: Backbone | None = None,
@@ -40,6 +40,7 @@ def extend(
     first = load_frame(image, bb)
     length = frames or bb.frames
     jobs = plan_prefix(length, 1, bb.frames)
+    prompt = schedule(prompt, None, length)
     source = str(image) if isinstance(image, str) or hasattr(image, "__fspath__") else type(image).__name__
     return PlannedRun("extend", opts.engine(bb), jobs, length, {0: first}, prompt, opts.negative_prompt, opts.fps, {"image": source}, progress,
         opts.deflicker_settings(),

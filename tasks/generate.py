@@ -11,11 +11,11 @@ from vidzero.engine import Progress
 from vidzero.run import PlannedRun
 from vidzero.timeline import plan_prefix
 
-from .common import RunOptions
+from .common import Prompt, RunOptions, schedule
 
 
 def generate(
-    prompt: str,
+    prompt: Prompt,
     frames: int | None = None,
     *,
     backbone: Backbone | None = None,
@@ -32,6 +32,7 @@ def generate(
     bb = opts.backbone(backbone)
     length = frames or bb.frames
     jobs = plan_prefix(length, 0, bb.frames)
+    prompt = schedule(prompt, None, length)
     return PlannedRun("generate", opts.engine(bb), jobs, length, {}, prompt, opts.negative_prompt, opts.fps, {}, progress,
         opts.deflicker_settings(),
     )

@@ -22,7 +22,7 @@ from vidzero.io import read_video, video_info
 from vidzero.run import PlannedRun
 from vidzero.timeline import plan_timeline
 
-from .common import ImageLike, RunOptions, load_frame
+from .common import ImageLike, Prompt, RunOptions, load_frame, schedule
 
 
 @dataclass
@@ -80,7 +80,7 @@ def source_size(image: ImageLike) -> tuple[int, int]:
 
 def infill(
     timeline: Keyframes,
-    prompt: str,
+    prompt: Prompt,
     *,
     order: str = "inward",
     backbone: Backbone | None = None,
@@ -97,6 +97,7 @@ def infill(
     bb = opts.backbone(backbone)
     known = timeline.load(bb)
     jobs = plan_timeline(timeline.length, set(known), bb.frames, order)
+    prompt = schedule(prompt, None, timeline.length)
     inputs = {"keys": {k: str(v) if isinstance(v, (str, Path)) else type(v).__name__ for k, v in timeline.keys.items()},
               "clips": {k: str(v) for k, v in timeline.clips.items()}, "order": order}
     return PlannedRun("infill", opts.engine(bb), jobs, timeline.length, known, prompt, opts.negative_prompt, opts.fps,

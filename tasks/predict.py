@@ -20,12 +20,12 @@ from vidzero.io import read_video, video_info
 from vidzero.run import PlannedRun
 from vidzero.timeline import plan_prefix
 
-from .common import RunOptions
+from .common import Prompt, RunOptions, schedule
 
 
 def predict(
     clip: str | Path,
-    prompt: str,
+    prompt: Prompt,
     frames: int = 15,
     *,
     from_frame: int = 0,
@@ -50,6 +50,7 @@ def predict(
         raise BadInput(f"{clip} has no frames in the range [{from_frame}, {to_frame or 'end'})")
     length = len(context) + frames
     jobs = plan_prefix(length, len(context), bb.frames)
+    prompt = schedule(prompt, None, length)
     run = PlannedRun(
         "predict", opts.engine(bb), jobs, length, dict(enumerate(context)), prompt, opts.negative_prompt, opts.fps,
         {"clip": str(clip), "from_frame": from_frame, "to_frame": to_frame, "context_frames": len(context), "new_only": new_only},

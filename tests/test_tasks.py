@@ -158,3 +158,33 @@ def test_public_api_names():
     for name in ("generate", "extend", "predict", "infill", "infill_between", "Keyframes", "deflicker",
                  "flicker_report", "load_backbone", "Backbone", "BadInput"):
         assert callable(getattr(vidzero, name)), name
+
+
+def test_prompt_schedule_switches_per_window(tiny_backbone, image_file, monkeypatch):
+    seen = []
+    real = tiny_backbone.guided_eps
+
+    def spy(z, t, prompt, guidance, negative=""):
+        seen.append(prompt)
+        return real(z, t, prompt, guidance, negative)
+
+    monkeypatch.setattr(tiny_backbone, "guided_eps", spy)
+    run = vidzero.extend(str(image_file), {0: "a cat", 4: "a red circle"}, frames=7, backbone=tiny_backbone, **FAST)
+    assert len(list(run)) == 7
+    assert seen == ["a cat"] * 3 + ["a red circle"] * 3  # windows making frames 1-3, then 4-6
+    assert run.manifest()["prompt"] == {"0": "a cat", "4": "a red circle"}
+    with pytest.raises(BadInput, match="outside"):
+        vidzero.extend(str(image_file), {0: "a", 9: "b"}, frames=7, backbone=tiny_backbone)
+    with pytest.raises(BadInput, match="frame 0"):
+        vidzero.extend(str(image_file), {3: "a"}, frames=7, backbone=tiny_backbone)
+
+
+def test_cli_prompt_at(tiny_model_dir, tmp_path):
+    a, b, _ = make_images(tmp_path)
+    res = runner.invoke(app, ["infill", str(a), str(b), "a cat", "-o", str(tmp_path / "o.mp4"), "--frames", "8",
+                              "--prompt-at", "4=a red circle", "--model", str(tiny_model_dir), "--steps", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "o.manifest.json").read_text())["prompt"] == {"0": "a cat", "4": "a red circle"}
+    res = runner.invoke(app, ["infill", str(a), str(b), "a cat", "-o", str(tmp_path / "p.mp4"), "--prompt-at", "x=y",
+                              "--model", str(tiny_model_dir)])
+    assert res.exit_code == 2 and "N=PATH" not in res.output and "--prompt-at" in res.output

@@ -43,6 +43,7 @@ Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing outp
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output: .mp4, .webm, .gif, or a folder name for PNG frames.")]
 Negative = Annotated[str, typer.Option(help="Negative prompt (the unconditional branch); default empty, as the release.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+PromptAt = Annotated[list[str] | None, typer.Option("--prompt-at", help="N=TEXT: from frame N on, use this prompt (a schedule). Repeatable.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from OUTPUT's saved state (same parameters).")]
 Deflick = Annotated[bool, typer.Option("--deflicker", help="Deflicker the frames before writing (known frames are kept as anchors).")]
 
@@ -158,6 +159,7 @@ def extend(
     model: Model = "shapes",
     device: Device = "auto",
     dtype: Dtype = "fp32",
+    prompt_at: PromptAt = None,
     deflicker: Deflick = False,
     resume: Resume = False,
     force: Force = False,
@@ -181,7 +183,8 @@ def extend(
             return
         if image is None or prompt is None:
             raise BadInput("give IMAGE and PROMPT (or --from STATE)")
-        save_run(task, output, force, quiet, resume, image=Path(image), prompt=prompt, frames=frames, **common, **given)
+        save_run(task, output, force, quiet, resume, image=Path(image), prompt=with_schedule(prompt, prompt_at),
+                 frames=frames, **common, **given)
 
     run_cli(body)
 
@@ -223,10 +226,20 @@ def predict(
     ))
 
 
-def parse_position(text: str, sep: str, what: str) -> tuple[int, str]:
-    pos, _, value = text.partition(sep)
-    if not _ or not pos.strip().lstrip("-").isdigit() or not value:
-        raise BadInput(f"{what} {text!r} should look like N{sep}PATH")
+def with_schedule(prompt: str, prompt_at: list[str] | None) -> str | dict[int, str]:
+    if not prompt_at:
+        return prompt
+    table = {0: prompt}
+    for item in prompt_at:
+        frame, text = parse_position(item, "=", "--prompt-at", "TEXT")
+        table[frame] = text
+    return table
+
+
+def parse_position(text: str, sep: str, what: str, value_name: str = "PATH") -> tuple[int, str]:
+    pos, found, value = text.partition(sep)
+    if not found or not pos.strip().lstrip("-").isdigit() or not value:
+        raise BadInput(f"{what} {text!r} should look like N{sep}{value_name}")
     return int(pos), value
 
 
@@ -253,6 +266,7 @@ def infill(
     model: Model = "shapes",
     device: Device = "auto",
     dtype: Dtype = "fp32",
+    prompt_at: PromptAt = None,
     deflicker: Deflick = False,
     resume: Resume = False,
     force: Force = False,
@@ -279,7 +293,7 @@ def infill(
         if not keys and not clips:
             raise BadInput("no known frames: give START END images, --key or --clip")
         save_run(
-            task, output, force, quiet, resume, timeline=Keyframes(frames, keys, clips), prompt=prompt, order=order, steps=steps,
+            task, output, force, quiet, resume, timeline=Keyframes(frames, keys, clips), prompt=with_schedule(prompt, prompt_at), order=order, steps=steps,
             resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, queue=queue, negative_prompt=negative_prompt,
             fps=fps, model=model, device=device, dtype=dtype, deflicker=deflicker,
         )

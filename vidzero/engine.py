@@ -75,6 +75,17 @@ class RunStats:
     seconds: float = 0.0
 
 
+Prompt = str | dict[int, str]  # one prompt, or a schedule: {first frame: prompt from there on}
+
+
+def prompt_at(prompt: Prompt, frame: int) -> str:
+    """The prompt in force at `frame` (the schedule entry with the largest start <= frame)."""
+    if isinstance(prompt, str):
+        return prompt
+    starts = [s for s in prompt if s <= frame]
+    return prompt[max(starts)] if starts else prompt[min(prompt)]
+
+
 def job_seed(seed: int, job_index: int) -> int:
     """A well-mixed 63-bit seed per window job, a pure function of (run seed, job index)."""
     return int(np.random.SeedSequence([seed, job_index]).generate_state(1, np.uint64)[0] >> np.uint64(1))
@@ -111,7 +122,7 @@ class Engine:
         jobs: list[WindowJob],
         length: int,
         known: dict[int, np.ndarray],
-        prompt: str,
+        prompt: Prompt,
         negative_prompt: str = "",
         progress: Progress | None = None,
         resume: EngineState | None = None,
@@ -148,9 +159,11 @@ class Engine:
                 latents[frame] = bb.encode_frames(from_pixels(pixels[frame][None]))[0]
             return latents[frame]
 
+        job_prompt = prompt if isinstance(prompt, str) else ""
+
         def eps_fn(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             self.stats.cfg_evaluations += 1
-            return bb.guided_eps(z, t, prompt, self.settings.guidance, negative_prompt)
+            return bb.guided_eps(z, t, job_prompt, self.settings.guidance, negative_prompt)
 
         progress.job(first_job, len(jobs))
         for job in jobs[first_job:]:
@@ -162,6 +175,7 @@ class Engine:
             for slot, frame in enumerate(job.slots):
                 if known_mask[slot]:
                     clean[0, :, slot] = latent_of(frame)
+            job_prompt = prompt_at(prompt, min(job.targets))
             seed = job_seed(self.seed, self.job_offset + job.index)
             generator = torch.Generator("cpu").manual_seed(seed)
             z0 = initial_window(

@@ -19,7 +19,7 @@ import numpy as np
 
 from vidzero import __version__
 from vidzero.backbone import Backbone
-from vidzero.engine import Engine, EngineState, Frame, Progress
+from vidzero.engine import Engine, EngineState, Frame, Progress, Prompt
 from vidzero.errors import BadInput
 from vidzero.flicker import DeflickerSettings, deflicker
 from vidzero.io import (
@@ -60,7 +60,7 @@ class PlannedRun:
     jobs: list[WindowJob]
     length: int
     known: dict[int, np.ndarray]
-    prompt: str
+    prompt: Prompt  # one prompt, or {first frame: prompt} (a schedule)
     negative_prompt: str = ""
     fps: float = 8.0
     inputs: dict = field(default_factory=dict)  # task-specific parameters for the manifest
@@ -85,7 +85,7 @@ class PlannedRun:
         bb, stats = self.backbone, self.engine.stats
         return {
             "task": self.task,
-            "prompt": self.prompt,
+            "prompt": self.prompt if isinstance(self.prompt, str) else {str(k): v for k, v in sorted(self.prompt.items())},
             "negative_prompt": self.negative_prompt,
             "frames": self.length,
             "known_frames": sorted(self.known),

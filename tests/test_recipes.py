@@ -1,0 +1,49 @@
+"""The recipes run end to end on the tiny checkpoint (they use only the public API)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vidzero.io import read_video, write_video
+from vidzero.shapes import world
+
+RECIPES = Path(__file__).parent.parent / "recipes"
+
+
+def run(script: str, *args) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, str(RECIPES / script), *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.fixture
+def material(tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "photos").mkdir()
+    write_video(world.make_clip(0, frames=10).frames, tmp_path / "clips" / "c0.mp4")
+    for i in range(2):
+        Image.fromarray(world.make_clip(i).frames[0]).save(tmp_path / "photos" / f"p{i}.png")
+    return tmp_path
+
+
+def test_continue_clips(material, tiny_model_dir):
+    run("continue_clips.py", material / "clips", material / "out", "x", "--frames", 2, "--model", tiny_model_dir, "--steps", 1, "--resample", 0)
+    assert len(list(read_video(material / "out" / "c0.mp4"))) == 7 + 2
+
+
+def test_infill_pairs(material, tiny_model_dir):
+    run("infill_pairs.py", material / "photos", material / "out", "x", "--frames", 5, "--model", tiny_model_dir, "--steps", 1, "--resample", 0)
+    assert len(list(read_video(material / "out" / "p0_p1.mp4"))) == 5
+
+
+def test_long_video_schedule(material, tiny_model_dir):
+    out = material / "long.mp4"
+    run("long_video_schedule.py", material / "photos" / "p0.png", out, "--frames", 20, "--model", tiny_model_dir,
+        "--steps", 1, "--resample", 0, "--at", "0=a cat", "--at", "10=a red circle")
+    assert len(list(read_video(out))) == 20
