@@ -47,3 +47,24 @@ def test_long_video_schedule(material, tiny_model_dir):
     run("long_video_schedule.py", material / "photos" / "p0.png", out, "--frames", 20, "--model", tiny_model_dir,
         "--steps", 1, "--resample", 0, "--at", "0=a cat", "--at", "10=a red circle")
     assert len(list(read_video(out))) == 20
+
+
+def test_evaluate_shapes_model_quick(tmp_path, tiny_model_dir):
+    import json
+
+    run("evaluate_shapes_model.py", "--model", tiny_model_dir, "--quick", "--out", tmp_path)
+    summary = json.loads((tmp_path / "evaluation.json").read_text())["summary"]
+    assert summary["prompts"] == 4
+    assert not summary["passes_bar"]  # random weights draw no shapes
+    assert (tmp_path / "samples.png").exists()
+
+
+def test_held_out_prompts_are_distinct_and_unseen():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ev", RECIPES / "evaluate_shapes_model.py")
+    ev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ev)
+    prompts = ev.held_out_prompts(64)
+    assert len(set(prompts)) == 64 and not any("bouncing" in p for p in prompts)
+    assert ev.HELD_OUT_SEED_BASE > 10**8  # training draws world seeds below 10**8
