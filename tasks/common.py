@@ -35,9 +35,17 @@ class RunOptions:
     fps: float = 8.0
     negative_prompt: str = ""
     deflicker: bool = False  # post-process on save (known frames are anchors)
+    window: int | None = None  # override the checkpoint's native frame count
+    height: int | None = None
+    width: int | None = None
 
     def backbone(self, given: Backbone | None = None) -> Backbone:
-        return given if given is not None else Backbone.load(self.model, device=self.device, dtype=self.dtype)
+        if given is not None:
+            return given
+        for name, value in (("window", self.window), ("height", self.height), ("width", self.width)):
+            if value is not None and not 2 <= value <= 4096:
+                raise BadInput(f"--{name} must be between 2 and 4096, got {value}")
+        return Backbone.load(self.model, device=self.device, dtype=self.dtype, frames=self.window, height=self.height, width=self.width)
 
     def engine(self, backbone: Backbone) -> Engine:
         settings = SamplerSettings(steps=self.steps, resample=self.resample, guidance=self.guidance, eta=self.eta, init=self.init)

@@ -107,3 +107,17 @@ def test_help_has_examples():
     res = invoke("extend", "--help")
     assert res.exit_code == 0 and "Example" in res.output
     assert np is not None
+
+
+def test_window_and_size_overrides(tiny_model_dir, image_file, tmp_path):
+    out = tmp_path / "o"
+    res = invoke("extend", image_file, "a cat", "-o", out, "--model", tiny_model_dir, "--frames", 6, "--window", 4,
+                 "--height", 24, "--width", 32, "--steps", 1, "--resample", 0, "--quiet")
+    assert res.exit_code == 0, res.output
+    frames = list(read_video(out))
+    assert len(frames) == 6 and frames[0].shape == (24, 32, 3)
+    assert json.loads((tmp_path / "o.manifest.json").read_text())["model"]["window"] == 4
+    res = invoke("extend", image_file, "a cat", "-o", tmp_path / "p", "--model", tiny_model_dir, "--height", 25, "--quiet")
+    assert res.exit_code == 2 and "multiples of 2" in res.output
+    res = invoke("generate", "a cat", "-o", tmp_path / "q", "--model", tiny_model_dir, "--window", 1, "--quiet")
+    assert res.exit_code == 2 and "--window" in res.output

@@ -43,6 +43,9 @@ Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing outp
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output: .mp4, .webm, .gif, or a folder name for PNG frames.")]
 Negative = Annotated[str, typer.Option(help="Negative prompt (the unconditional branch); default empty, as the release.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+Window = Annotated[int | None, typer.Option(help="Frames per window (default: the checkpoint's native length, e.g. 16 ModelScope, 24 zeroscope).")]
+Height = Annotated[int | None, typer.Option(help="Frame height in pixels (default: the checkpoint's).")]
+Width = Annotated[int | None, typer.Option(help="Frame width in pixels (default: the checkpoint's).")]
 PromptAt = Annotated[list[str] | None, typer.Option("--prompt-at", help="N=TEXT: from frame N on, use this prompt (a schedule). Repeatable.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from OUTPUT's saved state (same parameters).")]
 Deflick = Annotated[bool, typer.Option("--deflicker", help="Deflicker the frames before writing (known frames are kept as anchors).")]
@@ -125,6 +128,9 @@ def generate(
     model: Model = "shapes",
     device: Device = "auto",
     dtype: Dtype = "fp32",
+    window: Window = None,
+    height: Height = None,
+    width: Width = None,
     deflicker: Deflick = False,
     resume: Resume = False,
     force: Force = False,
@@ -136,7 +142,7 @@ def generate(
     run_cli(lambda: save_run(
         task, output, force, quiet, resume, prompt=prompt, frames=frames, steps=steps, resample=resample, guidance=guidance,
         seed=seed, eta=eta, queue=queue, negative_prompt=negative_prompt, fps=fps, model=model, device=device, dtype=dtype,
-        deflicker=deflicker,
+        deflicker=deflicker, window=window, height=height, width=width,
     ))
 
 
@@ -159,6 +165,9 @@ def extend(
     model: Model = "shapes",
     device: Device = "auto",
     dtype: Dtype = "fp32",
+    window: Window = None,
+    height: Height = None,
+    width: Width = None,
     prompt_at: PromptAt = None,
     deflicker: Deflick = False,
     resume: Resume = False,
@@ -173,7 +182,7 @@ def extend(
         if output is None:
             raise BadInput("give --output / -o")
         common = dict(steps=steps, resample=resample, guidance=guidance, eta=eta, init=init, negative_prompt=negative_prompt,
-                      model=model, device=device, dtype=dtype, deflicker=deflicker)
+                      model=model, device=device, dtype=dtype, deflicker=deflicker, window=window, height=height, width=width)
         given = {k: v for k, v in dict(seed=seed, queue=queue, fps=fps).items() if v is not None}
         if from_state is not None:  # seed, queue and fps default to the finished run's
             if image is not None and prompt is not None:
@@ -210,6 +219,9 @@ def predict(
     model: Model = "shapes",
     device: Device = "auto",
     dtype: Dtype = "fp32",
+    window: Window = None,
+    height: Height = None,
+    width: Width = None,
     deflicker: Deflick = False,
     resume: Resume = False,
     force: Force = False,
@@ -222,7 +234,8 @@ def predict(
     run_cli(lambda: save_run(
         task, output, force, quiet, resume, clip=clip, prompt=prompt, frames=frames, from_frame=from_frame, to_frame=to_frame,
         new_only=new_only, steps=steps, resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, queue=queue,
-        negative_prompt=negative_prompt, model=model, device=device, dtype=dtype, deflicker=deflicker, **extra,
+        negative_prompt=negative_prompt, model=model, device=device, dtype=dtype, deflicker=deflicker, window=window,
+        height=height, width=width, **extra,
     ))
 
 
@@ -266,6 +279,9 @@ def infill(
     model: Model = "shapes",
     device: Device = "auto",
     dtype: Dtype = "fp32",
+    window: Window = None,
+    height: Height = None,
+    width: Width = None,
     prompt_at: PromptAt = None,
     deflicker: Deflick = False,
     resume: Resume = False,
@@ -295,7 +311,7 @@ def infill(
         save_run(
             task, output, force, quiet, resume, timeline=Keyframes(frames, keys, clips), prompt=with_schedule(prompt, prompt_at), order=order, steps=steps,
             resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, queue=queue, negative_prompt=negative_prompt,
-            fps=fps, model=model, device=device, dtype=dtype, deflicker=deflicker,
+            fps=fps, model=model, device=device, dtype=dtype, deflicker=deflicker, window=window, height=height, width=width,
         )
 
     run_cli(body)
