@@ -66,7 +66,10 @@ def resolve_checkpoint(model: str, cache_dir: str | Path | None = None, revision
     if model in SHORT_NAMES:
         folder = SHORT_NAMES[model]
         if not (folder / "model_index.json").exists():
-            raise BadInput(f"the embedded model {model!r} is not installed at {folder}")
+            raise BadInput(
+                f"the embedded model {model!r} has not shipped yet (no weights at {folder}): pass --model with a "
+                "diffusers T2V folder or cached hub id, or `python -m vidzero.tiny DIR` for a tiny test checkpoint"
+            )
         return folder, None
     path = Path(model).expanduser()
     if path.exists():

@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 interna
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -98,8 +99,10 @@ def save_run(make_run: Callable[..., object], output: Path, force: bool, quiet: 
     from vidzero.io import check_output, sidecar_paths
 
     check_output(output, force)  # fail before loading a model
+    with err.status("loading the model and inputs", spinner="dots") if not quiet else contextlib.nullcontext():
+        run = make_run(**kwargs)  # bad input fails here, before any progress bar is drawn
     with progress_bars(quiet) as bars:
-        run = make_run(progress=RichProgress(bars), **kwargs)
+        run.progress = RichProgress(bars)
         path = run.save(output, force=force, resume=resume)
     manifest, sheet = sidecar_paths(path)
     stats = run.engine.stats
