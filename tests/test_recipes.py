@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -68,3 +69,35 @@ def test_held_out_prompts_are_distinct_and_unseen():
     prompts = ev.held_out_prompts(64)
     assert len(set(prompts)) == 64 and not any("bouncing" in p for p in prompts)
     assert ev.HELD_OUT_SEED_BASE > 10**8  # training draws world seeds below 10**8
+
+
+def load_recipe(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), RECIPES / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_quality_quick(tmp_path, tiny_model_dir):
+    import json
+
+    run("bench_quality.py", "--model", tiny_model_dir, "--quick", "--no-sdedit", "--out", tmp_path)
+    results = json.loads((tmp_path / "quality.json").read_text())["results"]
+    assert set(results) >= {"replacing", "slide U=0", "slide U=4", "slide U=4 latent queue", "t2v"}
+    # cost is measured, not assumed: S (U + 1) window evaluations per new frame when sliding
+    assert results["slide U=4"]["cfg_per_frame"] == 2 * (4 + 1)
+    assert results["replacing"]["cfg_per_frame"] == 2 / 7
+    assert (tmp_path / "quality.png").exists() and (tmp_path / "quality.md").exists()
+
+
+def test_bench_quality_metrics_on_ground_truth():
+    bench = load_recipe("bench_quality.py")
+    for clip in bench.cases(5):
+        m = bench.metrics(clip.frames, clip, (64, 64))
+        assert m["first_frame_psnr"] == 99.0 and m["identity"] == 1.0 and m["direction"] == 1.0 and m["shape_kept"] == 1.0
+        # constant velocity: the acceleration left is the centroid's segmentation jitter (< 1 px/f^2)
+        assert m["background_psnr"] > 40 and m["acceleration"] < 1.0 and m["flicker"] < 0.1
+        shuffled = clip.frames[np.random.default_rng(0).permutation(16)]
+        assert bench.metrics(shuffled, clip, (64, 64))["acceleration"] > 5.0

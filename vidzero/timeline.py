@@ -154,6 +154,16 @@ def plan_timeline(length: int, known: set[int], window: int, order: str = "forwa
     return jobs
 
 
+def plan_single_window(known_prefix: int, window: int) -> list[WindowJob]:
+    """The "replacing" baseline: one window, the known prefix in its first slots, every other slot
+    generated in the same run (one sampling run for the whole video, no sliding)."""
+    if not 1 <= known_prefix < window:
+        raise BadInput(f"a single window of {window} frames needs 1 to {window - 1} known frames, got {known_prefix}")
+    generated = tuple(range(known_prefix, window))
+    init = tuple(known_prefix - 1 if i in generated else None for i in range(window))
+    return [WindowJob(0, tuple(range(window)), generated, init)]
+
+
 def last_reads(jobs: list[WindowJob]) -> dict[int, int]:
     """For each timeline frame, the index of the last job that reads it (for freeing memory)."""
     last: dict[int, int] = {}

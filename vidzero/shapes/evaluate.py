@@ -184,7 +184,9 @@ def background_psnr(frames: np.ndarray, background: np.ndarray, labels: list[np.
         diff = frame[keep].astype(np.float64) - background[keep].astype(np.float64)
         errs += float((diff**2).sum())
         count += diff.size
-    mse = errs / max(count, 1)
+    if count == 0:
+        return float("nan")  # objects (or what looks like them) cover everything: nothing to compare
+    mse = errs / count
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
