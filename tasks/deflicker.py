@@ -8,6 +8,7 @@ clip before and after.
 from __future__ import annotations
 
 import itertools
+from dataclasses import asdict
 from pathlib import Path
 
 from vidzero.errors import BadInput
@@ -56,6 +57,6 @@ def deflicker_clip(
     after = flicker_report(read_video(writer.path))
     json_path, png_path = report_paths(writer.path)
     summary = {k: {m: r[m] for m in ("frames", "flicker_index", "colour_flicker_index", "warp_error")} for k, r in (("input", before), ("output", after))}
-    write_manifest(json_path, {"input": str(clip), "output": str(writer.path), "settings": settings.__dict__, **summary, "per_frame": after["per_frame"]})
+    write_manifest(json_path, {"input": str(clip), "output": str(writer.path), "settings": asdict(settings), **summary, "per_frame": after["per_frame"]})
     write_png(png_path, plot_report(after, f"{Path(output).name} (input flicker index {before['flicker_index']:.3f})"))
     return summary

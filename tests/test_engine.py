@@ -174,3 +174,14 @@ def test_guided_eps_batches_uncond_first_and_skips_it_without_guidance(tiny_back
     uncond = bb.unet(z, t, encoder_hidden_states=bb.encode_text("")).sample
     torch.testing.assert_close(bb.guided_eps(z, t, "a cat", 1.0), cond)
     torch.testing.assert_close(bb.guided_eps(z, t, "a cat", 4.0), uncond + 4.0 * (cond - uncond), rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_on_cpu_runs_and_stays_close_to_fp32(tiny_model_dir):
+    fp32 = Backbone.load(str(tiny_model_dir), device="cpu", dtype="fp32")
+    bf16 = Backbone.load(str(tiny_model_dir), device="cpu", dtype="bf16")
+    assert bf16.unet.dtype == torch.bfloat16 and bf16.vae.dtype == torch.float32
+    a = np.stack([f.image for f in vidzero.generate("a cat", backbone=fp32, steps=1, seed=2)]).astype(int)
+    b = np.stack([f.image for f in vidzero.generate("a cat", backbone=bf16, steps=1, seed=2)]).astype(int)
+    assert np.abs(a - b).mean() < 8  # same sample, bf16 rounding only
+    with pytest.raises(BadInput, match="fp16 is not supported on the CPU"):
+        Backbone.load(str(tiny_model_dir), device="cpu", dtype="fp16")

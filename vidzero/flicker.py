@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -224,6 +224,3 @@ def plot_report(report: dict, title: str = "") -> np.ndarray:
     plt.close(fig)
     return image
 
-
-def settings_dict(settings: DeflickerSettings) -> dict:
-    return asdict(settings)
