@@ -20,10 +20,12 @@ def latents_of(frames) -> torch.Tensor:
     return torch.stack([f.latent for f in frames], dim=1)[None]
 
 
-def test_plain_t2v_reproduces_diffusers_pipeline(tiny_model_dir, tiny_backbone):
+@pytest.mark.parametrize("eta", [0.0, 0.7])
+def test_plain_t2v_reproduces_diffusers_pipeline(tiny_model_dir, tiny_backbone, eta):
+    """eta > 0 checks that the DDIM step's own noise is drawn in diffusers' order too."""
     from diffusers import TextToVideoSDPipeline
 
-    frames = list(vidzero.generate("a red circle", backbone=tiny_backbone, steps=6, guidance=7.5, seed=11))
+    frames = list(vidzero.generate("a red circle", backbone=tiny_backbone, steps=6, guidance=7.5, seed=11, eta=eta))
     assert len(frames) == tiny_backbone.frames
     assert len({f.seed for f in frames}) == 1  # one window
     with warnings.catch_warnings():
@@ -31,7 +33,7 @@ def test_plain_t2v_reproduces_diffusers_pipeline(tiny_model_dir, tiny_backbone):
         pipe = TextToVideoSDPipeline.from_pretrained(tiny_model_dir)
     pipe.set_progress_bar_config(disable=True)
     kwargs = dict(prompt="a red circle", num_inference_steps=6, guidance_scale=7.5, num_frames=tiny_backbone.frames,
-                  height=tiny_backbone.height, width=tiny_backbone.width)
+                  height=tiny_backbone.height, width=tiny_backbone.width, eta=eta)
     ref = pipe(**kwargs, generator=torch.Generator().manual_seed(frames[0].seed), output_type="latent").frames
     diff = (latents_of(frames) - ref).abs().max().item()
     assert diff <= 1e-5, f"latents differ from diffusers by {diff}"
