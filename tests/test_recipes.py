@@ -101,3 +101,19 @@ def test_bench_quality_metrics_on_ground_truth():
         assert m["background_psnr"] > 40 and m["acceleration"] < 1.0 and m["flicker"] < 0.1
         shuffled = clip.frames[np.random.default_rng(0).permutation(16)]
         assert bench.metrics(shuffled, clip, (64, 64))["acceleration"] > 5.0
+
+
+def test_bench_tasks_quick_and_baselines_on_truth(tmp_path, tiny_model_dir):
+    import json
+
+    run("bench_tasks.py", "--model", tiny_model_dir, "--quick", "--out", tmp_path)
+    summary = json.loads((tmp_path / "tasks.json").read_text())["summary"]
+    assert {"predict: vidzero", "predict: repeat last frame", "infill: vidzero inward", "infill: vidzero forward",
+            "infill: cross-fade"} <= set(summary)
+    bench = load_recipe("bench_tasks.py")
+    clip = bench.cases(1)[0]
+    target = range(bench.CONTEXT, bench.CONTEXT + bench.PREDICT)
+    perfect = bench.score(clip.frames[list(target)], clip, target, 1.0)
+    assert perfect["track_error"] < 1.0 and perfect["direction"] == 1.0
+    frozen = bench.score(np.repeat(clip.frames[bench.CONTEXT - 1 : bench.CONTEXT], bench.PREDICT, 0), clip, target, 1.0)
+    assert frozen["track_error"] > 4.0 and frozen["direction"] == 0.0  # the repeat baseline does not move
