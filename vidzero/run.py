@@ -146,6 +146,7 @@ class PlannedRun:
                     raise BadInput(f"output exists: {side}{hint} (use --force to overwrite)")
             if partial.exists():
                 shutil.rmtree(partial)
+            state_path.unlink(missing_ok=True)  # a forced rerun must not leave the old run's state
             partial.mkdir()
         started = time.time()
         tail: deque[Frame] = deque(maxlen=self.backbone.frames - 1)
