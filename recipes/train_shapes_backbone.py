@@ -260,7 +260,7 @@ class Trainer:
             self.history["unet"].append((step, per_item.mean().item()))
             if step % 25 == 0:
                 rate = (time.time() - t0) / max(1, step - s0)
-                log(f"unet step {step}/{a.unet_steps} loss {float(per_item.mean()):.4f} ({rate:.2f} s/step)")
+                log(f"unet step {step}/{a.unet_steps} loss {per_item.mean().item():.4f} ({rate:.2f} s/step)")
             if step % a.every == 0 or time.time() - last_save > 600:
                 save()
                 last_save = time.time()
