@@ -47,14 +47,7 @@ HELD_OUT_SEED_BASE = 4_000_000_000
 
 
 def cases(count: int) -> list[world.ShapesClip]:
-    out, seed = [], HELD_OUT_SEED_BASE
-    while len(out) < count:
-        clip = world.make_clip(seed, two_object_probability=0.0)
-        seed += 1
-        track = clip.tracks[0]
-        if track.spec.direction is not None and not track.bounced:
-            out.append(clip)
-    return out
+    return world.moving_object_clips(count, HELD_OUT_SEED_BASE)
 
 
 def variants(sdedit: bool) -> dict[str, dict]:

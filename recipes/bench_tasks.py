@@ -34,14 +34,7 @@ CONTEXT, PREDICT, GAP_END = 15, 8, 15
 
 
 def cases(count: int) -> list[world.ShapesClip]:
-    out, seed = [], HELD_OUT_SEED_BASE
-    while len(out) < count:
-        clip = world.make_clip(seed, frames=32, two_object_probability=0.0)
-        seed += 1
-        t = clip.tracks[0]
-        if t.spec.direction is not None and not t.bounced:
-            out.append(clip)
-    return out
+    return world.moving_object_clips(count, HELD_OUT_SEED_BASE, frames=32)
 
 
 def resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:

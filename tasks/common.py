@@ -47,9 +47,9 @@ class RunOptions:
                 raise BadInput(f"--{name} must be between 2 and 4096, got {value}")
         return Backbone.load(self.model, device=self.device, dtype=self.dtype, frames=self.window, height=self.height, width=self.width)
 
-    def engine(self, backbone: Backbone) -> Engine:
+    def engine(self, backbone: Backbone, job_offset: int = 0) -> Engine:
         settings = SamplerSettings(steps=self.steps, resample=self.resample, guidance=self.guidance, eta=self.eta, init=self.init)
-        return Engine(backbone, settings, seed=self.seed, queue=self.queue)
+        return Engine(backbone, settings, seed=self.seed, queue=self.queue, job_offset=job_offset)
 
     def deflicker_settings(self) -> DeflickerSettings | None:
         return DeflickerSettings() if self.deflicker else None
@@ -59,13 +59,9 @@ class RunOptions:
             raise BadInput(f"--fps must be in (0, 240], got {self.fps}")
 
 
-def schedule(prompt: Prompt, prompt_at: dict[int, str] | None, length: int) -> Prompt:
-    """`prompt` from frame 0, then each `prompt_at` entry from its frame on; checked."""
-    if isinstance(prompt, dict):
-        table = dict(prompt)
-    else:
-        table = {0: prompt}
-    table.update(prompt_at or {})
+def schedule(prompt: Prompt, length: int) -> Prompt:
+    """A prompt, or a schedule {first frame: prompt}, checked against a video of `length` frames."""
+    table = dict(prompt) if isinstance(prompt, dict) else {0: prompt}
     for frame, text in table.items():
         if not isinstance(frame, int) or not 0 <= frame < length:
             raise BadInput(f"prompt at frame {frame} is outside the video (0..{length - 1})")

@@ -13,13 +13,11 @@ from pathlib import Path
 
 from vidzero.errors import BadInput
 from vidzero.flicker import DeflickerSettings, deflicker, flicker_report, plot_report
-from vidzero.io import VideoWriter, read_video, sidecar_paths, video_info, write_manifest, write_png
+from vidzero.io import VideoWriter, read_video, sidecar, video_info, write_manifest, write_png
 
 
 def report_paths(path: str | Path) -> tuple[Path, Path]:
-    manifest, _ = sidecar_paths(path)
-    base = manifest.with_name(manifest.name.removesuffix(".manifest.json"))
-    return base.with_name(base.name + ".flicker.json"), base.with_name(base.name + ".flicker.png")
+    return sidecar(path, ".flicker.json"), sidecar(path, ".flicker.png")
 
 
 def report_clip(clip: str | Path, force: bool = False) -> dict:

@@ -32,7 +32,7 @@ def generate(
     bb = opts.backbone(backbone)
     length = frames or bb.frames
     jobs = plan_prefix(length, 0, bb.frames)
-    prompt = schedule(prompt, None, length)
+    prompt = schedule(prompt, length)
     return PlannedRun("generate", opts.engine(bb), jobs, length, {}, prompt, opts.negative_prompt, opts.fps, {}, progress,
         opts.deflicker_settings(),
     )

@@ -97,7 +97,7 @@ def infill(
     bb = opts.backbone(backbone)
     known = timeline.load(bb)
     jobs = plan_timeline(timeline.length, set(known), bb.frames, order)
-    prompt = schedule(prompt, None, timeline.length)
+    prompt = schedule(prompt, timeline.length)
     inputs = {"keys": {k: str(v) if isinstance(v, (str, Path)) else type(v).__name__ for k, v in timeline.keys.items()},
               "clips": {k: str(v) for k, v in timeline.clips.items()}, "order": order}
     return PlannedRun("infill", opts.engine(bb), jobs, timeline.length, known, prompt, opts.negative_prompt, opts.fps,

@@ -50,11 +50,9 @@ def predict(
         raise BadInput(f"{clip} has no frames in the range [{from_frame}, {to_frame or 'end'})")
     length = len(context) + frames
     jobs = plan_prefix(length, len(context), bb.frames)
-    prompt = schedule(prompt, None, length)
-    run = PlannedRun(
+    prompt = schedule(prompt, length)
+    return PlannedRun(
         "predict", opts.engine(bb), jobs, length, dict(enumerate(context)), prompt, opts.negative_prompt, opts.fps,
         {"clip": str(clip), "from_frame": from_frame, "to_frame": to_frame, "context_frames": len(context), "new_only": new_only},
-        progress, opts.deflicker_settings(),
+        progress, opts.deflicker_settings(), first_output=len(context) if new_only else 0,
     )
-    run.first_output = len(context) if new_only else 0
-    return run

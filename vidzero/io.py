@@ -72,11 +72,16 @@ def output_kind(path: str | Path) -> str:
     return suffix
 
 
-def sidecar_paths(path: str | Path) -> tuple[Path, Path]:
-    """(manifest JSON, contact-sheet PNG) written next to an output."""
+def sidecar(path: str | Path, suffix: str) -> Path:
+    """A file next to an output: out.mp4 (or the folder out/) -> out<suffix>."""
     p = Path(str(path).rstrip("/" + os.sep))
     base = p.with_suffix("") if p.suffix else p
-    return base.parent / (base.name + ".manifest.json"), base.parent / (base.name + ".contact.png")
+    return base.parent / (base.name + suffix)
+
+
+def sidecar_paths(path: str | Path) -> tuple[Path, Path]:
+    """(manifest JSON, contact-sheet PNG) written next to an output."""
+    return sidecar(path, ".manifest.json"), sidecar(path, ".contact.png")
 
 
 def check_output(path: str | Path, force: bool) -> Path:

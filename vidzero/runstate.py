@@ -31,16 +31,14 @@ import torch
 
 from vidzero.engine import EngineState
 from vidzero.errors import BadInput
-from vidzero.io import sidecar_paths
+from vidzero.io import sidecar
 
 STATE_VERSION = 1
 
 
 def state_paths(output: str | Path) -> tuple[Path, Path]:
     """(state file, partial frames folder) of an output path."""
-    manifest, _ = sidecar_paths(output)
-    base = manifest.name.removesuffix(".manifest.json")
-    return manifest.with_name(base + ".state.pt"), manifest.with_name(base + ".partial")
+    return sidecar(output, ".state.pt"), sidecar(output, ".partial")
 
 
 def fingerprint(params: dict, known: dict[int, np.ndarray]) -> str:

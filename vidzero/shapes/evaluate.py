@@ -147,7 +147,7 @@ def direction_matches(track: list[np.ndarray | None], found: str | None, expecte
     return found == expected.direction
 
 
-def score_object(frames: np.ndarray, labels: list[np.ndarray], expected: Expected, truth: np.ndarray | None = None) -> ObjectResult:
+def score_object(labels: list[np.ndarray], expected: Expected, truth: np.ndarray | None = None) -> ObjectResult:
     track: list[np.ndarray | None] = []
     shapes: list[str] = []
     for lab in labels:
@@ -200,7 +200,7 @@ def score_clip(
     if isinstance(expected, str):
         expected = parse_caption(expected)
     labels = [colour_labels(f) for f in frames]
-    objects = [score_object(frames, labels, e, None if truth is None else truth[i]) for i, e in enumerate(expected)]
+    objects = [score_object(labels, e, None if truth is None else truth[i]) for i, e in enumerate(expected)]
     result = {
         "objects": [asdict(o) | {"expected": asdict(o.expected)} for o in objects],
         "present": float(np.mean([o.present for o in objects])) if objects else 0.0,

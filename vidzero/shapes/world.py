@@ -262,6 +262,18 @@ def make_clip(
     return ShapesClip(video, caption_for(tracks, background_name, rng), tracks, background, background_name, seed)
 
 
+def moving_object_clips(count: int, seed_base: int, frames: int = FRAMES) -> list[ShapesClip]:
+    """The first `count` one-object clips from `seed_base` on whose object moves without bouncing
+    (cases with an unambiguous motion, for benches that score direction and trajectories)."""
+    out, seed = [], seed_base
+    while len(out) < count:
+        clip = make_clip(seed, frames=frames, two_object_probability=0.0)
+        seed += 1
+        if clip.tracks[0].spec.direction is not None and not clip.tracks[0].bounced:
+            out.append(clip)
+    return out
+
+
 def vocabulary() -> list[str]:
     """Every word a caption can contain (the embedded tokenizer's word list)."""
     words = {"a", "an", "and", "on", "background", "moving", "bouncing", "standing", "still"}
