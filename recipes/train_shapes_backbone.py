@@ -4,11 +4,15 @@
     python recipes/train_shapes_backbone.py --out checkpoints/shapes --export vidzero/shapes/model
 
 Like ModelScope T2V, the video model only ever sees (caption, clip) pairs: no image conditioning
-is trained. Everything is deterministic from --seed: the clip of batch item i at step s is world
-seed `seed * 10**7 + s * batch + i`, and the noise comes from a generator seeded with (seed, s),
-so a run resumed from a checkpoint draws exactly the data it would have drawn. Checkpoints are
-written atomically every --every steps and when --minutes runs out, so a run killed at any
-moment loses at most --every steps. Uses CUDA when present.
+is trained. Everything is deterministic from --seed. The UNet trains from a ring buffer of
+VAE-encoded clips (clip k is world seed `seed * 10**7 + k`): --pool-start clips first, then
+--pool-refresh new ones per step, replacing the oldest once --pool-size is reached; each drawn
+clip is played backwards half the time (an exact augmentation: per-frame latents reverse with the
+frames, and "moving left" becomes "moving right"). On 2 CPU cores encoding a batch of fresh clips
+every step cost more than the UNet step itself. Noise, timesteps and draws come from a generator
+seeded with (seed, step), so a resumed run draws exactly what it would have drawn. Checkpoints
+(and the pool) are written atomically every --every steps and when --minutes runs out, so a run
+killed at any moment loses at most --every steps. Uses CUDA when present.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import copy
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -44,6 +49,44 @@ def clip_batch(seed: int, step: int, batch: int) -> tuple[torch.Tensor, list[str
     clips = make_clips(seed, step, batch)
     video = torch.from_numpy(np.stack([c.frames for c in clips])).float() / 127.5 - 1
     return video.permute(0, 4, 1, 2, 3).contiguous(), [c.caption for c in clips]
+
+
+_REVERSED_MOTION = {"right": "left", "left": "right", "up": "down", "down": "up"}
+
+
+def reversed_caption(caption: str) -> str:
+    """The caption of the same clip played backwards: constant motions flip; bouncing and
+    standing still read the same both ways."""
+    return re.sub(r"moving (right|left|up|down)", lambda m: f"moving {_REVERSED_MOTION[m.group(1)]}", caption)
+
+
+class LatentPool:
+    """A ring buffer of VAE-encoded training clips: (N, C, F, h, w) scaled latents + captions."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.latents: torch.Tensor | None = None
+        self.captions: list[str] = [""] * capacity
+        self.count = 0  # clips added so far; clip k sits in slot k % capacity
+
+    def __len__(self) -> int:
+        return min(self.count, self.capacity)
+
+    def add(self, latents: torch.Tensor, captions: list[str]) -> None:
+        if self.latents is None:
+            self.latents = torch.empty(self.capacity, *latents.shape[1:], dtype=latents.dtype)
+        for lat, cap in zip(latents, captions):
+            slot = self.count % self.capacity
+            self.latents[slot] = lat
+            self.captions[slot] = cap
+            self.count += 1
+
+    def state_dict(self) -> dict:
+        return {"latents": self.latents, "captions": self.captions, "count": self.count, "capacity": self.capacity}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.capacity, self.count = state["capacity"], state["count"]
+        self.latents, self.captions = state["latents"], list(state["captions"])
 
 
 def object_masks(clips: list[world.ShapesClip]) -> torch.Tensor:
@@ -95,6 +138,10 @@ class Trainer:
         self.deadline = time.time() + args.minutes * 60 if args.minutes else math.inf
         self.tokenizer = shapes_model.make_tokenizer(self.out / "tokenizer")
 
+    def out_of_time(self) -> bool:
+        """--minutes spent, or a STOP file dropped into --out (stop cleanly at the next step)."""
+        return time.time() >= self.deadline or (self.out / "STOP").exists()
+
     def save_history(self) -> None:
         tmp = self.history_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.history))
@@ -117,7 +164,7 @@ class Trainer:
             log(f"vae: resumed at step {step}")
         vae.train()
         last_save = time.time()
-        while step < a.vae_steps and time.time() < self.deadline:
+        while step < a.vae_steps and not self.out_of_time():
             # Frames drawn from clips: a quarter of a clip's frames keeps batches diverse.
             clips = make_clips(a.seed + 1, step, a.vae_batch // 4)
             video = torch.from_numpy(np.stack([c.frames for c in clips])).float().permute(0, 4, 1, 2, 3) / 127.5 - 1
@@ -221,18 +268,52 @@ class Trainer:
             )
             self.save_history()
 
+        def encode_clips(first: int, count: int) -> tuple[torch.Tensor, list[str]]:
+            clips = [world.make_clip(a.seed * TRAIN_SEED_BASE + k) for k in range(first, first + count)]
+            video = torch.from_numpy(np.stack([c.frames for c in clips])).float() / 127.5 - 1  # B,F,H,W,3
+            b, f, h, w, _ = video.shape
+            with torch.no_grad():
+                frames = video.permute(0, 1, 4, 2, 3).reshape(b * f, 3, h, w).to(self.device)
+                lat = torch.cat([vae.encode(x).latent_dist.mean for x in frames.split(256)]) * sf
+            return lat.reshape(b, f, *lat.shape[1:]).permute(0, 2, 1, 3, 4).cpu(), [c.caption for c in clips]
+
+        def pool_count(at_step: int) -> int:
+            return a.pool_start + a.pool_refresh * at_step
+
+        pool = LatentPool(a.pool_size)
+        pool_path = self.out / "latent_pool.pt"
+        if pool_path.exists():
+            pool.load_state_dict(torch.load(pool_path, map_location="cpu"))
+        if pool.count != pool_count(step) or pool.capacity != a.pool_size:
+            # Rebuild exactly the clips an uninterrupted run would hold at this step.
+            pool = LatentPool(a.pool_size)
+            last = pool_count(step)
+            first = max(0, last - a.pool_size)
+            pool.count = first
+            log(f"encoding the latent pool: clips {first}..{last - 1}")
+            for k in range(first, last, 64):
+                pool.add(*encode_clips(k, min(64, last - k)))
+
+        def save_all() -> None:
+            atomic_save(pool.state_dict(), pool_path)
+            save()
+
         last_save = time.time()
         t0, s0 = time.time(), step
-        while step < a.unet_steps and time.time() < self.deadline:
-            video, captions = clip_batch(a.seed, step, a.batch)
+        while step < a.unet_steps and not self.out_of_time():
             gen = torch.Generator().manual_seed(a.seed * 104729 + step)
+            pick = torch.randint(0, len(pool), (a.batch,), generator=gen)
+            backwards = (torch.rand(a.batch, generator=gen) < 0.5).tolist()
+            latents = pool.latents[pick].clone()
+            captions = [pool.captions[i] for i in pick.tolist()]
+            for i, back in enumerate(backwards):
+                if back:
+                    latents[i] = latents[i].flip(1)
+                    captions[i] = reversed_caption(captions[i])
+            latents = latents.to(self.device)
             drop = torch.rand(len(captions), generator=gen) < a.caption_dropout
             captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
-            b, _, f, h, w = video.shape
-            with torch.no_grad():
-                frames = video.permute(0, 2, 1, 3, 4).reshape(b * f, 3, h, w).to(self.device)
-                latents = vae.encode(frames).latent_dist.mean * sf
-                latents = latents.reshape(b, f, *latents.shape[1:]).permute(0, 2, 1, 3, 4)
+            b = latents.shape[0]
             ids = self.tokenizer(
                 captions, padding="max_length", max_length=self.tokenizer.model_max_length,
                 truncation=True, return_tensors="pt",
@@ -257,14 +338,16 @@ class Trainer:
                 for ema, live in ((ema_unet, unet), (ema_text, text_encoder)):
                     for pe, pl in zip(ema.parameters(), live.parameters()):
                         pe.lerp_(pl, 1 - decay)
+            if a.pool_refresh:
+                pool.add(*encode_clips(pool.count, a.pool_refresh))
             self.history["unet"].append((step, per_item.mean().item()))
             if step % 25 == 0:
                 rate = (time.time() - t0) / max(1, step - s0)
                 log(f"unet step {step}/{a.unet_steps} loss {per_item.mean().item():.4f} ({rate:.2f} s/step)")
             if step % a.every == 0 or time.time() - last_save > 600:
-                save()
+                save_all()
                 last_save = time.time()
-        save()
+        save_all()
 
     # ---------------------------------------------------------------- export
     def export(self, folder: Path) -> None:
@@ -310,6 +393,9 @@ def main() -> None:
     p.add_argument("--vae-object-weight", type=float, default=10.0)
     p.add_argument("--unet-steps", type=int, default=12000)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--pool-size", type=int, default=3000, help="encoded clips kept for UNet training")
+    p.add_argument("--pool-start", type=int, default=256, help="clips encoded before the first UNet step")
+    p.add_argument("--pool-refresh", type=int, default=1, help="new clips encoded per UNet step")
     p.add_argument("--unet-lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--min-snr", type=float, default=5.0)

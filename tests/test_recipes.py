@@ -117,3 +117,38 @@ def test_bench_tasks_quick_and_baselines_on_truth(tmp_path, tiny_model_dir):
     assert perfect["track_error"] < 1.0 and perfect["direction"] == 1.0
     frozen = bench.score(np.repeat(clip.frames[bench.CONTEXT - 1 : bench.CONTEXT], bench.PREDICT, 0), clip, target, 1.0)
     assert frozen["track_error"] > 4.0 and frozen["direction"] == 0.0  # the repeat baseline does not move
+
+
+def test_training_time_reversal_is_exact():
+    """Played backwards, a clip must score correct against the reversed caption (the training
+    augmentation), for captions with constant motion, bounces and still objects."""
+    from vidzero.shapes.evaluate import score_clip
+
+    train = load_recipe("train_shapes_backbone.py")
+    checked = {"moving": 0, "bouncing": 0, "still": 0}
+    for seed in range(200):
+        clip = world.make_clip(seed, two_object_probability=0.0)
+        backwards = train.reversed_caption(clip.caption)
+        kind = next(k for k in checked if k in clip.caption)
+        checked[kind] += 1
+        assert score_clip(clip.frames[::-1], backwards)["direction_correct"] is not False, (clip.caption, backwards)
+        if kind == "moving":
+            assert backwards != clip.caption and score_clip(clip.frames[::-1], clip.caption)["direction_correct"] is False
+        else:
+            assert backwards == clip.caption
+    assert min(checked.values()) > 5
+
+
+def test_latent_pool_is_a_ring_buffer():
+    import torch
+
+    train = load_recipe("train_shapes_backbone.py")
+    pool = train.LatentPool(3)
+    pool.add(torch.arange(2.0)[:, None], ["a", "b"])
+    assert len(pool) == 2
+    pool.add(torch.arange(2.0, 4.0)[:, None], ["c", "d"])  # "d" replaces the oldest, "a"
+    assert len(pool) == 3 and pool.count == 4
+    assert pool.captions == ["d", "b", "c"] and pool.latents[:, 0].tolist() == [3.0, 1.0, 2.0]
+    clone = train.LatentPool(1)
+    clone.load_state_dict(pool.state_dict())
+    assert clone.captions == pool.captions and clone.count == 4 and len(clone) == 3
