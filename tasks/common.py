@@ -30,6 +30,7 @@ class RunOptions:
     guidance: float = 9.0
     eta: float = 0.0
     init: str = "inversion"
+    new_per_window: int = 1  # frames generated per sampling run (1: the paper's repeat-and-slide)
     seed: int = 0
     queue: str = "pixel"
     fps: float = 8.0

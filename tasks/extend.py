@@ -39,7 +39,7 @@ def extend(
     bb = opts.backbone(backbone)
     first = load_frame(image, bb)
     length = frames or bb.frames
-    jobs = plan_prefix(length, 1, bb.frames)
+    jobs = plan_prefix(length, 1, bb.frames, opts.new_per_window)
     prompt = schedule(prompt, length)
     source = str(image) if isinstance(image, str) or hasattr(image, "__fspath__") else type(image).__name__
     return PlannedRun("extend", opts.engine(bb), jobs, length, {0: first}, prompt, opts.negative_prompt, opts.fps, {"image": source}, progress,
@@ -87,7 +87,7 @@ def extend_from(
     latents = None
     if opts.queue == "latent" and all(t is not None for t in st["tail_latents"]):
         latents = {i: t.to(bb.device) for i, t in enumerate(st["tail_latents"])}
-    jobs = plan_prefix(context + new, context, bb.frames)
+    jobs = plan_prefix(context + new, context, bb.frames, opts.new_per_window)
     engine = opts.engine(bb, job_offset=st["next_job_offset"])
     return PlannedRun("extend", engine, jobs, context + new, dict(enumerate(tail)), prompt or params["prompt"],
                       opts.negative_prompt, opts.fps, {"from_state": str(state)}, progress, opts.deflicker_settings(),

@@ -31,7 +31,7 @@ def generate(
     opts.check()
     bb = opts.backbone(backbone)
     length = frames or bb.frames
-    jobs = plan_prefix(length, 0, bb.frames)
+    jobs = plan_prefix(length, 0, bb.frames, opts.new_per_window)
     prompt = schedule(prompt, length)
     return PlannedRun("generate", opts.engine(bb), jobs, length, {}, prompt, opts.negative_prompt, opts.fps, {}, progress,
         opts.deflicker_settings(),

@@ -96,7 +96,7 @@ def infill(
         source_size(image)  # missing files fail before a model loads
     bb = opts.backbone(backbone)
     known = timeline.load(bb)
-    jobs = plan_timeline(timeline.length, set(known), bb.frames, order)
+    jobs = plan_timeline(timeline.length, set(known), bb.frames, order, opts.new_per_window)
     prompt = schedule(prompt, timeline.length)
     inputs = {"keys": {k: str(v) if isinstance(v, (str, Path)) else type(v).__name__ for k, v in timeline.keys.items()},
               "clips": {k: str(v) for k, v in timeline.clips.items()}, "order": order}

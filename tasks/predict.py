@@ -49,7 +49,7 @@ def predict(
     if not context:
         raise BadInput(f"{clip} has no frames in the range [{from_frame}, {to_frame or 'end'})")
     length = len(context) + frames
-    jobs = plan_prefix(length, len(context), bb.frames)
+    jobs = plan_prefix(length, len(context), bb.frames, opts.new_per_window)
     prompt = schedule(prompt, length)
     return PlannedRun(
         "predict", opts.engine(bb), jobs, length, dict(enumerate(context)), prompt, opts.negative_prompt, opts.fps,

@@ -13,7 +13,7 @@ import vidzero
 from vidzero.cli import app
 from vidzero.errors import BadInput
 from vidzero.io import read_video, write_video
-from vidzero.timeline import fill_order, plan_timeline, window_for
+from vidzero.timeline import contiguous_runs, fill_order, plan_prefix, plan_timeline, window_for, window_for_run
 
 runner = CliRunner()
 FAST = dict(steps=1, resample=0)
@@ -50,6 +50,34 @@ def test_every_plan_generates_each_unknown_frame_once_from_frames_that_exist(kno
         assert list(job.slots) == sorted(job.slots)  # temporal order
         assert len(job.slots) == 6
         available |= set(job.targets)
+
+
+def test_several_new_frames_per_window():
+    # extend: the repeated image fills the context, then four new frames per window
+    jobs = plan_prefix(12, 1, 8, per_window=4)
+    assert [j.targets for j in jobs] == [(1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11)]
+    assert jobs[0].slots == (0, 0, 0, 0, 1, 2, 3, 4) and jobs[0].init_source == (None,) * 4 + (3,) * 4
+    assert jobs[1].slots == (1, 2, 3, 4, 5, 6, 7, 8) and jobs[1].init_source == (None,) * 4 + (3,) * 4
+    assert jobs[2].slots == (4, 5, 6, 7, 8, 9, 10, 11)
+    # inward: runs from each end of the gap, each new frame inverted from its nearest key
+    assert fill_order(12, {0, 11}, "inward", chunk=3) == [1, 2, 3, 10, 9, 8, 4, 5, 6, 7]
+    assert contiguous_runs([1, 2, 3, 10, 9, 8, 4, 5, 6, 7], 3) == [(1, 2, 3), (10, 9, 8), (4, 5, 6), (7,)]
+    slots, target_slots, sources = window_for_run((6, 7, 8), [0, 1, 2, 5, 10], 6)
+    assert slots == (2, 5, 6, 7, 8, 10) and target_slots == (2, 3, 4) and sources == (1, 1, 5)
+    # runs never straddle a known frame, and plans stay valid for every size
+    for per_window in range(1, 6):
+        jobs = plan_timeline(14, {0, 5, 13}, 6, "inward", per_window)
+        assert sorted(t for j in jobs for t in j.targets) == sorted(set(range(14)) - {0, 5, 13})
+        assert all(len(j.targets) <= per_window and list(j.slots) == sorted(j.slots) for j in jobs)
+    with pytest.raises(BadInput, match="new-per-window"):
+        plan_prefix(12, 1, 8, per_window=8)
+
+
+def test_several_new_frames_per_window_end_to_end(tiny_backbone, image_file):
+    run = vidzero.extend(image_file, "a cat", frames=10, backbone=tiny_backbone, new_per_window=3, **FAST)
+    frames = list(run)
+    assert len(frames) == 10 and run.engine.stats.jobs == 3
+    np.testing.assert_array_equal(frames[0].image, fitted(image_file, tiny_backbone))
 
 
 @pytest.mark.parametrize("length,known,message", [

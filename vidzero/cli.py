@@ -39,6 +39,7 @@ Seed = Annotated[int, typer.Option(help="Run seed; every window's seed derives f
 Eta = Annotated[float, typer.Option(help="DDIM eta (0: deterministic DDIM).")]
 Queue = Annotated[str, typer.Option(help="Queue generated frames as 'pixel' (release: decode, re-encode) or 'latent'.")]
 Init = Annotated[str, typer.Option(help="New-slot init: 'inversion' (DDPM inversion of the nearest known frame) or 'random'.")]
+PerWindow = Annotated[int, typer.Option("--new-per-window", help="Frames generated per sampling run (1: the paper's; k: k times fewer UNet calls).")]
 Fps = Annotated[float, typer.Option(help="Frame rate of the output.")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output: .mp4, .webm, .gif, or a folder name for PNG frames.")]
@@ -125,6 +126,7 @@ def generate(
     guidance: Guidance = 9.0,
     seed: Seed = 0,
     eta: Eta = 0.0,
+    new_per_window: PerWindow = 1,
     queue: Queue = "pixel",
     negative_prompt: Negative = "",
     fps: Fps = 8.0,
@@ -144,8 +146,8 @@ def generate(
 
     run_cli(lambda: save_run(
         task, output, force, quiet, resume, prompt=prompt, frames=frames, steps=steps, resample=resample, guidance=guidance,
-        seed=seed, eta=eta, queue=queue, negative_prompt=negative_prompt, fps=fps, model=model, device=device, dtype=dtype,
-        deflicker=deflicker, window=window, height=height, width=width,
+        seed=seed, eta=eta, new_per_window=new_per_window, queue=queue, negative_prompt=negative_prompt, fps=fps, model=model,
+        device=device, dtype=dtype, deflicker=deflicker, window=window, height=height, width=width,
     ))
 
 
@@ -162,6 +164,7 @@ def extend(
     seed: Annotated[int | None, typer.Option(help="Run seed (default 0; with --from, the finished run's).")] = None,
     eta: Eta = 0.0,
     init: Init = "inversion",
+    new_per_window: PerWindow = 1,
     queue: Annotated[str | None, typer.Option(help="'pixel' (release, default) or 'latent' queue; with --from, the finished run's.")] = None,
     negative_prompt: Negative = "",
     fps: Annotated[float | None, typer.Option(help="Output frame rate (default 8; with --from, the finished run's).")] = None,
@@ -184,7 +187,7 @@ def extend(
     def body() -> None:
         if output is None:
             raise BadInput("give --output / -o")
-        common = dict(steps=steps, resample=resample, guidance=guidance, eta=eta, init=init, negative_prompt=negative_prompt,
+        common = dict(steps=steps, resample=resample, guidance=guidance, eta=eta, init=init, new_per_window=new_per_window, negative_prompt=negative_prompt,
                       model=model, device=device, dtype=dtype, deflicker=deflicker, window=window, height=height, width=width)
         given = {k: v for k, v in dict(seed=seed, queue=queue, fps=fps).items() if v is not None}
         if from_state is not None:  # seed, queue and fps default to the finished run's
@@ -216,6 +219,7 @@ def predict(
     seed: Seed = 0,
     eta: Eta = 0.0,
     init: Init = "inversion",
+    new_per_window: PerWindow = 1,
     queue: Queue = "pixel",
     negative_prompt: Negative = "",
     fps: Annotated[float | None, typer.Option(help="Output frame rate (default: the clip's).")] = None,
@@ -236,7 +240,7 @@ def predict(
     extra = {"fps": fps} if fps is not None else {}
     run_cli(lambda: save_run(
         task, output, force, quiet, resume, clip=clip, prompt=prompt, frames=frames, from_frame=from_frame, to_frame=to_frame,
-        new_only=new_only, steps=steps, resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, queue=queue,
+        new_only=new_only, steps=steps, resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, new_per_window=new_per_window, queue=queue,
         negative_prompt=negative_prompt, model=model, device=device, dtype=dtype, deflicker=deflicker, window=window,
         height=height, width=width, **extra,
     ))
@@ -276,6 +280,7 @@ def infill(
     seed: Seed = 0,
     eta: Eta = 0.0,
     init: Init = "inversion",
+    new_per_window: PerWindow = 1,
     queue: Queue = "pixel",
     negative_prompt: Negative = "",
     fps: Fps = 8.0,
@@ -313,7 +318,7 @@ def infill(
             raise BadInput("no known frames: give START END images, --key or --clip")
         save_run(
             task, output, force, quiet, resume, timeline=Keyframes(frames, keys, clips), prompt=with_schedule(prompt, prompt_at), order=order, steps=steps,
-            resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, queue=queue, negative_prompt=negative_prompt,
+            resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, new_per_window=new_per_window, queue=queue, negative_prompt=negative_prompt,
             fps=fps, model=model, device=device, dtype=dtype, deflicker=deflicker, window=window, height=height, width=width,
         )
 

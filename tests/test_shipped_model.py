@@ -1,0 +1,49 @@
+"""The embedded default backbone that ships inside the package loads through the real loader
+and behaves like a trained model (not like random weights)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+import vidzero
+from vidzero.backbone import DEFAULT_MODEL, EMBEDDED_MODEL_DIR, Backbone
+from vidzero.shapes import world
+from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG
+
+
+def test_shipped_model_is_the_default_and_loads():
+    assert DEFAULT_MODEL == "shapes"
+    backbone = Backbone.load("shapes", device="cpu")
+    assert isinstance(backbone.unet, UNet3DConditionModel)
+    assert isinstance(backbone.vae, AutoencoderKL)
+    assert isinstance(backbone.text_encoder, CLIPTextModel)
+    assert isinstance(backbone.tokenizer, CLIPTokenizer)
+    assert isinstance(backbone.scheduler, DDIMScheduler)
+    assert (backbone.frames, backbone.height, backbone.width) == (world.FRAMES, world.SIZE, world.SIZE)
+    assert backbone.latent_shape == (4, 8, 8)
+    for key, value in MODELSCOPE_SCHEDULER_CONFIG.items():
+        assert backbone.scheduler.config[key] == value, key
+    weights = sum(f.stat().st_size for f in EMBEDDED_MODEL_DIR.rglob("*.safetensors"))
+    assert 1e6 < weights <= 25e6
+    assert json.loads((EMBEDDED_MODEL_DIR / "training.json").read_text())["unet_steps"] > 0
+
+
+def test_shipped_vae_reconstructs_the_world_and_text_encoder_tells_captions_apart():
+    backbone = Backbone.load("shapes", device="cpu")
+    clip = world.make_clip(3_000_000_123)
+    pixels = torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    back = backbone.decode(backbone.encode_frames(pixels))
+    mse = (back - pixels).pow(2).mean().item()
+    assert 10 * np.log10(4 / mse) > 25  # PSNR over the [-1, 1] range; random weights give ~5 dB
+    red, blue, empty = (backbone.encode_text(p) for p in ("a red circle moving right", "a blue circle moving right", ""))
+    assert not torch.allclose(red, blue, atol=1e-3) and not torch.allclose(red, empty, atol=1e-3)
+
+
+def test_default_model_generates_a_window():
+    frames = list(vidzero.generate("a red circle moving right", steps=2, seed=0).frames())
+    assert len(frames) == world.FRAMES and frames[0].shape == (world.SIZE, world.SIZE, 3) and frames[0].dtype == np.uint8
