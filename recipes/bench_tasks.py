@@ -8,6 +8,7 @@ Cases are held-out 32-frame shapes-world clips with one object moving without a 
 - predict: the first 15 frames are given (the real clip), 8 more are generated; scored on the
   generated frames.
 - infill: frames 0 and 15 are given, 1..14 generated; planner fill orders `inward` and `forward`.
+- both with one new frame per sampling run (the paper's) and with four (`new_per_window=4`).
 
 Baselines: repeat the last known frame (predict and infill), and cross-fade linearly between the
 two keys (infill). Printed: mean trajectory error (px) between the found object centroid and the
@@ -31,6 +32,8 @@ from vidzero.shapes.evaluate import Expected, score_clip
 
 HELD_OUT_SEED_BASE = 5_000_000_000
 CONTEXT, PREDICT, GAP_END = 15, 8, 15
+PER_WINDOW = (1, 4)  # prediction: the paper's one frame per run, and four
+INFILL_PLANS = (("inward", 1), ("forward", 1), ("inward", 4))
 
 
 def cases(count: int) -> list[world.ShapesClip]:
@@ -66,22 +69,35 @@ def main() -> None:
     size, scale = (bb.width, bb.height), bb.width / world.SIZE
     kw = dict(backbone=bb, steps=a.steps, resample=a.resample)
     rows: dict[str, list[dict]] = {}
+    cost: dict[str, list[tuple[int, float, int]]] = {}  # CFG evaluations, seconds, generated frames
+
+    def record(name: str, run, generated: int) -> None:
+        stats = run.engine.stats
+        cost.setdefault(name, []).append((stats.cfg_evaluations, stats.seconds, generated))
+
     for i, clip in enumerate(cases(a.cases)):
         frames = resize(clip.frames, size)
         # prediction: frames CONTEXT .. CONTEXT + PREDICT - 1
         target = range(CONTEXT, CONTEXT + PREDICT)
-        with tempfile.TemporaryDirectory() as tmp:  # the real clip, as a lossless PNG folder
-            context_dir = vidzero.io.write_video(frames[:CONTEXT], Path(tmp) / "context")
-            made = np.stack(vidzero.predict(context_dir, clip.caption, frames=PREDICT, seed=i, **kw).frames())
-        rows.setdefault("predict: vidzero", []).append(score(made[-PREDICT:], clip, target, scale))
+        for per_window in PER_WINDOW:
+            name = "predict: vidzero" + (f", {per_window} per window" if per_window > 1 else "")
+            with tempfile.TemporaryDirectory() as tmp:  # the real clip, as a lossless PNG folder
+                context_dir = vidzero.io.write_video(frames[:CONTEXT], Path(tmp) / "context")
+                run = vidzero.predict(context_dir, clip.caption, frames=PREDICT, seed=i, new_per_window=per_window, **kw)
+                made = np.stack(run.frames())
+            rows.setdefault(name, []).append(score(made[-PREDICT:], clip, target, scale))
+            record(name, run, PREDICT)
         repeat = np.repeat(frames[CONTEXT - 1 : CONTEXT], PREDICT, axis=0)
         rows.setdefault("predict: repeat last frame", []).append(score(repeat, clip, target, scale))
         # infilling: keys 0 and GAP_END
         gap = range(1, GAP_END)
-        for order in ("inward", "forward"):
+        for order, per_window in INFILL_PLANS:
+            name = f"infill: vidzero {order}" + (f", {per_window} per window" if per_window > 1 else "")
             timeline = vidzero.Keyframes(GAP_END + 1, {0: frames[0], GAP_END: frames[GAP_END]})
-            made = np.stack(vidzero.infill(timeline, clip.caption, order=order, seed=i, **kw).frames())
-            rows.setdefault(f"infill: vidzero {order}", []).append(score(made[1:GAP_END], clip, gap, scale))
+            run = vidzero.infill(timeline, clip.caption, order=order, seed=i, new_per_window=per_window, **kw)
+            made = np.stack(run.frames())
+            rows.setdefault(name, []).append(score(made[1:GAP_END], clip, gap, scale))
+            record(name, run, GAP_END - 1)
         hold = np.repeat(frames[:1], GAP_END - 1, axis=0)
         rows.setdefault("infill: repeat first key", []).append(score(hold, clip, gap, scale))
         w = (np.arange(1, GAP_END) / GAP_END)[:, None, None, None]
@@ -90,12 +106,18 @@ def main() -> None:
     summary = {}
     for name, rs in rows.items():
         errors = [r["track_error"] for r in rs if r["track_error"] is not None]
+        runs = cost.get(name, [])
+        made = sum(r[2] for r in runs)
         summary[name] = {"track_error_px": float(np.mean(errors)) if errors else float("nan"),
                          "present": float(np.mean([r["present"] for r in rs])),
-                         "direction": float(np.mean([r["direction"] for r in rs]))}
+                         "direction": float(np.mean([r["direction"] for r in rs])),
+                         "cfg_per_frame": sum(r[0] for r in runs) / made if made else 0.0,
+                         "seconds_per_frame": sum(r[1] for r in runs) / made if made else 0.0}
     setup = f"{a.cases} held-out cases, {a.steps} steps, U={a.resample}, model {a.model}, frame {size[0]}x{size[1]}"
-    lines = [setup, "", "| task: method | trajectory error (px) | object found | direction acc. |", "|---|---|---|---|"]
-    lines += [f"| {n} | {s['track_error_px']:.2f} | {s['present']:.2f} | {s['direction']:.2f} |" for n, s in summary.items()]
+    lines = [setup, "", "| task: method | trajectory error (px) | object found | direction acc. | CFG evals/frame | s/frame |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {n} | {s['track_error_px']:.2f} | {s['present']:.2f} | {s['direction']:.2f} | {s['cfg_per_frame']:.0f} | "
+              f"{s['seconds_per_frame']:.2f} |" for n, s in summary.items()]
     (a.out / "tasks.md").write_text("\n".join(lines) + "\n")
     (a.out / "tasks.json").write_text(json.dumps({"setup": setup, "summary": summary}, indent=1))
     print("\n".join(lines))

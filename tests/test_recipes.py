@@ -109,7 +109,9 @@ def test_bench_tasks_quick_and_baselines_on_truth(tmp_path, tiny_model_dir):
     run("bench_tasks.py", "--model", tiny_model_dir, "--quick", "--out", tmp_path)
     summary = json.loads((tmp_path / "tasks.json").read_text())["summary"]
     assert {"predict: vidzero", "predict: repeat last frame", "infill: vidzero inward", "infill: vidzero forward",
-            "infill: cross-fade"} <= set(summary)
+            "infill: cross-fade", "predict: vidzero, 4 per window", "infill: vidzero inward, 4 per window"} <= set(summary)
+    for task in ("predict: vidzero", "infill: vidzero inward"):  # four frames per run: a quarter of the UNet calls
+        assert summary[f"{task}, 4 per window"]["cfg_per_frame"] * 3 < summary[task]["cfg_per_frame"]
     bench = load_recipe("bench_tasks.py")
     clip = bench.cases(1)[0]
     target = range(bench.CONTEXT, bench.CONTEXT + bench.PREDICT)
