@@ -61,7 +61,8 @@ def main() -> None:
     for i, prompt in enumerate(track(held_out_prompts(a.prompts, a.prompt_seed_base), description="sampling")):
         frames = np.stack(vidzero.generate(prompt, backbone=backbone, steps=a.steps, guidance=a.guidance, seed=i).frames())
         score = score_clip(frames, prompt)
-        rows.append({"prompt": prompt, "seed": i, **{k: score[k] for k in ("present", "colour_correct", "direction_correct", "shape_correct")}})
+        rows.append({"prompt": prompt, "seed": i, **{k: score[k] for k in ("present", "colour_correct", "direction_correct", "shape_correct")},
+                     "found_direction": score["objects"][0]["direction"]})
         if i < 8:
             grid += [(f, frames[f]) for f in range(0, len(frames), max(1, len(frames) // 4))][:4]
     summary = {
@@ -76,6 +77,8 @@ def main() -> None:
         "present": float(np.mean([r["present"] for r in rows])),
     }
     summary["passes_bar"] = all(summary[k] >= v for k, v in BAR.items())
+    found = [r["found_direction"] for r in rows]
+    summary["found_directions"] = {str(d): found.count(d) for d in sorted(set(found), key=str)}
     (a.out / "evaluation.json").write_text(json.dumps({"summary": summary, "bar": BAR, "per_prompt": rows}, indent=1))
     write_png(a.out / "samples.png", contact_sheet(grid, columns=8))
     print("| metric | value | bar |\n|---|---|---|")
@@ -83,6 +86,7 @@ def main() -> None:
         bar = f"{BAR[key]:.0%}" if key in BAR else "-"
         print(f"| {key} | {summary[key]:.1%} | {bar} |")
     print(f"\npasses the bar: {summary['passes_bar']} ({len(rows)} prompts, {a.steps} steps, guidance {a.guidance})")
+    print(f"motion found (all prompts ask for one): {summary['found_directions']}")
 
 
 if __name__ == "__main__":
