@@ -390,12 +390,16 @@ class Trainer:
             pipe.to(torch.float16)
             tmp = folder.with_name(folder.name + ".tmp")
             pipe.save_pretrained(tmp)
+        # transformers 5 saves only tokenizer.json; keep the classic vocab.json + merges.txt too,
+        # as ModelScope's checkpoint has them (slow tokenizers and older libraries read those).
+        import shutil
+
+        for name in ("vocab.json", "merges.txt"):
+            shutil.copy(self.out / "tokenizer" / name, tmp / "tokenizer" / name)
         (tmp / "training.json").write_text(
             json.dumps({"unet_steps": ckpt["step"], "seed": self.args.seed, "batch": self.args.batch}, indent=1)
         )
         if folder.exists():
-            import shutil
-
             shutil.rmtree(folder)
         os.replace(tmp, folder)
         log(f"exported step {ckpt['step']} to {folder}")

@@ -47,3 +47,14 @@ def test_shipped_vae_reconstructs_the_world_and_text_encoder_tells_captions_apar
 def test_default_model_generates_a_window():
     frames = list(vidzero.generate("a red circle moving right", steps=2, seed=0).frames())
     assert len(frames) == world.FRAMES and frames[0].shape == (world.SIZE, world.SIZE, 3) and frames[0].dtype == np.uint8
+
+
+def test_shipped_tokenizer_has_the_classic_files_too(tmp_path):
+    import shutil
+
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(EMBEDDED_MODEL_DIR / "tokenizer" / name, tmp_path / name)
+    classic = CLIPTokenizer.from_pretrained(tmp_path)  # built from vocab.json + merges.txt alone
+    shipped = CLIPTokenizer.from_pretrained(EMBEDDED_MODEL_DIR / "tokenizer")
+    for caption in (world.make_clip(s).caption for s in range(20)):
+        assert classic(caption).input_ids == shipped(caption).input_ids
