@@ -36,6 +36,10 @@ PER_WINDOW = (1, 4)  # prediction: the paper's one frame per run, and four
 INFILL_PLANS = (("inward", 1), ("forward", 1), ("inward", 4))
 
 
+def per_window_label(per_window: int) -> str:
+    return f", {per_window} per window" if per_window > 1 else ""
+
+
 def cases(count: int) -> list[world.ShapesClip]:
     return world.moving_object_clips(count, HELD_OUT_SEED_BASE, frames=32)
 
@@ -80,7 +84,7 @@ def main() -> None:
         # prediction: frames CONTEXT .. CONTEXT + PREDICT - 1
         target = range(CONTEXT, CONTEXT + PREDICT)
         for per_window in PER_WINDOW:
-            name = "predict: vidzero" + (f", {per_window} per window" if per_window > 1 else "")
+            name = "predict: vidzero" + per_window_label(per_window)
             with tempfile.TemporaryDirectory() as tmp:  # the real clip, as a lossless PNG folder
                 context_dir = vidzero.io.write_video(frames[:CONTEXT], Path(tmp) / "context")
                 run = vidzero.predict(context_dir, clip.caption, frames=PREDICT, seed=i, new_per_window=per_window, **kw)
@@ -92,7 +96,7 @@ def main() -> None:
         # infilling: keys 0 and GAP_END
         gap = range(1, GAP_END)
         for order, per_window in INFILL_PLANS:
-            name = f"infill: vidzero {order}" + (f", {per_window} per window" if per_window > 1 else "")
+            name = f"infill: vidzero {order}" + per_window_label(per_window)
             timeline = vidzero.Keyframes(GAP_END + 1, {0: frames[0], GAP_END: frames[GAP_END]})
             run = vidzero.infill(timeline, clip.caption, order=order, seed=i, new_per_window=per_window, **kw)
             made = np.stack(run.frames())

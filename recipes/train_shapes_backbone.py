@@ -46,11 +46,28 @@ def make_clips(seed: int, step: int, batch: int) -> list[world.ShapesClip]:
     return [world.make_clip(seed * TRAIN_SEED_BASE + step * batch + i) for i in range(batch)]
 
 
-def clip_batch(seed: int, step: int, batch: int) -> tuple[torch.Tensor, list[str]]:
-    """(B, 3, F, H, W) in [-1, 1] and captions, a pure function of (seed, step)."""
-    clips = make_clips(seed, step, batch)
+def clips_video(clips: list[world.ShapesClip]) -> torch.Tensor:
+    """(B, 3, F, H, W) pixels in [-1, 1], a channels-last view of the rendered frames. The memory
+    layout reaches the VAE's CPU kernels (the encoded latents differ by up to ~1e-4 between
+    layouts), so callers keep the layout the shipped weights were trained with."""
     video = torch.from_numpy(np.stack([c.frames for c in clips])).float() / 127.5 - 1
-    return video.permute(0, 4, 1, 2, 3).contiguous(), [c.caption for c in clips]
+    return video.permute(0, 4, 1, 2, 3)
+
+
+def clip_batch(seed: int, step: int, batch: int) -> tuple[torch.Tensor, list[str]]:
+    """(B, 3, F, H, W) in [-1, 1] (contiguous) and captions, a pure function of (seed, step)."""
+    clips = make_clips(seed, step, batch)
+    return clips_video(clips).contiguous(), [c.caption for c in clips]
+
+
+@torch.no_grad()
+def encode_video(vae, video: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """(B, 3, F, H, W) pixels -> (B, C, F, h, w) posterior-mean latents (unscaled), `chunk`
+    frames per VAE call."""
+    b, _, f, h, w = video.shape
+    frames = video.permute(0, 2, 1, 3, 4).reshape(b * f, 3, h, w)
+    latents = torch.cat([vae.encode(x).latent_dist.mean for x in frames.split(chunk)])
+    return latents.reshape(b, f, *latents.shape[1:]).permute(0, 2, 1, 3, 4)
 
 
 _REVERSED_MOTION = {"right": "left", "left": "right", "up": "down", "down": "up"}
@@ -169,8 +186,7 @@ class Trainer:
         while step < a.vae_steps and not self.out_of_time():
             # Frames drawn from clips: a quarter of a clip's frames keeps batches diverse.
             clips = make_clips(a.seed + 1, step, a.vae_batch // 4)
-            video = torch.from_numpy(np.stack([c.frames for c in clips])).float().permute(0, 4, 1, 2, 3) / 127.5 - 1
-            video = torch.cat([video, object_masks(clips)], dim=1)
+            video = torch.cat([clips_video(clips), object_masks(clips)], dim=1)
             gen = torch.Generator().manual_seed(a.seed * 7919 + step)
             idx = torch.randint(0, world.FRAMES, (video.shape[0], 4), generator=gen)
             frames = torch.stack([video[b, :, idx[b]] for b in range(video.shape[0])])  # B,C,4,H,W
@@ -215,9 +231,7 @@ class Trainer:
         if "scaling_factor" not in ckpt:
             # Scale latents to unit variance, as the scaling factor of SD/ModelScope VAEs does.
             video, _ = clip_batch(self.args.seed + 2, 0, 32)
-            frames = video.permute(0, 2, 1, 3, 4).reshape(-1, 3, world.SIZE, world.SIZE)
-            with torch.no_grad():
-                mean = torch.cat([vae.encode(f).latent_dist.mean for f in frames.split(64)])
+            mean = encode_video(vae, video, chunk=64)
             ckpt["scaling_factor"] = float(1.0 / mean.std())
             ckpt["latent_mean"] = float(mean.mean())
             atomic_save(ckpt, self.out / "vae.pt")
@@ -274,12 +288,8 @@ class Trainer:
 
         def encode_clips(first: int, count: int) -> tuple[torch.Tensor, list[str]]:
             clips = [world.make_clip(a.seed * TRAIN_SEED_BASE + k) for k in range(first, first + count)]
-            video = torch.from_numpy(np.stack([c.frames for c in clips])).float() / 127.5 - 1  # B,F,H,W,3
-            b, f, h, w, _ = video.shape
-            with torch.no_grad():
-                frames = video.permute(0, 1, 4, 2, 3).reshape(b * f, 3, h, w).to(self.device)
-                lat = torch.cat([vae.encode(x).latent_dist.mean for x in frames.split(256)]) * sf
-            return lat.reshape(b, f, *lat.shape[1:]).permute(0, 2, 1, 3, 4).cpu(), [c.caption for c in clips]
+            latents = encode_video(vae, clips_video(clips).to(self.device)) * sf
+            return latents.cpu(), [c.caption for c in clips]
 
         def pool_count(at_step: int) -> int:
             return a.pool_start + a.pool_refresh * at_step

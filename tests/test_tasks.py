@@ -13,7 +13,16 @@ import vidzero
 from vidzero.cli import app
 from vidzero.errors import BadInput
 from vidzero.io import read_video, write_video
-from vidzero.timeline import contiguous_runs, fill_order, plan_prefix, plan_timeline, window_for, window_for_run
+from vidzero.timeline import (
+    WindowJob,
+    contiguous_runs,
+    fill_order,
+    plan_prefix,
+    plan_single_window,
+    plan_timeline,
+    window_for,
+    window_for_run,
+)
 
 runner = CliRunner()
 FAST = dict(steps=1, resample=0)
@@ -71,6 +80,14 @@ def test_several_new_frames_per_window():
         assert all(len(j.targets) <= per_window and list(j.slots) == sorted(j.slots) for j in jobs)
     with pytest.raises(BadInput, match="new-per-window"):
         plan_prefix(12, 1, 8, per_window=8)
+
+
+def test_single_window_plan_is_the_replacing_layout():
+    # the known prefix in the first slots, every other slot generated at once from the last known one
+    assert plan_single_window(1, 6) == [WindowJob(0, (0, 1, 2, 3, 4, 5), (1, 2, 3, 4, 5), (None, 0, 0, 0, 0, 0))]
+    assert plan_single_window(3, 5) == [WindowJob(0, (0, 1, 2, 3, 4), (3, 4), (None, None, None, 2, 2))]
+    with pytest.raises(BadInput, match="single window"):
+        plan_single_window(6, 6)
 
 
 def test_several_new_frames_per_window_end_to_end(tiny_backbone, image_file):

@@ -202,12 +202,11 @@ def plan_timeline(length: int, known: set[int], window: int, order: str = "forwa
 
 def plan_single_window(known_prefix: int, window: int) -> list[WindowJob]:
     """The "replacing" baseline: one window, the known prefix in its first slots, every other slot
-    generated in the same run (one sampling run for the whole video, no sliding)."""
+    generated in the same run (one sampling run for the whole video, no sliding). It is the
+    general plan with as many new frames per window as the window has unknown slots."""
     if not 1 <= known_prefix < window:
         raise BadInput(f"a single window of {window} frames needs 1 to {window - 1} known frames, got {known_prefix}")
-    generated = tuple(range(known_prefix, window))
-    init = tuple(known_prefix - 1 if i in generated else None for i in range(window))
-    return [WindowJob(0, tuple(range(window)), generated, init)]
+    return plan_timeline(window, set(range(known_prefix)), window, per_window=window - known_prefix)
 
 
 def last_reads(jobs: list[WindowJob]) -> dict[int, int]:
