@@ -154,3 +154,45 @@ def test_latent_pool_is_a_ring_buffer():
     clone = train.LatentPool(1)
     clone.load_state_dict(pool.state_dict())
     assert clone.captions == pool.captions and clone.count == 4 and len(clone) == 3
+
+
+def test_text_refresh_parts_faded_words_and_keeps_the_rest(tmp_path):
+    """The training recipe's text-encoder refresh: a word whose output has faded into another's
+    ("left" made a near copy of "right") comes out clearly apart, while the other words' outputs
+    stay close to what the UNet was trained on."""
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from vidzero.shapes.tokenizer import build_tokenizer
+
+    train = load_recipe("train_shapes_backbone.py")
+    tok = build_tokenizer(world.vocabulary(), tmp_path / "tok")
+    torch.manual_seed(0)
+    encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=77, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    ))
+    right, left = tok.convert_tokens_to_ids(["right</w>", "left</w>"])
+    with torch.no_grad():
+        table = encoder.get_input_embeddings().weight
+        table.mul_(50)  # words clearly apart, as in an encoder already trained on the captions
+        table[left] = table[right] + 1e-4 * torch.randn_like(table[right])
+    probe = ["a red circle moving right", "a red circle moving left", "a blue circle moving right"]
+
+    def outputs(model) -> torch.Tensor:
+        ids = tok(probe, padding="max_length", max_length=77, return_tensors="pt").input_ids
+        with torch.no_grad():
+            return model(ids)[0][:, 1:6]  # the five words
+
+    before = outputs(encoder)
+    direction_gap = lambda h: (h[1, 4] - h[0, 4]).norm() / h[0, 4].norm()  # noqa: E731
+    assert direction_gap(before) < 0.01
+    captions = [world.make_clip(seed, frames=1).caption for seed in range(300)]
+    stats = train.refresh_text_encoder(encoder, tok, captions, steps=80, seed=0, log_every=1000)
+    after = outputs(encoder)
+    assert direction_gap(after) > 0.3, direction_gap(after)
+    assert stats["distill"] < 0.2 and stats["identity"] < 0.5, stats
+    # words that were already apart stay near their old outputs
+    kept = (after[2, :3] - before[2, :3]).norm(dim=-1) / before[2, :3].norm(dim=-1)
+    assert kept.max() < 0.5, kept
+    assert not any(p.requires_grad for p in encoder.parameters())  # handed back frozen
