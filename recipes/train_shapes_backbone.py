@@ -124,10 +124,12 @@ def refresh_text_encoder(
     outputs of "... moving right ..." and "... moving left ..." differed by 0.67 (norm 11) at the
     direction word, against 6-13 for a colour word, and the UNet's noise prediction was the same
     for both to 5 decimals. ModelScope's encoder is a frozen pretrained CLIP whose outputs keep
-    every word apart; this is the text-only stand-in. Two losses on captions alone: each
+    every word apart; this is the text-only stand-in. Three losses on captions alone: each
     content position must name its own token under a cosine classifier of fixed scale (so words
-    are kept apart by angle, not by a large head), while a distillation term keeps the outputs
-    near the current ones (the UNet's mapping for the words it already uses survives).
+    are kept apart by angle, not by a large head); each end/padding position must give the
+    caption's bag of words under the same classifier (most of the UNet's attention falls on
+    those positions, where the direction had faded to 0.2); a distillation term keeps the
+    outputs near the current ones (the UNet's mapping for the words it already uses survives).
     """
     teacher = copy.deepcopy(text_encoder).eval().requires_grad_(False)
     text_encoder.train()
@@ -161,15 +163,22 @@ def refresh_text_encoder(
             target = teacher(ids)[0]
         distill = (hidden - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean()
         content = ~torch.isin(ids, special)
-        logits = scale * F.normalize(hidden[content], dim=-1) @ F.normalize(prototypes, dim=-1).T
-        identity = F.cross_entropy(logits, ids[content])
-        loss = identity + distill_weight * distill
+        words = F.normalize(prototypes, dim=-1)
+        identity = F.cross_entropy(scale * F.normalize(hidden[content], dim=-1) @ words.T, ids[content])
+        # The end-of-text and padding positions (about 60 of the 77 keys the UNet attends to)
+        # must summarise the whole caption: their word distribution is the caption's bag of words.
+        bag = torch.zeros(len(ids), len(tokenizer), device=device).scatter_add_(1, ids, content.float())
+        bag = bag / bag.sum(1, keepdim=True)
+        ends = ids == tokenizer.eos_token_id
+        rows = torch.arange(len(ids), device=device)[:, None].expand_as(ids)[ends]
+        summary = F.cross_entropy(scale * F.normalize(hidden[ends], dim=-1) @ words.T, bag[rows])
+        loss = identity + summary + distill_weight * distill
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        stats = {"identity": identity.item(), "distill": distill.item()}
+        stats = {"identity": identity.item(), "summary": summary.item(), "distill": distill.item()}
         if (step + 1) % log_every == 0:
-            log(f"text refresh {step + 1}/{steps} word identity {stats['identity']:.3f} distill {stats['distill']:.4f}")
+            log(f"text refresh {step + 1}/{steps} word identity {stats['identity']:.3f} summary {stats['summary']:.3f} distill {stats['distill']:.4f}")
     text_encoder.eval().requires_grad_(False)
     return stats
 

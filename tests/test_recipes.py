@@ -182,17 +182,37 @@ def test_text_refresh_parts_faded_words_and_keeps_the_rest(tmp_path):
     def outputs(model) -> torch.Tensor:
         ids = tok(probe, padding="max_length", max_length=77, return_tensors="pt").input_ids
         with torch.no_grad():
-            return model(ids)[0][:, 1:6]  # the five words
+            return model(ids)[0][:, [1, 2, 3, 4, 5, 6, 20]]  # the five words, the end token, a pad
 
     before = outputs(encoder)
     direction_gap = lambda h: (h[1, 4] - h[0, 4]).norm() / h[0, 4].norm()  # noqa: E731
     assert direction_gap(before) < 0.01
+    pad_gap = lambda h: ((h[1, 5:] - h[0, 5:]).norm(dim=-1) / h[0, 5:].norm(dim=-1)).min()  # noqa: E731
+    assert pad_gap(before) < 0.01
     captions = [world.make_clip(seed, frames=1).caption for seed in range(300)]
-    stats = train.refresh_text_encoder(encoder, tok, captions, steps=80, seed=0, log_every=1000)
+    stats = train.refresh_text_encoder(encoder, tok, captions, steps=200, seed=0, log_every=1000)
     after = outputs(encoder)
     assert direction_gap(after) > 0.3, direction_gap(after)
-    assert stats["distill"] < 0.2 and stats["identity"] < 0.5, stats
+    assert stats["identity"] < 0.5 and stats["summary"] < 2.6 and stats["distill"] < 0.5, stats
+    assert pad_gap(after) > 0.1, pad_gap(after)  # the end and padding positions now tell left from right
     # words that were already apart stay near their old outputs
     kept = (after[2, :3] - before[2, :3]).norm(dim=-1) / before[2, :3].norm(dim=-1)
     assert kept.max() < 0.5, kept
     assert not any(p.requires_grad for p in encoder.parameters())  # handed back frozen
+
+
+def test_probe_text_use(tiny_model_dir, tiny_backbone, monkeypatch):
+    """The probe reads 0 for a word the model cannot see, and more than 0 for one it can."""
+    probe = load_recipe("probe_text_use.py")
+    assert probe.swap_direction("a red circle moving up on a gray background") == "a red circle moving down on a gray background"
+    assert probe.swap_colour("a small red circle moving up") == "a small green circle moving up"
+    encode = tiny_backbone.encode_text
+    import re
+
+    monkeypatch.setattr(tiny_backbone, "encode_text", lambda text: encode(re.sub(r"moving \w+", "moving", text)))
+    monkeypatch.setattr(tiny_backbone, "_text_cache", {})
+    clips = world.moving_object_clips(3, 5_000, frames=tiny_backbone.frames)
+    rows = probe.probe(tiny_backbone, clips, timesteps=(700,))
+    assert rows[0]["loss without direction"] == 0.0  # both captions encode alike: the direction is invisible
+    assert rows[0]["loss without colour"] != 0.0 and rows[0]["loss without text"] != 0.0
+    run("probe_text_use.py", "--model", tiny_model_dir, "--clips", 2)
