@@ -22,7 +22,6 @@ import torch
 import vidzero
 from vidzero.shapes import world
 
-OPPOSITE = {"right": "left", "left": "right", "up": "down", "down": "up"}
 TIMESTEPS = (999, 850, 700, 500)
 
 
@@ -31,10 +30,6 @@ def swap_colour(caption: str) -> str:
     first = next(c for c in re.findall(r"[a-z]+", caption) if c in colours)
     other = colours[(colours.index(first) + 1) % len(colours)]
     return re.sub(rf"\b{first}\b", other, caption, count=1)
-
-
-def swap_direction(caption: str) -> str:
-    return re.sub(r"moving (right|left|up|down)", lambda m: f"moving {OPPOSITE[m.group(1)]}", caption)
 
 
 @torch.no_grad()
@@ -46,7 +41,7 @@ def probe(backbone, clips: list[world.ShapesClip], timesteps=TIMESTEPS, seed: in
     latents = backbone.encode_frames(pixels).reshape(b, f, *backbone.latent_shape).permute(0, 2, 1, 3, 4)
     variants = {
         "true": [c.caption for c in clips],
-        "direction swapped": [swap_direction(c.caption) for c in clips],
+        "direction swapped": [world.reversed_caption(c.caption) for c in clips],
         "colour swapped": [swap_colour(c.caption) for c in clips],
         "no text": [""] * len(clips),
     }

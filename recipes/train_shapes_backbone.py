@@ -23,7 +23,6 @@ import copy
 import json
 import math
 import os
-import re
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 
 from vidzero.shapes import model as shapes_model
 from vidzero.shapes import world
+from vidzero.shapes.world import reversed_caption
 
 PACKED_NAME = "unet-packed.pt"  # the committed copy of unet.pt (see --pack)
 TRAIN_SEED_BASE = 10**7  # world seeds below 10**7 * (seed + 1) are training clips; evaluation uses others
@@ -68,15 +68,6 @@ def encode_video(vae, video: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     frames = video.permute(0, 2, 1, 3, 4).reshape(b * f, 3, h, w)
     latents = torch.cat([vae.encode(x).latent_dist.mean for x in frames.split(chunk)])
     return latents.reshape(b, f, *latents.shape[1:]).permute(0, 2, 1, 3, 4)
-
-
-_REVERSED_MOTION = {"right": "left", "left": "right", "up": "down", "down": "up"}
-
-
-def reversed_caption(caption: str) -> str:
-    """The caption of the same clip played backwards: constant motions flip; bouncing and
-    standing still read the same both ways."""
-    return re.sub(r"moving (right|left|up|down)", lambda m: f"moving {_REVERSED_MOTION[m.group(1)]}", caption)
 
 
 class LatentPool:
@@ -169,7 +160,7 @@ def refresh_text_encoder(
         # must summarise the whole caption: their word distribution is the caption's bag of words.
         bag = torch.zeros(len(ids), len(tokenizer), device=device).scatter_add_(1, ids, content.float())
         bag = bag / bag.sum(1, keepdim=True)
-        ends = ids == tokenizer.eos_token_id
+        ends = ~content & (ids != tokenizer.bos_token_id)
         rows = torch.arange(len(ids), device=device)[:, None].expand_as(ids)[ends]
         summary = F.cross_entropy(scale * F.normalize(hidden[ends], dim=-1) @ words.T, bag[rows])
         loss = identity + summary + distill_weight * distill

@@ -204,7 +204,7 @@ def test_text_refresh_parts_faded_words_and_keeps_the_rest(tmp_path):
 def test_probe_text_use(tiny_model_dir, tiny_backbone, monkeypatch):
     """The probe reads 0 for a word the model cannot see, and more than 0 for one it can."""
     probe = load_recipe("probe_text_use.py")
-    assert probe.swap_direction("a red circle moving up on a gray background") == "a red circle moving down on a gray background"
+    assert world.reversed_caption("a red circle moving up on a gray background") == "a red circle moving down on a gray background"
     assert probe.swap_colour("a small red circle moving up") == "a small green circle moving up"
     encode = tiny_backbone.encode_text
     import re

@@ -12,6 +12,7 @@ segmentation can tell the two apart even on blurry generated frames.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -195,6 +196,15 @@ def describe_object(track: ObjectTrack, with_size: bool) -> str:
 
 def article(noun: str) -> str:
     return "an" if noun[0] in "aeiou" else "a"
+
+
+OPPOSITE_DIRECTIONS = {"right": "left", "left": "right", "up": "down", "down": "up"}
+
+
+def reversed_caption(caption: str) -> str:
+    """The caption of the same clip played backwards: constant motions flip ("moving left" <->
+    "moving right"); bouncing and standing still read the same both ways."""
+    return re.sub(r"moving (right|left|up|down)", lambda m: f"moving {OPPOSITE_DIRECTIONS[m.group(1)]}", caption)
 
 
 def caption_for(tracks: list[ObjectTrack], background_name: str | None, rng: np.random.Generator) -> str:
