@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from vidzero.errors import BadInput
-from vidzero.io import VideoWriter, contact_sheet, load_image, read_video, sample_indices, write_video
+from vidzero.io import (
+    VideoWriter,
+    atomic_write_bytes,
+    contact_sheet,
+    load_image,
+    read_video,
+    sample_indices,
+    write_video,
+)
 
 
 def frames(n=6, size=32):
@@ -38,6 +46,25 @@ def test_existing_output_refused_unless_forced(tmp_path):
         write_video(frames(), path)
     write_video(frames(3), path, force=True)
     assert len(list(read_video(path))) == 3
+
+
+def test_outputs_get_ordinary_file_permissions(tmp_path):
+    """Atomic writes go through private temporary files; what lands must be readable like any new
+    file (here umask 022: 0644), frames, sidecars and videos alike."""
+    import os
+
+    from vidzero.runstate import save_state
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "run.json", b"{}")
+        save_state(tmp_path / "run.state", {})
+        folder = write_video(frames(2), tmp_path / "frames")
+        video = write_video(frames(2), tmp_path / "v.mp4")
+    finally:
+        os.umask(old)
+    for path in [tmp_path / "run.json", tmp_path / "run.state", video, *folder.iterdir()]:
+        assert path.stat().st_mode & 0o777 == 0o644, path
 
 
 def test_failed_write_leaves_nothing(tmp_path):

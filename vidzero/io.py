@@ -111,9 +111,7 @@ class VideoWriter:
         self.count = 0
         self._container: av.container.OutputContainer | None = None
         self._stream = None
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part" + (self.path.suffix or ""), dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temporary_sibling(self.path, ".part" + (self.path.suffix or ""))
         if self.kind == FRAME_FOLDER:
             self.tmp.unlink()
             self.tmp.mkdir()
@@ -235,10 +233,23 @@ def read_video(path: str | Path, width: int | None = None, height: int | None = 
 
 
 # ---------------------------------------------------------------------- sidecars
+def temporary_sibling(path: Path, suffix: str = ".part") -> Path:
+    """A new empty hidden file beside `path`, to be written and then moved onto it atomically.
+
+    mkstemp makes it private (0600); it gets the permissions any new file gets instead (umask
+    applied), or every output written through it would end up unreadable to other users.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    os.close(fd)
+    return Path(tmp)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+    tmp = temporary_sibling(path)
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 

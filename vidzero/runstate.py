@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ import torch
 
 from vidzero.engine import EngineState
 from vidzero.errors import BadInput
-from vidzero.io import sidecar
+from vidzero.io import sidecar, temporary_sibling
 
 STATE_VERSION = 1
 
@@ -52,8 +51,7 @@ def fingerprint(params: dict, known: dict[int, np.ndarray]) -> str:
 
 def save_state(path: Path, payload: dict) -> None:
     """Atomically replace the state file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    tmp = temporary_sibling(path)
     torch.save({"version": STATE_VERSION, **payload}, tmp)
     os.replace(tmp, path)
 
