@@ -141,6 +141,21 @@ def test_training_time_reversal_is_exact():
     assert min(checked.values()) > 5
 
 
+def test_timestep_focus_keeps_old_draws_and_moves_the_chosen_share():
+    """With no focus the draws equal plain uniform draws (runs made before the option existed stay
+    reproducible); with a focus, about the asked share lands in the range and the rest stay uniform."""
+    import torch
+
+    train = load_recipe("train_shapes_backbone.py")
+    plain = torch.randint(0, 1000, (64,), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(train.draw_timesteps(torch.Generator().manual_seed(3), 64, 1000), plain)
+    t = train.draw_timesteps(torch.Generator().manual_seed(3), 4000, 1000, 0.5, (600, 950))
+    inside = ((t >= 600) & (t < 950)).float().mean().item()
+    assert abs(inside - (0.5 + 0.5 * 0.35)) < 0.04  # focused half, plus the uniform half's 35 %
+    assert t.min() >= 0 and t.max() < 1000 and (t < 600).float().mean() > 0.25
+    assert ((train.draw_timesteps(torch.Generator().manual_seed(4), 500, 1000, 1.0, (700, 710)) - 705).abs() <= 5).all()
+
+
 def test_latent_pool_is_a_ring_buffer():
     import torch
 
