@@ -36,7 +36,7 @@ from PIL import Image
 
 import vidzero
 from vidzero.flicker import flicker_report
-from vidzero.io import contact_sheet, write_png
+from vidzero.io import atomic_write_bytes, contact_sheet, write_png
 from vidzero.run import PlannedRun
 from vidzero.shapes import world
 from vidzero.shapes.evaluate import score_clip
@@ -137,6 +137,7 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     bb = vidzero.load_backbone(a.model, device=a.device)
     results: dict[str, dict] = {}
+    setup = f"{a.cases} held-out cases, {a.steps} DDIM steps, guidance {a.guidance}, model {a.model}, window {bb.frames}"
     for name, spec in variants(not a.no_sdedit).items():
         rows, evaluations, seconds = [], 0, 0.0
         for i, clip in enumerate(cases(a.cases)):
@@ -151,16 +152,22 @@ def main() -> None:
         results[name] = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
         results[name] |= {"cfg_per_frame": evaluations / generated, "seconds_per_frame": seconds / generated}
         print(f"{name}: " + ", ".join(f"{k} {v:.3g}" for k, v in results[name].items()), flush=True)
+        # Written after every variant: a full run takes hours on a CPU, and one stopped midway
+        # keeps the rows it finished.
+        text = write_results(results, setup, a.out)
+    print(f"\n{setup}\n\n{text}")
+
+
+def write_results(results: dict[str, dict], setup: str, out: Path) -> str:
     header = "| variant | " + " | ".join(c for _, c in COLUMNS) + " |"
     table = [header, "|" + "---|" * (len(COLUMNS) + 1)]
     for name, r in results.items():
         table.append(f"| {name} | " + " | ".join(f"{r[k]:.3g}" for k, _ in COLUMNS) + " |")
     text = "\n".join(table)
-    setup = f"{a.cases} held-out cases, {a.steps} DDIM steps, guidance {a.guidance}, model {a.model}, window {bb.frames}"
-    (a.out / "quality.md").write_text(f"{setup}\n\n{text}\n")
-    (a.out / "quality.json").write_text(json.dumps({"setup": setup, "results": results}, indent=1))
-    plot(results, a.out / "quality.png")
-    print(f"\n{setup}\n\n{text}")
+    atomic_write_bytes(out / "quality.md", f"{setup}\n\n{text}\n".encode())
+    atomic_write_bytes(out / "quality.json", json.dumps({"setup": setup, "results": results}, indent=1).encode())
+    plot(results, out / "quality.png")
+    return text
 
 
 def plot(results: dict[str, dict], path: Path) -> None:
