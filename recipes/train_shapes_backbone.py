@@ -346,6 +346,17 @@ class Trainer:
             opt.load_state_dict(ckpt["opt"])
             step = ckpt["step"]
             log(f"unet: resumed at step {step}" + (" (text encoder frozen)" if text_frozen else ""))
+        elif a.text_encoder_from is not None:
+            # ModelScope's recipe: a fresh UNet learns from a text encoder that is ready and frozen
+            # from its first step (here the refreshed encoder of an earlier run), instead of one
+            # trained jointly, which let the direction words fade (see the model card).
+            source = torch.load(a.text_encoder_from, map_location=self.device)
+            if not source.get("text_frozen", False):
+                raise SystemExit(f"{a.text_encoder_from} has no frozen (refreshed) text encoder")
+            text_encoder.load_state_dict(source["ema_text"])
+            ema_text.load_state_dict(source["ema_text"])
+            text_frozen = True
+            log(f"unet: new, with the frozen text encoder of {a.text_encoder_from} (step {source['step']})")
         scheduler = shapes_model.make_scheduler()
         abar = scheduler.alphas_cumprod.to(self.device)
         snr = abar / (1 - abar)
@@ -532,6 +543,8 @@ def main() -> None:
     p.add_argument("--freeze-text-from", type=int, default=None, metavar="STEP",
                    help="at this UNet step, refresh the text encoder on captions (see refresh_text_encoder) and freeze it")
     p.add_argument("--text-refresh-steps", type=int, default=400)
+    p.add_argument("--text-encoder-from", type=Path, default=None, metavar="CKPT",
+                   help="start a new UNet run with the frozen text encoder of this checkpoint (an earlier run's unet.pt/unet-packed.pt)")
     p.add_argument("--focus-fraction", type=float, default=0.0,
                    help="share of each batch whose timestep is drawn from --focus-timesteps (0: uniform, as the shipped run up to step 4,742)")
     p.add_argument("--focus-timesteps", type=lambda v: tuple(int(x) for x in v.split(":")), default=(600, 950),
