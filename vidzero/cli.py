@@ -39,7 +39,7 @@ Seed = Annotated[int, typer.Option(help="Run seed; every window's seed derives f
 Eta = Annotated[float, typer.Option(help="DDIM eta (0: deterministic DDIM).")]
 Queue = Annotated[str, typer.Option(help="Queue generated frames as 'pixel' (release: decode, re-encode) or 'latent'.")]
 Init = Annotated[str, typer.Option(help="New-slot init: 'inversion' (DDPM inversion of the nearest known frame) or 'random'.")]
-PerWindow = Annotated[int, typer.Option("--new-per-window", help="Frames generated per sampling run (1: the paper's; k: k times fewer UNet calls).")]
+PerWindow = Annotated[int, typer.Option("--new-per-window", help="Frames generated per sampling run (1: the paper's; k: k times fewer UNet calls). For infill, 4 was also more accurate on the shapes bench (docs/tasks.md).")]
 Fps = Annotated[float, typer.Option(help="Frame rate of the output.")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output: .mp4, .webm, .gif, or a folder name for PNG frames.")]
