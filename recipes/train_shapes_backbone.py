@@ -195,6 +195,21 @@ def draw_timesteps(
     return t
 
 
+def truncate_positions(text_state: dict[str, torch.Tensor], length: int) -> dict[str, torch.Tensor]:
+    """A CLIP text encoder's weights for prompts padded to `length` tokens instead of more.
+
+    CLIP's text attention is causal, so position i never sees later positions: keeping the first
+    `length` position embeddings gives exactly the same outputs at positions 0..length-1. Shorter
+    padding leaves fewer padding keys for the UNet's cross-attention to spread over."""
+    out = dict(text_state)
+    for key, value in text_state.items():
+        if key.endswith("position_embedding.weight"):
+            out[key] = value[:length].clone()
+        elif key.endswith("position_ids"):
+            out[key] = value[..., :length].clone()
+    return out
+
+
 def atomic_save(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -236,7 +251,7 @@ class Trainer:
         if self.history_path.exists():
             self.history = json.loads(self.history_path.read_text())
         self.deadline = time.time() + args.minutes * 60 if args.minutes else math.inf
-        self.tokenizer = shapes_model.make_tokenizer(self.out / "tokenizer")
+        self.tokenizer = shapes_model.make_tokenizer(self.out / "tokenizer", args.max_tokens)
 
     def out_of_time(self) -> bool:
         """--minutes spent, or a STOP file dropped into --out (stop cleanly at the next step)."""
@@ -353,8 +368,9 @@ class Trainer:
             source = torch.load(a.text_encoder_from, map_location=self.device)
             if not source.get("text_frozen", False):
                 raise SystemExit(f"{a.text_encoder_from} has no frozen (refreshed) text encoder")
-            text_encoder.load_state_dict(source["ema_text"])
-            ema_text.load_state_dict(source["ema_text"])
+            text_state = truncate_positions(source["ema_text"], self.tokenizer.model_max_length)
+            text_encoder.load_state_dict(text_state)
+            ema_text.load_state_dict(text_state)
             text_frozen = True
             log(f"unet: new, with the frozen text encoder of {a.text_encoder_from} (step {source['step']})")
         scheduler = shapes_model.make_scheduler()
@@ -545,6 +561,8 @@ def main() -> None:
     p.add_argument("--text-refresh-steps", type=int, default=400)
     p.add_argument("--text-encoder-from", type=Path, default=None, metavar="CKPT",
                    help="start a new UNet run with the frozen text encoder of this checkpoint (an earlier run's unet.pt/unet-packed.pt)")
+    p.add_argument("--max-tokens", type=int, default=77,
+                   help="padded prompt length of the tokenizer and text encoder (77: CLIP's; captions are at most 23 tokens)")
     p.add_argument("--focus-fraction", type=float, default=0.0,
                    help="share of each batch whose timestep is drawn from --focus-timesteps (0: uniform, as the shipped run up to step 4,742)")
     p.add_argument("--focus-timesteps", type=lambda v: tuple(int(x) for x in v.split(":")), default=(600, 950),

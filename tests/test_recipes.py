@@ -156,6 +156,26 @@ def test_timestep_focus_keeps_old_draws_and_moves_the_chosen_share():
     assert ((train.draw_timesteps(torch.Generator().manual_seed(4), 500, 1000, 1.0, (700, 710)) - 705).abs() <= 5).all()
 
 
+def test_truncated_text_positions_give_the_same_outputs():
+    """A text encoder cut to fewer positions (--max-tokens with --text-encoder-from) gives the same
+    outputs at the positions it keeps: CLIP's causal attention never looks ahead."""
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    train = load_recipe("train_shapes_backbone.py")
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+               bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    long = CLIPTextModel(CLIPTextConfig(max_position_embeddings=77, **cfg)).eval()
+    short = CLIPTextModel(CLIPTextConfig(max_position_embeddings=24, **cfg)).eval()
+    short.load_state_dict(train.truncate_positions(long.state_dict(), 24))
+    ids = torch.randint(3, 40, (3, 77))
+    ids[:, 0], ids[:, 12:] = 1, 2  # a 10-word caption, end token, padding
+    with torch.no_grad():
+        torch.testing.assert_close(short(ids[:, :24])[0], long(ids)[0][:, :24], rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(long(ids)[0][:, 23], long(ids)[0][:, 30])  # positions do differ
+
+
 def test_latent_pool_is_a_ring_buffer():
     import torch
 

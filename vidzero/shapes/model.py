@@ -64,8 +64,8 @@ def make_unet() -> UNet3DConditionModel:
     )
 
 
-def make_tokenizer(folder: str | Path) -> CLIPTokenizer:
-    return build_tokenizer(world.vocabulary(), folder)
+def make_tokenizer(folder: str | Path, max_length: int = 77) -> CLIPTokenizer:
+    return build_tokenizer(world.vocabulary(), folder, max_length)
 
 
 def make_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:

@@ -74,10 +74,11 @@ def write_tokenizer_files(words: list[str], folder: str | Path) -> None:
     (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
 
 
-def build_tokenizer(words: list[str], folder: str | Path) -> CLIPTokenizer:
-    """Write the files and load them back the standard way; checks each word is one token."""
+def build_tokenizer(words: list[str], folder: str | Path, max_length: int = 77) -> CLIPTokenizer:
+    """Write the files and load them back the standard way; checks each word is one token.
+    `max_length` is the padded prompt length (CLIP's 77 by default)."""
     write_tokenizer_files(words, folder)
-    tok = CLIPTokenizer.from_pretrained(str(folder), model_max_length=77)
+    tok = CLIPTokenizer.from_pretrained(str(folder), model_max_length=max_length)
     for word in words:
         ids = tok(word, add_special_tokens=False).input_ids
         if len(ids) != 1:
