@@ -25,6 +25,7 @@ frame, measured in the same run). Writes OUT/quality.json, OUT/quality.md, OUT/q
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import time
 import warnings
@@ -186,8 +187,10 @@ def plot(results: dict[str, dict], path: Path) -> None:
         if ax is not axes[0]:
             ax.set_yticklabels([])
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    atomic_write_bytes(path, png.getvalue())
 
 
 if __name__ == "__main__":

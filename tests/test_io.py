@@ -53,9 +53,11 @@ def test_outputs_get_ordinary_file_permissions(tmp_path):
     file (here umask 022: 0644), frames, sidecars and videos alike."""
     import os
 
+    import vidzero.io
     from vidzero.runstate import save_state
 
     old = os.umask(0o022)
+    vidzero.io._process_umask.cache_clear()  # read once per process; this test sets its own
     try:
         atomic_write_bytes(tmp_path / "run.json", b"{}")
         save_state(tmp_path / "run.state", {})
@@ -63,6 +65,7 @@ def test_outputs_get_ordinary_file_permissions(tmp_path):
         video = write_video(frames(2), tmp_path / "v.mp4")
     finally:
         os.umask(old)
+        vidzero.io._process_umask.cache_clear()
     for path in [tmp_path / "run.json", tmp_path / "run.state", video, *folder.iterdir()]:
         assert path.stat().st_mode & 0o777 == 0o644, path
 

@@ -9,6 +9,7 @@ the name the user asked for.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -240,11 +241,18 @@ def temporary_sibling(path: Path, suffix: str = ".part") -> Path:
     applied), or every output written through it would end up unreadable to other users.
     """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
+    os.fchmod(fd, 0o666 & ~_process_umask())
     os.close(fd)
     return Path(tmp)
+
+
+@functools.cache
+def _process_umask() -> int:
+    # The only portable way to read the umask is to set it and set it back; done once per
+    # process (at the first write), so no other thread can create a file in between later on.
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
