@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import vidzero
+from vidzero.engine import from_pixels
 from vidzero.shapes import world
 
 TIMESTEPS = (999, 850, 700, 500)
@@ -34,9 +35,8 @@ def swap_colour(caption: str) -> str:
 
 @torch.no_grad()
 def probe(backbone, clips: list[world.ShapesClip], timesteps=TIMESTEPS, seed: int = 0) -> list[dict]:
-    frames = torch.from_numpy(np.stack([c.frames for c in clips])).float() / 127.5 - 1  # B,F,H,W,3
-    b, f = frames.shape[:2]
-    pixels = frames.permute(0, 1, 4, 2, 3).reshape(b * f, 3, *frames.shape[2:4])
+    b, f = len(clips), clips[0].frames.shape[0]
+    pixels = from_pixels(np.concatenate([c.frames for c in clips]))  # (B*F, 3, H, W), channels-last view
     pixels = torch.nn.functional.interpolate(pixels, size=(backbone.height, backbone.width), mode="area")
     latents = backbone.encode_frames(pixels).reshape(b, f, *backbone.latent_shape).permute(0, 2, 1, 3, 4)
     variants = {

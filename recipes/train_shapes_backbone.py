@@ -35,6 +35,7 @@ from vidzero.shapes import world
 from vidzero.shapes.world import reversed_caption
 
 PACKED_NAME = "unet-packed.pt"  # the committed copy of unet.pt (see --pack)
+FOCUS_TIMESTEPS = (600, 950)  # where the trajectory is decided (see draw_timesteps)
 TRAIN_SEED_BASE = 10**7  # world seeds below 10**7 * (seed + 1) are training clips; evaluation uses others
 
 
@@ -176,7 +177,7 @@ def refresh_text_encoder(
 
 def draw_timesteps(
     gen: torch.Generator, batch: int, num_train_timesteps: int, focus_fraction: float = 0.0,
-    focus_range: tuple[int, int] = (600, 950),
+    focus_range: tuple[int, int] = FOCUS_TIMESTEPS,
 ) -> torch.Tensor:
     """Training timesteps: uniform, except that a `focus_fraction` of the batch is drawn from
     `focus_range` instead.
@@ -565,8 +566,8 @@ def main() -> None:
                    help="padded prompt length of the tokenizer and text encoder (77: CLIP's; captions are at most 23 tokens)")
     p.add_argument("--focus-fraction", type=float, default=0.0,
                    help="share of each batch whose timestep is drawn from --focus-timesteps (0: uniform, as the shipped run up to step 4,742)")
-    p.add_argument("--focus-timesteps", type=lambda v: tuple(int(x) for x in v.split(":")), default=(600, 950),
-                   metavar="LO:HI", help="timestep range of the focused draws (default 600:950)")
+    p.add_argument("--focus-timesteps", type=lambda v: tuple(int(x) for x in v.split(":")), default=FOCUS_TIMESTEPS,
+                   metavar="LO:HI", help="timestep range of the focused draws (default {}:{})".format(*FOCUS_TIMESTEPS))
     p.add_argument("--every", type=int, default=100, help="checkpoint every N steps")
     p.add_argument("--minutes", type=float, default=0, help="stop (and checkpoint) after this long")
     p.add_argument("--threads", type=int, default=0)
@@ -576,8 +577,9 @@ def main() -> None:
     p.add_argument("--pack", action="store_true", help="write unet-packed.pt (to commit, for resuming elsewhere) and exit")
     args = p.parse_args()
     lo, hi = args.focus_timesteps
-    if not 0 <= args.focus_fraction <= 1 or not 0 <= lo < hi <= 1000:
-        p.error("--focus-fraction must be in [0, 1] and --focus-timesteps LO:HI within 0..1000 with LO < HI")
+    steps = shapes_model.MODELSCOPE_SCHEDULER_CONFIG["num_train_timesteps"]
+    if not 0 <= args.focus_fraction <= 1 or not 0 <= lo < hi <= steps:
+        p.error(f"--focus-fraction must be in [0, 1] and --focus-timesteps LO:HI within 0..{steps} with LO < HI")
     if args.threads:
         torch.set_num_threads(args.threads)
     trainer = Trainer(args)
