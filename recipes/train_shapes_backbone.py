@@ -71,6 +71,46 @@ def encode_video(vae, video: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     return latents.reshape(b, f, *latents.shape[1:]).permute(0, 2, 1, 3, 4)
 
 
+def timestep_loss_weights(snr: torch.Tensor, min_snr: float, high_noise_cap: float = 1.0) -> torch.Tensor:
+    """Per-timestep weights of the noise-prediction MSE: min-SNR-gamma (Hang et al. 2023), times
+    1/SNR capped at `high_noise_cap` where SNR < 1. The noise error at high noise is SNR times the
+    x0 error, so the clip-level layout decided there (where the object is in which frame: the
+    direction) barely counts without the second factor; a cap of 1 leaves plain min-SNR."""
+    return torch.clamp(snr, max=min_snr) / snr * torch.clamp(1 / snr, min=1.0, max=high_noise_cap)
+
+
+def direction_contrast_loss(
+    unet, text_encoder, tokenizer, noisy: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+    captions: list[str], per_item: torch.Tensor, weight: torch.Tensor, margin: float,
+) -> torch.Tensor:
+    """A hinge that asks the noise prediction under the caption with its motion reversed
+    ("moving right" -> "moving left") to be worse than under the true caption by `margin` times
+    the true error, for every clip whose caption names a constant motion.
+
+    Plain denoising gives the direction word a gradient only through a product of factors that
+    all start near zero (attention to the word, a sense of frame position, their interaction), so
+    a UNet can sit at "ignore the direction" for thousands of steps (see the model card). This
+    term isolates the direction-dependent part of that gradient and scales it up. It cannot be
+    met by degrading predictions in general: the same UNet must still denoise real clips that
+    carry the reversed caption.
+    """
+    picked = [i for i, c in enumerate(captions) if c and reversed_caption(c) != c]
+    if not picked:
+        return per_item.new_zeros(())
+    idx = torch.tensor(picked, device=noisy.device)
+    ids = tokenizer(
+        [reversed_caption(captions[i]) for i in picked], padding="max_length",
+        max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt",
+    ).input_ids.to(noisy.device)
+    with torch.no_grad():
+        emb = text_encoder(ids)[0]
+    pred = unet(noisy[idx], t[idx], encoder_hidden_states=emb).sample
+    swapped = F.mse_loss(pred.float(), noise[idx], reduction="none").mean(dim=(1, 2, 3, 4))
+    true = per_item[idx]
+    gap = swapped - true
+    return (F.relu(margin * true.detach() - gap) * weight[idx]).sum() / len(captions)
+
+
 class LatentPool:
     """A ring buffer of VAE-encoded training clips: (N, C, F, h, w) scaled latents + captions."""
 
@@ -374,11 +414,16 @@ class Trainer:
             ema_text.load_state_dict(text_state)
             text_frozen = True
             log(f"unet: new, with the frozen text encoder of {a.text_encoder_from} (step {source['step']})")
+            if a.unet_from is not None:
+                # A warm start on a changed world: the earlier run's EMA UNet (objects, colours and
+                # backgrounds already learned) with a fresh optimizer and a new step count.
+                warm = torch.load(a.unet_from, map_location=self.device)["ema_unet"]
+                unet.load_state_dict(warm)
+                ema_unet.load_state_dict(warm)
+                log(f"unet: starting from the EMA UNet of {a.unet_from}")
         scheduler = shapes_model.make_scheduler()
         abar = scheduler.alphas_cumprod.to(self.device)
-        snr = abar / (1 - abar)
-        # min-SNR-gamma weighting for epsilon prediction (Hang et al. 2023).
-        loss_weight = torch.clamp(snr, max=a.min_snr) / snr
+        loss_weight = timestep_loss_weights(abar / (1 - abar), a.min_snr, a.high_noise_weight)
         sf = vae.config.scaling_factor
         unet.train()
         text_encoder.train()
@@ -427,6 +472,8 @@ class Trainer:
             save()
 
         last_save = time.time()
+        if a.direction_contrast > 0 and not text_frozen and a.freeze_text_from is None:
+            raise SystemExit("--direction-contrast needs a frozen text encoder (--text-encoder-from or --freeze-text-from)")
         t0, s0 = time.time(), step
         while step < a.unet_steps and not self.out_of_time():
             if a.freeze_text_from is not None and step >= a.freeze_text_from and not text_frozen:
@@ -462,6 +509,10 @@ class Trainer:
             pred = unet(noisy, t, encoder_hidden_states=emb).sample
             per_item = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3, 4))
             loss = (per_item * loss_weight[t]).mean()
+            if a.direction_contrast > 0:
+                loss = loss + a.direction_contrast * direction_contrast_loss(
+                    unet, text_encoder, self.tokenizer, noisy, t, noise, captions, per_item, loss_weight[t], a.direction_margin
+                )
             lr = a.unet_lr * min(1.0, (step + 1) / a.warmup)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -562,6 +613,14 @@ def main() -> None:
     p.add_argument("--text-refresh-steps", type=int, default=400)
     p.add_argument("--text-encoder-from", type=Path, default=None, metavar="CKPT",
                    help="start a new UNet run with the frozen text encoder of this checkpoint (an earlier run's unet.pt/unet-packed.pt)")
+    p.add_argument("--unet-from", type=Path, default=None, metavar="CKPT",
+                   help="with --text-encoder-from: start the UNet from this checkpoint's EMA UNet (fresh optimizer, step 0)")
+    p.add_argument("--direction-contrast", type=float, default=0.0, metavar="W",
+                   help="weight of a hinge asking the prediction under the motion-reversed caption to be worse (needs a frozen text encoder)")
+    p.add_argument("--direction-margin", type=float, default=0.2,
+                   help="the hinge's margin, as a fraction of the true caption's noise error")
+    p.add_argument("--high-noise-weight", type=float, default=1.0, metavar="K",
+                   help="multiply the loss weight by 1/SNR, capped at K, where SNR < 1 (1: off)")
     p.add_argument("--max-tokens", type=int, default=77,
                    help="padded prompt length of the tokenizer and text encoder (77: CLIP's; captions are at most 23 tokens)")
     p.add_argument("--focus-fraction", type=float, default=0.0,
@@ -580,6 +639,10 @@ def main() -> None:
     steps = shapes_model.MODELSCOPE_SCHEDULER_CONFIG["num_train_timesteps"]
     if not 0 <= args.focus_fraction <= 1 or not 0 <= lo < hi <= steps:
         p.error(f"--focus-fraction must be in [0, 1] and --focus-timesteps LO:HI within 0..{steps} with LO < HI")
+    if args.unet_from is not None and args.text_encoder_from is None:
+        p.error("--unet-from needs --text-encoder-from (the UNet is warm-started on a frozen encoder)")
+    if args.high_noise_weight < 1:
+        p.error("--high-noise-weight must be >= 1 (1: off)")
     if args.threads:
         torch.set_num_threads(args.threads)
     trainer = Trainer(args)

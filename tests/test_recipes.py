@@ -176,6 +176,70 @@ def test_truncated_text_positions_give_the_same_outputs():
         assert not torch.allclose(long(ids)[0][:, 23], long(ids)[0][:, 30])  # positions do differ
 
 
+def test_timestep_loss_weights():
+    """min-SNR-5 alone by default (the shipped run's weights); with a cap K, high-noise steps
+    weigh 1/SNR more, never more than K, and SNR >= 1 is untouched."""
+    import torch
+
+    train = load_recipe("train_shapes_backbone.py")
+    snr = torch.tensor([0.005, 0.09, 0.5, 1.0, 4.0, 20.0])
+    plain = train.timestep_loss_weights(snr, 5.0)
+    torch.testing.assert_close(plain, torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.25]))
+    boosted = train.timestep_loss_weights(snr, 5.0, 20.0)
+    torch.testing.assert_close(boosted / plain, torch.tensor([20.0, 1 / 0.09, 2.0, 1.0, 1.0, 1.0]))
+
+
+def test_direction_contrast_hinge(tmp_path):
+    """The --direction-contrast term: only clips whose caption names a constant motion take part;
+    a UNet that ignores the text pays margin x its own error there, with a gradient only on what
+    makes the prediction depend on the direction word; nothing once the reversed caption is
+    already worse by the margin."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from vidzero.shapes.tokenizer import build_tokenizer
+
+    train = load_recipe("train_shapes_backbone.py")
+    tok = build_tokenizer(world.vocabulary(), tmp_path / "tok", max_length=24)
+    right = tok.convert_tokens_to_ids("right</w>")
+
+    def text_encoder(ids):  # a feature that tells "right" from every other word
+        return ((ids == right).float()[..., None].expand(-1, -1, 8),)
+
+    class FakeUNet(torch.nn.Module):
+        def __init__(self, direction_gain: float) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(1.0))
+            self.direction_gain = torch.nn.Parameter(torch.tensor(direction_gain))
+
+        def forward(self, x, t, encoder_hidden_states):
+            says_right = encoder_hidden_states.amax(dim=(1, 2))[:, None, None, None, None]
+            return SimpleNamespace(sample=self.scale * x + self.direction_gain * says_right)
+
+    torch.manual_seed(0)
+    noisy = torch.randn(3, 4, 16, 2, 2)
+    noise = noisy + 0.1 * torch.randn_like(noisy)
+    t = torch.tensor([999, 500, 100])
+    weight = torch.tensor([1.0, 0.5, 0.25])
+    captions = ["a red circle moving left", "a red circle standing still", ""]
+    emb = text_encoder(tok(captions, padding="max_length", max_length=24, return_tensors="pt").input_ids)[0]
+    blind = FakeUNet(0.0)
+    per_item = ((blind(noisy, t, emb).sample - noise) ** 2).mean(dim=(1, 2, 3, 4))
+    loss = train.direction_contrast_loss(blind, text_encoder, tok, noisy, t, noise, captions, per_item, weight, 0.2)
+    torch.testing.assert_close(loss, 0.2 * per_item[0].detach() * weight[0] / 3)
+    loss.backward()
+    assert blind.direction_gain.grad.abs() > 0  # the direction pathway is pushed ...
+    assert blind.scale.grad == 0  # ... and what serves both captions alike is not
+    # the reversed caption ("... moving right") now costs far more than the margin
+    seeing = FakeUNet(1.0)
+    per_item = ((seeing(noisy, t, emb).sample - noise) ** 2).mean(dim=(1, 2, 3, 4))
+    assert train.direction_contrast_loss(seeing, text_encoder, tok, noisy, t, noise, captions, per_item, weight, 0.2) == 0
+    # no motion named anywhere: nothing to contrast
+    still = ["a red circle standing still", "a blue square bouncing up and down", ""]
+    assert train.direction_contrast_loss(blind, text_encoder, tok, noisy, t, noise, still, per_item, weight, 0.2) == 0
+
+
 def test_latent_pool_is_a_ring_buffer():
     import torch
 
@@ -238,6 +302,8 @@ def test_text_refresh_parts_faded_words_and_keeps_the_rest(tmp_path):
 
 def test_probe_text_use(tiny_model_dir, tiny_backbone, monkeypatch):
     """The probe reads 0 for a word the model cannot see, and more than 0 for one it can."""
+    import torch
+
     probe = load_recipe("probe_text_use.py")
     assert world.reversed_caption("a red circle moving up on a gray background") == "a red circle moving down on a gray background"
     assert probe.swap_colour("a small red circle moving up") == "a small green circle moving up"
@@ -250,4 +316,10 @@ def test_probe_text_use(tiny_model_dir, tiny_backbone, monkeypatch):
     rows = probe.probe(tiny_backbone, clips, timesteps=(700,))
     assert rows[0]["loss without direction"] == 0.0  # both captions encode alike: the direction is invisible
     assert rows[0]["loss without colour"] != 0.0 and rows[0]["loss without text"] != 0.0
+    pixels = torch.tensor([[200 / 127.5 - 1, -1, -1], [230 / 127.5 - 1, 40 / 127.5 - 1, 40 / 127.5 - 1]])[:, :, None, None]
+    weight = probe.colour_weight(pixels, "red")[:, 0, 0]
+    assert abs(weight[1] - 1) < 1e-5 and 0 < weight[0] < 0.9  # exact palette red; a darker red counts less
+    assert probe.colour_weight(pixels, "blue").max() == 0.0
+    drift = probe.layout_drift(tiny_backbone, timesteps=(999,), samples=2)
+    assert set(drift[0]) == {"t", *world.DIRECTIONS} and all(np.isfinite(v) for v in drift[0].values())
     run("probe_text_use.py", "--model", tiny_model_dir, "--clips", 2)
