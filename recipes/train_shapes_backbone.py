@@ -446,7 +446,7 @@ class Trainer:
             self.save_history()
 
         def encode_clips(first: int, count: int) -> tuple[torch.Tensor, list[str]]:
-            clips = [world.make_clip(a.seed * TRAIN_SEED_BASE + k) for k in range(first, first + count)]
+            clips = [world.make_clip(a.seed * TRAIN_SEED_BASE + k, speed_range=a.world_speed) for k in range(first, first + count)]
             latents = encode_video(vae, clips_video(clips).to(self.device)) * sf
             return latents.cpu(), [c.caption for c in clips]
 
@@ -621,6 +621,8 @@ def main() -> None:
                    help="the hinge's margin, as a fraction of the true caption's noise error")
     p.add_argument("--high-noise-weight", type=float, default=1.0, metavar="K",
                    help="multiply the loss weight by 1/SNR, capped at K, where SNR < 1 (1: off)")
+    p.add_argument("--world-speed", type=lambda v: tuple(float(x) for x in v.split(":")), default=world.SPEED_RANGE,
+                   metavar="LO:HI", help="pixels per frame of the UNet's training clips (default: the world's)")
     p.add_argument("--max-tokens", type=int, default=77,
                    help="padded prompt length of the tokenizer and text encoder (77: CLIP's; captions are at most 23 tokens)")
     p.add_argument("--focus-fraction", type=float, default=0.0,
@@ -641,6 +643,8 @@ def main() -> None:
         p.error(f"--focus-fraction must be in [0, 1] and --focus-timesteps LO:HI within 0..{steps} with LO < HI")
     if args.unet_from is not None and args.text_encoder_from is None:
         p.error("--unet-from needs --text-encoder-from (the UNet is warm-started on a frozen encoder)")
+    if len(args.world_speed) != 2 or not 0 < args.world_speed[0] <= args.world_speed[1]:
+        p.error("--world-speed must be LO:HI pixels per frame with 0 < LO <= HI")
     if args.high_noise_weight < 1:
         p.error("--high-noise-weight must be >= 1 (1: off)")
     if args.threads:

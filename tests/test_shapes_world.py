@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from vidzero.shapes import world
 from vidzero.shapes.tokenizer import build_tokenizer
@@ -63,3 +64,21 @@ def test_tokenizer_has_every_caption_word_as_one_token(tmp_path):
         ids = tok(caption).input_ids
         assert len(ids) == len(caption.split()) + 2  # BOS + words + EOS
     assert len(tok("zebra").input_ids) > 3  # unknown words still tokenize, as characters
+
+
+def test_speed_range_sets_the_pace_and_keeps_the_clip_otherwise():
+    """A training run can draw faster objects (--world-speed); the same seed keeps its object,
+    direction and background, and non-bouncing movers still stay clear of the walls."""
+    for seed in range(40):
+        slow, fast = world.make_clip(seed), world.make_clip(seed, speed_range=(1.5, 2.5))
+        a, b = slow.tracks[0].spec, fast.tracks[0].spec
+        assert (a.shape, a.colour, a.size, a.direction) == (b.shape, b.colour, b.size, b.direction)
+        np.testing.assert_array_equal(slow.background, fast.background)
+        if a.direction is None:
+            assert b.speed == 0.0
+        else:
+            assert 1.0 <= a.speed <= 2.0 and 1.5 <= b.speed <= 2.5
+            assert b.speed - a.speed == pytest.approx(0.5)  # the same draw, moved along
+        for track in fast.tracks:
+            r = track.spec.radius
+            assert track.centres.min() >= r - 1e-9 and track.centres.max() <= world.SIZE - 1 - r + 1e-9

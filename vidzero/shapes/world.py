@@ -41,6 +41,10 @@ BACKGROUND_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle")
 SIZES: dict[str, float] = {"small": 5.0, "large": 9.0}  # radius (half extent) in pixels at 64 px
+# Pixels per frame of a moving object (the shipped model's world). Training can draw another range
+# (the recipe's --world-speed): at 1.5-2.5, the feasibility run's pace, the direction word was not
+# learned any faster (docs/embedded-backbone.md).
+SPEED_RANGE = (1.0, 2.0)
 DIRECTIONS: dict[str, tuple[float, float]] = {
     "right": (1.0, 0.0),
     "left": (-1.0, 0.0),
@@ -221,6 +225,7 @@ def random_object(
     frames: int = FRAMES,
     exclude_colour: str | None = None,
     bounce_probability: float = 0.2,
+    speed_range: tuple[float, float] = SPEED_RANGE,
 ) -> ObjectSpec:
     """A random object; unless it is drawn to bounce, it starts where it cannot reach a wall
     within `frames`, so that "moving right" captions describe the whole clip."""
@@ -228,7 +233,7 @@ def random_object(
     size_name = list(SIZES)[rng.integers(len(SIZES))]
     r = SIZES[size_name]
     direction = None if rng.random() < 0.12 else list(DIRECTIONS)[rng.integers(len(DIRECTIONS))]
-    speed = float(rng.uniform(1.0, 2.0)) if direction else 0.0
+    speed = float(rng.uniform(*speed_range)) if direction else 0.0
     lo, hi = r, size - 1 - r
     x, y = (float(v) for v in rng.uniform(lo, hi, size=2))
     travel = speed * (frames - 1)
@@ -256,15 +261,16 @@ def make_clip(
     size: int = SIZE,
     objects: list[ObjectSpec] | None = None,
     two_object_probability: float = 0.25,
+    speed_range: tuple[float, float] = SPEED_RANGE,
 ) -> ShapesClip:
     """One clip, a pure function of its arguments. `objects` overrides the random draw."""
     rng = np.random.default_rng(seed)
     background, background_name = render_background(rng, size)
     if objects is None:
-        first = random_object(rng, size, frames)
+        first = random_object(rng, size, frames, speed_range=speed_range)
         objects = [first]
         if rng.random() < two_object_probability:
-            objects.append(random_object(rng, size, frames, exclude_colour=first.colour))
+            objects.append(random_object(rng, size, frames, exclude_colour=first.colour, speed_range=speed_range))
     tracks = [simulate(spec, frames, size) for spec in objects]
     video = np.stack(
         [composite(background, [(t.spec, tuple(t.centres[i])) for t in tracks]) for i in range(frames)]
