@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from vidzero.shapes import model as shapes_model
 from vidzero.shapes import world
+from vidzero.shapes.model import timestep_loss_weights
 from vidzero.shapes.world import reversed_caption
 
 PACKED_NAME = "unet-packed.pt"  # the committed copy of unet.pt (see --pack)
@@ -69,14 +70,6 @@ def encode_video(vae, video: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     frames = video.permute(0, 2, 1, 3, 4).reshape(b * f, 3, h, w)
     latents = torch.cat([vae.encode(x).latent_dist.mean for x in frames.split(chunk)])
     return latents.reshape(b, f, *latents.shape[1:]).permute(0, 2, 1, 3, 4)
-
-
-def timestep_loss_weights(snr: torch.Tensor, min_snr: float, high_noise_cap: float = 1.0) -> torch.Tensor:
-    """Per-timestep weights of the noise-prediction MSE: min-SNR-gamma (Hang et al. 2023), times
-    1/SNR capped at `high_noise_cap` where SNR < 1. The noise error at high noise is SNR times the
-    x0 error, so the clip-level layout decided there (where the object is in which frame: the
-    direction) barely counts without the second factor; a cap of 1 leaves plain min-SNR."""
-    return torch.clamp(snr, max=min_snr) / snr * torch.clamp(1 / snr, min=1.0, max=high_noise_cap)
 
 
 def direction_contrast_loss(
@@ -318,6 +311,10 @@ class Trainer:
             opt.load_state_dict(ckpt["opt"])
             step = ckpt["step"]
             log(f"vae: resumed at step {step}")
+            if step >= a.vae_steps:
+                # Done: leave the file alone. Rewriting it would drop the stored latent scaling
+                # factor, which the UNet stage would then recompute from the current world.
+                return
         vae.train()
         last_save = time.time()
         while step < a.vae_steps and not self.out_of_time():

@@ -240,6 +240,24 @@ def test_direction_contrast_hinge(tmp_path):
     assert train.direction_contrast_loss(blind, text_encoder, tok, noisy, t, noise, still, per_item, weight, 0.2) == 0
 
 
+def test_direction_toy_clips_move_the_way_their_word_says():
+    import torch
+
+    toy = load_recipe("direction_toy.py")
+    clips, direction = toy.make_batch(torch.Generator().manual_seed(0), 256)
+    assert clips.shape == (256, toy.CHANNELS, toy.FRAMES, toy.CELLS, toy.CELLS)
+    assert 0.8 < clips.std() < 1.2  # unit-variance latents, as the schedule assumes
+    grid = torch.arange(toy.CELLS, dtype=torch.float32)
+    blob = clips[:, 0].clamp(min=1.5) - 1.5  # channel 0 carries the blob, above the texture
+    mass = blob.sum(dim=(2, 3))
+    x, y = (blob * grid).sum(dim=(2, 3)) / mass, (blob * grid[:, None]).sum(dim=(2, 3)) / mass
+    for k, (dx, dy) in enumerate(toy.DIRECTIONS.values()):
+        pick = direction == k
+        move_x, move_y = (x[pick, -1] - x[pick, 0]).median(), (y[pick, -1] - y[pick, 0]).median()
+        assert move_x * dx + move_y * dy > 2, (k, move_x, move_y)  # about 3 cells along the word's axis
+        assert (move_y if dx else move_x).abs() < 0.5, (k, move_x, move_y)  # and not across it
+
+
 def test_latent_pool_is_a_ring_buffer():
     import torch
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -81,3 +82,11 @@ def make_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
         pad_token_id=tokenizer.pad_token_id,
     )
     return CLIPTextModel(config)
+
+
+def timestep_loss_weights(snr: torch.Tensor, min_snr: float, high_noise_cap: float = 1.0) -> torch.Tensor:
+    """Per-timestep weights of the noise-prediction MSE: min-SNR-gamma (Hang et al. 2023), times
+    1/SNR capped at `high_noise_cap` where SNR < 1. The noise error at high noise is SNR times the
+    x0 error, so the clip-level layout decided there (where the object is in which frame: the
+    direction) barely counts without the second factor; a cap of 1 leaves plain min-SNR."""
+    return torch.clamp(snr, max=min_snr) / snr * torch.clamp(1 / snr, min=1.0, max=high_noise_cap)

@@ -1,0 +1,149 @@
+"""Can a UNet class learn a text-chosen motion direction at all? A toy in latent space.
+
+    python recipes/direction_toy.py --arch unet3d --steps 600      # ModelScope's UNet3DConditionModel
+    python recipes/direction_toy.py --arch motion --steps 600      # AnimateDiff's UNetMotionModel
+
+The shapes backbone learned colours and shapes from text but never the direction word (see the
+model card). This toy strips everything else away: clips of 16 frames of 4 x 8 x 8 "latents"
+holding one soft blob that moves 0.2-0.33 cells per frame (1.6-2.6 px at 64 px) right, left, down or
+up across a static random texture, and a text of one token per direction (fixed embeddings).
+Both UNets have the shapes backbone's sizes (blocks 64 and 128, one layer per block, cross-attention
+width 128) and train the same way (ModelScope schedule, epsilon, min-SNR-5, AdamW 5e-4, batch
+16). The difference under test: diffusers' UNet3DConditionModel has no temporal position
+embedding (a frame can only tell where it is from the zero padding of temporal convolutions),
+UNetMotionModel's temporal attention has sinusoidal frame positions.
+
+Every --every steps it prints the high-noise layout: at t = 999 the x0 estimate's blob centroid
+moves from the first 4 frames to the last 4 by "drift" cells along each word's axis. A model that
+follows the word shows right/down drift > 0 and left/up drift < 0: the mean clip of each
+direction drifts by +-1.0 cell on this measure (the static texture dilutes it), so that is what a
+model that knows the direction exactly would show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet3DConditionModel, UNetMotionModel
+
+from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG, timestep_loss_weights
+
+FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
+DIRECTIONS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
+
+
+def make_unet(arch: str) -> torch.nn.Module:
+    if arch == "unet3d":
+        return UNet3DConditionModel(
+            sample_size=CELLS, in_channels=CHANNELS, out_channels=CHANNELS,
+            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"), up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+            block_out_channels=(64, 128), layers_per_block=1, cross_attention_dim=WIDTH, attention_head_dim=8,
+        )
+    return UNetMotionModel(
+        sample_size=CELLS, in_channels=CHANNELS, out_channels=CHANNELS,
+        down_block_types=("CrossAttnDownBlockMotion", "DownBlockMotion"), up_block_types=("UpBlockMotion", "CrossAttnUpBlockMotion"),
+        block_out_channels=(64, 128), layers_per_block=1, cross_attention_dim=WIDTH, num_attention_heads=8,
+        motion_num_attention_heads=8, motion_max_seq_length=32,
+    )
+
+
+def predict(unet: torch.nn.Module, noisy: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Noise prediction; UNetMotionModel takes the text once per frame (AnimateDiff's pipeline
+    repeats it), UNet3DConditionModel once per clip."""
+    if isinstance(unet, UNetMotionModel):
+        text = text.repeat_interleave(noisy.shape[2], dim=0)
+    return unet(noisy, t, encoder_hidden_states=text).sample
+
+
+def make_batch(gen: torch.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C, F, h, w) clips with unit-ish variance and (B,) direction indices."""
+    direction = torch.randint(0, len(DIRECTIONS), (batch,), generator=gen)
+    speed = 0.2 + 0.13 * torch.rand(batch, generator=gen)
+    travel = speed * (FRAMES - 1)
+    start = 1.0 + torch.rand(batch, generator=gen) * (CELLS - 3.0 - travel)  # stays inside the window
+    across = 1.0 + torch.rand(batch, generator=gen) * (CELLS - 3.0)
+    unit = torch.tensor(list(DIRECTIONS.values()))[direction]  # (B, 2)
+    along = torch.where(unit.sum(1) > 0, start, CELLS - 1.0 - start)  # right/down start low, left/up high
+    f = torch.arange(FRAMES, dtype=torch.float32)
+    pos_along = along[:, None] + unit.sum(1)[:, None] * speed[:, None] * f  # (B, F)
+    horizontal = unit[:, 0] != 0
+    x = torch.where(horizontal[:, None], pos_along, across[:, None].expand(-1, FRAMES))
+    y = torch.where(horizontal[:, None], across[:, None].expand(-1, FRAMES), pos_along)
+    grid = torch.arange(CELLS, dtype=torch.float32)
+    blob = torch.exp(-((grid[None, None, None, :] - x[..., None, None]) ** 2 + (grid[None, None, :, None] - y[..., None, None]) ** 2) / 1.2)
+    colour = torch.tensor([3.6, -2.7, 1.8, 0.9])[None, :, None, None, None]
+    texture = 0.9 * torch.randn(batch, CHANNELS, 1, CELLS, CELLS, generator=gen)
+    return texture + colour * blob[:, None], direction
+
+
+@torch.no_grad()
+def layout_drift(unet, scheduler, words: torch.Tensor, samples: int = 16) -> dict[str, float]:
+    """Mean move (cells) of the x0 estimate's blob, first 4 frames to last 4, per word, at t = 999."""
+    gen = torch.Generator().manual_seed(123)
+    z = torch.randn(samples, CHANNELS, FRAMES, CELLS, CELLS, generator=gen)
+    abar = scheduler.alphas_cumprod[999]
+    grid = torch.arange(CELLS, dtype=torch.float32)
+    out = {}
+    for k, (name, (dx, _)) in enumerate(DIRECTIONS.items()):
+        eps = predict(unet, z, torch.full((samples,), 999), words[k].expand(samples, -1, -1))
+        x0 = (z - (1 - abar).sqrt() * eps) / abar.sqrt()
+        mass = x0[:, 0].clamp(min=0)  # channel 0 carries the blob (+3.6)
+        total = mass.sum(dim=(2, 3)) + 1e-6
+        cx, cy = (mass * grid).sum(dim=(2, 3)) / total, (mass * grid[:, None]).sum(dim=(2, 3)) / total
+        axis = cx if dx else cy
+        out[name] = (axis[:, -4:].mean() - axis[:, :4].mean()).item()
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", choices=("unet3d", "motion"), default="unet3d")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--every", type=int, default=100)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--high-noise-weight", type=float, default=1.0, metavar="K",
+                   help="as in train_shapes_backbone.py: x1/SNR, capped at K, where SNR < 1")
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    unet = make_unet(a.arch)
+    words = 10 * F.normalize(torch.randn(len(DIRECTIONS), 1, WIDTH), dim=-1)  # fixed, well apart
+    scheduler = DDPMScheduler(**{k: v for k, v in MODELSCOPE_SCHEDULER_CONFIG.items() if k != "set_alpha_to_one"})
+    abar = scheduler.alphas_cumprod
+    weight = timestep_loss_weights(abar / (1 - abar), 5.0, a.high_noise_weight)
+    opt = torch.optim.AdamW(unet.parameters(), lr=5e-4, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(a.seed)
+    print(f"{a.arch}: {sum(q.numel() for q in unet.parameters()) / 1e6:.2f} M parameters")
+    print("| step | loss | right (x) | left (x) | down (y) | up (y) | s/step |")
+    print("|---|---|---|---|---|---|---|")
+    start, losses = time.time(), []
+    for step in range(1, a.steps + 1):
+        clips, direction = make_batch(gen, a.batch)
+        t = torch.randint(0, 1000, (a.batch,), generator=gen)
+        noise = torch.randn(clips.shape, generator=gen)
+        noisy = scheduler.add_noise(clips, noise, t)
+        pred = predict(unet, noisy, t, words[direction])
+        loss = (F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3, 4)) * weight[t]).mean()
+        opt.param_groups[0]["lr"] = 5e-4 * min(1.0, step / 100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if step % a.every == 0:
+            unet.eval()
+            d = layout_drift(unet, scheduler, words)
+            unet.train()
+            rate = (time.time() - start) / step
+            print(f"| {step} | {sum(losses[-a.every:]) / a.every:.4f} | {d['right']:+.2f} | {d['left']:+.2f} | "
+                  f"{d['down']:+.2f} | {d['up']:+.2f} | {rate:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
