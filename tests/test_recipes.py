@@ -241,6 +241,8 @@ def test_direction_contrast_hinge(tmp_path):
 
 
 def test_direction_toy_clips_move_the_way_their_word_says():
+    """The toy's ground truth: each clip's blob travels along its direction word's axis, the
+    right way, and not across it."""
     import torch
 
     toy = load_recipe("direction_toy.py")

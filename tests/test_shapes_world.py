@@ -68,7 +68,7 @@ def test_tokenizer_has_every_caption_word_as_one_token(tmp_path):
 
 def test_speed_range_sets_the_pace_and_keeps_the_clip_otherwise():
     """A training run can draw faster objects (--world-speed); the same seed keeps its object,
-    direction and background, and non-bouncing movers still stay clear of the walls."""
+    direction and background, and every object stays inside the frame."""
     for seed in range(40):
         slow, fast = world.make_clip(seed), world.make_clip(seed, speed_range=(1.5, 2.5))
         a, b = slow.tracks[0].spec, fast.tracks[0].spec
