@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet3DConditionModel, UNetMotionModel
 
+from vidzero.sampler import predict_clean
 from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG, timestep_loss_weights
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
@@ -89,7 +90,7 @@ def layout_drift(unet, scheduler, words: torch.Tensor, samples: int = 16) -> dic
     out = {}
     for k, (name, (dx, _)) in enumerate(DIRECTIONS.items()):
         eps = predict(unet, z, torch.full((samples,), 999), words[k].expand(samples, -1, -1))
-        x0 = (z - (1 - abar).sqrt() * eps) / abar.sqrt()
+        x0 = predict_clean(z, abar, eps)
         mass = x0[:, 0].clamp(min=0)  # channel 0 carries the blob (+3.6)
         total = mass.sum(dim=(2, 3)) + 1e-6
         cx, cy = (mass * grid).sum(dim=(2, 3)) / total, (mass * grid[:, None]).sum(dim=(2, 3)) / total

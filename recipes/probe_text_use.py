@@ -24,6 +24,7 @@ import torch
 
 import vidzero
 from vidzero.engine import from_pixels
+from vidzero.sampler import predict_clean
 from vidzero.shapes import world
 
 TIMESTEPS = (999, 850, 700, 500)
@@ -95,16 +96,18 @@ def layout_drift(backbone, timesteps=(999, 900, 800), samples: int = 6, colour: 
     f = backbone.frames
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(samples, *backbone.latent_shape[:1], f, *backbone.latent_shape[1:], generator=gen).to(backbone.device)
+    z_in = z.to(backbone.dtype)
     ys, xs = torch.meshgrid(torch.arange(backbone.height, dtype=torch.float32),
                             torch.arange(backbone.width, dtype=torch.float32), indexing="ij")
     rows = []
     for t in timesteps:
-        abar = backbone.scheduler.alphas_cumprod[t].item()
+        abar = backbone.scheduler.alphas_cumprod[t]
+        steps = torch.full((samples,), t, device=z.device)
         row = {"t": t}
         for direction in world.DIRECTIONS:
             emb = backbone.encode_text(f"a large {colour} circle moving {direction}").expand(samples, -1, -1)
-            eps = backbone.unet(z.to(backbone.dtype), torch.full((samples,), t, device=z.device), encoder_hidden_states=emb).sample.float()
-            x0 = (z - (1 - abar) ** 0.5 * eps) / abar**0.5
+            eps = backbone.unet(z_in, steps, encoder_hidden_states=emb).sample.float()
+            x0 = predict_clean(z, abar, eps)
             pixels = backbone.decode(x0.permute(0, 2, 1, 3, 4).reshape(samples * f, *backbone.latent_shape)).cpu()
             mass = colour_weight(pixels, colour).reshape(samples, f, backbone.height, backbone.width)
             total = mass.sum(dim=(2, 3)) + 1e-6

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vidzero import sampler
-from vidzero.sampler import SamplerSettings, initial_window, q_sample, renoise, sample_window
+from vidzero.sampler import SamplerSettings, initial_window, predict_clean, q_sample, renoise, sample_window
 from vidzero.shapes.model import make_scheduler
 
 T = 1000
@@ -86,6 +86,7 @@ def test_q_sample_and_renoise_are_the_forward_process():
     eps = torch.randn(1000, dtype=torch.float64)
     abar = 0.3
     torch.testing.assert_close(q_sample(x0, abar, eps), np.sqrt(abar) * x0 + np.sqrt(1 - abar) * eps)
+    torch.testing.assert_close(predict_clean(q_sample(x0, abar, eps), abar, eps), x0)  # its exact inverse
     # Renoising from level a' to level a (a < a') keeps a zero-mean unit-variance process on
     # track: variance of sqrt(r) * N(0, 1) + sqrt(1 - r) * N(0, 1) is 1.
     z = torch.randn(200_000, dtype=torch.float64)

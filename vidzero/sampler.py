@@ -38,6 +38,12 @@ def q_sample(clean: torch.Tensor, abar: torch.Tensor | float, noise: torch.Tenso
     return abar.sqrt() * clean + (1 - abar).sqrt() * noise
 
 
+def predict_clean(z: torch.Tensor, abar: torch.Tensor | float, eps: torch.Tensor) -> torch.Tensor:
+    """The x0 estimate that q_sample inverts to: (z - sqrt(1 - abar) eps) / sqrt(abar)."""
+    abar = torch.as_tensor(abar, dtype=z.dtype, device=z.device)
+    return (z - (1 - abar).sqrt() * eps) / abar.sqrt()
+
+
 def renoise(z: torch.Tensor, abar_from: torch.Tensor | float, abar_to: torch.Tensor | float, noise: torch.Tensor) -> torch.Tensor:
     """Take z from noise level abar_from (t') back up to abar_to (t < t' in time, abar_to < abar_from)."""
     ratio = torch.as_tensor(abar_to, dtype=z.dtype, device=z.device) / torch.as_tensor(abar_from, dtype=z.dtype, device=z.device)
