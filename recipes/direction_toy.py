@@ -13,6 +13,12 @@ width 128) and train the same way (ModelScope schedule, epsilon, min-SNR-5, Adam
 embedding (a frame can only tell where it is from the zero padding of temporal convolutions),
 UNetMotionModel's temporal attention has sinusoidal frame positions.
 
+--text captions swaps the fixed tokens for what the shapes backbone actually sees: a world-style
+caption ("a small red circle moving right on a navy background", random colour, shape, size and
+background words, only the direction tied to the clip) through the shipped model's frozen text
+encoder at 24 tokens. If the toy learns the direction with tokens but not with captions, the text
+path is what hides the word; if it learns both, the culprit is the richer world.
+
 Every --every steps it prints the high-noise layout: at t = 999 the x0 estimate's blob centroid
 moves from the first 4 frames to the last 4 by "drift" cells along each word's axis. A model that
 follows the word shows right/down drift > 0 and left/up drift < 0: the mean clip of each
@@ -30,6 +36,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet3DConditionModel, UNetMotionModel
 
 from vidzero.sampler import predict_clean
+from vidzero.shapes import world
 from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG, timestep_loss_weights
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
@@ -80,8 +87,47 @@ def make_batch(gen: torch.Generator, batch: int) -> tuple[torch.Tensor, torch.Te
     return texture + colour * blob[:, None], direction
 
 
+def random_caption(rng: torch.Generator, direction: str) -> str:
+    """A one-object world caption moving `direction`; every other word drawn at random, with the
+    world's odds (size named half the time, background half the time)."""
+    def pick(options) -> str:
+        options = list(options)
+        return options[int(torch.randint(0, len(options), (1,), generator=rng))]
+
+    size = f"{pick(world.SIZES)} " if torch.rand(1, generator=rng) < 0.5 else ""
+    noun = f"{size}{pick(world.OBJECT_COLOURS)} {pick(world.SHAPES)}"
+    text = f"{world.article(noun)} {noun} moving {direction}"
+    if torch.rand(1, generator=rng) < 0.5:
+        background = pick(world.BACKGROUND_COLOURS)
+        text += f" on {world.article(background)} {background} background"
+    return text
+
+
+class CaptionText:
+    """World captions through a frozen shapes text encoder; called like the fixed-token table
+    with direction indices, returns (B, tokens, width) hidden states."""
+
+    def __init__(self, model: str, max_tokens: int, seed: int) -> None:
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        from vidzero.backbone import resolve_checkpoint
+
+        folder = str(resolve_checkpoint(model)[0])
+        self.tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", model_max_length=max_tokens)
+        self.encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=torch.float32).eval().requires_grad_(False)
+        self.rng = torch.Generator().manual_seed(seed + 7)
+        self.names = list(DIRECTIONS)
+
+    @torch.no_grad()
+    def __getitem__(self, direction: torch.Tensor) -> torch.Tensor:
+        captions = [random_caption(self.rng, self.names[int(d)]) for d in direction.reshape(-1)]
+        ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids
+        return self.encoder(ids)[0]
+
+
 @torch.no_grad()
-def layout_drift(unet, scheduler, words: torch.Tensor, samples: int = 16) -> dict[str, float]:
+def layout_drift(unet, scheduler, words, samples: int = 16) -> dict[str, float]:
     """Mean move (cells) of the x0 estimate's blob, first 4 frames to last 4, per word, at t = 999."""
     gen = torch.Generator().manual_seed(123)
     z = torch.randn(samples, CHANNELS, FRAMES, CELLS, CELLS, generator=gen)
@@ -89,7 +135,8 @@ def layout_drift(unet, scheduler, words: torch.Tensor, samples: int = 16) -> dic
     grid = torch.arange(CELLS, dtype=torch.float32)
     out = {}
     for k, (name, (dx, _)) in enumerate(DIRECTIONS.items()):
-        eps = predict(unet, z, torch.full((samples,), 999), words[k].expand(samples, -1, -1))
+        text = words[torch.full((samples,), k)] if isinstance(words, CaptionText) else words[k].expand(samples, -1, -1)
+        eps = predict(unet, z, torch.full((samples,), 999), text)
         x0 = predict_clean(z, abar, eps)
         mass = x0[:, 0].clamp(min=0)  # channel 0 carries the blob (+3.6)
         total = mass.sum(dim=(2, 3)) + 1e-6
@@ -108,6 +155,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--high-noise-weight", type=float, default=1.0, metavar="K",
                    help="as in train_shapes_backbone.py: x1/SNR, capped at K, where SNR < 1")
+    p.add_argument("--text", choices=("tokens", "captions"), default="tokens",
+                   help="one fixed token per direction, or world captions through a frozen text encoder")
+    p.add_argument("--text-model", default="shapes", help="with --text captions: whose text encoder")
+    p.add_argument("--max-tokens", type=int, default=24)
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
     if a.threads:
@@ -115,6 +166,8 @@ def main() -> None:
     torch.manual_seed(a.seed)
     unet = make_unet(a.arch)
     words = 10 * F.normalize(torch.randn(len(DIRECTIONS), 1, WIDTH), dim=-1)  # fixed, well apart
+    if a.text == "captions":
+        words = CaptionText(a.text_model, a.max_tokens, a.seed)
     scheduler = DDPMScheduler(**{k: v for k, v in MODELSCOPE_SCHEDULER_CONFIG.items() if k != "set_alpha_to_one"})
     abar = scheduler.alphas_cumprod
     weight = timestep_loss_weights(abar / (1 - abar), 5.0, a.high_noise_weight)

@@ -260,6 +260,34 @@ def test_direction_toy_clips_move_the_way_their_word_says():
         assert (move_y if dx else move_x).abs() < 0.5, (k, move_x, move_y)  # and not across it
 
 
+def test_direction_toy_captions_are_world_captions_naming_the_clips_direction():
+    """--text captions: each clip gets a caption in the world's words whose only motion phrase is
+    its own direction, encoded by the shipped frozen text encoder at 24 tokens; the direction
+    word changes the encoding, as it does for the real backbone."""
+    import re
+
+    import torch
+
+    from vidzero.shapes.world import vocabulary
+
+    toy = load_recipe("direction_toy.py")
+    rng = torch.Generator().manual_seed(0)
+    words = set(vocabulary())
+    for name in toy.DIRECTIONS:
+        for _ in range(20):
+            caption = toy.random_caption(rng, name)
+            assert set(caption.split()) <= words, caption
+            assert re.findall(r"moving (\w+)", caption) == [name], caption
+    text = toy.CaptionText("shapes", 24, seed=0)
+    emb = text[torch.tensor([0, 1, 2, 3])]
+    assert emb.shape == (4, 24, toy.WIDTH) and emb.dtype == torch.float32
+    text.rng.manual_seed(5)
+    right = text[torch.tensor([0])]
+    text.rng.manual_seed(5)
+    left = text[torch.tensor([1])]  # same random words, the other direction
+    assert (right - left).abs().max() > 0.1
+
+
 def test_latent_pool_is_a_ring_buffer():
     import torch
 
