@@ -19,6 +19,11 @@ background words, only the direction tied to the clip) through the shipped model
 encoder at 24 tokens. If the toy learns the direction with tokens but not with captions, the text
 path is what hides the word; if it learns both, the culprit is the richer world.
 
+--pool PATH swaps the blobs for real VAE latents: the one-object, constant-motion clips of a
+shapes training run's latent pool (played backwards half the time, as in training), each with
+its own caption under --text captions. The readout is then the x0 estimate's alignment with
+each direction's mean clip (1.0 = exactly the mean clip's layout, 0 = none; see alignment).
+
 Every --every steps it prints the high-noise layout: at t = 999 the x0 estimate's blob centroid
 moves from the first 4 frames to the last 4 by "drift" cells along each word's axis. A model that
 follows the word shows right/down drift > 0 and left/up drift < 0: the mean clip of each
@@ -29,6 +34,7 @@ model that knows the direction exactly would show.
 from __future__ import annotations
 
 import argparse
+import re
 import time
 
 import torch
@@ -38,9 +44,11 @@ from diffusers import DDPMScheduler, UNet3DConditionModel, UNetMotionModel
 from vidzero.sampler import predict_clean
 from vidzero.shapes import world
 from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG, timestep_loss_weights
+from vidzero.shapes.world import reversed_caption
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
 DIRECTIONS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
+OPPOSITE = torch.tensor([1, 0, 3, 2])  # index of the opposite direction in DIRECTIONS
 
 
 def make_unet(arch: str) -> torch.nn.Module:
@@ -120,10 +128,67 @@ class CaptionText:
 
     @torch.no_grad()
     def __getitem__(self, direction: torch.Tensor) -> torch.Tensor:
-        captions = [random_caption(self.rng, self.names[int(d)]) for d in direction.reshape(-1)]
+        return self.encode([random_caption(self.rng, self.names[int(d)]) for d in direction.reshape(-1)])
+
+    @torch.no_grad()
+    def encode(self, captions: list[str]) -> torch.Tensor:
         ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors="pt").input_ids
         return self.encoder(ids)[0]
+
+
+class PoolClips:
+    """The one-object clips with a constant motion ("moving X", no "and") of a training run's
+    latent pool: real scaled VAE latents, their captions and direction indices."""
+
+    def __init__(self, path: str) -> None:
+        state = torch.load(path, map_location="cpu")
+        held = min(state["count"], state["capacity"])
+        names = list(DIRECTIONS)
+        keep, direction, self.captions = [], [], []
+        for i, caption in enumerate(state["captions"][:held]):
+            motion = re.findall(r"moving (right|left|up|down)", caption)
+            if len(motion) == 1 and " and " not in caption:
+                keep.append(i)
+                direction.append(names.index(motion[0]))
+                self.captions.append(caption)
+        self.latents = state["latents"][keep].float()
+        self.direction = torch.tensor(direction)
+        # each direction's mean clip over the training distribution: its own clips and the
+        # opposite direction's played backwards
+        reverse = OPPOSITE[self.direction]
+        self.means = torch.stack([
+            torch.cat([self.latents[self.direction == k], self.latents[reverse == k].flip(2)]).mean(0) for k in range(len(names))
+        ])
+
+    def batch(self, gen: torch.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """A training batch; half the clips played backwards with the opposite direction, the
+        exact augmentation of train_shapes_backbone.py."""
+        pick = torch.randint(0, len(self.latents), (batch,), generator=gen)
+        backwards = torch.rand(batch, generator=gen) < 0.5
+        clips = self.latents[pick].clone()
+        clips[backwards] = clips[backwards].flip(2)
+        direction = torch.where(backwards, OPPOSITE[self.direction[pick]], self.direction[pick])
+        captions = [reversed_caption(self.captions[i]) if b else self.captions[i] for i, b in zip(pick.tolist(), backwards.tolist())]
+        return clips, direction, captions
+
+
+@torch.no_grad()
+def alignment(unet, scheduler, words, means: torch.Tensor, samples: int = 16) -> dict[str, float]:
+    """Per word, how far the x0 estimate at t = 999 moves toward that direction's mean clip:
+    <x0_k - mean_j x0_j, m_k - mean_j m_j> / |m_k - mean_j m_j|^2. A model that knows the word's
+    mean layout exactly reads 1.0; one that ignores the word reads 0 for every word."""
+    gen = torch.Generator().manual_seed(123)
+    z = torch.randn(samples, *means.shape[1:], generator=gen)
+    abar = scheduler.alphas_cumprod[999]
+    x0 = []
+    for k in range(len(DIRECTIONS)):
+        text = words[torch.full((samples,), k)] if isinstance(words, CaptionText) else words[k].expand(samples, -1, -1)
+        x0.append(predict_clean(z, abar, predict(unet, z, torch.full((samples,), 999), text)).mean(0))
+    x0 = torch.stack(x0)
+    dx, dm = x0 - x0.mean(0), means - means.mean(0)
+    score = (dx * dm).flatten(1).sum(1) / dm.flatten(1).pow(2).sum(1)
+    return dict(zip(DIRECTIONS, score.tolist()))
 
 
 @torch.no_grad()
@@ -159,6 +224,7 @@ def main() -> None:
                    help="one fixed token per direction, or world captions through a frozen text encoder")
     p.add_argument("--text-model", default="shapes", help="with --text captions: whose text encoder")
     p.add_argument("--max-tokens", type=int, default=24)
+    p.add_argument("--pool", metavar="PATH", help="train on a shapes run's latent_pool.pt instead of blobs")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
     if a.threads:
@@ -174,15 +240,23 @@ def main() -> None:
     opt = torch.optim.AdamW(unet.parameters(), lr=5e-4, weight_decay=0.01)
     gen = torch.Generator().manual_seed(a.seed)
     print(f"{a.arch}: {sum(q.numel() for q in unet.parameters()) / 1e6:.2f} M parameters")
-    print("| step | loss | right (x) | left (x) | down (y) | up (y) | s/step |")
+    pool = PoolClips(a.pool) if a.pool else None
+    if pool is not None:
+        print(f"{len(pool.latents)} one-object moving clips from {a.pool}; readout: alignment with each direction's mean clip")
+    print("| step | loss | right | left | down | up | s/step |" if pool else "| step | loss | right (x) | left (x) | down (y) | up (y) | s/step |")
     print("|---|---|---|---|---|---|---|")
     start, losses = time.time(), []
     for step in range(1, a.steps + 1):
-        clips, direction = make_batch(gen, a.batch)
+        if pool is None:
+            clips, direction = make_batch(gen, a.batch)
+            text = words[direction]
+        else:
+            clips, direction, captions = pool.batch(gen, a.batch)
+            text = words.encode(captions) if isinstance(words, CaptionText) else words[direction]
         t = torch.randint(0, 1000, (a.batch,), generator=gen)
         noise = torch.randn(clips.shape, generator=gen)
         noisy = scheduler.add_noise(clips, noise, t)
-        pred = predict(unet, noisy, t, words[direction])
+        pred = predict(unet, noisy, t, text)
         loss = (F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3, 4)) * weight[t]).mean()
         opt.param_groups[0]["lr"] = 5e-4 * min(1.0, step / 100)
         opt.zero_grad(set_to_none=True)
@@ -192,7 +266,7 @@ def main() -> None:
         losses.append(loss.item())
         if step % a.every == 0:
             unet.eval()
-            d = layout_drift(unet, scheduler, words)
+            d = alignment(unet, scheduler, words, pool.means) if pool else layout_drift(unet, scheduler, words)
             unet.train()
             rate = (time.time() - start) / step
             print(f"| {step} | {sum(losses[-a.every:]) / a.every:.4f} | {d['right']:+.2f} | {d['left']:+.2f} | "

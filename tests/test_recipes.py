@@ -288,6 +288,49 @@ def test_direction_toy_captions_are_world_captions_naming_the_clips_direction():
     assert (right - left).abs().max() > 0.1
 
 
+def test_direction_toy_pool_clips_and_alignment_readout(tmp_path):
+    """--pool: only one-object constant-motion clips are kept; a clip played backwards gets the
+    opposite direction and the reversed caption; the alignment readout gives 1.0 to an x0
+    estimate that is each word's mean clip and 0 to one that ignores the word."""
+    from types import SimpleNamespace
+
+    import torch
+    from diffusers import DDPMScheduler
+
+    from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG
+
+    toy = load_recipe("direction_toy.py")
+    captions = ["a red circle moving right", "a blue square moving left", "a red circle moving down",
+                "a red circle moving up", "a red circle bouncing up and down", "a red circle moving right and a blue square moving up"]
+    latents = torch.randn(len(captions), 4, toy.FRAMES, 8, 8)
+    torch.save({"latents": latents, "captions": captions, "count": 6, "capacity": 6}, tmp_path / "pool.pt")
+    pool = toy.PoolClips(str(tmp_path / "pool.pt"))
+    assert pool.captions == captions[:4] and pool.direction.tolist() == [0, 1, 2, 3]
+    torch.testing.assert_close(pool.means[0], (latents[0] + latents[1].flip(1)) / 2)  # right: its own + left reversed
+    clips, direction, texts = pool.batch(torch.Generator().manual_seed(0), 64)
+    for clip, d, text in zip(clips, direction.tolist(), texts):
+        source = next(i for i in range(4) if torch.equal(clip, latents[i]) or torch.equal(clip, latents[i].flip(1)))
+        backwards = not torch.equal(clip, latents[source])
+        assert d == (toy.OPPOSITE[source] if backwards else source)
+        assert text.endswith(f"moving {list(toy.DIRECTIONS)[d]}")
+
+    scheduler = DDPMScheduler(**{k: v for k, v in MODELSCOPE_SCHEDULER_CONFIG.items() if k != "set_alpha_to_one"})
+    abar = scheduler.alphas_cumprod[999]
+    words = torch.eye(4)[:, None, :]  # one-hot tokens
+
+    def unet(knows_word: bool):
+        def call(z, t, encoder_hidden_states):
+            k = encoder_hidden_states[:, 0].argmax(1) if knows_word else torch.zeros(len(z), dtype=torch.long)
+            eps = (z - abar.sqrt() * pool.means[k]) / (1 - abar).sqrt()  # its x0 estimate is exactly means[k]
+            return SimpleNamespace(sample=eps)
+        return call
+
+    exact = toy.alignment(unet(True), scheduler, words, pool.means)
+    assert all(abs(v - 1.0) < 1e-4 for v in exact.values()), exact
+    blind = toy.alignment(unet(False), scheduler, words, pool.means)
+    assert all(abs(v) < 1e-4 for v in blind.values()), blind
+
+
 def test_latent_pool_is_a_ring_buffer():
     import torch
 
