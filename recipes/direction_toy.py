@@ -17,7 +17,8 @@ UNetMotionModel's temporal attention has sinusoidal frame positions.
 caption ("a small red circle moving right on a navy background", random colour, shape, size and
 background words, only the direction tied to the clip) through the shipped model's frozen text
 encoder at 24 tokens. If the toy learns the direction with tokens but not with captions, the text
-path is what hides the word; if it learns both, the culprit is the richer world.
+path is what hides the word; if it learns both, the culprit is the richer world. --fixed-caption
+keeps the encoder but drops the random words, one caption per direction.
 
 --pool PATH swaps the blobs for real VAE latents: the one-object, constant-motion clips of a
 shapes training run's latent pool (played backwards half the time, as in training), each with
@@ -115,26 +116,30 @@ class CaptionText:
     """World captions through a frozen shapes text encoder; called like the fixed-token table
     with direction indices, returns (B, tokens, width) hidden states."""
 
-    def __init__(self, model: str, max_tokens: int, seed: int) -> None:
+    def __init__(self, model: str, max_tokens: int, seed: int, fixed: bool = False, trainable: bool = False) -> None:
         from transformers import CLIPTextModel, CLIPTokenizer
 
         from vidzero.backbone import resolve_checkpoint
 
         folder = str(resolve_checkpoint(model)[0])
         self.tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", model_max_length=max_tokens)
-        self.encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=torch.float32).eval().requires_grad_(False)
+        self.encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=torch.float32)
+        self.encoder.train(trainable).requires_grad_(trainable)
+        self.trainable = trainable
         self.rng = torch.Generator().manual_seed(seed + 7)
         self.names = list(DIRECTIONS)
+        self.fixed = fixed  # one caption per direction: "a red circle moving X"
 
-    @torch.no_grad()
     def __getitem__(self, direction: torch.Tensor) -> torch.Tensor:
+        if self.fixed:
+            return self.encode([f"a red circle moving {self.names[int(d)]}" for d in direction.reshape(-1)])
         return self.encode([random_caption(self.rng, self.names[int(d)]) for d in direction.reshape(-1)])
 
-    @torch.no_grad()
     def encode(self, captions: list[str]) -> torch.Tensor:
         ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors="pt").input_ids
-        return self.encoder(ids)[0]
+        with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
+            return self.encoder(ids)[0]
 
 
 class PoolClips:
@@ -223,7 +228,11 @@ def main() -> None:
     p.add_argument("--text", choices=("tokens", "captions"), default="tokens",
                    help="one fixed token per direction, or world captions through a frozen text encoder")
     p.add_argument("--text-model", default="shapes", help="with --text captions: whose text encoder")
+    p.add_argument("--fixed-caption", action="store_true",
+                   help="with --text captions: one caption per direction (\"a red circle moving X\"), no random words")
     p.add_argument("--max-tokens", type=int, default=24)
+    p.add_argument("--train-text", action="store_true",
+                   help="with --text captions: train the text encoder with the UNet (from the shipped weights)")
     p.add_argument("--pool", metavar="PATH", help="train on a shapes run's latent_pool.pt instead of blobs")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
@@ -233,11 +242,12 @@ def main() -> None:
     unet = make_unet(a.arch)
     words = 10 * F.normalize(torch.randn(len(DIRECTIONS), 1, WIDTH), dim=-1)  # fixed, well apart
     if a.text == "captions":
-        words = CaptionText(a.text_model, a.max_tokens, a.seed)
+        words = CaptionText(a.text_model, a.max_tokens, a.seed, fixed=a.fixed_caption, trainable=a.train_text)
     scheduler = DDPMScheduler(**{k: v for k, v in MODELSCOPE_SCHEDULER_CONFIG.items() if k != "set_alpha_to_one"})
     abar = scheduler.alphas_cumprod
     weight = timestep_loss_weights(abar / (1 - abar), 5.0, a.high_noise_weight)
-    opt = torch.optim.AdamW(unet.parameters(), lr=5e-4, weight_decay=0.01)
+    params = list(unet.parameters()) + (list(words.encoder.parameters()) if a.train_text else [])
+    opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.01)
     gen = torch.Generator().manual_seed(a.seed)
     print(f"{a.arch}: {sum(q.numel() for q in unet.parameters()) / 1e6:.2f} M parameters")
     pool = PoolClips(a.pool) if a.pool else None
@@ -261,7 +271,7 @@ def main() -> None:
         opt.param_groups[0]["lr"] = 5e-4 * min(1.0, step / 100)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         losses.append(loss.item())
         if step % a.every == 0:

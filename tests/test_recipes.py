@@ -286,6 +286,14 @@ def test_direction_toy_captions_are_world_captions_naming_the_clips_direction():
     text.rng.manual_seed(5)
     left = text[torch.tensor([1])]  # same random words, the other direction
     assert (right - left).abs().max() > 0.1
+    fixed = toy.CaptionText("shapes", 24, seed=0, fixed=True)
+    emb = fixed[torch.tensor([0, 0, 1])]
+    assert torch.equal(emb[0], emb[1]) and not torch.equal(emb[0], emb[2])  # one caption per direction
+    assert not any(q.requires_grad for q in text.encoder.parameters())  # frozen unless asked
+    trained = toy.CaptionText("shapes", 24, seed=0, trainable=True)
+    trained[torch.tensor([0, 1])].pow(2).mean().backward()
+    assert all(q.grad is not None for q in trained.encoder.parameters() if q.requires_grad)
+    assert sum(q.grad.abs().sum() for q in trained.encoder.parameters()) > 0
 
 
 def test_direction_toy_pool_clips_and_alignment_readout(tmp_path):
