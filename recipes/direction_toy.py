@@ -2,6 +2,7 @@
 
     python recipes/direction_toy.py --arch unet3d --steps 600      # ModelScope's UNet3DConditionModel
     python recipes/direction_toy.py --arch motion --steps 600      # AnimateDiff's UNetMotionModel
+    python recipes/direction_toy.py --steps 800 --high-noise-weight 20 --text captions [--fixed-caption | --train-text]
 
 The shapes backbone learned colours and shapes from text but never the direction word (see the
 model card). This toy strips everything else away: clips of 16 frames of 4 x 8 x 8 "latents"
