@@ -97,6 +97,14 @@ def make_batch(gen: torch.Generator, batch: int) -> tuple[torch.Tensor, torch.Te
     return texture + colour * blob[:, None], direction
 
 
+def behind_shared_keys(words: torch.Tensor, shared: int = 23) -> torch.Tensor:
+    """(D, 1, W) direction tokens -> (D, shared + 1, W): each after the same `shared` fixed random
+    keys of the same norm. The caption encoder's shape (24 keys, of which the texts of two directions
+    share most) without the encoder itself."""
+    keys = words[0].norm() * F.normalize(torch.randn(1, shared, words.shape[-1]), dim=-1)
+    return torch.cat([keys.expand(len(words), -1, -1), words], dim=1)
+
+
 def random_caption(rng: torch.Generator, direction: str) -> str:
     """A one-object world caption moving `direction`; every other word drawn at random, with the
     world's odds (size named half the time, background half the time)."""
@@ -226,8 +234,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--high-noise-weight", type=float, default=1.0, metavar="K",
                    help="as in train_shapes_backbone.py: x1/SNR, capped at K, where SNR < 1")
-    p.add_argument("--text", choices=("tokens", "captions"), default="tokens",
-                   help="one fixed token per direction, or world captions through a frozen text encoder")
+    p.add_argument("--text", choices=("tokens", "shared", "captions"), default="tokens",
+                   help="one fixed token per direction; that token after 23 fixed keys every text shares; "
+                   "or world captions through a frozen text encoder")
     p.add_argument("--text-model", default="shapes", help="with --text captions: whose text encoder")
     p.add_argument("--fixed-caption", action="store_true",
                    help="with --text captions: one caption per direction (\"a red circle moving X\"), no random words")
@@ -242,6 +251,8 @@ def main() -> None:
     torch.manual_seed(a.seed)
     unet = make_unet(a.arch)
     words = 10 * F.normalize(torch.randn(len(DIRECTIONS), 1, WIDTH), dim=-1)  # fixed, well apart
+    if a.text == "shared":
+        words = behind_shared_keys(words)
     if a.text == "captions":
         words = CaptionText(a.text_model, a.max_tokens, a.seed, fixed=a.fixed_caption, trainable=a.train_text)
     scheduler = DDPMScheduler(**{k: v for k, v in MODELSCOPE_SCHEDULER_CONFIG.items() if k != "set_alpha_to_one"})

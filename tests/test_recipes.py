@@ -296,6 +296,18 @@ def test_direction_toy_captions_are_world_captions_naming_the_clips_direction():
     assert sum(q.grad.abs().sum() for q in trained.encoder.parameters()) > 0
 
 
+def test_direction_toy_shared_keys_keep_only_the_direction_token_apart():
+    import torch
+
+    toy = load_recipe("direction_toy.py")
+    words = 10 * torch.nn.functional.normalize(torch.randn(4, 1, toy.WIDTH), dim=-1)
+    text = toy.behind_shared_keys(words)
+    assert text.shape == (4, 24, toy.WIDTH)
+    assert torch.equal(text[:, -1:], words)  # the direction tokens, last
+    assert torch.equal(text[0, :-1], text[3, :-1])  # the rest is the same for every direction
+    torch.testing.assert_close(text.norm(dim=-1), torch.full((4, 24), 10.0))
+
+
 def test_direction_toy_pool_clips_and_alignment_readout(tmp_path):
     """--pool: only one-object constant-motion clips are kept; a clip played backwards gets the
     opposite direction and the reversed caption; the alignment readout gives 1.0 to an x0
