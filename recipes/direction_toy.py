@@ -19,7 +19,9 @@ caption ("a small red circle moving right on a navy background", random colour, 
 background words, only the direction tied to the clip) through the shipped model's frozen text
 encoder at 24 tokens. If the toy learns the direction with tokens but not with captions, the text
 path is what hides the word; if it learns both, the culprit is the richer world. --fixed-caption
-keeps the encoder but drops the random words, one caption per direction.
+keeps the encoder but drops the random words, one caption per direction; --train-text lets the
+encoder train with the UNet. --text shared keeps the fixed tokens but puts each after 23 fixed keys
+that every text shares: the caption's shape without the encoder.
 
 --pool PATH swaps the blobs for real VAE latents: the one-object, constant-motion clips of a
 shapes training run's latent pool (played backwards half the time, as in training), each with
@@ -122,8 +124,8 @@ def random_caption(rng: torch.Generator, direction: str) -> str:
 
 
 class CaptionText:
-    """World captions through a frozen shapes text encoder; called like the fixed-token table
-    with direction indices, returns (B, tokens, width) hidden states."""
+    """World captions through a shapes model's text encoder (frozen unless `trainable`); indexed
+    like the fixed-token table with direction indices, it returns (B, tokens, width) hidden states."""
 
     def __init__(self, model: str, max_tokens: int, seed: int, fixed: bool = False, trainable: bool = False) -> None:
         from transformers import CLIPTextModel, CLIPTokenizer
@@ -187,6 +189,13 @@ class PoolClips:
         return clips, direction, captions
 
 
+def text_of_word(words, k: int, samples: int) -> torch.Tensor:
+    """(samples, tokens, width) text for direction k: fresh captions, or the fixed table's entry."""
+    if isinstance(words, CaptionText):
+        return words[torch.full((samples,), k)]
+    return words[k].expand(samples, -1, -1)
+
+
 @torch.no_grad()
 def alignment(unet, scheduler, words, means: torch.Tensor, samples: int = 16) -> dict[str, float]:
     """Per word, how far the x0 estimate at t = 999 moves toward that direction's mean clip:
@@ -197,7 +206,7 @@ def alignment(unet, scheduler, words, means: torch.Tensor, samples: int = 16) ->
     abar = scheduler.alphas_cumprod[999]
     x0 = []
     for k in range(len(DIRECTIONS)):
-        text = words[torch.full((samples,), k)] if isinstance(words, CaptionText) else words[k].expand(samples, -1, -1)
+        text = text_of_word(words, k, samples)
         x0.append(predict_clean(z, abar, predict(unet, z, torch.full((samples,), 999), text)).mean(0))
     x0 = torch.stack(x0)
     dx, dm = x0 - x0.mean(0), means - means.mean(0)
@@ -214,7 +223,7 @@ def layout_drift(unet, scheduler, words, samples: int = 16) -> dict[str, float]:
     grid = torch.arange(CELLS, dtype=torch.float32)
     out = {}
     for k, (name, (dx, _)) in enumerate(DIRECTIONS.items()):
-        text = words[torch.full((samples,), k)] if isinstance(words, CaptionText) else words[k].expand(samples, -1, -1)
+        text = text_of_word(words, k, samples)
         eps = predict(unet, z, torch.full((samples,), 999), text)
         x0 = predict_clean(z, abar, eps)
         mass = x0[:, 0].clamp(min=0)  # channel 0 carries the blob (+3.6)
@@ -246,6 +255,8 @@ def main() -> None:
     p.add_argument("--pool", metavar="PATH", help="train on a shapes run's latent_pool.pt instead of blobs")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
+    if (a.fixed_caption or a.train_text) and a.text != "captions":
+        p.error("--fixed-caption and --train-text need --text captions")
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
