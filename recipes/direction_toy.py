@@ -38,7 +38,6 @@ model that knows the direction exactly would show.
 from __future__ import annotations
 
 import argparse
-import re
 import time
 
 import torch
@@ -47,12 +46,13 @@ from diffusers import DDPMScheduler, UNet3DConditionModel, UNetMotionModel
 
 from vidzero.sampler import predict_clean
 from vidzero.shapes import world
+from vidzero.shapes.evaluate import parse_caption
 from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG, timestep_loss_weights
-from vidzero.shapes.world import reversed_caption
+from vidzero.shapes.world import OPPOSITE_DIRECTIONS, reversed_caption
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
 DIRECTIONS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
-OPPOSITE = torch.tensor([1, 0, 3, 2])  # index of the opposite direction in DIRECTIONS
+OPPOSITE = torch.tensor([list(DIRECTIONS).index(OPPOSITE_DIRECTIONS[d]) for d in DIRECTIONS])  # index of each one's opposite
 
 
 def make_unet(arch: str) -> torch.nn.Module:
@@ -154,8 +154,8 @@ class CaptionText:
 
 
 class PoolClips:
-    """The one-object clips with a constant motion ("moving X", no "and") of a training run's
-    latent pool: real scaled VAE latents, their captions and direction indices."""
+    """The one-object clips with a constant motion ("moving X") of a training run's latent pool:
+    real scaled VAE latents, their captions and direction indices."""
 
     def __init__(self, path: str) -> None:
         state = torch.load(path, map_location="cpu")
@@ -163,10 +163,10 @@ class PoolClips:
         names = list(DIRECTIONS)
         keep, direction, self.captions = [], [], []
         for i, caption in enumerate(state["captions"][:held]):
-            motion = re.findall(r"moving (right|left|up|down)", caption)
-            if len(motion) == 1 and " and " not in caption:
+            objects = parse_caption(caption)
+            if len(objects) == 1 and objects[0].direction in DIRECTIONS and not objects[0].axis_only:
                 keep.append(i)
-                direction.append(names.index(motion[0]))
+                direction.append(names.index(objects[0].direction))
                 self.captions.append(caption)
         self.latents = state["latents"][keep].float()
         self.direction = torch.tensor(direction)
@@ -197,35 +197,31 @@ def text_of_word(words, k: int, samples: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def x0_per_word(unet, scheduler, words, clip_shape: tuple[int, ...], samples: int = 16) -> torch.Tensor:
+    """(directions, samples, *clip_shape): the x0 estimate at t = 999 from the same pure noise
+    (fixed seed) under each direction's text; both readouts start from it."""
+    z = torch.randn(samples, *clip_shape, generator=torch.Generator().manual_seed(123))
+    abar = scheduler.alphas_cumprod[999]
+    t = torch.full((samples,), 999)
+    return torch.stack([predict_clean(z, abar, predict(unet, z, t, text_of_word(words, k, samples))) for k in range(len(DIRECTIONS))])
+
+
 def alignment(unet, scheduler, words, means: torch.Tensor, samples: int = 16) -> dict[str, float]:
     """Per word, how far the x0 estimate at t = 999 moves toward that direction's mean clip:
     <x0_k - mean_j x0_j, m_k - mean_j m_j> / |m_k - mean_j m_j|^2. A model that knows the word's
     mean layout exactly reads 1.0; one that ignores the word reads 0 for every word."""
-    gen = torch.Generator().manual_seed(123)
-    z = torch.randn(samples, *means.shape[1:], generator=gen)
-    abar = scheduler.alphas_cumprod[999]
-    x0 = []
-    for k in range(len(DIRECTIONS)):
-        text = text_of_word(words, k, samples)
-        x0.append(predict_clean(z, abar, predict(unet, z, torch.full((samples,), 999), text)).mean(0))
-    x0 = torch.stack(x0)
+    x0 = x0_per_word(unet, scheduler, words, tuple(means.shape[1:]), samples).mean(1)
     dx, dm = x0 - x0.mean(0), means - means.mean(0)
     score = (dx * dm).flatten(1).sum(1) / dm.flatten(1).pow(2).sum(1)
     return dict(zip(DIRECTIONS, score.tolist()))
 
 
-@torch.no_grad()
 def layout_drift(unet, scheduler, words, samples: int = 16) -> dict[str, float]:
     """Mean move (cells) of the x0 estimate's blob, first 4 frames to last 4, per word, at t = 999."""
-    gen = torch.Generator().manual_seed(123)
-    z = torch.randn(samples, CHANNELS, FRAMES, CELLS, CELLS, generator=gen)
-    abar = scheduler.alphas_cumprod[999]
+    estimates = x0_per_word(unet, scheduler, words, (CHANNELS, FRAMES, CELLS, CELLS), samples)
     grid = torch.arange(CELLS, dtype=torch.float32)
     out = {}
-    for k, (name, (dx, _)) in enumerate(DIRECTIONS.items()):
-        text = text_of_word(words, k, samples)
-        eps = predict(unet, z, torch.full((samples,), 999), text)
-        x0 = predict_clean(z, abar, eps)
+    for (name, (dx, _)), x0 in zip(DIRECTIONS.items(), estimates):
         mass = x0[:, 0].clamp(min=0)  # channel 0 carries the blob (+3.6)
         total = mass.sum(dim=(2, 3)) + 1e-6
         cx, cy = (mass * grid).sum(dim=(2, 3)) / total, (mass * grid[:, None]).sum(dim=(2, 3)) / total
