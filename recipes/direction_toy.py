@@ -20,8 +20,9 @@ background words, only the direction tied to the clip) through the shipped model
 encoder at 24 tokens. If the toy learns the direction with tokens but not with captions, the text
 path is what hides the word; if it learns both, the culprit is the richer world. --fixed-caption
 keeps the encoder but drops the random words, one caption per direction; --train-text lets the
-encoder train with the UNet. --text shared keeps the fixed tokens but puts each after 23 fixed keys
-that every text shares: the caption's shape without the encoder.
+encoder train with the UNet; --motion-share S first refreshes the encoder as the real recipe does,
+with share S of its end positions' summary on the motion words, then freezes it. --text shared keeps the fixed tokens but puts each after 23 fixed keys
+(--shared-keys N) that every text shares: the caption's shape without the encoder.
 
 --pool PATH swaps the blobs for real VAE latents: the one-object, constant-motion clips of a
 shapes training run's latent pool (played backwards half the time, as in training), each with
@@ -48,6 +49,7 @@ from vidzero.sampler import predict_clean
 from vidzero.shapes import world
 from vidzero.shapes.evaluate import parse_caption
 from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG, timestep_loss_weights
+from vidzero.shapes.text_refresh import label_share, refresh_text_encoder
 from vidzero.shapes.world import OPPOSITE_DIRECTIONS, reversed_caption
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
@@ -140,6 +142,26 @@ class CaptionText:
         self.rng = torch.Generator().manual_seed(seed + 7)
         self.names = list(DIRECTIONS)
         self.fixed = fixed  # one caption per direction: "a red circle moving X"
+
+    def direction_share(self, count: int = 512) -> float:
+        """Share of the mean-pooled encoding's variance that the direction explains, over `count`
+        random toy captions (a fixed draw, so before/after compare)."""
+        rng = torch.Generator().manual_seed(99)
+        labels = torch.arange(count) % len(self.names)
+        captions = [random_caption(rng, self.names[int(k)]) for k in labels]
+        return label_share(self.encoder, self.tokenizer, captions, labels)
+
+    def refresh(self, motion_share: float, steps: int, seed: int, distill_weight: float = 1.0) -> None:
+        """Re-separate the words as train_shapes_backbone.py does before freezing the encoder,
+        on 4,000 world captions and their reversals, with `motion_share` on the motion words."""
+        before = self.direction_share()
+        captions = [world.make_clip(seed * 10**6 + k, frames=1).caption for k in range(4000)]
+        refresh_text_encoder(self.encoder, self.tokenizer, captions + [reversed_caption(c) for c in captions],
+                             steps, seed, log_every=max(1, steps // 4), motion_share=motion_share,
+                             distill_weight=distill_weight)
+        self.encoder.train(self.trainable).requires_grad_(self.trainable)
+        print(f"text refresh, motion share {motion_share}: direction share of the mean-pooled encoding "
+              f"{before:.3f} -> {self.direction_share():.3f}")
 
     def __getitem__(self, direction: torch.Tensor) -> torch.Tensor:
         if self.fixed:
@@ -242,26 +264,40 @@ def main() -> None:
     p.add_argument("--text", choices=("tokens", "shared", "captions"), default="tokens",
                    help="one fixed token per direction; that token after 23 fixed keys every text shares; "
                    "or world captions through a frozen text encoder")
+    p.add_argument("--shared-keys", type=int, default=23, metavar="N",
+                   help="with --text shared: how many shared keys come before the direction token")
     p.add_argument("--text-model", default="shapes", help="with --text captions: whose text encoder")
     p.add_argument("--fixed-caption", action="store_true",
                    help="with --text captions: one caption per direction (\"a red circle moving X\"), no random words")
     p.add_argument("--max-tokens", type=int, default=24)
     p.add_argument("--train-text", action="store_true",
                    help="with --text captions: train the text encoder with the UNet (from the shipped weights)")
+    p.add_argument("--motion-share", type=float, default=None, metavar="S",
+                   help="with --text captions: first refresh the encoder on world captions with this share of the end "
+                   "positions' summary on the motion words (vidzero.shapes.text_refresh), then freeze it")
+    p.add_argument("--refresh-steps", type=int, default=400)
+    p.add_argument("--refresh-distill", type=float, default=1.0, metavar="W",
+                   help="with --motion-share: weight of the refresh's pull toward the current outputs")
     p.add_argument("--pool", metavar="PATH", help="train on a shapes run's latent_pool.pt instead of blobs")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
-    if (a.fixed_caption or a.train_text) and a.text != "captions":
-        p.error("--fixed-caption and --train-text need --text captions")
+    if (a.fixed_caption or a.train_text or a.motion_share is not None) and a.text != "captions":
+        p.error("--fixed-caption, --train-text and --motion-share need --text captions")
+    if a.motion_share is not None and not 0 <= a.motion_share < 1:
+        p.error("--motion-share must be in [0, 1)")
+    if a.shared_keys < 1:
+        p.error("--shared-keys must be at least 1")
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     unet = make_unet(a.arch)
     words = 10 * F.normalize(torch.randn(len(DIRECTIONS), 1, WIDTH), dim=-1)  # fixed, well apart
     if a.text == "shared":
-        words = behind_shared_keys(words)
+        words = behind_shared_keys(words, a.shared_keys)
     if a.text == "captions":
         words = CaptionText(a.text_model, a.max_tokens, a.seed, fixed=a.fixed_caption, trainable=a.train_text)
+        if a.motion_share is not None:
+            words.refresh(a.motion_share, a.refresh_steps, a.seed, a.refresh_distill)
     scheduler = DDPMScheduler(**{k: v for k, v in MODELSCOPE_SCHEDULER_CONFIG.items() if k != "set_alpha_to_one"})
     abar = scheduler.alphas_cumprod
     weight = timestep_loss_weights(abar / (1 - abar), 5.0, a.high_noise_weight)

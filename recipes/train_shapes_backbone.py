@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from vidzero.shapes import model as shapes_model
 from vidzero.shapes import world
 from vidzero.shapes.model import timestep_loss_weights
+from vidzero.shapes.text_refresh import refresh_text_encoder
 from vidzero.shapes.world import reversed_caption
 
 PACKED_NAME = "unet-packed.pt"  # the committed copy of unet.pt (see --pack)
@@ -137,75 +138,6 @@ def object_masks(clips: list[world.ShapesClip]) -> torch.Tensor:
     """(B, 1, F, H, W) 1 where an object covers the pixel (frame differs from its background)."""
     diff = np.stack([np.abs(c.frames.astype(np.int16) - c.background.astype(np.int16)).max(-1) > 8 for c in clips])
     return torch.from_numpy(diff).float()[:, None]
-
-
-def refresh_text_encoder(
-    text_encoder: torch.nn.Module, tokenizer, captions: list[str], steps: int, seed: int, log_every: int = 50
-) -> dict[str, float]:
-    """Re-separate every caption word in the encoder's output, then the caller freezes it.
-
-    Why: trained jointly with the UNet, the encoder lets words the UNet does not use yet fade
-    away, and the UNet cannot learn to use words that have faded: measured at step 2,786, the
-    outputs of "... moving right ..." and "... moving left ..." differed by 0.67 (norm 11) at the
-    direction word, against 6-13 for a colour word, and the UNet's noise prediction was the same
-    for both to 5 decimals. ModelScope's encoder is a frozen pretrained CLIP whose outputs keep
-    every word apart; this is the text-only stand-in. Three losses on captions alone: each
-    content position must name its own token under a cosine classifier of fixed scale (so words
-    are kept apart by angle, not by a large head); each end/padding position must give the
-    caption's bag of words under the same classifier (most of the UNet's attention falls on
-    those positions, where the direction had faded to 0.2); a distillation term keeps the
-    outputs near the current ones (the UNet's mapping for the words it already uses survives).
-    """
-    teacher = copy.deepcopy(text_encoder).eval().requires_grad_(False)
-    text_encoder.train()
-    width = text_encoder.config.hidden_size
-    gen = torch.Generator().manual_seed(seed)
-    device = next(text_encoder.parameters()).device
-    special = torch.tensor(sorted({tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id}), device=device)
-
-    def encode(batch: list[str]) -> torch.Tensor:
-        return tokenizer(batch, padding="max_length", max_length=tokenizer.model_max_length,
-                         truncation=True, return_tensors="pt").input_ids.to(device)
-
-    # Each word's prototype starts at its mean current output, so words that are already apart
-    # (colours, shapes) start classified and barely move; faded ones start together and must part.
-    with torch.no_grad():
-        ids = encode(captions[:512])
-        content = ~torch.isin(ids, special)
-        sums = torch.zeros(len(tokenizer), width, device=device).index_add_(0, ids[content], F.normalize(teacher(ids)[0][content], dim=-1))
-        seen = torch.bincount(ids[content], minlength=len(tokenizer)) > 0
-        init = torch.randn(len(tokenizer), width, generator=gen).to(device)
-        init[seen] = sums[seen]
-    prototypes = torch.nn.Parameter(F.normalize(init, dim=-1))
-    opt = torch.optim.AdamW(list(text_encoder.parameters()) + [prototypes], lr=1e-3, weight_decay=0.0)
-    scale, distill_weight = 16.0, 1.0
-    stats: dict[str, float] = {}
-    for step in range(steps):
-        pick = torch.randint(0, len(captions), (64,), generator=gen).tolist()
-        ids = encode([captions[i] for i in pick])
-        hidden = text_encoder(ids)[0]
-        with torch.no_grad():
-            target = teacher(ids)[0]
-        distill = (hidden - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean()
-        content = ~torch.isin(ids, special)
-        words = F.normalize(prototypes, dim=-1)
-        identity = F.cross_entropy(scale * F.normalize(hidden[content], dim=-1) @ words.T, ids[content])
-        # The end-of-text and padding positions (about 60 of the 77 keys the UNet attends to)
-        # must summarise the whole caption: their word distribution is the caption's bag of words.
-        bag = torch.zeros(len(ids), len(tokenizer), device=device).scatter_add_(1, ids, content.float())
-        bag = bag / bag.sum(1, keepdim=True)
-        ends = ~content & (ids != tokenizer.bos_token_id)
-        rows = torch.arange(len(ids), device=device)[:, None].expand_as(ids)[ends]
-        summary = F.cross_entropy(scale * F.normalize(hidden[ends], dim=-1) @ words.T, bag[rows])
-        loss = identity + summary + distill_weight * distill
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        stats = {"identity": identity.item(), "summary": summary.item(), "distill": distill.item()}
-        if (step + 1) % log_every == 0:
-            log(f"text refresh {step + 1}/{steps} word identity {stats['identity']:.3f} summary {stats['summary']:.3f} distill {stats['distill']:.4f}")
-    text_encoder.eval().requires_grad_(False)
-    return stats
 
 
 def draw_timesteps(
@@ -409,7 +341,8 @@ class Trainer:
             text_state = truncate_positions(source["ema_text"], self.tokenizer.model_max_length)
             text_encoder.load_state_dict(text_state)
             ema_text.load_state_dict(text_state)
-            text_frozen = True
+            # with a motion share the loaded encoder is refreshed once more at step 0 (below) before it freezes
+            text_frozen = a.text_motion_share == 0
             log(f"unet: new, with the frozen text encoder of {a.text_encoder_from} (step {source['step']})")
             if a.unet_from is not None:
                 # A warm start on a changed world: the earlier run's EMA UNet (objects, colours and
@@ -471,13 +404,16 @@ class Trainer:
         last_save = time.time()
         if a.direction_contrast > 0 and not text_frozen and a.freeze_text_from is None:
             raise SystemExit("--direction-contrast needs a frozen text encoder (--text-encoder-from or --freeze-text-from)")
+        refresh_at = 0 if a.text_encoder_from is not None else a.freeze_text_from
         t0, s0 = time.time(), step
         while step < a.unet_steps and not self.out_of_time():
-            if a.freeze_text_from is not None and step >= a.freeze_text_from and not text_frozen:
-                log(f"step {step}: refreshing the text encoder on {len(pool)} pool captions, then freezing it")
+            if refresh_at is not None and step >= refresh_at and not text_frozen:
+                log(f"step {step}: refreshing the text encoder on {len(pool)} pool captions "
+                    f"(motion share {a.text_motion_share}), then freezing it")
                 captions = pool.captions[: len(pool)]
                 refresh_text_encoder(text_encoder, self.tokenizer, captions + [reversed_caption(c) for c in captions],
-                                     a.text_refresh_steps, a.seed * 31 + step)
+                                     a.text_refresh_steps, a.seed * 31 + step, motion_share=a.text_motion_share,
+                                     distill_weight=a.text_refresh_distill, log=log)
                 ema_text.load_state_dict(text_encoder.state_dict())
                 text_frozen = True
                 save_all()
@@ -608,6 +544,11 @@ def main() -> None:
     p.add_argument("--freeze-text-from", type=int, default=None, metavar="STEP",
                    help="at this UNet step, refresh the text encoder on captions (see refresh_text_encoder) and freeze it")
     p.add_argument("--text-refresh-steps", type=int, default=400)
+    p.add_argument("--text-motion-share", type=float, default=0.0, metavar="S",
+                   help="share of the refresh's end-position summary on the motion words (0: an equal bag of words, as "
+                   "shipped); with --text-encoder-from the loaded encoder is refreshed so at step 0")
+    p.add_argument("--text-refresh-distill", type=float, default=1.0, metavar="W",
+                   help="weight of the refresh's pull toward the encoder's current outputs")
     p.add_argument("--text-encoder-from", type=Path, default=None, metavar="CKPT",
                    help="start a new UNet run with the frozen text encoder of this checkpoint (an earlier run's unet.pt/unet-packed.pt)")
     p.add_argument("--unet-from", type=Path, default=None, metavar="CKPT",
@@ -642,6 +583,8 @@ def main() -> None:
         p.error("--unet-from needs --text-encoder-from (the UNet is warm-started on a frozen encoder)")
     if len(args.world_speed) != 2 or not 0 < args.world_speed[0] <= args.world_speed[1]:
         p.error("--world-speed must be LO:HI pixels per frame with 0 < LO <= HI")
+    if not 0 <= args.text_motion_share < 1:
+        p.error("--text-motion-share must be in [0, 1)")
     if args.high_noise_weight < 1:
         p.error("--high-noise-weight must be >= 1 (1: off)")
     if args.threads:

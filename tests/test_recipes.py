@@ -296,6 +296,31 @@ def test_direction_toy_captions_are_world_captions_naming_the_clips_direction():
     assert sum(q.grad.abs().sum() for q in trained.encoder.parameters()) > 0
 
 
+def test_direction_toy_motion_share_refresh_raises_the_direction_share():
+    """--motion-share: the toy refreshes the caption encoder as the real recipe does, with most of
+    the end positions' summary on the motion words; the mean-pooled encoding then says more
+    about the direction than the shipped encoder's (0.07), and the encoder is frozen again."""
+    import torch
+
+    toy = load_recipe("direction_toy.py")
+    text = toy.CaptionText("shapes", 24, seed=0)
+    before = text.direction_share(count=128)
+    assert 0 < before < 0.15
+    text.refresh(0.8, steps=40, seed=0, distill_weight=0.0)
+    assert text.direction_share(count=128) > before + 0.05
+    assert not any(q.requires_grad for q in text.encoder.parameters())
+    assert text[torch.tensor([0, 1])].shape == (2, 24, toy.WIDTH)
+
+
+@pytest.mark.parametrize("args", [["--motion-share", "0.5"], ["--text", "captions", "--motion-share", "1.5"], ["--shared-keys", "0"]])
+def test_direction_toy_rejects_options_that_do_not_apply(args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, str(RECIPES / "direction_toy.py"), *args, "--steps", "0"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("direction_toy.py: error:"), res.stderr
+
+
 def test_direction_toy_shared_keys_keep_only_the_direction_token_apart():
     import torch
 
@@ -306,6 +331,7 @@ def test_direction_toy_shared_keys_keep_only_the_direction_token_apart():
     assert torch.equal(text[:, -1:], words)  # the direction tokens, last
     assert torch.equal(text[0, :-1], text[3, :-1])  # the rest is the same for every direction
     torch.testing.assert_close(text.norm(dim=-1), torch.full((4, 24), 10.0))
+    assert toy.behind_shared_keys(words, 3).shape == (4, 4, toy.WIDTH)  # --shared-keys 3
 
 
 def test_direction_toy_pool_clips_and_alignment_readout(tmp_path):
