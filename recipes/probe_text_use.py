@@ -11,7 +11,9 @@ direction column at every noise level, however well it draws colours. This diagn
 first shipped model moved objects in directions unrelated to the text (see the model card).
 
 A second table shows where the UNet's x0 estimate puts the object at high noise, per direction
-word: the layout that a sample's direction is decided from (see layout_drift).
+word: the layout that a sample's direction is decided from (see layout_drift). A last line gives
+how much of the text encoder's mean-pooled output each word kind explains (see text_shares): a
+cross-attention that does not yet pick keys passes on about that mix.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import vidzero
 from vidzero.engine import from_pixels
 from vidzero.sampler import predict_clean
 from vidzero.shapes import world
+from vidzero.shapes.evaluate import parse_caption
+from vidzero.shapes.text_refresh import label_share
 
 TIMESTEPS = (999, 850, 700, 500)
 
@@ -118,6 +122,23 @@ def layout_drift(backbone, timesteps=(999, 900, 800), samples: int = 6, colour: 
     return rows
 
 
+def text_shares(backbone, count: int = 512, seed_base: int = 3_500_000_000) -> dict[str, float]:
+    """Share of the variance of the mean-pooled text encoding that the direction, colour and shape
+    words explain, over the captions of held-out one-object clips with a constant motion."""
+    captions, labels = [], {"direction": [], "colour": [], "shape": []}
+    seed = seed_base
+    while len(captions) < count:
+        caption = world.make_clip(seed, frames=1).caption
+        seed += 1
+        objects = parse_caption(caption)
+        if len(objects) != 1 or objects[0].direction not in world.DIRECTIONS or objects[0].axis_only:
+            continue
+        captions.append(caption)
+        for kind, names in (("direction", list(world.DIRECTIONS)), ("colour", list(world.OBJECT_COLOURS)), ("shape", list(world.SHAPES))):
+            labels[kind].append(names.index(getattr(objects[0], kind)))
+    return {kind: label_share(backbone.text_encoder, backbone.tokenizer, captions, torch.tensor(v)) for kind, v in labels.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="shapes")
@@ -137,6 +158,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for r in layout_drift(backbone):
         print(f"| {r['t']} | {r['right']:+.1f} | {r['left']:+.1f} | {r['down']:+.1f} | {r['up']:+.1f} |")
+    shares = text_shares(backbone)
+    print("\nShare of the mean-pooled text encoding's variance: " + ", ".join(f"{k} {v:.3f}" for k, v in shares.items()))
 
 
 if __name__ == "__main__":

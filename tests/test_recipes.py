@@ -460,4 +460,6 @@ def test_probe_text_use(tiny_model_dir, tiny_backbone, monkeypatch):
     assert probe.colour_weight(frame, "blue")[0, 1, 2] == 0.0  # and is no blue
     drift = probe.layout_drift(tiny_backbone, timesteps=(999,), samples=2)
     assert set(drift[0]) == {"t", *world.DIRECTIONS} and all(np.isfinite(v) for v in drift[0].values())
+    shares = probe.text_shares(tiny_backbone, count=40)  # the arithmetic is checked in test_text_refresh.py
+    assert set(shares) == {"direction", "colour", "shape"} and all(0 < v < 1 for v in shares.values()), shares
     run("probe_text_use.py", "--model", tiny_model_dir, "--clips", 2)
