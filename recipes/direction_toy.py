@@ -129,7 +129,8 @@ class CaptionText:
     """World captions through a shapes model's text encoder (frozen unless `trainable`); indexed
     like the fixed-token table with direction indices, it returns (B, tokens, width) hidden states."""
 
-    def __init__(self, model: str, max_tokens: int, seed: int, fixed: bool = False, trainable: bool = False) -> None:
+    def __init__(self, model: str, max_tokens: int, seed: int, fixed: bool = False, trainable: bool = False,
+                 scale: float = 1.0) -> None:
         from transformers import CLIPTextModel, CLIPTokenizer
 
         from vidzero.backbone import resolve_checkpoint
@@ -142,6 +143,9 @@ class CaptionText:
         self.rng = torch.Generator().manual_seed(seed + 7)
         self.names = list(DIRECTIONS)
         self.fixed = fixed  # one caption per direction: "a red circle moving X"
+        # the encoder's output times `scale` (for a CLIPTextModel: its final layer norm's weight
+        # and bias times `scale`, so the model keeps its format)
+        self.scale = scale
 
     def direction_share(self, count: int = 512) -> float:
         """Share of the mean-pooled encoding's variance that the direction explains, over `count`
@@ -172,7 +176,7 @@ class CaptionText:
         ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors="pt").input_ids
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
-            return self.encoder(ids)[0]
+            return self.scale * self.encoder(ids)[0]
 
 
 class PoolClips:
@@ -278,11 +282,16 @@ def main() -> None:
     p.add_argument("--refresh-steps", type=int, default=400)
     p.add_argument("--refresh-distill", type=float, default=1.0, metavar="W",
                    help="with --motion-share: weight of the refresh's pull toward the current outputs")
+    p.add_argument("--text-scale", type=float, default=1.0, metavar="S",
+                   help="with --text captions: multiply the encoder's output by S (each position's norm is about 9.4; the "
+                   "fixed tokens have norm 10 and differ by 14)")
     p.add_argument("--pool", metavar="PATH", help="train on a shapes run's latent_pool.pt instead of blobs")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
-    if (a.fixed_caption or a.train_text or a.motion_share is not None) and a.text != "captions":
-        p.error("--fixed-caption, --train-text and --motion-share need --text captions")
+    if (a.fixed_caption or a.train_text or a.motion_share is not None or a.text_scale != 1.0) and a.text != "captions":
+        p.error("--fixed-caption, --train-text, --motion-share and --text-scale need --text captions")
+    if a.text_scale <= 0:
+        p.error("--text-scale must be positive")
     if a.motion_share is not None and not 0 <= a.motion_share < 1:
         p.error("--motion-share must be in [0, 1)")
     if a.shared_keys < 1:
@@ -295,7 +304,8 @@ def main() -> None:
     if a.text == "shared":
         words = behind_shared_keys(words, a.shared_keys)
     if a.text == "captions":
-        words = CaptionText(a.text_model, a.max_tokens, a.seed, fixed=a.fixed_caption, trainable=a.train_text)
+        words = CaptionText(a.text_model, a.max_tokens, a.seed, fixed=a.fixed_caption, trainable=a.train_text,
+                            scale=a.text_scale)
         if a.motion_share is not None:
             words.refresh(a.motion_share, a.refresh_steps, a.seed, a.refresh_distill)
     scheduler = DDPMScheduler(**{k: v for k, v in MODELSCOPE_SCHEDULER_CONFIG.items() if k != "set_alpha_to_one"})

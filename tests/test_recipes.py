@@ -312,13 +312,20 @@ def test_direction_toy_motion_share_refresh_raises_the_direction_share():
     assert text[torch.tensor([0, 1])].shape == (2, 24, toy.WIDTH)
 
 
-@pytest.mark.parametrize("args", [["--motion-share", "0.5"], ["--text", "captions", "--motion-share", "1.5"], ["--shared-keys", "0"]])
-def test_direction_toy_rejects_options_that_do_not_apply(args):
+@pytest.mark.parametrize("script, args", [
+    ("direction_toy.py", ["--text-scale", "2"]),  # needs --text captions
+    ("direction_toy.py", ["--text", "captions", "--motion-share", "1.5"]),
+    ("train_shapes_backbone.py", ["--text-scale", "2"]),  # no refresh to act on
+    ("train_shapes_backbone.py", ["--text-motion-share", "1", "--freeze-text-from", "10"]),
+])
+def test_recipes_reject_options_that_do_not_apply(tmp_path, script, args):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, str(RECIPES / "direction_toy.py"), *args, "--steps", "0"],
+    res = subprocess.run([sys.executable, str(RECIPES / script), *args, "--out" if script.startswith("train") else "--steps",
+                          tmp_path / "run" if script.startswith("train") else "0"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert res.stderr.strip().splitlines()[-1].startswith("direction_toy.py: error:"), res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith(f"{script}: error:"), res.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_direction_toy_shared_keys_keep_only_the_direction_token_apart():

@@ -7,7 +7,14 @@ import torch
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from vidzero.shapes import world
-from vidzero.shapes.text_refresh import MOTION_WORDS, caption_ids, label_share, refresh_text_encoder, summary_targets
+from vidzero.shapes.text_refresh import (
+    MOTION_WORDS,
+    caption_ids,
+    label_share,
+    refresh_text_encoder,
+    scale_text_output,
+    summary_targets,
+)
 from vidzero.shapes.tokenizer import build_tokenizer
 
 
@@ -95,3 +102,15 @@ def test_refresh_trains_an_encoder_handed_in_frozen(tokenizer):
                                  seed=0, log=lambda msg: None)
     assert stats["distill"] > 0  # it moved
     assert not torch.equal(encoder(caption_ids(tokenizer, ["a red circle moving up"]))[0], before)
+
+
+def test_scale_text_output_scales_the_last_hidden_state_only(tokenizer):
+    encoder = tiny_encoder(tokenizer).eval()
+    ids = caption_ids(tokenizer, ["a red circle moving up", "a blue square"])
+    with torch.no_grad():
+        before = encoder(ids)
+    scale_text_output(encoder, 2.5)
+    with torch.no_grad():
+        after = encoder(ids)
+    torch.testing.assert_close(after.last_hidden_state, 2.5 * before.last_hidden_state)
+    assert type(encoder) is CLIPTextModel  # still the plain class, saved and loaded as such

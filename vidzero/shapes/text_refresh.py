@@ -129,3 +129,15 @@ def label_share(text_encoder, tokenizer, captions: Sequence[str], labels: torch.
     centred = pooled - pooled.mean(0)
     between = sum((labels == k).sum() * centred[labels == k].mean(0).pow(2).sum() for k in labels.unique())
     return float(between / centred.pow(2).sum())
+
+
+@torch.no_grad()
+def scale_text_output(text_encoder, scale: float) -> None:
+    """Multiply a CLIPTextModel's output (last_hidden_state) by `scale`, in its own weights: the
+    final layer norm's weight and bias, so the model stays a plain CLIPTextModel. Why: after the
+    final layer norm every position has a norm near 9.4, and what tells two directions apart is a
+    part of that; a UNet's cross-attention values and gradients grow with it."""
+    # transformers 5 keeps the layers on the model itself; older releases under .text_model
+    norm = getattr(text_encoder, "text_model", text_encoder).final_layer_norm
+    norm.weight.mul_(scale)
+    norm.bias.mul_(scale)
