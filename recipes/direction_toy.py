@@ -49,7 +49,7 @@ from vidzero.sampler import predict_clean
 from vidzero.shapes import world
 from vidzero.shapes.evaluate import parse_caption
 from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG, timestep_loss_weights
-from vidzero.shapes.text_refresh import label_share, refresh_text_encoder
+from vidzero.shapes.text_refresh import caption_ids, label_share, refresh_text_encoder
 from vidzero.shapes.world import OPPOSITE_DIRECTIONS, reversed_caption
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
@@ -173,8 +173,7 @@ class CaptionText:
         return self.encode([random_caption(self.rng, self.names[int(d)]) for d in direction.reshape(-1)])
 
     def encode(self, captions: list[str]) -> torch.Tensor:
-        ids = self.tokenizer(captions, padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids
+        ids = caption_ids(self.tokenizer, captions)
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
             return self.scale * self.encoder(ids)[0]
 

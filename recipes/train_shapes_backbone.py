@@ -33,16 +33,12 @@ import torch.nn.functional as F
 from vidzero.shapes import model as shapes_model
 from vidzero.shapes import world
 from vidzero.shapes.model import timestep_loss_weights
-from vidzero.shapes.text_refresh import refresh_text_encoder, scale_text_output
+from vidzero.shapes.text_refresh import log, refresh_text_encoder, scale_text_output
 from vidzero.shapes.world import reversed_caption
 
 PACKED_NAME = "unet-packed.pt"  # the committed copy of unet.pt (see --pack)
 FOCUS_TIMESTEPS = (600, 950)  # where the trajectory is decided (see draw_timesteps)
 TRAIN_SEED_BASE = 10**7  # world seeds below 10**7 * (seed + 1) are training clips; evaluation uses others
-
-
-def log(msg: str) -> None:
-    print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
 def make_clips(seed: int, step: int, batch: int) -> list[world.ShapesClip]:

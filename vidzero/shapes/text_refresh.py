@@ -19,7 +19,8 @@ from vidzero.shapes import world
 MOTION_WORDS = (*world.DIRECTIONS, "bouncing", "still")
 
 
-def _log(msg: str) -> None:
+def log(msg: str) -> None:
+    """A timestamped progress line (the training recipes' log format)."""
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
@@ -48,7 +49,7 @@ def summary_targets(ids: torch.Tensor, content: torch.Tensor, vocab: int, motion
 
 def refresh_text_encoder(
     text_encoder: torch.nn.Module, tokenizer, captions: list[str], steps: int, seed: int, log_every: int = 50,
-    motion_share: float = 0.0, distill_weight: float = 1.0, log: Callable[[str], None] = _log,
+    motion_share: float = 0.0, distill_weight: float = 1.0, log: Callable[[str], None] = log,
 ) -> dict[str, float]:
     """Re-separate every caption word in the encoder's output, then hand it back frozen.
 
