@@ -47,7 +47,7 @@ from diffusers import DDPMScheduler, UNet3DConditionModel, UNetMotionModel
 
 from vidzero.sampler import predict_clean
 from vidzero.shapes import world
-from vidzero.shapes.evaluate import parse_caption
+from vidzero.shapes.evaluate import single_mover
 from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG, timestep_loss_weights
 from vidzero.shapes.text_refresh import caption_ids, label_share, refresh_text_encoder
 from vidzero.shapes.world import OPPOSITE_DIRECTIONS, reversed_caption
@@ -188,10 +188,10 @@ class PoolClips:
         names = list(DIRECTIONS)
         keep, direction, self.captions = [], [], []
         for i, caption in enumerate(state["captions"][:held]):
-            objects = parse_caption(caption)
-            if len(objects) == 1 and objects[0].direction in DIRECTIONS and not objects[0].axis_only:
+            mover = single_mover(caption)
+            if mover is not None:
                 keep.append(i)
-                direction.append(names.index(objects[0].direction))
+                direction.append(names.index(mover.direction))
                 self.captions.append(caption)
         self.latents = state["latents"][keep].float()
         self.direction = torch.tensor(direction)

@@ -28,7 +28,7 @@ import vidzero
 from vidzero.engine import from_pixels
 from vidzero.sampler import predict_clean
 from vidzero.shapes import world
-from vidzero.shapes.evaluate import parse_caption
+from vidzero.shapes.evaluate import single_mover
 from vidzero.shapes.text_refresh import label_share
 
 TIMESTEPS = (999, 850, 700, 500)
@@ -130,12 +130,12 @@ def text_shares(backbone, count: int = 512, seed_base: int = 3_500_000_000) -> d
     while len(captions) < count:
         caption = world.make_clip(seed, frames=1).caption
         seed += 1
-        objects = parse_caption(caption)
-        if len(objects) != 1 or objects[0].direction not in world.DIRECTIONS or objects[0].axis_only:
+        mover = single_mover(caption)
+        if mover is None:
             continue
         captions.append(caption)
         for kind, names in (("direction", list(world.DIRECTIONS)), ("colour", list(world.OBJECT_COLOURS)), ("shape", list(world.SHAPES))):
-            labels[kind].append(names.index(getattr(objects[0], kind)))
+            labels[kind].append(names.index(getattr(mover, kind)))
     return {kind: label_share(backbone.text_encoder, backbone.tokenizer, captions, torch.tensor(v)) for kind, v in labels.items()}
 
 

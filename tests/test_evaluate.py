@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vidzero.shapes import world
-from vidzero.shapes.evaluate import Expected, parse_caption, score_against_truth, score_clip
+from vidzero.shapes.evaluate import Expected, parse_caption, score_against_truth, score_clip, single_mover
 
 
 def single_object_clips(n=30):
@@ -77,3 +77,14 @@ def test_noise_finds_nothing():
 ])
 def test_parse_caption(caption, expected):
     assert parse_caption(caption) == expected
+
+
+@pytest.mark.parametrize("caption,expected", [
+    ("a small blue square moving up on a green background", Expected("blue", "square", "up")),
+    ("an orange square standing still", None),
+    ("a cyan triangle bouncing left and right", None),
+    ("a red circle moving right and a blue square moving left", None),
+    ("", None),
+])
+def test_single_mover(caption, expected):
+    assert single_mover(caption) == expected

@@ -76,6 +76,15 @@ def parse_caption(caption: str) -> list[Expected]:
     return found
 
 
+def single_mover(caption: str) -> Expected | None:
+    """The caption's object if it names exactly one, moving at a constant velocity in one of the
+    four directions (not bouncing, not still); None otherwise. Direction probes keep only these."""
+    objects = parse_caption(caption)
+    if len(objects) != 1 or objects[0].direction not in world.DIRECTIONS or objects[0].axis_only:
+        return None
+    return objects[0]
+
+
 def colour_labels(frame: np.ndarray) -> np.ndarray:
     """Per pixel: index of the nearest palette colour, or -1 if none is close enough."""
     pixels = frame.reshape(-1, 1, 3).astype(np.float32)
