@@ -156,6 +156,26 @@ def test_timestep_focus_keeps_old_draws_and_moves_the_chosen_share():
     assert ((train.draw_timesteps(torch.Generator().manual_seed(4), 500, 1000, 1.0, (700, 710)) - 705).abs() <= 5).all()
 
 
+def test_draw_clips_oversamples_single_movers_and_is_plain_at_zero():
+    """With no mover fraction the batch draws equal plain uniform draws (earlier runs stay
+    reproducible); with one, about that share plus the uniform rest's movers are one-object movers."""
+    import torch
+
+    from vidzero.shapes.evaluate import single_mover
+
+    train = load_recipe("train_shapes_backbone.py")
+    captions = ["a red circle moving right", "a blue square standing still", "a cyan triangle bouncing up and down",
+                "a red circle moving left and a blue square moving up"] * 25  # a quarter are single movers
+    plain = torch.randint(0, len(captions), (64,), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(train.draw_clips(torch.Generator().manual_seed(5), captions, 64), plain)
+    pick = train.draw_clips(torch.Generator().manual_seed(5), captions, 4000, 0.5)
+    movers = sum(single_mover(captions[i]) is not None for i in pick.tolist()) / len(pick)
+    assert abs(movers - (0.5 + 0.5 * 0.25)) < 0.04
+    assert all(single_mover(captions[i]) for i in train.draw_clips(torch.Generator(), captions, 200, 1.0).tolist())
+    still = ["a blue square standing still"] * 10  # no movers at all: uniform draws, not a crash
+    assert train.draw_clips(torch.Generator(), still, 8, 1.0).max() < 10
+
+
 def test_truncated_text_positions_give_the_same_outputs():
     """A text encoder cut to fewer positions (--max-tokens with --text-encoder-from) gives the same
     outputs at the positions it keeps: CLIP's causal attention never looks ahead."""
@@ -317,6 +337,7 @@ def test_direction_toy_motion_share_refresh_raises_the_direction_share():
     ("direction_toy.py", ["--text", "captions", "--motion-share", "1.5"]),
     ("train_shapes_backbone.py", ["--text-scale", "2"]),  # no refresh to act on
     ("train_shapes_backbone.py", ["--text-motion-share", "1", "--freeze-text-from", "10"]),
+    ("train_shapes_backbone.py", ["--mover-fraction", "1.5"]),
 ])
 def test_recipes_reject_options_that_do_not_apply(tmp_path, script, args):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
