@@ -80,8 +80,22 @@ def predict(unet: torch.nn.Module, noisy: torch.Tensor, t: torch.Tensor, text: t
     return unet(noisy, t, encoder_hidden_states=text).sample
 
 
-def make_batch(gen: torch.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, C, F, h, w) clips with unit-ish variance and (B,) direction indices."""
+BLOB_COLOUR = (3.6, -2.7, 1.8, 0.9)
+
+
+def colour_vectors() -> torch.Tensor:
+    """(colours, C): one fixed latent colour per world object colour, each as long as the plain
+    blob's, for --colour-blobs (the real latents' object signature depends on the colour word)."""
+    vectors = torch.randn(len(world.OBJECT_COLOURS), CHANNELS, generator=torch.Generator().manual_seed(11))
+    return F.normalize(vectors, dim=1) * torch.tensor(BLOB_COLOUR).norm()
+
+
+def make_batch(
+    gen: torch.Generator, batch: int, colours: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, C, F, h, w) clips with unit-ish variance, (B,) direction indices and (B,) colour
+    indices: the blob has BLOB_COLOUR (index 0) unless `colours` (colours, C) is given, and then
+    a colour drawn per clip after every other draw, so the blobs' paths and textures are the same."""
     direction = torch.randint(0, len(DIRECTIONS), (batch,), generator=gen)
     speed = 0.2 + 0.13 * torch.rand(batch, generator=gen)
     travel = speed * (FRAMES - 1)
@@ -96,9 +110,14 @@ def make_batch(gen: torch.Generator, batch: int) -> tuple[torch.Tensor, torch.Te
     y = torch.where(horizontal[:, None], across[:, None].expand(-1, FRAMES), pos_along)
     grid = torch.arange(CELLS, dtype=torch.float32)
     blob = torch.exp(-((grid[None, None, None, :] - x[..., None, None]) ** 2 + (grid[None, None, :, None] - y[..., None, None]) ** 2) / 1.2)
-    colour = torch.tensor([3.6, -2.7, 1.8, 0.9])[None, :, None, None, None]
     texture = 0.9 * torch.randn(batch, CHANNELS, 1, CELLS, CELLS, generator=gen)
-    return texture + colour * blob[:, None], direction
+    if colours is None:
+        index = torch.zeros(batch, dtype=torch.long)
+        colour = torch.tensor(BLOB_COLOUR)[None, :, None, None, None]
+    else:
+        index = torch.randint(0, len(colours), (batch,), generator=gen)
+        colour = colours[index][:, :, None, None, None]
+    return texture + colour * blob[:, None], direction, index
 
 
 def behind_shared_keys(words: torch.Tensor, shared: int = 23) -> torch.Tensor:
@@ -109,15 +128,16 @@ def behind_shared_keys(words: torch.Tensor, shared: int = 23) -> torch.Tensor:
     return torch.cat([keys.expand(len(words), -1, -1), words], dim=1)
 
 
-def random_caption(rng: torch.Generator, direction: str) -> str:
-    """A one-object world caption moving `direction`; every other word drawn at random, with the
-    world's odds (size named half the time, background half the time)."""
+def random_caption(rng: torch.Generator, direction: str, colour: str | None = None) -> str:
+    """A one-object world caption moving `direction`; every other word (the colour too, unless
+    given) drawn at random, with the world's odds (size named half the time, background half the time)."""
     def pick(options) -> str:
         options = list(options)
         return options[int(torch.randint(0, len(options), (1,), generator=rng))]
 
     size = f"{pick(world.SIZES)} " if torch.rand(1, generator=rng) < 0.5 else ""
-    noun = f"{size}{pick(world.OBJECT_COLOURS)} {pick(world.SHAPES)}"
+    drawn = pick(world.OBJECT_COLOURS)  # drawn even when given, so the other words stay the same
+    noun = f"{size}{colour or drawn} {pick(world.SHAPES)}"
     text = f"{world.article(noun)} {noun} moving {direction}"
     if torch.rand(1, generator=rng) < 0.5:
         background = pick(world.BACKGROUND_COLOURS)
@@ -167,9 +187,12 @@ class CaptionText:
         print(f"text refresh, motion share {motion_share}: direction share of the mean-pooled encoding "
               f"{before:.3f} -> {self.direction_share():.3f}")
 
-    def __getitem__(self, direction: torch.Tensor) -> torch.Tensor:
+    def __getitem__(self, direction: torch.Tensor, colour: torch.Tensor | None = None) -> torch.Tensor:
         if self.fixed:
             return self.encode([f"a red circle moving {self.names[int(d)]}" for d in direction.reshape(-1)])
+        if colour is not None:  # --colour-blobs: the caption names the blob's colour
+            names = list(world.OBJECT_COLOURS)
+            return self.encode([random_caption(self.rng, self.names[int(d)], names[int(c)]) for d, c in zip(direction, colour)])
         return self.encode([random_caption(self.rng, self.names[int(d)]) for d in direction.reshape(-1)])
 
     def encode(self, captions: list[str]) -> torch.Tensor:
@@ -214,21 +237,29 @@ class PoolClips:
         return clips, direction, captions
 
 
-def text_of_word(words, k: int, samples: int) -> torch.Tensor:
-    """(samples, tokens, width) text for direction k: fresh captions, or the fixed table's entry."""
+def readout_colours(samples: int, colours: torch.Tensor | None) -> torch.Tensor | None:
+    """With --colour-blobs, sample s of a readout asks for colour s mod (colours)."""
+    return None if colours is None else torch.arange(samples) % len(colours)
+
+
+def text_of_word(words, k: int, samples: int, colours: torch.Tensor | None = None) -> torch.Tensor:
+    """(samples, tokens, width) text for direction k: fresh captions (naming the readout's
+    colours, with --colour-blobs), or the fixed table's entry."""
     if isinstance(words, CaptionText):
-        return words[torch.full((samples,), k)]
+        return words.__getitem__(torch.full((samples,), k), readout_colours(samples, colours))
     return words[k].expand(samples, -1, -1)
 
 
 @torch.no_grad()
-def x0_per_word(unet, scheduler, words, clip_shape: tuple[int, ...], samples: int = 16) -> torch.Tensor:
+def x0_per_word(
+    unet, scheduler, words, clip_shape: tuple[int, ...], samples: int = 16, colours: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(directions, samples, *clip_shape): the x0 estimate at t = 999 from the same pure noise
     (fixed seed) under each direction's text; both readouts start from it."""
     z = torch.randn(samples, *clip_shape, generator=torch.Generator().manual_seed(123))
     abar = scheduler.alphas_cumprod[999]
     t = torch.full((samples,), 999)
-    return torch.stack([predict_clean(z, abar, predict(unet, z, t, text_of_word(words, k, samples))) for k in range(len(DIRECTIONS))])
+    return torch.stack([predict_clean(z, abar, predict(unet, z, t, text_of_word(words, k, samples, colours))) for k in range(len(DIRECTIONS))])
 
 
 def alignment(unet, scheduler, words, means: torch.Tensor, samples: int = 16) -> dict[str, float]:
@@ -241,13 +272,20 @@ def alignment(unet, scheduler, words, means: torch.Tensor, samples: int = 16) ->
     return dict(zip(DIRECTIONS, score.tolist()))
 
 
-def layout_drift(unet, scheduler, words, samples: int = 16) -> dict[str, float]:
-    """Mean move (cells) of the x0 estimate's blob, first 4 frames to last 4, per word, at t = 999."""
-    estimates = x0_per_word(unet, scheduler, words, (CHANNELS, FRAMES, CELLS, CELLS), samples)
+def layout_drift(unet, scheduler, words, samples: int = 16, colours: torch.Tensor | None = None) -> dict[str, float]:
+    """Mean move (cells) of the x0 estimate's blob, first 4 frames to last 4, per word, at t = 999.
+    The blob's mass is channel 0 (BLOB_COLOUR's +3.6), or with `colours` the estimate's
+    projection on the colour each sample's caption asked for."""
+    estimates = x0_per_word(unet, scheduler, words, (CHANNELS, FRAMES, CELLS, CELLS), samples, colours)
+    asked = readout_colours(samples, colours)
     grid = torch.arange(CELLS, dtype=torch.float32)
     out = {}
     for (name, (dx, _)), x0 in zip(DIRECTIONS.items(), estimates):
-        mass = x0[:, 0].clamp(min=0)  # channel 0 carries the blob (+3.6)
+        if asked is None:
+            mass = x0[:, 0].clamp(min=0)  # channel 0 carries the blob (+3.6)
+        else:
+            unit = F.normalize(colours[asked], dim=1)  # (samples, C)
+            mass = torch.einsum("scfhw,sc->sfhw", x0, unit).clamp(min=0)
         total = mass.sum(dim=(2, 3)) + 1e-6
         cx, cy = (mass * grid).sum(dim=(2, 3)) / total, (mass * grid[:, None]).sum(dim=(2, 3)) / total
         axis = cx if dx else cy
@@ -285,12 +323,17 @@ def main() -> None:
                    help="with --text captions: multiply the encoder's output by S (each position's norm is about 9.4; the "
                    "fixed tokens have norm 10 and differ by 14)")
     p.add_argument("--pool", metavar="PATH", help="train on a shapes run's latent_pool.pt instead of blobs")
+    p.add_argument("--colour-blobs", action="store_true",
+                   help="with --text captions: each blob gets one of the world's colours (a fixed latent vector per colour "
+                   "word) and its caption names it, as the real latents' object depends on the colour word")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
     if (a.fixed_caption or a.train_text or a.motion_share is not None or a.text_scale != 1.0) and a.text != "captions":
         p.error("--fixed-caption, --train-text, --motion-share and --text-scale need --text captions")
     if a.text_scale <= 0:
         p.error("--text-scale must be positive")
+    if a.colour_blobs and (a.text != "captions" or a.pool or a.fixed_caption):
+        p.error("--colour-blobs needs --text captions, without --pool or --fixed-caption")
     if a.motion_share is not None and not 0 <= a.motion_share < 1:
         p.error("--motion-share must be in [0, 1)")
     if a.shared_keys < 1:
@@ -315,6 +358,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(a.seed)
     print(f"{a.arch}: {sum(q.numel() for q in unet.parameters()) / 1e6:.2f} M parameters")
     pool = PoolClips(a.pool) if a.pool else None
+    colours = colour_vectors() if a.colour_blobs else None
     if pool is not None:
         print(f"{len(pool.latents)} one-object moving clips from {a.pool}; readout: alignment with each direction's mean clip")
     print("| step | loss | right | left | down | up | s/step |" if pool else "| step | loss | right (x) | left (x) | down (y) | up (y) | s/step |")
@@ -322,8 +366,8 @@ def main() -> None:
     start, losses = time.time(), []
     for step in range(1, a.steps + 1):
         if pool is None:
-            clips, direction = make_batch(gen, a.batch)
-            text = words[direction]
+            clips, direction, colour = make_batch(gen, a.batch, colours)
+            text = words.__getitem__(direction, colour) if colours is not None else words[direction]
         else:
             clips, direction, captions = pool.batch(gen, a.batch)
             text = words.encode(captions) if isinstance(words, CaptionText) else words[direction]
@@ -340,7 +384,7 @@ def main() -> None:
         losses.append(loss.item())
         if step % a.every == 0:
             unet.eval()
-            d = alignment(unet, scheduler, words, pool.means) if pool else layout_drift(unet, scheduler, words)
+            d = alignment(unet, scheduler, words, pool.means) if pool else layout_drift(unet, scheduler, words, colours=colours)
             unet.train()
             rate = (time.time() - start) / step
             print(f"| {step} | {sum(losses[-a.every:]) / a.every:.4f} | {d['right']:+.2f} | {d['left']:+.2f} | "

@@ -266,7 +266,7 @@ def test_direction_toy_clips_move_the_way_their_word_says():
     import torch
 
     toy = load_recipe("direction_toy.py")
-    clips, direction = toy.make_batch(torch.Generator().manual_seed(0), 256)
+    clips, direction, _ = toy.make_batch(torch.Generator().manual_seed(0), 256)
     assert clips.shape == (256, toy.CHANNELS, toy.FRAMES, toy.CELLS, toy.CELLS)
     assert 0.8 < clips.std() < 1.2  # unit-variance latents, as the schedule assumes
     grid = torch.arange(toy.CELLS, dtype=torch.float32)
@@ -278,6 +278,28 @@ def test_direction_toy_clips_move_the_way_their_word_says():
         move_x, move_y = (x[pick, -1] - x[pick, 0]).median(), (y[pick, -1] - y[pick, 0]).median()
         assert move_x * dx + move_y * dy > 2, (k, move_x, move_y)  # about 3 cells along the word's axis
         assert (move_y if dx else move_x).abs() < 0.5, (k, move_x, move_y)  # and not across it
+
+
+def test_direction_toy_colour_blobs_keep_the_paths_and_name_the_colour():
+    """--colour-blobs: the same blobs and textures as the plain toy, each in its drawn colour's
+    latent vector, and the caption names that colour."""
+    import torch
+
+    from vidzero.shapes import world
+
+    toy = load_recipe("direction_toy.py")
+    colours = toy.colour_vectors()
+    assert colours.shape == (len(world.OBJECT_COLOURS), toy.CHANNELS)
+    assert torch.allclose(colours.norm(dim=1), torch.tensor(toy.BLOB_COLOUR).norm())
+    plain, direction, index = toy.make_batch(torch.Generator().manual_seed(2), 64)
+    coloured, direction2, index2 = toy.make_batch(torch.Generator().manual_seed(2), 64, colours)
+    assert torch.equal(direction, direction2) and (index == 0).all() and len(index2.unique()) > 3
+    # clip = texture + colour * blob: unmixing with the known colours gives the same texture and blob
+    blob = (plain - coloured) / (torch.tensor(toy.BLOB_COLOUR)[:, None, None, None] - colours[index2][:, :, None, None, None])
+    assert torch.allclose(blob[:, 0], blob[:, 1], atol=1e-3) and blob.min() > -1e-3 and blob.max() < 1 + 1e-3
+    rng = torch.Generator().manual_seed(0)
+    for name in world.OBJECT_COLOURS:
+        assert f" {name} " in toy.random_caption(rng, "up", name)
 
 
 def test_direction_toy_captions_are_world_captions_naming_the_clips_direction():
