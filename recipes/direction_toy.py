@@ -83,11 +83,17 @@ def predict(unet: torch.nn.Module, noisy: torch.Tensor, t: torch.Tensor, text: t
 BLOB_COLOUR = (3.6, -2.7, 1.8, 0.9)
 
 
-def colour_vectors() -> torch.Tensor:
+def colour_vectors(shared_channel: bool = False) -> torch.Tensor:
     """(colours, C): one fixed latent colour per world object colour, each as long as the plain
-    blob's, for --colour-blobs (the real latents' object signature depends on the colour word)."""
+    blob's, for --colour-blobs (the real latents' object signature depends on the colour word).
+    With `shared_channel` every colour keeps the plain blob's channel 0 (+3.6), a colour-independent
+    "object here" channel, and only the other channels vary."""
     vectors = torch.randn(len(world.OBJECT_COLOURS), CHANNELS, generator=torch.Generator().manual_seed(11))
-    return F.normalize(vectors, dim=1) * torch.tensor(BLOB_COLOUR).norm()
+    length = torch.tensor(BLOB_COLOUR).norm()
+    if not shared_channel:
+        return F.normalize(vectors, dim=1) * length
+    rest = F.normalize(vectors[:, 1:], dim=1) * (length**2 - BLOB_COLOUR[0] ** 2).sqrt()
+    return torch.cat([torch.full((len(vectors), 1), BLOB_COLOUR[0]), rest], dim=1)
 
 
 def make_batch(
@@ -326,12 +332,16 @@ def main() -> None:
     p.add_argument("--colour-blobs", action="store_true",
                    help="with --text captions: each blob gets one of the world's colours (a fixed latent vector per colour "
                    "word) and its caption names it, as the real latents' object depends on the colour word")
+    p.add_argument("--shared-channel", action="store_true",
+                   help="with --colour-blobs: every colour keeps channel 0 at +3.6 (a colour-independent object channel)")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
     if (a.fixed_caption or a.train_text or a.motion_share is not None or a.text_scale != 1.0) and a.text != "captions":
         p.error("--fixed-caption, --train-text, --motion-share and --text-scale need --text captions")
     if a.text_scale <= 0:
         p.error("--text-scale must be positive")
+    if a.shared_channel and not a.colour_blobs:
+        p.error("--shared-channel needs --colour-blobs")
     if a.colour_blobs and (a.text != "captions" or a.pool or a.fixed_caption):
         p.error("--colour-blobs needs --text captions, without --pool or --fixed-caption")
     if a.motion_share is not None and not 0 <= a.motion_share < 1:
@@ -358,7 +368,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(a.seed)
     print(f"{a.arch}: {sum(q.numel() for q in unet.parameters()) / 1e6:.2f} M parameters")
     pool = PoolClips(a.pool) if a.pool else None
-    colours = colour_vectors() if a.colour_blobs else None
+    colours = colour_vectors(a.shared_channel) if a.colour_blobs else None
     if pool is not None:
         print(f"{len(pool.latents)} one-object moving clips from {a.pool}; readout: alignment with each direction's mean clip")
     print("| step | loss | right | left | down | up | s/step |" if pool else "| step | loss | right (x) | left (x) | down (y) | up (y) | s/step |")

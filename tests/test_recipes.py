@@ -291,6 +291,8 @@ def test_direction_toy_colour_blobs_keep_the_paths_and_name_the_colour():
     colours = toy.colour_vectors()
     assert colours.shape == (len(world.OBJECT_COLOURS), toy.CHANNELS)
     assert torch.allclose(colours.norm(dim=1), torch.tensor(toy.BLOB_COLOUR).norm())
+    shared = toy.colour_vectors(shared_channel=True)  # --shared-channel: channel 0 is the plain blob's for every colour
+    assert torch.allclose(shared.norm(dim=1), colours.norm(dim=1)) and (shared[:, 0] == toy.BLOB_COLOUR[0]).all()
     plain, direction, index = toy.make_batch(torch.Generator().manual_seed(2), 64)
     coloured, direction2, index2 = toy.make_batch(torch.Generator().manual_seed(2), 64, colours)
     assert torch.equal(direction, direction2) and (index == 0).all() and len(index2.unique()) > 3
