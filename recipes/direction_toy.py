@@ -24,6 +24,10 @@ encoder train with the UNet; --motion-share S first refreshes the encoder as the
 with share S of its end positions' summary on the motion words, then freezes it. --text shared keeps the fixed tokens but puts each after 23 fixed keys
 (--shared-keys N) that every text shares: the caption's shape without the encoder.
 
+--colour-blobs gives each blob one of the world's eight colours (a fixed latent vector per colour word)
+and names it in the caption, as the real latents' object signature depends on the colour word;
+--shared-channel keeps channel 0 the same for every colour.
+
 --pool PATH swaps the blobs for real VAE latents: the one-object, constant-motion clips of a
 shapes training run's latent pool (played backwards half the time, as in training), each with
 its own caption under --text captions. The readout is then the x0 estimate's alignment with
@@ -193,7 +197,11 @@ class CaptionText:
         print(f"text refresh, motion share {motion_share}: direction share of the mean-pooled encoding "
               f"{before:.3f} -> {self.direction_share():.3f}")
 
-    def __getitem__(self, direction: torch.Tensor, colour: torch.Tensor | None = None) -> torch.Tensor:
+    def __getitem__(self, direction: torch.Tensor) -> torch.Tensor:
+        return self.encode_for(direction)
+
+    def encode_for(self, direction: torch.Tensor, colour: torch.Tensor | None = None) -> torch.Tensor:
+        """Fresh captions for these direction indices (naming these colour indices, if given), encoded."""
         if self.fixed:
             return self.encode([f"a red circle moving {self.names[int(d)]}" for d in direction.reshape(-1)])
         if colour is not None:  # --colour-blobs: the caption names the blob's colour
@@ -252,7 +260,7 @@ def text_of_word(words, k: int, samples: int, colours: torch.Tensor | None = Non
     """(samples, tokens, width) text for direction k: fresh captions (naming the readout's
     colours, with --colour-blobs), or the fixed table's entry."""
     if isinstance(words, CaptionText):
-        return words.__getitem__(torch.full((samples,), k), readout_colours(samples, colours))
+        return words.encode_for(torch.full((samples,), k), readout_colours(samples, colours))
     return words[k].expand(samples, -1, -1)
 
 
@@ -377,7 +385,7 @@ def main() -> None:
     for step in range(1, a.steps + 1):
         if pool is None:
             clips, direction, colour = make_batch(gen, a.batch, colours)
-            text = words.__getitem__(direction, colour) if colours is not None else words[direction]
+            text = words.encode_for(direction, colour) if colours is not None else words[direction]
         else:
             clips, direction, captions = pool.batch(gen, a.batch)
             text = words.encode(captions) if isinstance(words, CaptionText) else words[direction]
