@@ -185,16 +185,18 @@ class CaptionText:
         captions = [random_caption(rng, self.names[int(k)]) for k in labels]
         return label_share(self.encoder, self.tokenizer, captions, labels)
 
-    def refresh(self, motion_share: float, steps: int, seed: int, distill_weight: float = 1.0) -> None:
+    def refresh(self, motion_share: float, steps: int, seed: int, distill_weight: float = 1.0,
+                colour_share: float = 0.0) -> None:
         """Re-separate the words as train_shapes_backbone.py does before freezing the encoder,
-        on 4,000 world captions and their reversals, with `motion_share` on the motion words."""
+        on 4,000 world captions and their reversals, with `motion_share` on the motion words
+        (and `colour_share` on the object colour words)."""
         before = self.direction_share()
         captions = [world.make_clip(seed * 10**6 + k, frames=1).caption for k in range(4000)]
         refresh_text_encoder(self.encoder, self.tokenizer, captions + [reversed_caption(c) for c in captions],
                              steps, seed, log_every=max(1, steps // 4), motion_share=motion_share,
-                             distill_weight=distill_weight)
+                             distill_weight=distill_weight, colour_share=colour_share)
         self.encoder.train(self.trainable).requires_grad_(self.trainable)
-        print(f"text refresh, motion share {motion_share}: direction share of the mean-pooled encoding "
+        print(f"text refresh, motion share {motion_share}, colour share {colour_share}: direction share of the mean-pooled encoding "
               f"{before:.3f} -> {self.direction_share():.3f}")
 
     def __getitem__(self, direction: torch.Tensor) -> torch.Tensor:
@@ -330,6 +332,8 @@ def main() -> None:
     p.add_argument("--motion-share", type=float, default=None, metavar="S",
                    help="with --text captions: first refresh the encoder on world captions with this share of the end "
                    "positions' summary on the motion words (vidzero.shapes.text_refresh), then freeze it")
+    p.add_argument("--colour-share", type=float, default=0.0, metavar="S",
+                   help="with --motion-share: also give the object colour words this share of the end positions' summary")
     p.add_argument("--refresh-steps", type=int, default=400)
     p.add_argument("--refresh-distill", type=float, default=1.0, metavar="W",
                    help="with --motion-share: weight of the refresh's pull toward the current outputs")
@@ -354,6 +358,8 @@ def main() -> None:
         p.error("--colour-blobs needs --text captions, without --pool or --fixed-caption")
     if a.motion_share is not None and not 0 <= a.motion_share < 1:
         p.error("--motion-share must be in [0, 1)")
+    if a.colour_share and (a.motion_share is None or a.colour_share < 0 or round(a.motion_share + a.colour_share, 9) >= 1):
+        p.error("--colour-share needs --motion-share, and the two shares must add up to less than 1")
     if a.shared_keys < 1:
         p.error("--shared-keys must be at least 1")
     if a.threads:
@@ -367,7 +373,7 @@ def main() -> None:
         words = CaptionText(a.text_model, a.max_tokens, a.seed, fixed=a.fixed_caption, trainable=a.train_text,
                             scale=a.text_scale)
         if a.motion_share is not None:
-            words.refresh(a.motion_share, a.refresh_steps, a.seed, a.refresh_distill)
+            words.refresh(a.motion_share, a.refresh_steps, a.seed, a.refresh_distill, a.colour_share)
     scheduler = DDPMScheduler(**{k: v for k, v in MODELSCOPE_SCHEDULER_CONFIG.items() if k != "set_alpha_to_one"})
     abar = scheduler.alphas_cumprod
     weight = timestep_loss_weights(abar / (1 - abar), 5.0, a.high_noise_weight)

@@ -359,7 +359,7 @@ class Trainer:
             ema_text.load_state_dict(text_state)
             # with a motion share (or a text scale) the loaded encoder is refreshed (or scaled) once
             # more at step 0, below, before it freezes
-            text_frozen = a.text_motion_share == 0 and a.text_scale == 1
+            text_frozen = a.text_motion_share == 0 and a.text_colour_share == 0 and a.text_scale == 1
             log(f"unet: new, with the frozen text encoder of {a.text_encoder_from} (step {source['step']})")
             if a.unet_from is not None:
                 # A warm start on a changed world: the earlier run's EMA UNet (objects, colours and
@@ -425,13 +425,14 @@ class Trainer:
         t0, s0 = time.time(), step
         while step < a.unet_steps and not self.out_of_time():
             if refresh_at is not None and step >= refresh_at and not text_frozen:
-                if a.text_encoder_from is None or a.text_motion_share > 0:
+                if a.text_encoder_from is None or a.text_motion_share > 0 or a.text_colour_share > 0:
                     log(f"step {step}: refreshing the text encoder on {len(pool)} pool captions "
-                        f"(motion share {a.text_motion_share}), then freezing it")
+                        f"(motion share {a.text_motion_share}, colour share {a.text_colour_share}), then freezing it")
                     captions = pool.captions[: len(pool)]
                     refresh_text_encoder(text_encoder, self.tokenizer, captions + [reversed_caption(c) for c in captions],
                                          a.text_refresh_steps, a.seed * 31 + step, motion_share=a.text_motion_share,
-                                         distill_weight=a.text_refresh_distill, log=log)
+                                         distill_weight=a.text_refresh_distill, log=log,
+                                         colour_share=a.text_colour_share)
                 if a.text_scale != 1:
                     log(f"step {step}: text encoder output scaled by {a.text_scale}")
                     scale_text_output(text_encoder, a.text_scale)
@@ -568,6 +569,9 @@ def main() -> None:
     p.add_argument("--text-motion-share", type=float, default=0.0, metavar="S",
                    help="share of the refresh's end-position summary on the motion words (0: an equal bag of words, as "
                    "shipped); with --text-encoder-from the loaded encoder is refreshed so at step 0")
+    p.add_argument("--text-colour-share", type=float, default=0.0, metavar="S",
+                   help="share of the refresh's end-position summary on the object colour words (with the motion share, "
+                   "the end positions carry what to draw and where it goes)")
     p.add_argument("--text-scale", type=float, default=1.0, metavar="S",
                    help="multiply the frozen text encoder's output by S (its final layer norm's weights), after the refresh")
     p.add_argument("--text-refresh-distill", type=float, default=1.0, metavar="W",
@@ -612,10 +616,13 @@ def main() -> None:
         p.error("--world-speed must be LO:HI pixels per frame with 0 < LO <= HI")
     if not 0 <= args.text_motion_share < 1:
         p.error("--text-motion-share must be in [0, 1)")
+    if not 0 <= args.text_colour_share or round(args.text_motion_share + args.text_colour_share, 9) >= 1:
+        p.error("--text-colour-share must be in [0, 1) and add up with --text-motion-share to less than 1")
     if args.text_scale <= 0:
         p.error("--text-scale must be positive")
-    if (args.text_motion_share > 0 or args.text_scale != 1) and args.text_encoder_from is None and args.freeze_text_from is None:
-        p.error("--text-motion-share and --text-scale act on a refresh: give --text-encoder-from or --freeze-text-from")
+    if (args.text_motion_share > 0 or args.text_colour_share > 0 or args.text_scale != 1) and args.text_encoder_from is None \
+            and args.freeze_text_from is None:
+        p.error("--text-motion-share, --text-colour-share and --text-scale act on a refresh: give --text-encoder-from or --freeze-text-from")
     if args.high_noise_weight < 1:
         p.error("--high-noise-weight must be >= 1 (1: off)")
     if args.threads:

@@ -8,6 +8,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 from vidzero.shapes import world
 from vidzero.shapes.text_refresh import (
+    COLOUR_WORDS,
     MOTION_WORDS,
     caption_ids,
     label_share,
@@ -51,6 +52,40 @@ def test_summary_targets_give_the_motion_words_their_share(tokenizer):
     assert weighted[1, token["still"]] == pytest.approx(0.8) and weighted[1, token["standing"]] == pytest.approx(0.2 / 4)
     torch.testing.assert_close(weighted[2], plain[2])  # no motion word: the plain bag
     torch.testing.assert_close(weighted.sum(1), torch.ones(3))
+
+
+def test_summary_targets_give_motion_and_colour_words_their_shares(tokenizer):
+    captions = ["a red circle moving right on a green background", "a small blue square standing still",
+                "a red circle and a blue square moving up", "a circle moving left", "a red circle"]
+    ids = caption_ids(tokenizer, captions)
+    special = torch.tensor([tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id])
+    content = ~torch.isin(ids, special)
+    ids_of = lambda words: torch.tensor(tokenizer.convert_tokens_to_ids([f"{w}</w>" for w in words]))  # noqa: E731
+    motion, colour = ids_of(MOTION_WORDS), ids_of(COLOUR_WORDS)
+    token = {w: tokenizer.convert_tokens_to_ids(f"{w}</w>") for w in ("a", "red", "blue", "green", "right", "still", "up", "left", "circle")}
+
+    only_motion = summary_targets(ids, content, len(tokenizer), motion, motion_share=0.5)
+    same = summary_targets(ids, content, len(tokenizer), motion, motion_share=0.5, colour_ids=colour, colour_share=0.0)
+    torch.testing.assert_close(same, only_motion)  # no colour share: exactly the motion-only targets
+
+    both = summary_targets(ids, content, len(tokenizer), motion, motion_share=0.5, colour_ids=colour, colour_share=0.4)
+    torch.testing.assert_close(both.sum(1), torch.ones(len(captions)))
+    # "green" here is an object colour word, so it shares the colour mass with "red"
+    assert both[0, token["right"]] == pytest.approx(0.5)
+    assert both[0, token["red"]] == pytest.approx(0.2) and both[0, token["green"]] == pytest.approx(0.2)
+    assert both[0, token["a"]] == pytest.approx(0.1 * 2 / 6)  # other words: a circle moving on a background
+    assert both[1, token["still"]] == pytest.approx(0.5) and both[1, token["blue"]] == pytest.approx(0.4)
+    assert both[2, token["red"]] == pytest.approx(0.2) and both[2, token["up"]] == pytest.approx(0.5)
+    # no colour word: its share goes to the other words, the motion word keeps its own
+    assert both[3, token["left"]] == pytest.approx(0.5) and both[3, token["circle"]] == pytest.approx(0.5 / 3)
+    # no motion word: the colour word gets its share, the rest the remaining 0.6
+    assert both[4, token["red"]] == pytest.approx(0.4) and both[4, token["a"]] == pytest.approx(0.3)
+
+
+def test_refresh_rejects_shares_that_add_up_to_one(tokenizer):
+    with pytest.raises(ValueError, match="below 1"):
+        refresh_text_encoder(tiny_encoder(tokenizer), tokenizer, ["a red circle"], steps=1, seed=0,
+                             motion_share=0.7, colour_share=0.3, log=lambda msg: None)  # 0.9999999999999999 in floats
 
 
 class FixedOutputs(torch.nn.Module):

@@ -17,6 +17,8 @@ from vidzero.shapes import world
 # The words that say how an object moves (its direction, bouncing, or standing still): what
 # --motion-share weights in the end positions' summary.
 MOTION_WORDS = (*world.DIRECTIONS, "bouncing", "still")
+# The object colour words: what --colour-share weights (background colours are other words).
+COLOUR_WORDS = tuple(world.OBJECT_COLOURS)
 
 
 def log(msg: str) -> None:
@@ -31,25 +33,39 @@ def caption_ids(tokenizer, captions: Sequence[str], device: torch.device | str =
 
 
 def summary_targets(ids: torch.Tensor, content: torch.Tensor, vocab: int, motion_ids: torch.Tensor,
-                    motion_share: float = 0.0) -> torch.Tensor:
+                    motion_share: float = 0.0, colour_ids: torch.Tensor | None = None,
+                    colour_share: float = 0.0) -> torch.Tensor:
     """(N, vocab) word distribution each caption's end positions must give: its bag of content
     words, each word once per occurrence; with motion_share > 0 the caption's motion words
-    together get that share of the mass and the other words the rest (captions without a
-    motion word keep the plain bag)."""
+    together get that share of the mass, with colour_share > 0 its object colour words get
+    theirs, and the other words the rest. A group the caption lacks gives its share to the other
+    words; captions with no weighted group, or nothing but weighted words, keep the plain bag."""
     bag = torch.zeros(len(ids), vocab, device=ids.device).scatter_add_(1, ids, content.float())
-    if motion_share > 0:
-        is_motion = torch.zeros(vocab, dtype=torch.bool, device=ids.device)
-        is_motion[motion_ids] = True
-        motion, other = bag * is_motion, bag * ~is_motion
-        m, o = motion.sum(1, keepdim=True), other.sum(1, keepdim=True)
-        weighted = motion_share * motion / m.clamp(min=1) + (1 - motion_share) * other / o.clamp(min=1)
-        bag = torch.where((m > 0) & (o > 0), weighted, bag)
+    groups = [(g, s) for g, s in ((motion_ids, motion_share), (colour_ids, colour_share)) if s > 0 and g is not None]
+    if groups:
+        weighted = torch.zeros_like(bag)
+        left = torch.ones(len(ids), 1, device=ids.device)  # the other words' share
+        in_group = torch.zeros(vocab, dtype=torch.bool, device=ids.device)
+        for group_ids, share in groups:
+            member = torch.zeros(vocab, dtype=torch.bool, device=ids.device)
+            member[group_ids] = True
+            in_group |= member
+            part = bag * member
+            count = part.sum(1, keepdim=True)
+            weighted += share * part / count.clamp(min=1)
+            left -= share * (count > 0)
+        other = bag * ~in_group
+        o = other.sum(1, keepdim=True)
+        weighted += left * other / o.clamp(min=1)
+        use = (left < 1) & (o > 0)
+        bag = torch.where(use, weighted, bag)
     return bag / bag.sum(1, keepdim=True)
 
 
 def refresh_text_encoder(
     text_encoder: torch.nn.Module, tokenizer, captions: list[str], steps: int, seed: int, log_every: int = 50,
     motion_share: float = 0.0, distill_weight: float = 1.0, log: Callable[[str], None] = log,
+    colour_share: float = 0.0,
 ) -> dict[str, float]:
     """Re-separate every caption word in the encoder's output, then hand it back frozen.
 
@@ -70,7 +86,12 @@ def refresh_text_encoder(
     per cent of what the end positions carry, and a UNet that starts by averaging over all keys
     barely sees it (recipes/direction_toy.py, the model card's session 6 and 7). A smaller
     distill_weight lets the outputs move further from the current ones (for a UNet trained anew).
+    colour_share > 0 gives the object colour words a share as well: the UNet must draw the
+    direction in the object's own colour, and an end position that carries both lets one
+    attention head take where from one part of its key and what from its value.
     """
+    if round(motion_share + colour_share, 9) >= 1:  # rounded: 0.7 + 0.3 is 0.9999999999999999
+        raise ValueError("motion_share + colour_share must be below 1")
     teacher = copy.deepcopy(text_encoder).eval().requires_grad_(False)
     text_encoder.train().requires_grad_(True)
     width = text_encoder.config.hidden_size
@@ -78,6 +99,7 @@ def refresh_text_encoder(
     device = next(text_encoder.parameters()).device
     special = torch.tensor(sorted({tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id}), device=device)
     motion_ids = torch.tensor(tokenizer.convert_tokens_to_ids([f"{w}</w>" for w in MOTION_WORDS]), device=device)
+    colour_ids = torch.tensor(tokenizer.convert_tokens_to_ids([f"{w}</w>" for w in COLOUR_WORDS]), device=device)
 
     # Each word's prototype starts at its mean current output, so words that are already apart
     # (colours, shapes) start classified and barely move; faded ones start together and must part.
@@ -104,7 +126,7 @@ def refresh_text_encoder(
         identity = F.cross_entropy(scale * F.normalize(hidden[content], dim=-1) @ words.T, ids[content])
         # The end-of-text and padding positions (most of the keys the UNet attends to) must
         # summarise the whole caption: their word distribution is the caption's bag of words.
-        bag = summary_targets(ids, content, len(tokenizer), motion_ids, motion_share)
+        bag = summary_targets(ids, content, len(tokenizer), motion_ids, motion_share, colour_ids, colour_share)
         ends = ~content & (ids != tokenizer.bos_token_id)
         rows = torch.arange(len(ids), device=device)[:, None].expand_as(ids)[ends]
         summary = F.cross_entropy(scale * F.normalize(hidden[ends], dim=-1) @ words.T, bag[rows])
