@@ -26,7 +26,9 @@ with share S of its end positions' summary on the motion words, then freezes it.
 
 --colour-blobs gives each blob one of the world's eight colours (a fixed latent vector per colour word)
 and names it in the caption, as the real latents' object signature depends on the colour word;
---shared-channel keeps channel 0 the same for every colour.
+--shared-channel keeps channel 0 the same for every colour; --colours N uses only the first N colours.
+With colours the table has a colour column too: how much of the asked colour the x0 estimate at t = 999
+holds, as a fraction of what the clean clips hold (1.0 = exact, 0 = the colour word ignored).
 
 --pool PATH swaps the blobs for real VAE latents: the one-object, constant-motion clips of a
 shapes training run's latent pool (played backwards half the time, as in training), each with
@@ -288,10 +290,19 @@ def alignment(unet, scheduler, words, means: torch.Tensor, samples: int = 16) ->
     return dict(zip(DIRECTIONS, score.tolist()))
 
 
+def colour_score(clips: torch.Tensor, asked: torch.Tensor, colours: torch.Tensor) -> float:
+    """How much of the asked colour (B, C, F, h, w) clips hold: their mean over frames and cells,
+    projected on the asked colour's direction, less its mean projection on the other colours'."""
+    proj = clips.mean(dim=(2, 3, 4)) @ F.normalize(colours, dim=1).T  # (B, colours)
+    own = proj.gather(1, asked[:, None])[:, 0]
+    return ((own - (proj.sum(1) - own) / (len(colours) - 1)).mean()).item()
+
+
 def layout_drift(unet, scheduler, words, samples: int = 16, colours: torch.Tensor | None = None) -> dict[str, float]:
     """Mean move (cells) of the x0 estimate's blob, first 4 frames to last 4, per word, at t = 999.
     The blob's mass is channel 0 (BLOB_COLOUR's +3.6), or with `colours` the estimate's
-    projection on the colour each sample's caption asked for."""
+    projection on the colour each sample's caption asked for; then also "colour", the estimates'
+    colour_score (the same on clean clips is what an exact estimate gives)."""
     estimates = x0_per_word(unet, scheduler, words, (CHANNELS, FRAMES, CELLS, CELLS), samples, colours)
     asked = readout_colours(samples, colours)
     grid = torch.arange(CELLS, dtype=torch.float32)
@@ -306,6 +317,8 @@ def layout_drift(unet, scheduler, words, samples: int = 16, colours: torch.Tenso
         cx, cy = (mass * grid).sum(dim=(2, 3)) / total, (mass * grid[:, None]).sum(dim=(2, 3)) / total
         axis = cx if dx else cy
         out[name] = (axis[:, -4:].mean() - axis[:, :4].mean()).item()
+    if colours is not None:
+        out["colour"] = colour_score(estimates.flatten(0, 1), asked.repeat(len(DIRECTIONS)), colours)
     return out
 
 
@@ -344,6 +357,8 @@ def main() -> None:
     p.add_argument("--colour-blobs", action="store_true",
                    help="with --text captions: each blob gets one of the world's colours (a fixed latent vector per colour "
                    "word) and its caption names it, as the real latents' object depends on the colour word")
+    p.add_argument("--colours", type=int, default=len(world.OBJECT_COLOURS), metavar="N",
+                   help="with --colour-blobs: use only the first N of the world's colours (2 to 8)")
     p.add_argument("--shared-channel", action="store_true",
                    help="with --colour-blobs: every colour keeps channel 0 at +3.6 (a colour-independent object channel)")
     p.add_argument("--threads", type=int, default=0)
@@ -352,6 +367,8 @@ def main() -> None:
         p.error("--fixed-caption, --train-text, --motion-share and --text-scale need --text captions")
     if a.text_scale <= 0:
         p.error("--text-scale must be positive")
+    if not 2 <= a.colours <= len(world.OBJECT_COLOURS) or (a.colours != len(world.OBJECT_COLOURS) and not a.colour_blobs):
+        p.error(f"--colours must be 2 to {len(world.OBJECT_COLOURS)}, with --colour-blobs")
     if a.shared_channel and not a.colour_blobs:
         p.error("--shared-channel needs --colour-blobs")
     if a.colour_blobs and (a.text != "captions" or a.pool or a.fixed_caption):
@@ -382,11 +399,17 @@ def main() -> None:
     gen = torch.Generator().manual_seed(a.seed)
     print(f"{a.arch}: {sum(q.numel() for q in unet.parameters()) / 1e6:.2f} M parameters")
     pool = PoolClips(a.pool) if a.pool else None
-    colours = colour_vectors(a.shared_channel) if a.colour_blobs else None
+    colours = colour_vectors(a.shared_channel)[: a.colours] if a.colour_blobs else None
+    if colours is not None:  # what an exact x0 estimate's colour_score is: that of clean clips
+        clips, _, index = make_batch(torch.Generator().manual_seed(5), 1024, colours)
+        exact_colour = colour_score(clips, index, colours)
     if pool is not None:
         print(f"{len(pool.latents)} one-object moving clips from {a.pool}; readout: alignment with each direction's mean clip")
-    print("| step | loss | right | left | down | up | s/step |" if pool else "| step | loss | right (x) | left (x) | down (y) | up (y) | s/step |")
-    print("|---|---|---|---|---|---|---|")
+    if pool:
+        print("| step | loss | right | left | down | up | s/step |")
+    else:
+        print("| step | loss | right (x) | left (x) | down (y) | up (y) | " + ("colour (1.0 exact) | " if colours is not None else "") + "s/step |")
+    print("|---|---|---|---|---|---|" + ("---|" if colours is not None else "") + "---|")
     start, losses = time.time(), []
     for step in range(1, a.steps + 1):
         if pool is None:
@@ -411,8 +434,9 @@ def main() -> None:
             d = alignment(unet, scheduler, words, pool.means) if pool else layout_drift(unet, scheduler, words, colours=colours)
             unet.train()
             rate = (time.time() - start) / step
+            colour_column = f"{d['colour'] / exact_colour:+.2f} | " if colours is not None else ""
             print(f"| {step} | {sum(losses[-a.every:]) / a.every:.4f} | {d['right']:+.2f} | {d['left']:+.2f} | "
-                  f"{d['down']:+.2f} | {d['up']:+.2f} | {rate:.2f} |", flush=True)
+                  f"{d['down']:+.2f} | {d['up']:+.2f} | {colour_column}{rate:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -304,6 +304,22 @@ def test_direction_toy_colour_blobs_keep_the_paths_and_name_the_colour():
         assert f" {name} " in toy.random_caption(rng, "up", name)
 
 
+def test_direction_toy_colour_score_tells_the_asked_colour_from_the_others():
+    """The colour column's measure: clean clips score well above 0 for their own colour, the same
+    clips with the colour labels shifted score below 0, and a colourless (texture only) clip about 0."""
+    import torch
+
+    toy = load_recipe("direction_toy.py")
+    colours = toy.colour_vectors()[:3]  # --colours 3
+    clips, _, index = toy.make_batch(torch.Generator().manual_seed(4), 256, colours)
+    assert index.max() < 3
+    exact = toy.colour_score(clips, index, colours)
+    assert exact > 0.1
+    assert toy.colour_score(clips, (index + 1) % 3, colours) < 0
+    plain, _, _ = toy.make_batch(torch.Generator().manual_seed(4), 256, torch.zeros(3, toy.CHANNELS))
+    assert abs(toy.colour_score(plain, index, colours)) < 0.1 * exact
+
+
 def test_direction_toy_captions_are_world_captions_naming_the_clips_direction():
     """--text captions: each clip gets a caption in the world's words whose only motion phrase is
     its own direction, encoded by the shipped frozen text encoder at 24 tokens; the direction
