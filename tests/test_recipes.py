@@ -378,6 +378,8 @@ def test_direction_toy_motion_share_refresh_raises_the_direction_share():
     ("train_shapes_backbone.py", ["--text-scale", "2"]),  # no refresh to act on
     ("train_shapes_backbone.py", ["--text-motion-share", "1", "--freeze-text-from", "10"]),
     ("train_shapes_backbone.py", ["--mover-fraction", "1.5"]),
+    ("direction_toy.py", ["--colours", "3"]),  # needs --colour-blobs
+    ("direction_toy.py", ["--text", "captions", "--colour-blobs", "--colours", "1"]),
     ("direction_toy.py", ["--text", "captions", "--colour-share", "0.3"]),  # needs --motion-share
     ("direction_toy.py", ["--text", "captions", "--motion-share", "0.6", "--colour-share", "0.4"]),  # adds up to 1
     ("train_shapes_backbone.py", ["--text-colour-share", "0.3"]),  # no refresh to act on
