@@ -26,7 +26,8 @@ with share S of its end positions' summary on the motion words, then freezes it.
 
 --colour-blobs gives each blob one of the world's eight colours (a fixed latent vector per colour word)
 and names it in the caption, as the real latents' object signature depends on the colour word;
---shared-channel keeps channel 0 the same for every colour; --colours N uses only the first N colours.
+--shared-channel keeps channel 0 the same for every colour; --colours N uses only the first N colours;
+--colour-from STEP trains on the plain one-colour blobs first and switches to the colour blobs after STEP.
 With colours the table has a colour column too: how much of the asked colour the x0 estimate at t = 999
 holds, as a fraction of what the clean clips hold (1.0 = exact, 0 = the colour word ignored).
 
@@ -359,6 +360,9 @@ def main() -> None:
                    "word) and its caption names it, as the real latents' object depends on the colour word")
     p.add_argument("--colours", type=int, default=len(world.OBJECT_COLOURS), metavar="N",
                    help="with --colour-blobs: use only the first N of the world's colours (2 to 8)")
+    p.add_argument("--colour-from", type=int, default=0, metavar="STEP",
+                   help="with --colour-blobs: train on the plain one-colour blobs up to this step, the colour blobs after "
+                   "(a curriculum: the direction first on one object signature, then the colours)")
     p.add_argument("--shared-channel", action="store_true",
                    help="with --colour-blobs: every colour keeps channel 0 at +3.6 (a colour-independent object channel)")
     p.add_argument("--threads", type=int, default=0)
@@ -369,6 +373,8 @@ def main() -> None:
         p.error("--text-scale must be positive")
     if not 2 <= a.colours <= len(world.OBJECT_COLOURS) or (a.colours != len(world.OBJECT_COLOURS) and not a.colour_blobs):
         p.error(f"--colours must be 2 to {len(world.OBJECT_COLOURS)}, with --colour-blobs")
+    if a.colour_from and (not a.colour_blobs or not 0 < a.colour_from < a.steps):
+        p.error("--colour-from needs --colour-blobs and a step between 0 and --steps")
     if a.shared_channel and not a.colour_blobs:
         p.error("--shared-channel needs --colour-blobs")
     if a.colour_blobs and (a.text != "captions" or a.pool or a.fixed_caption):
@@ -412,9 +418,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|" + ("---|" if colours is not None else "") + "---|")
     start, losses = time.time(), []
     for step in range(1, a.steps + 1):
+        active = colours if step > a.colour_from else None  # --colour-from: plain blobs first
         if pool is None:
-            clips, direction, colour = make_batch(gen, a.batch, colours)
-            text = words.encode_for(direction, colour) if colours is not None else words[direction]
+            clips, direction, colour = make_batch(gen, a.batch, active)
+            text = words.encode_for(direction, colour) if active is not None else words[direction]
         else:
             clips, direction, captions = pool.batch(gen, a.batch)
             text = words.encode(captions) if isinstance(words, CaptionText) else words[direction]
@@ -431,10 +438,10 @@ def main() -> None:
         losses.append(loss.item())
         if step % a.every == 0:
             unet.eval()
-            d = alignment(unet, scheduler, words, pool.means) if pool else layout_drift(unet, scheduler, words, colours=colours)
+            d = alignment(unet, scheduler, words, pool.means) if pool else layout_drift(unet, scheduler, words, colours=active)
             unet.train()
             rate = (time.time() - start) / step
-            colour_column = f"{d['colour'] / exact_colour:+.2f} | " if colours is not None else ""
+            colour_column = "" if colours is None else f"{d['colour'] / exact_colour:+.2f} | " if active is not None else "- | "
             print(f"| {step} | {sum(losses[-a.every:]) / a.every:.4f} | {d['right']:+.2f} | {d['left']:+.2f} | "
                   f"{d['down']:+.2f} | {d['up']:+.2f} | {colour_column}{rate:.2f} |", flush=True)
 
