@@ -21,7 +21,7 @@ encoder at 24 tokens. If the toy learns the direction with tokens but not with c
 path is what hides the word; if it learns both, the culprit is the richer world. --fixed-caption
 keeps the encoder but drops the random words, one caption per direction; --train-text lets the
 encoder train with the UNet; --motion-share S first refreshes the encoder as the real recipe does,
-with share S of its end positions' summary on the motion words, then freezes it. --text shared keeps the fixed tokens but puts each after 23 fixed keys
+with share S of its end positions' summary on the motion words, then freezes it (--colour-share S also gives the object colour words a share). --text shared keeps the fixed tokens but puts each after 23 fixed keys
 (--shared-keys N) that every text shares: the caption's shape without the encoder.
 
 --colour-blobs gives each blob one of the world's eight colours (a fixed latent vector per colour word)

@@ -105,8 +105,9 @@ def direction_contrast_loss(
 class LatentPool:
     """A ring buffer of VAE-encoded training clips: (N, C, F, h, w) scaled latents + captions."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, one_colour: str | None = None) -> None:
         self.capacity = capacity
+        self.one_colour = one_colour  # the one object colour of every clip (--one-colour), or None
         self.latents: torch.Tensor | None = None
         self.captions: list[str] = [""] * capacity
         self.count = 0  # clips added so far; clip k sits in slot k % capacity
@@ -124,11 +125,24 @@ class LatentPool:
             self.count += 1
 
     def state_dict(self) -> dict:
-        return {"latents": self.latents, "captions": self.captions, "count": self.count, "capacity": self.capacity}
+        return {"latents": self.latents, "captions": self.captions, "count": self.count, "capacity": self.capacity,
+                "one_colour": self.one_colour}
 
     def load_state_dict(self, state: dict) -> None:
         self.capacity, self.count = state["capacity"], state["count"]
         self.latents, self.captions = state["latents"], list(state["captions"])
+        self.one_colour = state.get("one_colour")  # pools saved before --one-colour existed hold the full world
+
+
+def training_clip(seed: int, k: int, speed_range: tuple[float, float], one_colour: str | None = None) -> world.ShapesClip:
+    """Training clip k of a run: a pure function of (seed, k, one_colour), so a resumed run rebuilds
+    its pool exactly. With `one_colour`, every object is drawn in that colour (one object per clip).
+
+    Why a one-colour phase: the direction toy (recipes/direction_toy.py) learns the direction from
+    one blob colour in 800 steps but not from eight colours named by the caption in 1,200; trained
+    on one colour first, it keeps the direction once the eight colours come in (model card, session 9)."""
+    colours = None if one_colour is None else (one_colour,)
+    return world.make_clip(seed * TRAIN_SEED_BASE + k, speed_range=speed_range, object_colours=colours)
 
 
 def object_masks(clips: list[world.ShapesClip]) -> torch.Tensor:
@@ -392,27 +406,35 @@ class Trainer:
             )
             self.save_history()
 
+        def pool_count(at_step: int) -> int:
+            return a.pool_start + a.pool_refresh * at_step
+
+        def pool_colour() -> str | None:
+            """--one-colour: before that step every clip (the whole pool) is one-colour, after it none."""
+            return a.one_colour if step < a.one_colour_until else None
+
         def encode_clips(first: int, count: int) -> tuple[torch.Tensor, list[str]]:
-            clips = [world.make_clip(a.seed * TRAIN_SEED_BASE + k, speed_range=a.world_speed) for k in range(first, first + count)]
+            clips = [training_clip(a.seed, k, a.world_speed, pool_colour()) for k in range(first, first + count)]
             latents = encode_video(vae, clips_video(clips).to(self.device)) * sf
             return latents.cpu(), [c.caption for c in clips]
 
-        def pool_count(at_step: int) -> int:
-            return a.pool_start + a.pool_refresh * at_step
+        def rebuild_pool() -> LatentPool:
+            """Exactly the clips an uninterrupted run holds at this step."""
+            fresh = LatentPool(a.pool_size, pool_colour())
+            last = pool_count(step)
+            first = max(0, last - a.pool_size)
+            fresh.count = first
+            log(f"encoding the latent pool: clips {first}..{last - 1}" + (f", objects {fresh.one_colour}" if fresh.one_colour else ""))
+            for k in range(first, last, 64):
+                fresh.add(*encode_clips(k, min(64, last - k)))
+            return fresh
 
         pool = LatentPool(a.pool_size)
         pool_path = self.out / "latent_pool.pt"
         if pool_path.exists():
             pool.load_state_dict(torch.load(pool_path, map_location="cpu"))
-        if pool.count != pool_count(step) or pool.capacity != a.pool_size:
-            # Rebuild exactly the clips an uninterrupted run would hold at this step.
-            pool = LatentPool(a.pool_size)
-            last = pool_count(step)
-            first = max(0, last - a.pool_size)
-            pool.count = first
-            log(f"encoding the latent pool: clips {first}..{last - 1}")
-            for k in range(first, last, 64):
-                pool.add(*encode_clips(k, min(64, last - k)))
+        if pool.count != pool_count(step) or pool.capacity != a.pool_size or pool.one_colour != pool_colour():
+            pool = rebuild_pool()
 
         def save_all() -> None:
             atomic_save(pool.state_dict(), pool_path)
@@ -424,11 +446,16 @@ class Trainer:
         refresh_at = 0 if a.text_encoder_from is not None else a.freeze_text_from
         t0, s0 = time.time(), step
         while step < a.unet_steps and not self.out_of_time():
+            if pool.one_colour != pool_colour():  # the end of --one-colour: the whole pool turns to the full world
+                pool = rebuild_pool()
+                save_all()
             if refresh_at is not None and step >= refresh_at and not text_frozen:
                 if a.text_encoder_from is None or a.text_motion_share > 0 or a.text_colour_share > 0:
                     log(f"step {step}: refreshing the text encoder on {len(pool)} pool captions "
                         f"(motion share {a.text_motion_share}, colour share {a.text_colour_share}), then freezing it")
                     captions = pool.captions[: len(pool)]
+                    if pool.one_colour is not None:  # the encoder must keep every colour word apart
+                        captions = [training_clip(a.seed, k, a.world_speed).caption for k in range(len(pool))]
                     refresh_text_encoder(text_encoder, self.tokenizer, captions + [reversed_caption(c) for c in captions],
                                          a.text_refresh_steps, a.seed * 31 + step, motion_share=a.text_motion_share,
                                          distill_weight=a.text_refresh_distill, log=log,
@@ -596,6 +623,10 @@ def main() -> None:
                    metavar="LO:HI", help="timestep range of the focused draws (default {}:{})".format(*FOCUS_TIMESTEPS))
     p.add_argument("--mover-fraction", type=float, default=0.0, metavar="F",
                    help="share of each batch drawn from one-object, constant-direction clips (0: uniform, as the shipped run)")
+    p.add_argument("--one-colour", choices=tuple(world.OBJECT_COLOURS), default=None, metavar="COLOUR",
+                   help="a curriculum: the pool's clips up to --one-colour-until draw every object in this colour")
+    p.add_argument("--one-colour-until", type=int, default=0, metavar="STEP",
+                   help="with --one-colour: the UNet step at which the whole pool is re-encoded from the full world")
     p.add_argument("--every", type=int, default=100, help="checkpoint every N steps")
     p.add_argument("--minutes", type=float, default=0, help="stop (and checkpoint) after this long")
     p.add_argument("--threads", type=int, default=0)
@@ -608,6 +639,8 @@ def main() -> None:
     steps = shapes_model.MODELSCOPE_SCHEDULER_CONFIG["num_train_timesteps"]
     if not 0 <= args.focus_fraction <= 1 or not 0 <= lo < hi <= steps:
         p.error(f"--focus-fraction must be in [0, 1] and --focus-timesteps LO:HI within 0..{steps} with LO < HI")
+    if (args.one_colour is None) != (args.one_colour_until <= 0):
+        p.error("--one-colour and --one-colour-until (a positive step) go together")
     if not 0 <= args.mover_fraction <= 1:
         p.error("--mover-fraction must be in [0, 1]")
     if args.unet_from is not None and args.text_encoder_from is None:

@@ -156,6 +156,28 @@ def test_timestep_focus_keeps_old_draws_and_moves_the_chosen_share():
     assert ((train.draw_timesteps(torch.Generator().manual_seed(4), 500, 1000, 1.0, (700, 710)) - 705).abs() <= 5).all()
 
 
+def test_one_colour_training_clips_and_the_pool_remembers_its_colour():
+    """--one-colour: training clip k keeps its seed (same motion and background) but draws its one
+    object in the given colour; the pool's colour tag survives a save, and older pools read as the
+    full world, so a resumed run knows whether to re-encode."""
+    import torch
+
+    train = load_recipe("train_shapes_backbone.py")
+    plain = [train.training_clip(0, k, (1.5, 2.5)) for k in range(12)]
+    white = [train.training_clip(0, k, (1.5, 2.5), "white") for k in range(12)]
+    assert all(len(c.tracks) == 1 and c.tracks[0].spec.colour == "white" and " white " in f" {c.caption} " for c in white)
+    assert len({c.tracks[0].spec.colour for c in plain}) > 3
+    assert all(a.seed == b.seed and a.background_name == b.background_name for a, b in zip(plain, white))
+    pool = train.LatentPool(4, one_colour="white")
+    pool.add(torch.zeros(2, 4, 16, 8, 8), ["a white circle moving up", "a white square standing still"])
+    again = train.LatentPool(9)
+    again.load_state_dict(pool.state_dict())
+    assert (again.one_colour, again.count, again.capacity) == ("white", 2, 4)
+    old = {k: v for k, v in pool.state_dict().items() if k != "one_colour"}
+    again.load_state_dict(old)
+    assert again.one_colour is None
+
+
 def test_draw_clips_oversamples_single_movers_and_is_plain_at_zero():
     """With no mover fraction the batch draws equal plain uniform draws (earlier runs stay
     reproducible); with one, about that share plus the uniform rest's movers are one-object movers."""
@@ -383,6 +405,8 @@ def test_direction_toy_motion_share_refresh_raises_the_direction_share():
     ("direction_toy.py", ["--text", "captions", "--colour-share", "0.3"]),  # needs --motion-share
     ("direction_toy.py", ["--text", "captions", "--motion-share", "0.6", "--colour-share", "0.4"]),  # adds up to 1
     ("train_shapes_backbone.py", ["--text-colour-share", "0.3"]),  # no refresh to act on
+    ("train_shapes_backbone.py", ["--one-colour", "white"]),  # needs --one-colour-until
+    ("train_shapes_backbone.py", ["--one-colour", "purple", "--one-colour-until", "10"]),  # not a world colour
     ("train_shapes_backbone.py", ["--text-motion-share", "0.7", "--text-colour-share", "0.3", "--freeze-text-from", "10"]),
 ])
 def test_recipes_reject_options_that_do_not_apply(tmp_path, script, args):

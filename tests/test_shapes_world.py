@@ -82,3 +82,16 @@ def test_speed_range_sets_the_pace_and_keeps_the_clip_otherwise():
         for track in fast.tracks:
             r = track.spec.radius
             assert track.centres.min() >= r - 1e-9 and track.centres.max() <= world.SIZE - 1 - r + 1e-9
+
+
+def test_object_colours_narrow_the_draw_and_one_colour_means_one_object():
+    clips = [world.make_clip(seed, object_colours=("white",)) for seed in range(40)]
+    assert all(len(c.tracks) == 1 and c.tracks[0].spec.colour == "white" for c in clips)
+    assert all(c.caption.startswith(("a white", "a small white", "a large white")) for c in clips)
+    pair = [world.make_clip(seed, object_colours=("red", "blue")) for seed in range(60)]
+    assert {t.spec.colour for c in pair for t in c.tracks} == {"red", "blue"}
+    assert any(len(c.tracks) == 2 for c in pair)
+    # the default draw is untouched by the option
+    assert world.make_clip(7, object_colours=None).caption == world.make_clip(7).caption
+    with pytest.raises(ValueError, match="no object colour"):
+        world.random_object(np.random.default_rng(0), colours=("red",), exclude_colour="red")

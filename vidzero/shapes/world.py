@@ -226,10 +226,14 @@ def random_object(
     exclude_colour: str | None = None,
     bounce_probability: float = 0.2,
     speed_range: tuple[float, float] = SPEED_RANGE,
+    colours: tuple[str, ...] | None = None,
 ) -> ObjectSpec:
     """A random object; unless it is drawn to bounce, it starts where it cannot reach a wall
-    within `frames`, so that "moving right" captions describe the whole clip."""
-    colours = [c for c in OBJECT_COLOURS if c != exclude_colour]
+    within `frames`, so that "moving right" captions describe the whole clip. `colours` narrows
+    the object colours drawn from (default: all of OBJECT_COLOURS)."""
+    colours = [c for c in (colours or OBJECT_COLOURS) if c != exclude_colour]
+    if not colours:
+        raise ValueError("no object colour left to draw from")
     size_name = list(SIZES)[rng.integers(len(SIZES))]
     r = SIZES[size_name]
     direction = None if rng.random() < 0.12 else list(DIRECTIONS)[rng.integers(len(DIRECTIONS))]
@@ -262,15 +266,19 @@ def make_clip(
     objects: list[ObjectSpec] | None = None,
     two_object_probability: float = 0.25,
     speed_range: tuple[float, float] = SPEED_RANGE,
+    object_colours: tuple[str, ...] | None = None,
 ) -> ShapesClip:
-    """One clip, a pure function of its arguments. `objects` overrides the random draw."""
+    """One clip, a pure function of its arguments. `objects` overrides the random draw;
+    `object_colours` narrows the colours it draws from (one colour: one object per clip)."""
     rng = np.random.default_rng(seed)
     background, background_name = render_background(rng, size)
     if objects is None:
-        first = random_object(rng, size, frames, speed_range=speed_range)
+        first = random_object(rng, size, frames, speed_range=speed_range, colours=object_colours)
         objects = [first]
-        if rng.random() < two_object_probability:
-            objects.append(random_object(rng, size, frames, exclude_colour=first.colour, speed_range=speed_range))
+        # two objects always differ in colour, so one allowed colour means one object
+        if rng.random() < two_object_probability and (object_colours is None or len(object_colours) > 1):
+            objects.append(random_object(rng, size, frames, exclude_colour=first.colour, speed_range=speed_range,
+                                         colours=object_colours))
     tracks = [simulate(spec, frames, size) for spec in objects]
     video = np.stack(
         [composite(background, [(t.spec, tuple(t.centres[i])) for t in tracks]) for i in range(frames)]
