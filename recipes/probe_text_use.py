@@ -145,9 +145,12 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--clips", type=int, default=48)
     p.add_argument("--seed-base", type=int, default=3_500_000_000, help="held-out world seeds")
+    p.add_argument("--colour", choices=tuple(world.OBJECT_COLOURS), default=None,
+                   help="probe clips whose object has this colour only (a model in its --one-colour phase)")
     a = p.parse_args()
     backbone = vidzero.load_backbone(a.model, device=a.device)
-    rows = probe(backbone, world.moving_object_clips(a.clips, a.seed_base, frames=backbone.frames))
+    rows = probe(backbone, world.moving_object_clips(a.clips, a.seed_base, frames=backbone.frames,
+                                                      object_colours=None if a.colour is None else (a.colour,)))
     print("| t | SNR | noise MSE (true caption) | + without direction | + without colour | + without any text |")
     print("|---|---|---|---|---|---|")
     for r in rows:

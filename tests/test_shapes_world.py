@@ -95,3 +95,9 @@ def test_object_colours_narrow_the_draw_and_one_colour_means_one_object():
     assert world.make_clip(7, object_colours=None).caption == world.make_clip(7).caption
     with pytest.raises(ValueError, match="no object colour"):
         world.random_object(np.random.default_rng(0), colours=("red",), exclude_colour="red")
+
+
+def test_moving_object_clips_can_hold_one_colour():
+    clips = world.moving_object_clips(5, 1_000, object_colours=("white",))
+    assert all(c.tracks[0].spec.colour == "white" and c.tracks[0].spec.direction and not c.tracks[0].bounced for c in clips)
+    assert [c.seed for c in world.moving_object_clips(3, 1_000)] == [c.seed for c in world.moving_object_clips(3, 1_000, object_colours=None)]

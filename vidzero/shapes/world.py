@@ -286,12 +286,14 @@ def make_clip(
     return ShapesClip(video, caption_for(tracks, background_name, rng), tracks, background, background_name, seed)
 
 
-def moving_object_clips(count: int, seed_base: int, frames: int = FRAMES) -> list[ShapesClip]:
+def moving_object_clips(count: int, seed_base: int, frames: int = FRAMES,
+                        object_colours: tuple[str, ...] | None = None) -> list[ShapesClip]:
     """The first `count` one-object clips from `seed_base` on whose object moves without bouncing
-    (cases with an unambiguous motion, for benches that score direction and trajectories)."""
+    (cases with an unambiguous motion, for benches that score direction and trajectories),
+    drawn from `object_colours` if given."""
     out, seed = [], seed_base
     while len(out) < count:
-        clip = make_clip(seed, frames=frames, two_object_probability=0.0)
+        clip = make_clip(seed, frames=frames, two_object_probability=0.0, object_colours=object_colours)
         seed += 1
         if clip.tracks[0].spec.direction is not None and not clip.tracks[0].bounced:
             out.append(clip)
