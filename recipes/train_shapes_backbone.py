@@ -455,7 +455,7 @@ class Trainer:
                         f"(motion share {a.text_motion_share}, colour share {a.text_colour_share}), then freezing it")
                     captions = pool.captions[: len(pool)]
                     if pool.one_colour is not None:  # the encoder must keep every colour word apart
-                        captions = [training_clip(a.seed, k, a.world_speed).caption for k in range(len(pool))]
+                        captions = [training_clip(a.seed, k, a.world_speed).caption for k in range(pool.count - len(pool), pool.count)]
                     refresh_text_encoder(text_encoder, self.tokenizer, captions + [reversed_caption(c) for c in captions],
                                          a.text_refresh_steps, a.seed * 31 + step, motion_share=a.text_motion_share,
                                          distill_weight=a.text_refresh_distill, log=log,
@@ -598,7 +598,7 @@ def main() -> None:
                    "shipped); with --text-encoder-from the loaded encoder is refreshed so at step 0")
     p.add_argument("--text-colour-share", type=float, default=0.0, metavar="S",
                    help="share of the refresh's end-position summary on the object colour words (with the motion share, "
-                   "the end positions carry what to draw and where it goes)")
+                   "the end positions carry what to draw and where it goes; no help in the toy, model card session 9)")
     p.add_argument("--text-scale", type=float, default=1.0, metavar="S",
                    help="multiply the frozen text encoder's output by S (its final layer norm's weights), after the refresh")
     p.add_argument("--text-refresh-distill", type=float, default=1.0, metavar="W",
@@ -649,7 +649,7 @@ def main() -> None:
         p.error("--world-speed must be LO:HI pixels per frame with 0 < LO <= HI")
     if not 0 <= args.text_motion_share < 1:
         p.error("--text-motion-share must be in [0, 1)")
-    if not 0 <= args.text_colour_share or round(args.text_motion_share + args.text_colour_share, 9) >= 1:
+    if args.text_colour_share < 0 or round(args.text_motion_share + args.text_colour_share, 9) >= 1:
         p.error("--text-colour-share must be in [0, 1) and add up with --text-motion-share to less than 1")
     if args.text_scale <= 0:
         p.error("--text-scale must be positive")

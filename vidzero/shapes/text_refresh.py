@@ -87,8 +87,9 @@ def refresh_text_encoder(
     barely sees it (recipes/direction_toy.py, the model card's session 6 and 7). A smaller
     distill_weight lets the outputs move further from the current ones (for a UNet trained anew).
     colour_share > 0 gives the object colour words a share as well: the UNet must draw the
-    direction in the object's own colour, and an end position that carries both lets one
-    attention head take where from one part of its key and what from its value.
+    direction in the object's own colour, and an end position that carries both could let one
+    attention head take where from one part of its key and what from its value. (In the toy with
+    eight colours it did not help within 800 steps; see the model card, session 9.)
     """
     if round(motion_share + colour_share, 9) >= 1:  # rounded: 0.7 + 0.3 is 0.9999999999999999
         raise ValueError("motion_share + colour_share must be below 1")
