@@ -441,7 +441,9 @@ def main() -> None:
             d = alignment(unet, scheduler, words, pool.means) if pool else layout_drift(unet, scheduler, words, colours=active)
             unet.train()
             rate = (time.time() - start) / step
-            colour_column = "" if colours is None else f"{d['colour'] / exact_colour:+.2f} | " if active is not None else "- | "
+            colour_column = ""  # only with --colour-blobs; "-" while --colour-from still trains on one colour
+            if colours is not None:
+                colour_column = f"{d['colour'] / exact_colour:+.2f} | " if active is not None else "- | "
             print(f"| {step} | {sum(losses[-a.every:]) / a.every:.4f} | {d['right']:+.2f} | {d['left']:+.2f} | "
                   f"{d['down']:+.2f} | {d['up']:+.2f} | {colour_column}{rate:.2f} |", flush=True)
 
