@@ -56,7 +56,7 @@ from vidzero.sampler import predict_clean
 from vidzero.shapes import world
 from vidzero.shapes.evaluate import single_mover
 from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG, timestep_loss_weights
-from vidzero.shapes.text_refresh import caption_ids, label_share, refresh_text_encoder
+from vidzero.shapes.text_refresh import caption_ids, label_share, refresh_text_encoder, shares_fit
 from vidzero.shapes.world import OPPOSITE_DIRECTIONS, reversed_caption
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
@@ -381,7 +381,7 @@ def main() -> None:
         p.error("--colour-blobs needs --text captions, without --pool or --fixed-caption")
     if a.motion_share is not None and not 0 <= a.motion_share < 1:
         p.error("--motion-share must be in [0, 1)")
-    if a.colour_share and (a.motion_share is None or a.colour_share < 0 or round(a.motion_share + a.colour_share, 9) >= 1):
+    if a.colour_share and (a.motion_share is None or a.colour_share < 0 or not shares_fit(a.motion_share, a.colour_share)):
         p.error("--colour-share needs --motion-share, and the two shares must add up to less than 1")
     if a.shared_keys < 1:
         p.error("--shared-keys must be at least 1")

@@ -34,7 +34,7 @@ from vidzero.shapes import model as shapes_model
 from vidzero.shapes import world
 from vidzero.shapes.evaluate import single_mover
 from vidzero.shapes.model import timestep_loss_weights
-from vidzero.shapes.text_refresh import log, refresh_text_encoder, scale_text_output
+from vidzero.shapes.text_refresh import log, refresh_text_encoder, scale_text_output, shares_fit
 from vidzero.shapes.world import reversed_caption
 
 PACKED_NAME = "unet-packed.pt"  # the committed copy of unet.pt (see --pack)
@@ -649,7 +649,7 @@ def main() -> None:
         p.error("--world-speed must be LO:HI pixels per frame with 0 < LO <= HI")
     if not 0 <= args.text_motion_share < 1:
         p.error("--text-motion-share must be in [0, 1)")
-    if args.text_colour_share < 0 or round(args.text_motion_share + args.text_colour_share, 9) >= 1:
+    if args.text_colour_share < 0 or not shares_fit(args.text_motion_share, args.text_colour_share):
         p.error("--text-colour-share must be in [0, 1) and add up with --text-motion-share to less than 1")
     if args.text_scale <= 0:
         p.error("--text-scale must be positive")

@@ -21,6 +21,12 @@ MOTION_WORDS = (*world.DIRECTIONS, "bouncing", "still")
 COLOUR_WORDS = tuple(world.OBJECT_COLOURS)
 
 
+def shares_fit(motion_share: float, colour_share: float) -> bool:
+    """Whether the motion and colour shares leave the other words some of the summary (add up to
+    below 1). Rounded, because 0.7 + 0.3 is 0.9999999999999999 in floats."""
+    return round(motion_share + colour_share, 9) < 1
+
+
 def log(msg: str) -> None:
     """A timestamped progress line (the training recipes' log format)."""
     print(time.strftime("%H:%M:%S"), msg, flush=True)
@@ -91,7 +97,7 @@ def refresh_text_encoder(
     attention head take where from one part of its key and what from its value. (In the toy with
     eight colours it did not help within 800 steps; see the model card, session 9.)
     """
-    if round(motion_share + colour_share, 9) >= 1:  # rounded: 0.7 + 0.3 is 0.9999999999999999
+    if not shares_fit(motion_share, colour_share):
         raise ValueError("motion_share + colour_share must be below 1")
     teacher = copy.deepcopy(text_encoder).eval().requires_grad_(False)
     text_encoder.train().requires_grad_(True)
