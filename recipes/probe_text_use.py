@@ -89,8 +89,8 @@ def colour_weight(pixels: torch.Tensor, colour: str) -> torch.Tensor:
 def layout_drift(backbone, timesteps=(999, 900, 800), samples: int = 6, colour: str = "red", seed: int = 0) -> list[dict]:
     """Where the x0 prediction puts the object over the window, per direction word.
 
-    For "a large red circle moving <d>" and `samples` shared noise draws, the UNet's x0 estimate
-    at timestep t is decoded and the centroid of its red excess (colour_weight) is tracked: the
+    For "a large <colour> circle moving <d>" and `samples` shared noise draws, the UNet's x0 estimate
+    at timestep t is decoded and the centroid of its excess of that colour (colour_weight) is tracked: the
     drift is its mean move (pixels) from the first 4 frames to the last 4. At high noise x_t shows
     no trajectory yet, so this is where the direction of a sample is decided. The mean clip of
     each word drifts about +-19 px on this measure (+-25 px at 1.5-2.5 px per frame): what a
@@ -156,10 +156,11 @@ def main() -> None:
     for r in rows:
         print(f"| {r['t']} | {r['snr']:.3f} | {r['mse true']:.5f} | {r['loss without direction']:+.5f} | "
               f"{r['loss without colour']:+.5f} | {r['loss without text']:+.5f} |")
-    print("\nHigh-noise layout: drift (px) of the x0 estimate's object, first to last frames, along each word's axis")
+    layout_colour = a.colour or "red"
+    print(f"\nHigh-noise layout: drift (px) of the x0 estimate's {layout_colour} object, first to last frames, along each word's axis")
     print("| t | right (x) | left (x) | down (y) | up (y) |")
     print("|---|---|---|---|---|")
-    for r in layout_drift(backbone):
+    for r in layout_drift(backbone, colour=layout_colour):
         print(f"| {r['t']} | {r['right']:+.1f} | {r['left']:+.1f} | {r['down']:+.1f} | {r['up']:+.1f} |")
     shares = text_shares(backbone)
     print("\nShare of the mean-pooled text encoding's variance: " + ", ".join(f"{k} {v:.3f}" for k, v in shares.items()))
