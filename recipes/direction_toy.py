@@ -176,6 +176,7 @@ class CaptionText:
         self.rng = torch.Generator().manual_seed(seed + 7)
         self.names = list(DIRECTIONS)
         self.fixed = fixed  # one caption per direction: "a red circle moving X"
+        self.colour: str | None = None  # fresh captions name this object colour (a one-colour pool), or a random one
         # the encoder's output times `scale` (for a CLIPTextModel: its final layer norm's weight
         # and bias times `scale`, so the model keeps its format)
         self.scale = scale
@@ -212,7 +213,7 @@ class CaptionText:
         if colour is not None:  # --colour-blobs: the caption names the blob's colour
             names = list(world.OBJECT_COLOURS)
             return self.encode([random_caption(self.rng, self.names[int(d)], names[int(c)]) for d, c in zip(direction, colour)])
-        return self.encode([random_caption(self.rng, self.names[int(d)]) for d in direction.reshape(-1)])
+        return self.encode([random_caption(self.rng, self.names[int(d)], self.colour) for d in direction.reshape(-1)])
 
     def encode(self, captions: list[str]) -> torch.Tensor:
         ids = caption_ids(self.tokenizer, captions)
@@ -227,6 +228,7 @@ class PoolClips:
     def __init__(self, path: str) -> None:
         state = torch.load(path, map_location="cpu")
         held = min(state["count"], state["capacity"])
+        self.one_colour: str | None = state.get("one_colour")  # a pool of a run's --one-colour phase
         names = list(DIRECTIONS)
         keep, direction, self.captions = [], [], []
         for i, caption in enumerate(state["captions"][:held]):
@@ -411,6 +413,9 @@ def main() -> None:
         exact_colour = colour_score(clips, index, colours)
     if pool is not None:
         print(f"{len(pool.latents)} one-object moving clips from {a.pool}; readout: alignment with each direction's mean clip")
+        if pool.one_colour and isinstance(words, CaptionText):  # ask for the only colour the pool holds
+            words.colour = pool.one_colour
+            print(f"the pool's objects are all {pool.one_colour}: readout captions name {pool.one_colour}")
     if pool:
         print("| step | loss | right | left | down | up | s/step |")
     else:

@@ -450,6 +450,10 @@ def test_direction_toy_pool_clips_and_alignment_readout(tmp_path):
     torch.save({"latents": latents, "captions": captions, "count": 6, "capacity": 6}, tmp_path / "pool.pt")
     pool = toy.PoolClips(str(tmp_path / "pool.pt"))
     assert pool.captions == captions[:4] and pool.direction.tolist() == [0, 1, 2, 3]
+    assert pool.one_colour is None  # a pool saved without a colour tag holds the full world
+    torch.save({"latents": latents, "captions": captions, "count": 6, "capacity": 6, "one_colour": "white"},
+               tmp_path / "white.pt")
+    assert toy.PoolClips(str(tmp_path / "white.pt")).one_colour == "white"  # the readout then asks for white
     torch.testing.assert_close(pool.means[0], (latents[0] + latents[1].flip(1)) / 2)  # right: its own + left reversed
     clips, direction, texts = pool.batch(torch.Generator().manual_seed(0), 64)
     for clip, d, text in zip(clips, direction.tolist(), texts):
