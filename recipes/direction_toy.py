@@ -141,16 +141,22 @@ def behind_shared_keys(words: torch.Tensor, shared: int = 23) -> torch.Tensor:
     return torch.cat([keys.expand(len(words), -1, -1), words], dim=1)
 
 
-def random_caption(rng: torch.Generator, direction: str, colour: str | None = None) -> str:
-    """A one-object world caption moving `direction`; every other word (the colour too, unless
-    given) drawn at random, with the world's odds (size named half the time, background half the time)."""
+def random_caption(rng: torch.Generator, direction: str, colour: str | None = None, shape: str | None = None,
+                   size: str | None = None) -> str:
+    """A one-object world caption moving `direction`; every other word (the colour, shape and size too,
+    unless given) drawn at random, with the world's odds (size named half the time, background half the time)."""
     def pick(options) -> str:
         options = list(options)
         return options[int(torch.randint(0, len(options), (1,), generator=rng))]
 
-    size = f"{pick(world.SIZES)} " if torch.rand(1, generator=rng) < 0.5 else ""
-    drawn = pick(world.OBJECT_COLOURS)  # drawn even when given, so the other words stay the same
-    noun = f"{size}{colour or drawn} {pick(world.SHAPES)}"
+    # every word is drawn even when given, so the random stream (and earlier runs' captions) stay the same
+    size_word = ""
+    if torch.rand(1, generator=rng) < 0.5:
+        drawn_size = pick(world.SIZES)
+        size_word = f"{size or drawn_size} "
+    drawn_colour = pick(world.OBJECT_COLOURS)
+    drawn_shape = pick(world.SHAPES)
+    noun = f"{size_word}{colour or drawn_colour} {shape or drawn_shape}"
     text = f"{world.article(noun)} {noun} moving {direction}"
     if torch.rand(1, generator=rng) < 0.5:
         background = pick(world.BACKGROUND_COLOURS)
@@ -176,7 +182,8 @@ class CaptionText:
         self.rng = torch.Generator().manual_seed(seed + 7)
         self.names = list(DIRECTIONS)
         self.fixed = fixed  # one caption per direction: "a red circle moving X"
-        self.colour: str | None = None  # fresh captions name this object colour (a one-colour pool), or a random one
+        # object words every fresh caption names (a narrowed pool's colour, shape, size); the rest are random
+        self.object_words: dict[str, str] = {}
         # the encoder's output times `scale` (for a CLIPTextModel: its final layer norm's weight
         # and bias times `scale`, so the model keeps its format)
         self.scale = scale
@@ -213,7 +220,7 @@ class CaptionText:
         if colour is not None:  # --colour-blobs: the caption names the blob's colour
             names = list(world.OBJECT_COLOURS)
             return self.encode([random_caption(self.rng, self.names[int(d)], names[int(c)]) for d, c in zip(direction, colour)])
-        return self.encode([random_caption(self.rng, self.names[int(d)], self.colour) for d in direction.reshape(-1)])
+        return self.encode([random_caption(self.rng, self.names[int(d)], **self.object_words) for d in direction.reshape(-1)])
 
     def encode(self, captions: list[str]) -> torch.Tensor:
         ids = caption_ids(self.tokenizer, captions)
@@ -228,7 +235,10 @@ class PoolClips:
     def __init__(self, path: str) -> None:
         state = torch.load(path, map_location="cpu")
         held = min(state["count"], state["capacity"])
-        self.one_colour: str | None = state.get("one_colour")  # a pool of a run's --one-colour phase
+        # the object words every clip shares: a run's --one-colour phase, or a recipes/narrow_pool.py pool
+        self.object_words: dict[str, str] = dict(state.get("object_words") or {})
+        if state.get("one_colour"):
+            self.object_words["colour"] = state["one_colour"]
         names = list(DIRECTIONS)
         keep, direction, self.captions = [], [], []
         for i, caption in enumerate(state["captions"][:held]):
@@ -413,9 +423,9 @@ def main() -> None:
         exact_colour = colour_score(clips, index, colours)
     if pool is not None:
         print(f"{len(pool.latents)} one-object moving clips from {a.pool}; readout: alignment with each direction's mean clip")
-        if pool.one_colour and isinstance(words, CaptionText):  # ask for the only colour the pool holds
-            words.colour = pool.one_colour
-            print(f"the pool's objects are all {pool.one_colour}: readout captions name {pool.one_colour}")
+        if pool.object_words and isinstance(words, CaptionText):  # ask for the only objects the pool holds
+            words.object_words = pool.object_words
+            print(f"every object in the pool is {pool.object_words}: readout captions name the same")
     if pool:
         print("| step | loss | right | left | down | up | s/step |")
     else:

@@ -450,10 +450,18 @@ def test_direction_toy_pool_clips_and_alignment_readout(tmp_path):
     torch.save({"latents": latents, "captions": captions, "count": 6, "capacity": 6}, tmp_path / "pool.pt")
     pool = toy.PoolClips(str(tmp_path / "pool.pt"))
     assert pool.captions == captions[:4] and pool.direction.tolist() == [0, 1, 2, 3]
-    assert pool.one_colour is None  # a pool saved without a colour tag holds the full world
+    assert pool.object_words == {}  # a pool saved without a colour tag holds the full world
     torch.save({"latents": latents, "captions": captions, "count": 6, "capacity": 6, "one_colour": "white"},
                tmp_path / "white.pt")
-    assert toy.PoolClips(str(tmp_path / "white.pt")).one_colour == "white"  # the readout then asks for white
+    assert toy.PoolClips(str(tmp_path / "white.pt")).object_words == {"colour": "white"}  # the readout asks for white
+    torch.save({"latents": latents, "captions": captions, "count": 6, "capacity": 6,
+                "object_words": {"colour": "white", "shape": "circle", "size": "large"}}, tmp_path / "narrow.pt")
+    assert toy.PoolClips(str(tmp_path / "narrow.pt")).object_words == {"colour": "white", "shape": "circle", "size": "large"}
+    rng = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        text = toy.random_caption(rng, "left", colour="white", shape="circle", size="large")
+        assert text.endswith(("white circle moving left", "background")) and " white circle moving left" in text
+        assert "small" not in text
     torch.testing.assert_close(pool.means[0], (latents[0] + latents[1].flip(1)) / 2)  # right: its own + left reversed
     clips, direction, texts = pool.batch(torch.Generator().manual_seed(0), 64)
     for clip, d, text in zip(clips, direction.tolist(), texts):
@@ -565,3 +573,45 @@ def test_probe_text_use(tiny_model_dir, tiny_backbone, monkeypatch):
     shares = probe.text_shares(tiny_backbone, count=40)  # the arithmetic is checked in test_text_refresh.py
     assert set(shares) == {"direction", "colour", "shape"} and all(0 < v < 1 for v in shares.values()), shares
     run("probe_text_use.py", "--model", tiny_model_dir, "--clips", 2)
+
+
+def test_narrow_pool_keeps_only_the_pinned_objects_and_writes_a_toy_pool(tmp_path):
+    """recipes/narrow_pool.py: world draws kept by rejection (one object of the pinned colour, shape
+    and size, a constant unbouncing motion, the background kind), encoded at the run's latent scaling
+    in the pool format the direction toy reads, with the pinned words recorded."""
+    import torch
+
+    from vidzero.shapes import model as shapes_model
+
+    narrow = load_recipe("narrow_pool.py")
+    plain = narrow.narrow_clips(4, 0, "white", "circle", "large", "plain", (1.5, 2.5))
+    for clip in plain:
+        (track,) = clip.tracks
+        assert (track.spec.colour, track.spec.shape, track.spec.size) == ("white", "circle", "large")
+        assert track.spec.direction is not None and not track.bounced
+        assert (clip.background == clip.background[0, 0]).all()
+    textured = narrow.narrow_clips(4, 0, "red", None, None, "texture", (1.5, 2.5))
+    assert all(not (c.background == c.background[0, 0]).all() and c.tracks[0].spec.colour == "red" for c in textured)
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    vae = shapes_model.make_vae()
+    torch.save({"model": vae.state_dict(), "step": 1, "scaling_factor": 0.5, "latent_mean": 0.0}, run_dir / "vae.pt")
+    out = tmp_path / "pool.pt"
+    run("narrow_pool.py", "--run", run_dir, "--out", out, "--shape", "circle", "--size", "large",
+        "--background", "plain", "--count", "3")
+    state = torch.load(out)
+    assert state["latents"].shape == (3, 4, world.FRAMES, world.SIZE // 8, world.SIZE // 8)
+    assert state["captions"] == [c.caption for c in plain[:3]]
+    assert state["object_words"] == {"colour": "white", "shape": "circle", "size": "large"}
+    expected = narrow.encode_video(vae.eval(), narrow.clips_video(plain[:1])) * 0.5
+    torch.testing.assert_close(state["latents"][:1], expected, atol=1e-4, rtol=1e-4)
+    pool = load_recipe("direction_toy.py").PoolClips(str(out))
+    assert pool.object_words == state["object_words"] and len(pool.latents) == 3
+
+    # misuse: an existing output, a run without a VAE; a usage error, nothing written
+    for args in (["--run", run_dir, "--out", out], ["--run", tmp_path / "nowhere", "--out", tmp_path / "p2.pt"]):
+        res = subprocess.run([sys.executable, str(RECIPES / "narrow_pool.py"), *map(str, args)], capture_output=True, text=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert not (tmp_path / "p2.pt").exists()
