@@ -46,6 +46,8 @@ model that knows the direction exactly would show.
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import time
 
 import torch
@@ -56,7 +58,7 @@ from vidzero.sampler import predict_clean
 from vidzero.shapes import world
 from vidzero.shapes.evaluate import single_mover
 from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG, timestep_loss_weights
-from vidzero.shapes.text_refresh import caption_ids, label_share, refresh_text_encoder, shares_fit
+from vidzero.shapes.text_refresh import caption_ids, label_share, refresh_text_encoder, scale_text_output, shares_fit
 from vidzero.shapes.world import OPPOSITE_DIRECTIONS, reversed_caption
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
@@ -335,6 +337,23 @@ def layout_drift(unet, scheduler, words, samples: int = 16, colours: torch.Tenso
     return out
 
 
+def save_for_training(path: str, unet: torch.nn.Module, words: CaptionText, step: int) -> None:
+    """Write the toy's UNet and its frozen text encoder (the output scale folded into the encoder's
+    weights) as a checkpoint that train_shapes_backbone.py starts from with
+    --text-encoder-from PATH --unet-from PATH: the real model then begins with a UNet that already
+    turns the caption's direction into a layout (a curriculum: blobs first, then real latents)."""
+    encoder = copy.deepcopy(words.encoder)
+    with torch.no_grad():
+        scale_text_output(encoder, words.scale)
+    state = {
+        "ema_unet": unet.state_dict(), "ema_text": encoder.state_dict(), "text_frozen": True, "step": step,
+        "max_tokens": words.tokenizer.model_max_length,
+    }
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", choices=("unet3d", "motion"), default="unet3d")
@@ -377,8 +396,13 @@ def main() -> None:
                    "(a curriculum: the direction first on one object signature, then the colours)")
     p.add_argument("--shared-channel", action="store_true",
                    help="with --colour-blobs: every colour keeps channel 0 at +3.6 (a colour-independent object channel)")
+    p.add_argument("--save", metavar="CKPT",
+                   help="with --text captions and --arch unet3d: write the UNet and the frozen, scaled text encoder here at "
+                   "every readout, for train_shapes_backbone.py --text-encoder-from CKPT --unet-from CKPT")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
+    if a.save and (a.text != "captions" or a.arch != "unet3d" or a.train_text):
+        p.error("--save needs --text captions and --arch unet3d, without --train-text (the real recipe freezes the encoder)")
     if (a.fixed_caption or a.train_text or a.motion_share is not None or a.text_scale != 1.0) and a.text != "captions":
         p.error("--fixed-caption, --train-text, --motion-share and --text-scale need --text captions")
     if a.text_scale <= 0:
@@ -461,6 +485,8 @@ def main() -> None:
                 colour_column = f"{d['colour'] / exact_colour:+.2f} | " if active is not None else "- | "
             print(f"| {step} | {sum(losses[-a.every:]) / a.every:.4f} | {d['right']:+.2f} | {d['left']:+.2f} | "
                   f"{d['down']:+.2f} | {d['up']:+.2f} | {colour_column}{rate:.2f} |", flush=True)
+            if a.save:
+                save_for_training(a.save, unet, words, step)
 
 
 if __name__ == "__main__":

@@ -394,7 +394,37 @@ def test_direction_toy_motion_share_refresh_raises_the_direction_share():
     assert text[torch.tensor([0, 1])].shape == (2, 24, toy.WIDTH)
 
 
+def test_direction_toy_saves_what_the_training_recipe_starts_from(tmp_path):
+    """--save writes the toy's UNet and its frozen encoder with the output scale folded into the
+    weights; the training recipe's --text-encoder-from / --unet-from path loads them into the
+    shapes model's own components and gets the same text outputs and the same UNet."""
+    import torch
+
+    from vidzero.shapes import model as shapes_model
+
+    toy = load_recipe("direction_toy.py")
+    train = load_recipe("train_shapes_backbone.py")
+    text = toy.CaptionText("shapes", 24, seed=0, scale=2.5)
+    torch.manual_seed(0)
+    unet = toy.make_unet("unet3d")
+    toy.save_for_training(str(tmp_path / "toy.pt"), unet, text, step=7)
+    state = torch.load(tmp_path / "toy.pt")
+    assert state["text_frozen"] and state["step"] == 7 and not (tmp_path / "toy.pt.tmp").exists()
+    tokenizer = shapes_model.make_tokenizer(tmp_path / "tokenizer", 24)
+    encoder = shapes_model.make_text_encoder(tokenizer).eval()
+    encoder.load_state_dict(train.truncate_positions(state["ema_text"], 24))
+    captions = ["a red circle moving right", "a small blue square moving up on a navy background"]
+    ids = tokenizer(captions, padding="max_length", max_length=24, return_tensors="pt").input_ids
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(ids)[0], text.encode(captions), rtol=1e-4, atol=1e-4)
+        assert text.encode(captions).norm(dim=-1).mean() > 2 * 9  # the scale is in (norm about 9.4 unscaled)
+    real = shapes_model.make_unet()
+    real.load_state_dict(state["ema_unet"])
+    assert all(torch.equal(a, b) for a, b in zip(real.state_dict().values(), unet.state_dict().values()))
+
+
 @pytest.mark.parametrize("script, args", [
+    ("direction_toy.py", ["--save", "x.pt"]),  # needs --text captions
     ("direction_toy.py", ["--text-scale", "2"]),  # needs --text captions
     ("direction_toy.py", ["--text", "captions", "--motion-share", "1.5"]),
     ("train_shapes_backbone.py", ["--text-scale", "2"]),  # no refresh to act on
