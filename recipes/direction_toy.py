@@ -49,6 +49,7 @@ import argparse
 import copy
 import os
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +63,9 @@ from vidzero.shapes.text_refresh import caption_ids, label_share, refresh_text_e
 from vidzero.shapes.world import OPPOSITE_DIRECTIONS, reversed_caption
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
+# the text encoder of the step-4,742 preview model, which the toy runs of the model card used and the shipped
+# model's training started from (the shipped encoder is already refreshed and scaled)
+START_TEXT = Path(__file__).resolve().parent.parent / "checkpoints" / "shapes" / "text-start"
 DIRECTIONS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
 OPPOSITE = torch.tensor([list(DIRECTIONS).index(OPPOSITE_DIRECTIONS[d]) for d in DIRECTIONS])  # index of each one's opposite
 
@@ -368,7 +372,9 @@ def main() -> None:
                    "or world captions through a frozen text encoder")
     p.add_argument("--shared-keys", type=int, default=23, metavar="N",
                    help="with --text shared: how many shared keys come before the direction token")
-    p.add_argument("--text-model", default="shapes", help="with --text captions: whose text encoder")
+    p.add_argument("--text-model", default=str(START_TEXT),
+                   help="with --text captions: whose text encoder (default: the one the shipped model's training started "
+                   "from, not yet refreshed or scaled, as in every toy run of the model card; 'shapes' is the shipped one)")
     p.add_argument("--fixed-caption", action="store_true",
                    help="with --text captions: one caption per direction (\"a red circle moving X\"), no random words")
     p.add_argument("--max-tokens", type=int, default=24)
