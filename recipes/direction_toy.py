@@ -16,8 +16,9 @@ UNetMotionModel's temporal attention has sinusoidal frame positions.
 
 --text captions swaps the fixed tokens for what the shapes backbone actually sees: a world-style
 caption ("a small red circle moving right on a navy background", random colour, shape, size and
-background words, only the direction tied to the clip) through the shipped model's frozen text
-encoder at 24 tokens. If the toy learns the direction with tokens but not with captions, the text
+background words, only the direction tied to the clip) through a frozen shapes text
+encoder at 24 tokens (by default the step-4,742 model's, checkpoints/shapes/text-start, that the shipped
+model's training started from; --save hands the toy's UNet and encoder to train_shapes_backbone.py). If the toy learns the direction with tokens but not with captions, the text
 path is what hides the word; if it learns both, the culprit is the richer world. --fixed-caption
 keeps the encoder but drops the random words, one caption per direction; --train-text lets the
 encoder train with the UNet; --motion-share S first refreshes the encoder as the real recipe does,
