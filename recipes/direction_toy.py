@@ -352,7 +352,6 @@ def save_for_training(path: str, unet: torch.nn.Module, words: CaptionText, step
         scale_text_output(encoder, words.scale)
     state = {
         "ema_unet": unet.state_dict(), "ema_text": encoder.state_dict(), "text_frozen": True, "step": step,
-        "max_tokens": words.tokenizer.model_max_length,
     }
     tmp = f"{path}.tmp"
     torch.save(state, tmp)

@@ -15,9 +15,6 @@ from vidzero.io import read_video, write_video
 from vidzero.shapes import world
 
 RECIPES = Path(__file__).parent.parent / "recipes"
-# the text encoder the shipped model's training started from (the step-4,742 preview's): the toy's
-# refresh and --save tests need an encoder that has not been refreshed and scaled yet
-START_TEXT = Path(__file__).parent.parent / "checkpoints" / "shapes" / "text-start"
 
 
 def run(script: str, *args) -> None:
@@ -388,7 +385,7 @@ def test_direction_toy_motion_share_refresh_raises_the_direction_share():
     import torch
 
     toy = load_recipe("direction_toy.py")
-    text = toy.CaptionText(str(START_TEXT), 24, seed=0)
+    text = toy.CaptionText(str(toy.START_TEXT), 24, seed=0)  # not yet refreshed or scaled
     before = text.direction_share(count=128)
     assert 0 < before < 0.15
     text.refresh(0.8, steps=40, seed=0, distill_weight=0.0)
@@ -407,7 +404,7 @@ def test_direction_toy_saves_what_the_training_recipe_starts_from(tmp_path):
 
     toy = load_recipe("direction_toy.py")
     train = load_recipe("train_shapes_backbone.py")
-    text = toy.CaptionText(str(START_TEXT), 24, seed=0, scale=2.5)
+    text = toy.CaptionText(str(toy.START_TEXT), 24, seed=0, scale=2.5)
     torch.manual_seed(0)
     unet = toy.make_unet("unet3d")
     toy.save_for_training(str(tmp_path / "toy.pt"), unet, text, step=7)
