@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
+import sys
 import time
 from pathlib import Path
 
@@ -62,6 +62,9 @@ from vidzero.shapes.evaluate import single_mover
 from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG, timestep_loss_weights
 from vidzero.shapes.text_refresh import caption_ids, label_share, refresh_text_encoder, scale_text_output, shares_fit
 from vidzero.shapes.world import OPPOSITE_DIRECTIONS, reversed_caption
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_shapes_backbone import atomic_save
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
 # the text encoder of the step-4,742 preview model, which the toy runs of the model card used and the shipped
@@ -342,7 +345,7 @@ def layout_drift(unet, scheduler, words, samples: int = 16, colours: torch.Tenso
     return out
 
 
-def save_for_training(path: str, unet: torch.nn.Module, words: CaptionText, step: int) -> None:
+def save_for_training(path: Path, unet: torch.nn.Module, words: CaptionText, step: int) -> None:
     """Write the toy's UNet and its frozen text encoder (the output scale folded into the encoder's
     weights) as a checkpoint that train_shapes_backbone.py starts from with
     --text-encoder-from PATH --unet-from PATH: the real model then begins with a UNet that already
@@ -350,12 +353,7 @@ def save_for_training(path: str, unet: torch.nn.Module, words: CaptionText, step
     encoder = copy.deepcopy(words.encoder)
     with torch.no_grad():
         scale_text_output(encoder, words.scale)
-    state = {
-        "ema_unet": unet.state_dict(), "ema_text": encoder.state_dict(), "text_frozen": True, "step": step,
-    }
-    tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_save({"ema_unet": unet.state_dict(), "ema_text": encoder.state_dict(), "text_frozen": True, "step": step}, path)
 
 
 def main() -> None:
@@ -402,7 +400,7 @@ def main() -> None:
                    "(a curriculum: the direction first on one object signature, then the colours)")
     p.add_argument("--shared-channel", action="store_true",
                    help="with --colour-blobs: every colour keeps channel 0 at +3.6 (a colour-independent object channel)")
-    p.add_argument("--save", metavar="CKPT",
+    p.add_argument("--save", type=Path, metavar="CKPT",
                    help="with --text captions and --arch unet3d: write the UNet and the frozen, scaled text encoder here at "
                    "every readout, for train_shapes_backbone.py --text-encoder-from CKPT --unet-from CKPT")
     p.add_argument("--threads", type=int, default=0)

@@ -407,9 +407,9 @@ def test_direction_toy_saves_what_the_training_recipe_starts_from(tmp_path):
     text = toy.CaptionText(str(toy.START_TEXT), 24, seed=0, scale=2.5)
     torch.manual_seed(0)
     unet = toy.make_unet("unet3d")
-    toy.save_for_training(str(tmp_path / "toy.pt"), unet, text, step=7)
+    toy.save_for_training(tmp_path / "toy.pt", unet, text, step=7)
     state = torch.load(tmp_path / "toy.pt")
-    assert state["text_frozen"] and state["step"] == 7 and not (tmp_path / "toy.pt.tmp").exists()
+    assert state["text_frozen"] and state["step"] == 7 and not list(tmp_path.glob("*.tmp"))  # written atomically
     tokenizer = shapes_model.make_tokenizer(tmp_path / "tokenizer", 24)
     encoder = shapes_model.make_text_encoder(tokenizer).eval()
     encoder.load_state_dict(train.truncate_positions(state["ema_text"], 24))
