@@ -1,6 +1,6 @@
 """vidzero's deflicker against ffmpeg's `deflicker` filter on clips with known synthetic flicker.
 
-    python recipes/bench_deflicker.py [--clips 8] [--frames 48] [--quick]
+    python -m recipes.bench_deflicker [--clips 8] [--frames 48] [--quick]
 
 Clean shapes-world clips get one of three kinds of flicker (global brightness gain, per-channel
 colour gain, per-frame gain + offset + slight noise). Both tools then run on the same frames,
@@ -20,8 +20,8 @@ import time
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from recipes.shapes import world
 from vidzero.flicker import deflicker, flicker_report
-from vidzero.shapes import world
 
 
 def add_flicker(clip: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -72,12 +72,12 @@ def scores(out: np.ndarray, clean: np.ndarray, seconds: float) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=8)
     p.add_argument("--frames", type=int, default=48)
     p.add_argument("--quick", action="store_true", help="2 clips of 24 frames")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.quick:
         a.clips, a.frames = 2, 24
     rng = np.random.default_rng(0)

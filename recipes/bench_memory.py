@@ -1,6 +1,6 @@
 """Peak memory of `vidzero extend` at two lengths, measured side by side in one run.
 
-    python recipes/bench_memory.py [--model DIR] [--short 16] [--long 128]
+    python -m recipes.bench_memory [--model DIR] [--short 16] [--long 128]
 
 Each length runs in a fresh subprocess (peak RSS is per process); the ratio long/short should be
 close to 1: the engine keeps one window of frames and streams the rest to the output file.
@@ -36,7 +36,7 @@ def measure(model: str, image: str, frames: int, out: Path, steps: int, resample
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model")
     p.add_argument("--image", default=str(Path(__file__).parent.parent / "examples" / "red_circle.png"))
@@ -44,7 +44,7 @@ def main() -> None:
     p.add_argument("--long", type=int, default=128)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--resample", type=int, default=1)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         model = a.model
         if model is None:

@@ -1,7 +1,7 @@
 """Quality bench: the paper's ablation on the shapes world, against training-free baselines.
 
-    python recipes/bench_quality.py --model shapes [--cases 32] [--out docs/bench]     # full
-    python recipes/bench_quality.py --model DIR --quick                                # CI-sized
+    python -m recipes.bench_quality --model shapes [--cases 32] [--out docs/bench]     # full
+    python -m recipes.bench_quality --model DIR --quick                                # CI-sized
 
 Each case is a held-out shapes-world clip with one moving object: its first frame is the input
 image and its caption the prompt; each variant makes a window-length video from them. Variants
@@ -36,11 +36,11 @@ import torch
 from PIL import Image
 
 import vidzero
+from recipes.shapes import world
+from recipes.shapes.judge import score_clip
 from vidzero.flicker import flicker_report
 from vidzero.io import atomic_write_bytes, contact_sheet, write_png
 from vidzero.run import PlannedRun
-from vidzero.shapes import world
-from vidzero.shapes.evaluate import score_clip
 from vidzero.tasks.common import RunOptions, load_frame
 from vidzero.timeline import plan_single_window
 
@@ -122,7 +122,7 @@ COLUMNS = [("first_frame_psnr", "first-frame PSNR"), ("identity", "identity"), (
            ("flicker", "flicker"), ("cfg_per_frame", "CFG evals/frame"), ("seconds_per_frame", "s/frame")]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="shapes")
     p.add_argument("--device", default="auto")
@@ -132,7 +132,7 @@ def main() -> None:
     p.add_argument("--no-sdedit", action="store_true")
     p.add_argument("--out", type=Path, default=Path("docs/bench"))
     p.add_argument("--quick", action="store_true", help="2 cases, 2 steps")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.quick:
         a.cases, a.steps = 2, 2
     a.out.mkdir(parents=True, exist_ok=True)

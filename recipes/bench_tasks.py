@@ -1,7 +1,7 @@
 """Prediction and infilling on the shapes world, scored against the ground truth.
 
-    python recipes/bench_tasks.py --model shapes [--cases 16] [--out docs/bench]
-    python recipes/bench_tasks.py --model DIR --quick
+    python -m recipes.bench_tasks --model shapes [--cases 16] [--out docs/bench]
+    python -m recipes.bench_tasks --model DIR --quick
 
 Cases are held-out 32-frame shapes-world clips with one object moving without a bounce.
 
@@ -27,8 +27,8 @@ from PIL import Image
 
 import vidzero
 import vidzero.io
-from vidzero.shapes import world
-from vidzero.shapes.evaluate import Expected, score_clip
+from recipes.shapes import world
+from recipes.shapes.judge import Expected, score_clip
 
 HELD_OUT_SEED_BASE = 5_000_000_000
 CONTEXT, PREDICT, GAP_END = 15, 8, 15
@@ -56,7 +56,7 @@ def score(frames: np.ndarray, clip: world.ShapesClip, indices: range, scale: flo
     return {"track_error": r["track_error"], "present": r["present"], "direction": float(r["direction_correct"])}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="shapes")
     p.add_argument("--device", default="auto")
@@ -65,7 +65,7 @@ def main() -> None:
     p.add_argument("--resample", type=int, default=4)
     p.add_argument("--out", type=Path, default=Path("docs/bench"))
     p.add_argument("--quick", action="store_true", help="2 cases, 1 step, U=0")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.quick:
         a.cases, a.steps, a.resample = 2, 1, 0
     a.out.mkdir(parents=True, exist_ok=True)

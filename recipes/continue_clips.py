@@ -1,6 +1,6 @@
 """Continue every clip in a folder (video prediction), one backbone loaded once.
 
-    python recipes/continue_clips.py CLIPS_DIR OUT_DIR "PROMPT" [--frames 15] [--model shapes] [--resume]
+    python -m recipes.continue_clips CLIPS_DIR OUT_DIR "PROMPT" [--frames 15] [--model shapes] [--resume]
 
 Each CLIP becomes OUT_DIR/CLIP.mp4 (context + new frames) with its manifest and contact sheet.
 Clips already done are skipped; with --resume an interrupted clip continues where it stopped.
@@ -18,7 +18,7 @@ import vidzero
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif"}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("clips", type=Path)
     p.add_argument("out", type=Path)
@@ -30,7 +30,7 @@ def main() -> None:
     p.add_argument("--resample", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     console = Console()
     a.out.mkdir(parents=True, exist_ok=True)
     backbone = vidzero.load_backbone(a.model, device=a.device)

@@ -1,6 +1,6 @@
 """Fill the frames between consecutive pairs of photos in a folder (sorted by name).
 
-    python recipes/infill_pairs.py PHOTOS_DIR OUT_DIR "PROMPT" [--frames 16] [--order inward|forward]
+    python -m recipes.infill_pairs PHOTOS_DIR OUT_DIR "PROMPT" [--frames 16] [--order inward|forward]
 
 Photos 1-2, 3-4, ... each become OUT_DIR/NAME1_NAME2.mp4: the first and last frames are the
 photos (centre-cropped to the model's size), the frames between are generated.
@@ -18,7 +18,7 @@ import vidzero
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("photos", type=Path)
     p.add_argument("out", type=Path)
@@ -30,7 +30,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--resample", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     console = Console()
     a.out.mkdir(parents=True, exist_ok=True)
     backbone = vidzero.load_backbone(a.model, device=a.device)

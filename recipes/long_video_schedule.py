@@ -1,6 +1,6 @@
 """A long video (256 frames by default) from one image and a prompt schedule.
 
-    python recipes/long_video_schedule.py IMAGE OUT.mp4 [--frames 256] [--model shapes] [--queue latent]
+    python -m recipes.long_video_schedule IMAGE OUT.mp4 [--frames 256] [--model shapes] [--queue latent]
 
 The schedule below switches the prompt every 64 frames; edit SCHEDULE or pass --prompt-at-style
 entries with --at 64="a red circle moving left". Memory stays flat (one window of frames), frames
@@ -21,7 +21,7 @@ SCHEDULE = {
 }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("image")
     p.add_argument("out")
@@ -35,7 +35,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deflicker", action="store_true")
     p.add_argument("--resume", action="store_true")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     schedule = {int(k): v for k, v in (item.split("=", 1) for item in a.at)} if a.at else SCHEDULE
     schedule = {k: v for k, v in schedule.items() if k < a.frames}
     run = vidzero.extend(a.image, schedule, frames=a.frames, model=a.model, device=a.device, steps=a.steps,

@@ -1,4 +1,4 @@
-"""The sampler against a float64 reference written here from the equations (sampler.md)."""
+"""The sampler against a float64 reference written here from the equations (docs/how-it-works.md)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ import pytest
 import torch
 
 from vidzero import sampler
+from vidzero.backbone import EMBEDDED_MODEL_DIR
 from vidzero.sampler import SamplerSettings, initial_window, predict_clean, q_sample, renoise, sample_window
-from vidzero.shapes.model import make_scheduler
 
 T = 1000
+
+
+def make_scheduler():
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler.from_pretrained(EMBEDDED_MODEL_DIR, subfolder="scheduler")
 
 
 def reference_alphas() -> np.ndarray:

@@ -11,9 +11,15 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
 import vidzero
+from tests.synthetic import moving_square
 from vidzero.backbone import DEFAULT_MODEL, EMBEDDED_MODEL_DIR, Backbone
-from vidzero.shapes import world
-from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG
+
+# The scheduler of the ModelScope T2V release, which the embedded model shares.
+MODELSCOPE_SCHEDULER = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+                        "beta_schedule": "scaled_linear", "clip_sample": False, "set_alpha_to_one": False,
+                        "steps_offset": 1, "prediction_type": "epsilon", "timestep_spacing": "leading"}
+PROMPTS = ["a red circle moving right", "a small blue square moving up on a gray background",
+           "a large green triangle moving left", "two objects: a white circle standing still and a red square moving down"]
 
 
 def test_shipped_model_is_the_default_and_loads():
@@ -24,9 +30,9 @@ def test_shipped_model_is_the_default_and_loads():
     assert isinstance(backbone.text_encoder, CLIPTextModel)
     assert isinstance(backbone.tokenizer, CLIPTokenizer)
     assert isinstance(backbone.scheduler, DDIMScheduler)
-    assert (backbone.frames, backbone.height, backbone.width) == (world.FRAMES, world.SIZE, world.SIZE)
+    assert (backbone.frames, backbone.height, backbone.width) == (16, 64, 64)
     assert backbone.latent_shape == (4, 8, 8)
-    for key, value in MODELSCOPE_SCHEDULER_CONFIG.items():
+    for key, value in MODELSCOPE_SCHEDULER.items():
         assert backbone.scheduler.config[key] == value, key
     weights = sum(f.stat().st_size for f in EMBEDDED_MODEL_DIR.rglob("*.safetensors"))
     assert 1e6 < weights <= 25e6
@@ -35,8 +41,8 @@ def test_shipped_model_is_the_default_and_loads():
 
 def test_shipped_vae_reconstructs_the_world_and_text_encoder_tells_captions_apart():
     backbone = Backbone.load("shapes", device="cpu")
-    clip = world.make_clip(3_000_000_123)
-    pixels = torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    clip = moving_square(16, speed=2.0)
+    pixels = torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 127.5 - 1
     back = backbone.decode(backbone.encode_frames(pixels))
     mse = (back - pixels).pow(2).mean().item()
     assert 10 * np.log10(4 / mse) > 25  # PSNR over the [-1, 1] range; random weights give ~5 dB
@@ -46,7 +52,7 @@ def test_shipped_vae_reconstructs_the_world_and_text_encoder_tells_captions_apar
 
 def test_default_model_generates_a_window():
     frames = list(vidzero.generate("a red circle moving right", steps=2, seed=0).frames())
-    assert len(frames) == world.FRAMES and frames[0].shape == (world.SIZE, world.SIZE, 3) and frames[0].dtype == np.uint8
+    assert len(frames) == 16 and frames[0].shape == (64, 64, 3) and frames[0].dtype == np.uint8
 
 
 def test_shipped_tokenizer_has_the_classic_files_too(tmp_path):
@@ -56,5 +62,5 @@ def test_shipped_tokenizer_has_the_classic_files_too(tmp_path):
         shutil.copy(EMBEDDED_MODEL_DIR / "tokenizer" / name, tmp_path / name)
     classic = CLIPTokenizer.from_pretrained(tmp_path)  # built from vocab.json + merges.txt alone
     shipped = CLIPTokenizer.from_pretrained(EMBEDDED_MODEL_DIR / "tokenizer")
-    for caption in (world.make_clip(s).caption for s in range(20)):
+    for caption in PROMPTS:
         assert classic(caption).input_ids == shipped(caption).input_ids

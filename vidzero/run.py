@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vidzero import __version__
 from vidzero.backbone import Backbone
 from vidzero.engine import Engine, EngineState, Frame, Progress, Prompt
 from vidzero.errors import BadInput
@@ -34,6 +33,7 @@ from vidzero.io import (
 )
 from vidzero.runstate import engine_payload, engine_state, fingerprint, load_state, save_state, state_paths
 from vidzero.timeline import WindowJob
+from vidzero.version import __version__
 
 
 def library_versions() -> dict[str, str]:

@@ -10,21 +10,39 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
-import torch
-
 TINY_WINDOW = 8
 TINY_SIZE = 16  # pixels; the tiny VAE has spatial factor 2 -> 8x8 latents
+BOS, EOS, WORD_END = "<|startoftext|>", "<|endoftext|>", "</w>"
+
+
+def byte_symbols() -> list[str]:
+    """CLIP's byte-level alphabet: printable bytes stand for themselves, the others are shifted
+    above 255 so that every byte has a visible symbol."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    shifted = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(shifted)) for b in range(256)]
+
+
+def write_byte_tokenizer(folder: Path) -> None:
+    """A CLIP BPE tokenizer with no merges: every text falls apart into byte-level symbols, so
+    any prompt tokenizes and the vocabulary stays at 514 entries."""
+    folder.mkdir(parents=True, exist_ok=True)
+    alphabet = byte_symbols()
+    tokens = [*alphabet, *(s + WORD_END for s in alphabet), BOS, EOS]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False))
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
 
 
 def build_tiny_checkpoint(folder: str | Path, seed: int = 0, window: int = TINY_WINDOW, size: int = TINY_SIZE):
+    import torch
     from diffusers import AutoencoderKL, DDIMScheduler, TextToVideoSDPipeline, UNet3DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG
-    from vidzero.shapes.tokenizer import build_tokenizer
+    from vidzero.backbone import EMBEDDED_MODEL_DIR
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -47,7 +65,9 @@ def build_tiny_checkpoint(folder: str | Path, seed: int = 0, window: int = TINY_
         norm_num_groups=2,
         sample_size=size,
     )
-    tokenizer = build_tokenizer(["a", "red", "circle", "moving", "right", "cat"], folder / "_tok")
+    with tempfile.TemporaryDirectory() as tok_dir:
+        write_byte_tokenizer(Path(tok_dir))
+        tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=77)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
@@ -55,18 +75,17 @@ def build_tiny_checkpoint(folder: str | Path, seed: int = 0, window: int = TINY_
             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         )
     )
-    # Random weights leave the UNet's output layer at zero init in diffusers: perturb every
-    # parameter a little so eps depends on the input and the tests can tell things apart.
+    # diffusers zero-initialises the UNet's output layer: perturb every parameter a little so eps
+    # depends on the input and the tests can tell things apart.
     with torch.no_grad():
         for module in (unet, vae, text_encoder):
             for p in module.parameters():
                 p.add_(torch.randn_like(p) * 0.05)
+    # The ModelScope scheduler config, as the embedded model ships it.
+    scheduler = DDIMScheduler.from_pretrained(EMBEDDED_MODEL_DIR, subfolder="scheduler")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pipe = TextToVideoSDPipeline(
-            vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-            scheduler=DDIMScheduler(**MODELSCOPE_SCHEDULER_CONFIG),
-        )
+        pipe = TextToVideoSDPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
         pipe.save_pretrained(folder)
     (folder / "vidzero.json").write_text(json.dumps({"frames": window}))
     return pipe

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from vidzero.shapes import world
+from recipes.shapes import world
 
 PALETTE = np.array(list(world.OBJECT_COLOURS.values()), dtype=np.float32)
 PALETTE_NAMES = list(world.OBJECT_COLOURS)

@@ -1,4 +1,4 @@
-"""The text-encoder refresh's motion share and the label-share readout (vidzero.shapes.text_refresh)."""
+"""The text-encoder refresh's motion share and the label-share readout (recipes.shapes.text_refresh)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from vidzero.shapes import world
-from vidzero.shapes.text_refresh import (
+from recipes.shapes import world
+from recipes.shapes.text_refresh import (
     COLOUR_WORDS,
     MOTION_WORDS,
     caption_ids,
@@ -16,7 +16,9 @@ from vidzero.shapes.text_refresh import (
     scale_text_output,
     summary_targets,
 )
-from vidzero.shapes.tokenizer import build_tokenizer
+from recipes.shapes.tokenizer import build_tokenizer
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

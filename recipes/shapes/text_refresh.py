@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from vidzero.shapes import world
+from recipes.shapes import world
 
 # The words that say how an object moves (its direction, bouncing, or standing still): what
 # --motion-share weights in the end positions' summary.
@@ -90,12 +90,12 @@ def refresh_text_encoder(
     motion_share > 0 gives the caption's motion words that share of the end positions' bag
     (see summary_targets): with an equal bag the direction is one word in five to nine, a few
     per cent of what the end positions carry, and a UNet that starts by averaging over all keys
-    barely sees it (recipes/direction_toy.py, the model card's session 6 and 7). A smaller
+    barely sees it (recipes/shapes/direction_toy.py). A smaller
     distill_weight lets the outputs move further from the current ones (for a UNet trained anew).
     colour_share > 0 gives the object colour words a share as well: the UNet must draw the
     direction in the object's own colour, and an end position that carries both could let one
     attention head take where from one part of its key and what from its value. (In the toy with
-    eight colours it did not help within 800 steps; see the model card, session 9.)
+    eight colours it did not help within 800 steps.)
     """
     if not shares_fit(motion_share, colour_share):
         raise ValueError("motion_share + colour_share must be below 1")

@@ -16,17 +16,14 @@ recorded, so the toy's readout names them).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 from rich.progress import Progress
 
-from vidzero.shapes import model as shapes_model
-from vidzero.shapes import world
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_shapes_backbone import atomic_save, clips_video, encode_video
+from recipes.shapes import components as shapes_model
+from recipes.shapes import world
+from recipes.shapes.train import atomic_save, clips_video, encode_video
 
 BACKGROUNDS = ("plain", "texture", "any")
 
@@ -56,7 +53,7 @@ def narrow_clips(count: int, seed_base: int, colour: str, shape: str | None, siz
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="a training run's folder (its finished vae.pt encodes the clips)")
     p.add_argument("--out", required=True, help="where to write the pool (.pt); must not exist")
@@ -68,7 +65,7 @@ def main() -> None:
     p.add_argument("--seed-base", type=int, default=0)
     p.add_argument("--world-speed", default="1.5:2.5", help="object speed range, px per frame (lo:hi)")
     p.add_argument("--threads", type=int, default=0)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.count < 1:
         p.error("--count must be at least 1")
     try:

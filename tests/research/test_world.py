@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidzero.shapes import world
-from vidzero.shapes.tokenizer import build_tokenizer
+from recipes.shapes import world
+from recipes.shapes.tokenizer import build_tokenizer
+
+pytestmark = pytest.mark.slow
 
 
 def test_clips_are_a_pure_function_of_the_seed():

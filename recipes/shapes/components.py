@@ -7,16 +7,24 @@ ModelScope scheduler config); only the sizes differ.
 
 from __future__ import annotations
 
+import io
+import subprocess
+import tarfile
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from vidzero.shapes import world
-from vidzero.shapes.tokenizer import build_tokenizer
+from recipes.shapes import world
+from recipes.shapes.tokenizer import build_tokenizer
 
 TEXT_WIDTH = 128
+REPO = Path(__file__).resolve().parents[2]
+# The shapes model shipped before the current one. Its text encoder (trained jointly with a first
+# UNet, then refreshed and frozen) is where the current text encoder and the blob toy start from.
+PREVIEW_COMMIT = "4ac0c65"
+PREVIEW_TEXT = REPO / "build" / "shapes" / "preview-text"
 
 # The scheduler config of the ModelScope T2V release (see docs/how-it-works.md).
 MODELSCOPE_SCHEDULER_CONFIG = dict(
@@ -30,6 +38,20 @@ MODELSCOPE_SCHEDULER_CONFIG = dict(
     prediction_type="epsilon",
     timestep_spacing="leading",
 )
+
+
+def preview_text_encoder(folder: Path = PREVIEW_TEXT) -> Path:
+    """A folder with the preview model's `text_encoder/` and `tokenizer/`, extracted from the git
+    history of this repository on first use (they are not kept in the working tree)."""
+    if not (folder / "text_encoder" / "model.safetensors").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        parts = ["vidzero/shapes/model/text_encoder", "vidzero/shapes/model/tokenizer"]
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", PREVIEW_COMMIT, *parts], capture_output=True, check=True)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            for member in tar.getmembers():
+                member.name = member.name.removeprefix("vidzero/shapes/model/")
+                tar.extract(member, folder, filter="data")
+    return folder
 
 
 def make_scheduler() -> DDIMScheduler:

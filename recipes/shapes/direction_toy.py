@@ -17,8 +17,8 @@ UNetMotionModel's temporal attention has sinusoidal frame positions.
 --text captions swaps the fixed tokens for what the shapes backbone actually sees: a world-style
 caption ("a small red circle moving right on a navy background", random colour, shape, size and
 background words, only the direction tied to the clip) through a frozen shapes text
-encoder at 24 tokens (by default the step-4,742 model's, checkpoints/shapes/text-start, that the shipped
-model's training started from; --save hands the toy's UNet and encoder to train_shapes_backbone.py). If the toy learns the direction with tokens but not with captions, the text
+encoder at 24 tokens (by default the preview model's, which the shipped model's training started
+from; --save hands the toy's UNet and encoder to recipes.shapes.train). If the toy learns the direction with tokens but not with captions, the text
 path is what hides the word; if it learns both, the culprit is the richer world. --fixed-caption
 keeps the encoder but drops the random words, one caption per direction; --train-text lets the
 encoder train with the UNet; --motion-share S first refreshes the encoder as the real recipe does,
@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import time
 from pathlib import Path
 
@@ -56,20 +55,15 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet3DConditionModel, UNetMotionModel
 
+from recipes.shapes import world
+from recipes.shapes.components import MODELSCOPE_SCHEDULER_CONFIG, preview_text_encoder, timestep_loss_weights
+from recipes.shapes.judge import single_mover
+from recipes.shapes.text_refresh import caption_ids, label_share, refresh_text_encoder, scale_text_output, shares_fit
+from recipes.shapes.train import atomic_save
+from recipes.shapes.world import OPPOSITE_DIRECTIONS, reversed_caption
 from vidzero.sampler import predict_clean
-from vidzero.shapes import world
-from vidzero.shapes.evaluate import single_mover
-from vidzero.shapes.model import MODELSCOPE_SCHEDULER_CONFIG, timestep_loss_weights
-from vidzero.shapes.text_refresh import caption_ids, label_share, refresh_text_encoder, scale_text_output, shares_fit
-from vidzero.shapes.world import OPPOSITE_DIRECTIONS, reversed_caption
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_shapes_backbone import atomic_save
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
-# the text encoder of the step-4,742 preview model, which the toy runs of the model card used and the shipped
-# model's training started from (the shipped encoder is already refreshed and scaled)
-START_TEXT = Path(__file__).resolve().parent.parent / "checkpoints" / "shapes" / "text-start"
 DIRECTIONS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
 OPPOSITE = torch.tensor([list(DIRECTIONS).index(OPPOSITE_DIRECTIONS[d]) for d in DIRECTIONS])  # index of each one's opposite
 
@@ -356,7 +350,7 @@ def save_for_training(path: Path, unet: torch.nn.Module, words: CaptionText, ste
     atomic_save({"ema_unet": unet.state_dict(), "ema_text": encoder.state_dict(), "text_frozen": True, "step": step}, path)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", choices=("unet3d", "motion"), default="unet3d")
     p.add_argument("--steps", type=int, default=600)
@@ -370,9 +364,9 @@ def main() -> None:
                    "or world captions through a frozen text encoder")
     p.add_argument("--shared-keys", type=int, default=23, metavar="N",
                    help="with --text shared: how many shared keys come before the direction token")
-    p.add_argument("--text-model", default=str(START_TEXT),
-                   help="with --text captions: whose text encoder (default: the one the shipped model's training started "
-                   "from, not yet refreshed or scaled, as in every toy run of the model card; 'shapes' is the shipped one)")
+    p.add_argument("--text-model", default=None,
+                   help="with --text captions: whose text encoder (default: the preview model's, not yet refreshed or "
+                   "scaled, which the shipped model's training started from; 'shapes' is the shipped one)")
     p.add_argument("--fixed-caption", action="store_true",
                    help="with --text captions: one caption per direction (\"a red circle moving X\"), no random words")
     p.add_argument("--max-tokens", type=int, default=24)
@@ -380,7 +374,7 @@ def main() -> None:
                    help="with --text captions: train the text encoder with the UNet (from the shipped weights)")
     p.add_argument("--motion-share", type=float, default=None, metavar="S",
                    help="with --text captions: first refresh the encoder on world captions with this share of the end "
-                   "positions' summary on the motion words (vidzero.shapes.text_refresh), then freeze it")
+                   "positions' summary on the motion words (recipes.shapes.text_refresh), then freeze it")
     p.add_argument("--colour-share", type=float, default=0.0, metavar="S",
                    help="with --motion-share: also give the object colour words this share of the end positions' summary")
     p.add_argument("--refresh-steps", type=int, default=400)
@@ -404,7 +398,7 @@ def main() -> None:
                    help="with --text captions and --arch unet3d: write the UNet and the frozen, scaled text encoder here at "
                    "every readout, for train_shapes_backbone.py --text-encoder-from CKPT --unet-from CKPT")
     p.add_argument("--threads", type=int, default=0)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.save and (a.text != "captions" or a.arch != "unet3d" or a.train_text):
         p.error("--save needs --text captions and --arch unet3d, without --train-text (the real recipe freezes the encoder)")
     if (a.fixed_caption or a.train_text or a.motion_share is not None or a.text_scale != 1.0) and a.text != "captions":
@@ -433,7 +427,7 @@ def main() -> None:
     if a.text == "shared":
         words = behind_shared_keys(words, a.shared_keys)
     if a.text == "captions":
-        words = CaptionText(a.text_model, a.max_tokens, a.seed, fixed=a.fixed_caption, trainable=a.train_text,
+        words = CaptionText(a.text_model or str(preview_text_encoder()), a.max_tokens, a.seed, fixed=a.fixed_caption, trainable=a.train_text,
                             scale=a.text_scale)
         if a.motion_share is not None:
             words.refresh(a.motion_share, a.refresh_steps, a.seed, a.refresh_distill, a.colour_share)

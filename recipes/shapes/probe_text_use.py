@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 import vidzero
+from recipes.shapes import world
+from recipes.shapes.judge import single_mover
+from recipes.shapes.text_refresh import label_share
 from vidzero.engine import from_pixels
 from vidzero.sampler import predict_clean
-from vidzero.shapes import world
-from vidzero.shapes.evaluate import single_mover
-from vidzero.shapes.text_refresh import label_share
 
 TIMESTEPS = (999, 850, 700, 500)
 
@@ -139,7 +139,7 @@ def text_shares(backbone, count: int = 512, seed_base: int = 3_500_000_000) -> d
     return {kind: label_share(backbone.text_encoder, backbone.tokenizer, captions, torch.tensor(v)) for kind, v in labels.items()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="shapes")
     p.add_argument("--device", default="auto")
@@ -147,7 +147,7 @@ def main() -> None:
     p.add_argument("--seed-base", type=int, default=3_500_000_000, help="held-out world seeds")
     p.add_argument("--colour", choices=tuple(world.OBJECT_COLOURS), default=None,
                    help="probe clips whose object has this colour only (a model in its --one-colour phase)")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     backbone = vidzero.load_backbone(a.model, device=a.device)
     rows = probe(backbone, world.moving_object_clips(a.clips, a.seed_base, frames=backbone.frames,
                                                       object_colours=None if a.colour is None else (a.colour,)))

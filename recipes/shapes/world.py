@@ -4,7 +4,7 @@ Every clip is a deterministic function of one integer seed: one or two coloured 
 at constant velocity (bouncing off the walls) or standing still, over a background that the
 caption does not fully describe (plain muted colours, smooth gradients, soft blobs). Each clip
 carries its ground truth (per-frame centres, colours, shapes, sizes) so that generated videos
-can be scored against it on pixels alone (see :mod:`vidzero.shapes.evaluate`).
+can be scored against it on pixels alone (see :mod:`recipes.shapes.judge`).
 
 Object colours are bright and saturated; background colours are dark and muted, so colour
 segmentation can tell the two apart even on blurry generated frames.
@@ -43,7 +43,7 @@ SHAPES = ("circle", "square", "triangle")
 SIZES: dict[str, float] = {"small": 5.0, "large": 9.0}  # radius (half extent) in pixels at 64 px
 # Pixels per frame of a moving object (the shipped model's world). Training can draw another range
 # (the recipe's --world-speed): at 1.5-2.5, the feasibility run's pace, the direction word was not
-# learned any faster (docs/embedded-backbone.md).
+# learned any faster (docs/model-card.md).
 SPEED_RANGE = (1.0, 2.0)
 DIRECTIONS: dict[str, tuple[float, float]] = {
     "right": (1.0, 0.0),
@@ -51,6 +51,16 @@ DIRECTIONS: dict[str, tuple[float, float]] = {
     "up": (0.0, -1.0),
     "down": (0.0, 1.0),
 }
+APPEARANCE_RADIUS = (3.5, 11.5)  # px; "small" below SIZE_WORD_LIMIT, "large" above
+SIZE_WORD_LIMIT = 7.0
+# The drawn forms behind each shape word: (sides, aspect range, may rotate). The first is the
+# classic world's own form.
+FORMS: dict[str, tuple[tuple[int, tuple[float, float], bool], ...]] = {
+    "circle": ((0, (1.0, 1.0), False), (0, (0.6, 0.9), True), (6, (1.0, 1.0), True), (8, (1.0, 1.0), True)),
+    "square": ((4, (1.0, 1.0), False), (4, (1.0, 1.0), True), (4, (0.6, 0.9), True)),
+    "triangle": ((3, (1.0, 1.0), False), (3, (1.0, 1.0), True), (3, (0.7, 0.95), True)),
+}
+
 # How a direction is said when the object bounces back within the clip.
 BOUNCE_PHRASES = {"right": "left and right", "left": "left and right", "up": "up and down", "down": "up and down"}
 
@@ -66,10 +76,31 @@ class ObjectSpec:
     y: float
     direction: str | None  # None: standing still
     speed: float
+    # The appearance world (make_clip(appearance=True)) varies the look within each caption word;
+    # the defaults draw the classic world's objects.
+    form: Form | None = None
 
     @property
     def radius(self) -> float:
-        return SIZES[self.size]
+        return self.form.radius if self.form is not None else SIZES[self.size]
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        return self.form.rgb if self.form is not None else OBJECT_COLOURS[self.colour]
+
+
+@dataclass(frozen=True)
+class Form:
+    """How an object of the appearance world is drawn: its caption names only the nearest shape
+    word, size word and colour word, so a model of this world can only get the exact look of an
+    object from the other frames of the clip (what zero-shot image conditioning relies on)."""
+
+    radius: float  # half extent in pixels, continuous
+    sides: int  # 0: an ellipse; otherwise a regular polygon with this many corners
+    aspect: float  # minor/major axis ratio (1: regular)
+    angle: float  # rotation in radians
+    rgb: tuple[int, int, int]
+    inner: float = 0.0  # > 0: a darker concentric copy of this relative size (two-tone object)
 
 
 @dataclass
@@ -158,6 +189,47 @@ def shape_coverage(shape: str, centre: tuple[float, float], radius: float, size:
     return mask.astype(np.float32) / 255.0
 
 
+def form_coverage(form: Form, centre: tuple[float, float], size: int = SIZE) -> np.ndarray:
+    """Anti-aliased coverage in [0, 1] of an appearance-world object (two-tone objects: the
+    inner part is returned in a second channel)."""
+    def outline(scale: float) -> np.ndarray:
+        mask = np.zeros((size, size), dtype=np.uint8)
+        cx, cy = centre
+        r = form.radius * scale
+        if form.sides == 0:
+            axes = (int(round(r * _SCALE)), int(round(r * form.aspect * _SCALE)))
+            cv2.ellipse(mask, (int(round(cx * _SCALE)), int(round(cy * _SCALE))), axes, np.degrees(form.angle), 0, 360,
+                        255, -1, cv2.LINE_AA, _SUBPIXEL_BITS)
+        else:
+            # circumradius chosen so that the polygon's area is close to the circle's of radius r
+            n = form.sides
+            circum = r * np.sqrt(2 * np.pi / (n * np.sin(2 * np.pi / n)))
+            start = np.pi / 2 if n == 3 else np.pi / 4 if n == 4 else 0.0
+            angles = start + 2 * np.pi * np.arange(n) / n
+            local = np.stack([circum * np.cos(angles), -circum * np.sin(angles) * form.aspect], axis=1)
+            rot = np.array([[np.cos(form.angle), -np.sin(form.angle)], [np.sin(form.angle), np.cos(form.angle)]])
+            pts = local @ rot.T + np.array([cx, cy])
+            poly = np.round(pts * _SCALE).astype(np.int32)
+            cv2.fillPoly(mask, [poly], 255, cv2.LINE_AA, _SUBPIXEL_BITS)
+        return mask.astype(np.float32) / 255.0
+
+    outer = outline(1.0)
+    inner = outline(form.inner) if form.inner > 0 else np.zeros_like(outer)
+    return np.stack([outer, inner], axis=-1)
+
+
+def random_form(rng: np.random.Generator, shape: str, colour: str) -> Form:
+    """An appearance-world look for a (shape word, colour word): continuous size, one of the
+    shape word's forms, a colour near the named one, sometimes two-tone."""
+    sides, (lo, hi), rotates = FORMS[shape][rng.integers(len(FORMS[shape]))]
+    radius = float(rng.uniform(*APPEARANCE_RADIUS))
+    aspect = float(rng.uniform(lo, hi))
+    angle = float(rng.uniform(0, np.pi)) if rotates else 0.0
+    rgb = tuple(int(np.clip(c + rng.integers(-20, 21), 0, 255)) for c in OBJECT_COLOURS[colour])
+    inner = float(rng.uniform(0.35, 0.6)) if rng.random() < 0.25 else 0.0
+    return Form(radius, sides, aspect, angle, rgb, inner)
+
+
 def render_background(rng: np.random.Generator, size: int = SIZE) -> tuple[np.ndarray, str | None]:
     """A plain named colour (described by some captions) or a smooth random texture (never described)."""
     names = list(BACKGROUND_COLOURS)
@@ -183,8 +255,15 @@ def render_background(rng: np.random.Generator, size: int = SIZE) -> tuple[np.nd
 def composite(background: np.ndarray, objects: list[tuple[ObjectSpec, tuple[float, float]]]) -> np.ndarray:
     img = background.astype(np.float32)
     for spec, centre in objects:
-        cov = shape_coverage(spec.shape, centre, spec.radius, background.shape[0])[..., None]
-        img = img * (1 - cov) + np.array(OBJECT_COLOURS[spec.colour], dtype=np.float32) * cov
+        colour = np.array(spec.rgb, dtype=np.float32)
+        if spec.form is None:
+            cov = shape_coverage(spec.shape, centre, spec.radius, background.shape[0])[..., None]
+            img = img * (1 - cov) + colour * cov
+            continue
+        cov = form_coverage(spec.form, centre, background.shape[0])
+        outer, inner = cov[..., :1], cov[..., 1:]
+        img = img * (1 - outer) + colour * outer
+        img = img * (1 - inner) + 0.6 * colour * inner
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
@@ -227,6 +306,7 @@ def random_object(
     bounce_probability: float = 0.2,
     speed_range: tuple[float, float] = SPEED_RANGE,
     colours: tuple[str, ...] | None = None,
+    appearance: bool = False,
 ) -> ObjectSpec:
     """A random object; unless it is drawn to bounce, it starts where it cannot reach a wall
     within `frames`, so that "moving right" captions describe the whole clip. `colours` narrows
@@ -236,6 +316,13 @@ def random_object(
         raise ValueError("no object colour left to draw from")
     size_name = list(SIZES)[rng.integers(len(SIZES))]
     r = SIZES[size_name]
+    form = None
+    if appearance:  # drawn after the classic draws, so that those stay as they were
+        shape = SHAPES[rng.integers(len(SHAPES))]
+        colour = colours[rng.integers(len(colours))]
+        form = random_form(rng, shape, colour)
+        r = form.radius
+        size_name = "small" if r < SIZE_WORD_LIMIT else "large"
     direction = None if rng.random() < 0.12 else list(DIRECTIONS)[rng.integers(len(DIRECTIONS))]
     speed = float(rng.uniform(*speed_range)) if direction else 0.0
     lo, hi = r, size - 1 - r
@@ -248,6 +335,8 @@ def random_object(
             x = float(start if dx > 0 else lo + hi - start)
         else:
             y = float(start if dy > 0 else lo + hi - start)
+    if form is not None:
+        return ObjectSpec(shape, colour, size_name, x, y, direction, speed, form)
     return ObjectSpec(
         shape=SHAPES[rng.integers(len(SHAPES))],
         colour=colours[rng.integers(len(colours))],
@@ -267,18 +356,20 @@ def make_clip(
     two_object_probability: float = 0.25,
     speed_range: tuple[float, float] = SPEED_RANGE,
     object_colours: tuple[str, ...] | None = None,
+    appearance: bool = False,
 ) -> ShapesClip:
     """One clip, a pure function of its arguments. `objects` overrides the random draw;
-    `object_colours` narrows the colours it draws from (one colour: one object per clip)."""
+    `object_colours` narrows the colours it draws from (one colour: one object per clip);
+    `appearance` draws the appearance world (see `Form`)."""
     rng = np.random.default_rng(seed)
     background, background_name = render_background(rng, size)
     if objects is None:
-        first = random_object(rng, size, frames, speed_range=speed_range, colours=object_colours)
+        first = random_object(rng, size, frames, speed_range=speed_range, colours=object_colours, appearance=appearance)
         objects = [first]
         # two objects always differ in colour, so one allowed colour means one object
         if rng.random() < two_object_probability and (object_colours is None or len(object_colours) > 1):
             objects.append(random_object(rng, size, frames, exclude_colour=first.colour, speed_range=speed_range,
-                                         colours=object_colours))
+                                         colours=object_colours, appearance=appearance))
     tracks = [simulate(spec, frames, size) for spec in objects]
     video = np.stack(
         [composite(background, [(t.spec, tuple(t.centres[i])) for t in tracks]) for i in range(frames)]

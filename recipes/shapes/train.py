@@ -1,8 +1,8 @@
-"""Train the embedded "shapes" backbone from scratch: VAE, then UNet + text encoder on text only.
+"""Train the embedded "shapes" backbone: VAE, then UNet + text encoder on text only.
 
-    python recipes/train_shapes_backbone.py --out checkpoints/shapes            # train / resume
-    python recipes/train_shapes_backbone.py --out checkpoints/shapes --export vidzero/shapes/model
-    python recipes/train_shapes_backbone.py --out checkpoints/shapes --pack     # commit-sized resume copy
+    python -m recipes.shapes.train --out build/shapes-train                # train / resume
+    python -m recipes.shapes.train --out build/shapes-train --from-model vidzero/shapes/model   # continue the shipped model
+    python -m recipes.shapes.train --out build/shapes-train --export vidzero/shapes/model
 
 Like ModelScope T2V, the video model only ever sees (caption, clip) pairs: no image conditioning
 is trained. Everything is deterministic from --seed. The UNet trains from a ring buffer of
@@ -30,14 +30,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidzero.shapes import model as shapes_model
-from vidzero.shapes import world
-from vidzero.shapes.evaluate import single_mover
-from vidzero.shapes.model import timestep_loss_weights
-from vidzero.shapes.text_refresh import log, refresh_text_encoder, scale_text_output, shares_fit
-from vidzero.shapes.world import reversed_caption
+from recipes.shapes import components as shapes_model
+from recipes.shapes import world
+from recipes.shapes.components import timestep_loss_weights
+from recipes.shapes.judge import single_mover
+from recipes.shapes.text_refresh import log, refresh_text_encoder, scale_text_output, shares_fit
+from recipes.shapes.world import reversed_caption
 
-PACKED_NAME = "unet-packed.pt"  # the committed copy of unet.pt (see --pack)
 FOCUS_TIMESTEPS = (600, 950)  # where the trajectory is decided (see draw_timesteps)
 TRAIN_SEED_BASE = 10**7  # world seeds below 10**7 * (seed + 1) are training clips; evaluation uses others
 
@@ -134,15 +133,20 @@ class LatentPool:
         self.one_colour = state.get("one_colour")  # pools saved before --one-colour existed hold the full world
 
 
-def training_clip(seed: int, k: int, speed_range: tuple[float, float], one_colour: str | None = None) -> world.ShapesClip:
-    """Training clip k of a run: a pure function of (seed, k, one_colour), so a resumed run rebuilds
-    its pool exactly. With `one_colour`, every object is drawn in that colour (one object per clip).
+def training_clip(seed: int, k: int, speed_range: tuple[float, float], one_colour: str | None = None,
+                  appearance: float = 0.0) -> world.ShapesClip:
+    """Training clip k of a run: a pure function of (seed, k, one_colour, appearance), so a resumed
+    run rebuilds its pool exactly. With `one_colour`, every object is drawn in that colour (one
+    object per clip); `appearance` is the share of clips from the appearance world (world.Form),
+    spread evenly over k by the golden-ratio sequence.
 
     Why a one-colour phase: the direction toy (recipes/direction_toy.py) learns the direction from
     one blob colour in 800 steps but not from eight colours named by the caption in 1,200; trained
-    on one colour first, it keeps the direction once the eight colours come in (model card, session 9)."""
+    on one colour first, it keeps the direction once the eight colours come in."""
     colours = None if one_colour is None else (one_colour,)
-    return world.make_clip(seed * TRAIN_SEED_BASE + k, speed_range=speed_range, object_colours=colours)
+    from_appearance = (k * 0.6180339887498949) % 1.0 < appearance
+    return world.make_clip(seed * TRAIN_SEED_BASE + k, speed_range=speed_range, object_colours=colours,
+                           appearance=from_appearance)
 
 
 def object_masks(clips: list[world.ShapesClip]) -> torch.Tensor:
@@ -179,7 +183,7 @@ def draw_clips(gen: torch.Generator, captions: list[str], batch: int, mover_frac
     Why: the direction word can only be learned from those clips, and they are about half of the
     world's. Over them the direction explains 1.6 % of the clean latents' variance, half of what it
     does in the direction toy that learns it in 700 steps, so a uniform batch carries about a
-    quarter of the toy's direction signal (see the model card, session 8). With `mover_fraction == 0`
+    quarter of the toy's direction signal (see the model card). With `mover_fraction == 0`
     the draws are exactly those of a run without this option."""
     pick = torch.randint(0, len(captions), (batch,), generator=gen)
     if mover_fraction > 0:
@@ -247,7 +251,12 @@ class Trainer:
         if self.history_path.exists():
             self.history = json.loads(self.history_path.read_text())
         self.deadline = time.time() + args.minutes * 60 if args.minutes else math.inf
-        self.tokenizer = shapes_model.make_tokenizer(self.out / "tokenizer", args.max_tokens)
+        if args.from_model is not None:
+            from transformers import CLIPTokenizer
+
+            self.tokenizer = CLIPTokenizer.from_pretrained(args.from_model / "tokenizer")
+        else:
+            self.tokenizer = shapes_model.make_tokenizer(self.out / "tokenizer", args.max_tokens)
 
     def out_of_time(self) -> bool:
         """--minutes spent, or a STOP file dropped into --out (stop cleanly at the next step)."""
@@ -262,6 +271,8 @@ class Trainer:
     # ---------------------------------------------------------------- VAE
     def train_vae(self) -> None:
         a = self.args
+        if a.from_model is not None:
+            return  # the model's own VAE, unchanged
         torch.manual_seed(a.seed)
         vae = shapes_model.make_vae().to(self.device)
         opt = torch.optim.AdamW(vae.parameters(), lr=a.vae_lr, weight_decay=0.0)
@@ -318,6 +329,11 @@ class Trainer:
         self.save_history()
 
     def load_vae(self):
+        if self.args.from_model is not None:
+            from diffusers import AutoencoderKL
+
+            vae = AutoencoderKL.from_pretrained(self.args.from_model, subfolder="vae", torch_dtype=torch.float32)
+            return vae.eval().requires_grad_(False).to(self.device)
         vae = shapes_model.make_vae()
         ckpt = torch.load(self.out / "vae.pt", map_location="cpu")
         vae.load_state_dict(ckpt["model"])
@@ -347,13 +363,11 @@ class Trainer:
         params = list(unet.parameters()) + list(text_encoder.parameters())
         opt = torch.optim.AdamW(params, lr=a.unet_lr, weight_decay=0.01)
         ckpt_path = self.out / "unet.pt"
-        packed_path = self.out / PACKED_NAME
         step = 0
         text_frozen = False
-        if ckpt_path.exists() or packed_path.exists():
-            ckpt = torch.load(ckpt_path if ckpt_path.exists() else packed_path, map_location=self.device)
+        if ckpt_path.exists():
+            ckpt = torch.load(ckpt_path, map_location=self.device)
             text_frozen = ckpt.get("text_frozen", False)
-            # (a packed checkpoint's bf16 optimizer moments are cast back to fp32 by load_state_dict)
             unet.load_state_dict(ckpt["unet"])
             text_encoder.load_state_dict(ckpt["text_encoder"])
             ema_unet.load_state_dict(ckpt["ema_unet"])
@@ -361,6 +375,20 @@ class Trainer:
             opt.load_state_dict(ckpt["opt"])
             step = ckpt["step"]
             log(f"unet: resumed at step {step}" + (" (text encoder frozen)" if text_frozen else ""))
+        elif a.from_model is not None:
+            # Continue a shipped model: its UNet (the EMA weights, stored in fp16) and its frozen
+            # text encoder; fresh optimizer, step 0.
+            from diffusers import UNet3DConditionModel
+            from transformers import CLIPTextModel
+
+            unet = UNet3DConditionModel.from_pretrained(a.from_model, subfolder="unet", torch_dtype=torch.float32).to(self.device)
+            text_encoder = CLIPTextModel.from_pretrained(a.from_model / "text_encoder", dtype=torch.float32).to(self.device)
+            ema_unet = copy.deepcopy(unet).requires_grad_(False)
+            ema_text = copy.deepcopy(text_encoder).requires_grad_(False)
+            params = list(unet.parameters()) + list(text_encoder.parameters())
+            opt = torch.optim.AdamW(params, lr=a.unet_lr, weight_decay=0.01)
+            text_frozen = True
+            log(f"unet: continuing the model in {a.from_model}")
         elif a.text_encoder_from is not None:
             # ModelScope's recipe: a fresh UNet learns from a text encoder that is ready and frozen
             # from its first step (here the refreshed encoder of an earlier run), instead of one
@@ -414,7 +442,7 @@ class Trainer:
             return a.one_colour if step < a.one_colour_until else None
 
         def encode_clips(first: int, count: int) -> tuple[torch.Tensor, list[str]]:
-            clips = [training_clip(a.seed, k, a.world_speed, pool_colour()) for k in range(first, first + count)]
+            clips = [training_clip(a.seed, k, a.world_speed, pool_colour(), a.appearance) for k in range(first, first + count)]
             latents = encode_video(vae, clips_video(clips).to(self.device)) * sf
             return latents.cpu(), [c.caption for c in clips]
 
@@ -455,7 +483,7 @@ class Trainer:
                         f"(motion share {a.text_motion_share}, colour share {a.text_colour_share}), then freezing it")
                     captions = pool.captions[: len(pool)]
                     if pool.one_colour is not None:  # the encoder must keep every colour word apart
-                        captions = [training_clip(a.seed, k, a.world_speed).caption for k in range(pool.count - len(pool), pool.count)]
+                        captions = [training_clip(a.seed, k, a.world_speed, appearance=a.appearance).caption for k in range(pool.count - len(pool), pool.count)]
                     refresh_text_encoder(text_encoder, self.tokenizer, captions + [reversed_caption(c) for c in captions],
                                          a.text_refresh_steps, a.seed * 31 + step, motion_share=a.text_motion_share,
                                          distill_weight=a.text_refresh_distill, log=log,
@@ -519,20 +547,6 @@ class Trainer:
                 last_save = time.time()
         save_all()
 
-    # ---------------------------------------------------------------- packing
-    def pack(self) -> None:
-        """Write unet-packed.pt: unet.pt with the optimizer moments in bf16 (about 70 MB instead
-        of 94), small enough to commit so that a later session resumes training. Weights and EMA
-        stay fp32; a run resumed from the packed file differs from an uninterrupted one only by
-        the rounding of the moments."""
-        ckpt = torch.load(self.out / "unet.pt", map_location="cpu")
-        for state in ckpt["opt"]["state"].values():
-            for key in ("exp_avg", "exp_avg_sq"):
-                state[key] = state[key].to(torch.bfloat16)
-        atomic_save(ckpt, self.out / PACKED_NAME)
-        size = (self.out / PACKED_NAME).stat().st_size / 1e6
-        log(f"packed step {ckpt['step']} into {self.out / PACKED_NAME} ({size:.0f} MB)")
-
     # ---------------------------------------------------------------- export
     def export(self, folder: Path) -> None:
         """Write the diffusers folder the package ships (EMA weights, fp16 on disk)."""
@@ -541,8 +555,7 @@ class Trainer:
         from diffusers import TextToVideoSDPipeline
 
         vae = self.load_vae().to("cpu")
-        source = self.out / "unet.pt"
-        ckpt = torch.load(source if source.exists() else self.out / PACKED_NAME, map_location="cpu")
+        ckpt = torch.load(self.out / "unet.pt", map_location="cpu")
         unet = shapes_model.make_unet()
         unet.load_state_dict(ckpt["ema_unet"] if not self.args.no_ema else ckpt["unet"])
         text_encoder = shapes_model.make_text_encoder(self.tokenizer)
@@ -561,7 +574,8 @@ class Trainer:
         import shutil
 
         for name in ("vocab.json", "merges.txt"):
-            shutil.copy(self.out / "tokenizer" / name, tmp / "tokenizer" / name)
+            source = (self.args.from_model or self.out) / "tokenizer"
+            shutil.copy(source / name, tmp / "tokenizer" / name)
         (tmp / "training.json").write_text(
             json.dumps({"unet_steps": ckpt["step"], "seed": self.args.seed, "batch": self.args.batch}, indent=1)
         )
@@ -571,9 +585,9 @@ class Trainer:
         log(f"exported step {ckpt['step']} to {folder}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="checkpoints/shapes")
+    p.add_argument("--out", default="build/shapes-train")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vae-steps", type=int, default=1500)
     p.add_argument("--vae-batch", type=int, default=16)
@@ -598,13 +612,13 @@ def main() -> None:
                    "shipped); with --text-encoder-from the loaded encoder is refreshed so at step 0")
     p.add_argument("--text-colour-share", type=float, default=0.0, metavar="S",
                    help="share of the refresh's end-position summary on the object colour words (with the motion share, "
-                   "the end positions carry what to draw and where it goes; no help in the toy, model card session 9)")
+                   "the end positions carry what to draw and where it goes; no help in the toy)")
     p.add_argument("--text-scale", type=float, default=1.0, metavar="S",
                    help="multiply the frozen text encoder's output by S (its final layer norm's weights), after the refresh")
     p.add_argument("--text-refresh-distill", type=float, default=1.0, metavar="W",
                    help="weight of the refresh's pull toward the encoder's current outputs")
     p.add_argument("--text-encoder-from", type=Path, default=None, metavar="CKPT",
-                   help="start a new UNet run with the frozen text encoder of this checkpoint (an earlier run's unet.pt/unet-packed.pt)")
+                   help="start a new UNet run with the frozen text encoder of this checkpoint (an earlier run's unet.pt)")
     p.add_argument("--unet-from", type=Path, default=None, metavar="CKPT",
                    help="with --text-encoder-from: start the UNet from this checkpoint's EMA UNet (fresh optimizer, step 0)")
     p.add_argument("--direction-contrast", type=float, default=0.0, metavar="W",
@@ -618,7 +632,7 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=77,
                    help="padded prompt length of the tokenizer and text encoder (77: CLIP's; captions are at most 23 tokens)")
     p.add_argument("--focus-fraction", type=float, default=0.0,
-                   help="share of each batch whose timestep is drawn from --focus-timesteps (0: uniform, as the shipped run up to step 4,742)")
+                   help="share of each batch whose timestep is drawn from --focus-timesteps (0: uniform)")
     p.add_argument("--focus-timesteps", type=lambda v: tuple(int(x) for x in v.split(":")), default=FOCUS_TIMESTEPS,
                    metavar="LO:HI", help="timestep range of the focused draws (default {}:{})".format(*FOCUS_TIMESTEPS))
     p.add_argument("--mover-fraction", type=float, default=0.0, metavar="F",
@@ -633,8 +647,13 @@ def main() -> None:
     p.add_argument("--cpu", action="store_true", help="ignore a CUDA GPU")
     p.add_argument("--export", type=Path, help="write the shippable diffusers folder here and exit")
     p.add_argument("--no-ema", action="store_true", help="export the live weights instead of the EMA")
-    p.add_argument("--pack", action="store_true", help="write unet-packed.pt (to commit, for resuming elsewhere) and exit")
-    args = p.parse_args()
+    p.add_argument("--from-model", type=Path, default=None, metavar="DIR",
+                   help="continue a diffusers folder of this model (e.g. the shipped vidzero/shapes/model): its VAE, "
+                   "frozen text encoder and tokenizer, and its UNet as the start")
+    p.add_argument("--appearance", type=float, default=0.0, metavar="SHARE",
+                   help="share of training clips from the appearance world: continuous sizes, several forms per shape "
+                   "word, colour jitter, two-tone objects (world.Form); 0: the classic world only")
+    args = p.parse_args(argv)
     lo, hi = args.focus_timesteps
     steps = shapes_model.MODELSCOPE_SCHEDULER_CONFIG["num_train_timesteps"]
     if not 0 <= args.focus_fraction <= 1 or not 0 <= lo < hi <= steps:
@@ -663,9 +682,6 @@ def main() -> None:
     trainer = Trainer(args)
     if args.export:
         trainer.export(args.export)
-        return
-    if args.pack:
-        trainer.pack()
         return
     trainer.train_vae()
     trainer.train_unet()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidzero.shapes import world
-from vidzero.shapes.evaluate import Expected, parse_caption, score_against_truth, score_clip, single_mover
+from recipes.shapes import world
+from recipes.shapes.judge import Expected, parse_caption, score_against_truth, score_clip, single_mover
+
+pytestmark = pytest.mark.slow
 
 
 def single_object_clips(n=30):
