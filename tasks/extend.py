@@ -10,85 +10,77 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidzero.backbone import Backbone
-from vidzero.engine import Progress
 from vidzero.errors import BadInput
+from vidzero.options import RunOptions, frame_count, takes_run_options
 from vidzero.run import PlannedRun
 from vidzero.timeline import plan_prefix
 
-from .common import ImageLike, Prompt, RunOptions, load_frame, schedule
+from .common import ImageLike, Prompt, check_image_source, load_frame, paths_of, planned, schedule, setup, source_name
 
 
-def extend(
-    image: ImageLike,
-    prompt: Prompt,
-    frames: int | None = None,
-    *,
-    backbone: Backbone | None = None,
-    progress: Progress | None = None,
-    **options,
-) -> PlannedRun:
+@takes_run_options
+def extend(image: ImageLike, prompt: Prompt, frames: int | None = None, *, loop: bool = False,
+           backbone: Backbone | None = None, options: RunOptions) -> PlannedRun:
     """Plan an image-to-video run; iterate the result for frames or call `.save(path)`.
 
     `frames` is the total length including the input image (default: the backbone's window,
-    i.e. 1 + 15 frames on ModelScope T2V). Options are those of `RunOptions`.
+    i.e. 1 + 15 frames on ModelScope T2V). `loop=True` makes a seamless loop: the windows near
+    the end see the first frames as the ones that follow, so the last frame leads into the first.
     """
-    opts = RunOptions(**options)
-    opts.check()
-    if isinstance(image, (str, Path)) and not Path(image).is_file():
-        raise BadInput(f"image not found: {image}")  # before loading a model
-    bb = opts.backbone(backbone)
+    if frames is not None:
+        frame_count(frames, "frames", 2)
+    check_image_source(image)  # a bad file fails before a model loads
+    o, bb = setup(options, backbone)
     first = load_frame(image, bb)
     length = frames or bb.frames
-    jobs = plan_prefix(length, 1, bb.frames, opts.new_per_window)
-    prompt = schedule(prompt, length)
-    source = str(image) if isinstance(image, str) or hasattr(image, "__fspath__") else type(image).__name__
-    return PlannedRun("extend", opts.engine(bb), jobs, length, {0: first}, prompt, opts.negative_prompt, opts.fps, {"image": source}, progress,
-        opts.deflicker_settings(),
-    )
+    jobs = plan_prefix(length, 1, bb.frames, o.new_per_window, loop=bool(loop))
+    return planned("extend", o, bb, jobs, length, {0: first}, schedule(prompt, length),
+                   {"image": source_name(image), "loop": bool(loop)}, input_paths=paths_of(image))
 
 
-def extend_from(
-    state: str | Path,
-    frames: int | None = None,
-    prompt: str | None = None,
-    *,
-    backbone: Backbone | None = None,
-    progress: Progress | None = None,
-    **options,
-) -> PlannedRun:
-    """Continue a finished run from its final state (`OUT.state.pt`) by `frames` new frames.
+@takes_run_options
+def extend_from(state: str | Path, frames: int | None = None, prompt: str | None = None, *,
+                backbone: Backbone | None = None, options: RunOptions) -> PlannedRun:
+    """Continue a finished run from its final state (`OUT.state.safetensors`) by `frames` new frames.
 
-    The last window-1 frames of that run are the known prefix, in pixels, and with
-    `--queue latent` also in latents, used as they are (no VAE round trip at the seam). Window
-    seeds continue where the run stopped, so with the same settings the new frames equal those
-    of one longer run. Only the new frames are written.
+    The last window-1 frames of that run are the known prefix, in pixels, and with the latent
+    queue also in latents, used as they are (no VAE round trip at the seam). Window seeds
+    continue where the run stopped, so with the same settings the new frames equal those of one
+    longer run. Only the new frames are written. Seed, queue, sampler settings and fps default to
+    the finished run's.
     """
-    from vidzero.runstate import load_state
+    import torch
 
-    st = load_state(state)
-    if not st.get("finished"):
-        raise BadInput(f"{state} is an interrupted run's state: resume it with --resume instead")
-    params = st["params"]
+    from vidzero.runstate import frames_of, load_state
+
+    meta, tensors = load_state(state)
+    if not meta.get("finished"):
+        raise BadInput(f"{state} is an interrupted run's state: resume that run with --resume instead", "state")
+    if frames is not None:
+        frame_count(frames, "frames", 1)
+    params = meta["params"]
     sampler = params["sampler"]
-    defaults = dict(steps=sampler["steps"], resample=sampler["resample"], guidance=sampler["guidance"], eta=sampler["eta"],
-                    init=sampler["init"], seed=params["seed"], queue=params["queue"], fps=st["fps"],
-                    negative_prompt=params["negative_prompt"])
-    opts = RunOptions(**{**defaults, **options})
-    opts.check()
-    bb = opts.backbone(backbone)
-    if st["window"] != bb.frames or [bb.height, bb.width] != params["model"][3:5]:
-        raise BadInput(f"{state} was made with a window of {st['window']} frames at {params['model'][4]}x{params['model'][3]}; "
-                       f"this model has {bb.frames} at {bb.width}x{bb.height}")
-    tail = st["tail_pixels"]
+    given = {k for k, v in vars(options).items() if v != getattr(RunOptions, k, None)}
+    inherit = {"steps": sampler["steps"], "resample": sampler["resample"], "guidance": sampler["guidance"],
+               "eta": sampler["eta"], "init": sampler["init"], "resample_steps": sampler.get("resample_steps"),
+               "seed": params["seed"], "queue": params["queue"], "fps": meta["fps"],
+               "negative_prompt": params["negative_prompt"], "guidance_passes": params.get("guidance_passes", "all")}
+    for name, value in inherit.items():
+        if name not in given:
+            setattr(options, name, value)
+    o, bb = setup(options, backbone)
+    if meta["window"] != bb.frames or [bb.height, bb.width] != params["model"][3:5]:
+        raise BadInput(f"{state} was made with a window of {meta['window']} frames at "
+                       f"{params['model'][4]}x{params['model'][3]}; this model has {bb.frames} at {bb.width}x{bb.height}")
+    tail_pixels = frames_of(tensors, "tail_pixels")
+    tail_latents = frames_of(tensors, "tail_latents")
+    tail = [tail_pixels[i].numpy() for i in sorted(tail_pixels)]
     context = len(tail)
     new = frames or bb.frames - 1
-    if new < 1:
-        raise BadInput(f"--frames (new frames) must be at least 1, got {new}")
     latents = None
-    if opts.queue == "latent" and all(t is not None for t in st["tail_latents"]):
-        latents = {i: t.to(bb.device) for i, t in enumerate(st["tail_latents"])}
-    jobs = plan_prefix(context + new, context, bb.frames, opts.new_per_window)
-    engine = opts.engine(bb, job_offset=st["next_job_offset"])
-    return PlannedRun("extend", engine, jobs, context + new, dict(enumerate(tail)), prompt or params["prompt"],
-                      opts.negative_prompt, opts.fps, {"from_state": str(state)}, progress, opts.deflicker_settings(),
-                      first_output=context, known_latents=latents)
+    if o.queue == "latent":
+        latents = {i: tail_latents[i].to(bb.device, torch.float32) for i in sorted(tail_latents)}
+    jobs = plan_prefix(context + new, context, bb.frames, o.new_per_window)
+    return planned("extend", o, bb, jobs, context + new, dict(enumerate(tail)), prompt or params["prompt"],
+                   {"from_state": str(state)}, input_paths=paths_of(state), job_offset=meta["next_job_offset"],
+                   first_output=context, known_latents=latents)

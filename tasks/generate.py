@@ -7,32 +7,26 @@ The first window is generated whole, exactly as the backbone's own diffusers pip
 from __future__ import annotations
 
 from vidzero.backbone import Backbone
-from vidzero.engine import Progress
+from vidzero.options import RunOptions, frame_count, takes_run_options
 from vidzero.run import PlannedRun
 from vidzero.timeline import plan_prefix
 
-from .common import Prompt, RunOptions, schedule
+from .common import Prompt, planned, schedule, setup
 
 
-def generate(
-    prompt: Prompt,
-    frames: int | None = None,
-    *,
-    backbone: Backbone | None = None,
-    progress: Progress | None = None,
-    **options,
-) -> PlannedRun:
+@takes_run_options
+def generate(prompt: Prompt, frames: int | None = None, *, backbone: Backbone | None = None,
+             options: RunOptions) -> PlannedRun:
     """Plan a text-to-video run; iterate the result for frames or call `.save(path)`.
 
-    `frames` defaults to the backbone's window; options are those of `RunOptions`
-    (resample defaults to 0 here: with nothing known there is nothing to harmonise with).
+    `frames` defaults to the backbone's window. With nothing known there is nothing to harmonise
+    with, so `resample` defaults to 0 here.
     """
-    opts = RunOptions(**{"resample": 0, **options})
-    opts.check()
-    bb = opts.backbone(backbone)
+    if options.resample is None:
+        options.resample = 0
+    if frames is not None:
+        frame_count(frames, "frames", 2)
+    o, bb = setup(options, backbone)
     length = frames or bb.frames
-    jobs = plan_prefix(length, 0, bb.frames, opts.new_per_window)
-    prompt = schedule(prompt, length)
-    return PlannedRun("generate", opts.engine(bb), jobs, length, {}, prompt, opts.negative_prompt, opts.fps, {}, progress,
-        opts.deflicker_settings(),
-    )
+    jobs = plan_prefix(length, 0, bb.frames, o.new_per_window)
+    return planned("generate", o, bb, jobs, length, {}, schedule(prompt, length), {})

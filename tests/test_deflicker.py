@@ -92,11 +92,11 @@ def test_cli_deflicker_and_report(tmp_path, moving_clip):
     res = runner.invoke(app, ["deflicker", str(src), "-o", str(tmp_path / "out.mp4"), "--anchor", "0"])
     assert res.exit_code == 0, res.output
     assert len(list(read_video(tmp_path / "out.mp4"))) == 32
-    report = json.loads((tmp_path / "out.flicker.json").read_text())
+    report = json.loads((tmp_path / "out.mp4.flicker.json").read_text())
     assert report["output"]["flicker_index"] < report["input"]["flicker_index"]
-    assert (tmp_path / "out.flicker.png").stat().st_size > 1000
+    assert (tmp_path / "out.mp4.flicker.png").stat().st_size > 1000
     res = runner.invoke(app, ["deflicker", str(src), "--report-only"])
-    assert res.exit_code == 0 and (tmp_path / "in.flicker.json").exists()
+    assert res.exit_code == 0 and (tmp_path / "in.mp4.flicker.json").exists()
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "empty-folder", "single-frame", "text-file"])

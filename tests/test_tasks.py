@@ -78,7 +78,7 @@ def test_several_new_frames_per_window():
         jobs = plan_timeline(14, {0, 5, 13}, 6, "inward", per_window)
         assert sorted(t for j in jobs for t in j.targets) == sorted(set(range(14)) - {0, 5, 13})
         assert all(len(j.targets) <= per_window and list(j.slots) == sorted(j.slots) for j in jobs)
-    with pytest.raises(BadInput, match="new-per-window"):
+    with pytest.raises(BadInput, match="new_per_window must be between"):
         plan_prefix(12, 1, 8, per_window=8)
 
 
@@ -164,13 +164,13 @@ def test_predict_cli_new_only_keeps_the_clip_fps(tiny_model_dir, tmp_path):
                               "--new-only", "--steps", "1", "--resample", "0", "--quiet"])
     assert res.exit_code == 0, res.output
     assert len(list(read_video(out))) == 3
-    manifest = json.loads((tmp_path / "out.manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out.mp4.manifest.json").read_text())
     assert manifest["fps"] == 12 and manifest["inputs"]["context_frames"] == 7
 
 
 @pytest.mark.parametrize("case,message", [
     ("outside", "outside the timeline"),
-    ("overlap", "same position"),
+    ("overlap", "two keys at frame 0"),
     ("sizes", "differ in size"),
     ("empty-clip", "no image frames"),
     ("corrupt-clip", "corrupt"),
@@ -209,9 +209,9 @@ def test_prompt_schedule_switches_per_window(tiny_backbone, image_file, monkeypa
     seen = []
     real = tiny_backbone.guided_eps
 
-    def spy(z, t, prompt, guidance, negative=""):
+    def spy(z, t, prompt, guidance, negative="", return_uncond=False):
         seen.append(prompt)
-        return real(z, t, prompt, guidance, negative)
+        return real(z, t, prompt, guidance, negative, return_uncond)
 
     monkeypatch.setattr(tiny_backbone, "guided_eps", spy)
     run = vidzero.extend(str(image_file), {0: "a cat", 4: "a red circle"}, frames=7, backbone=tiny_backbone, **FAST)
@@ -229,7 +229,7 @@ def test_cli_prompt_at(tiny_model_dir, tmp_path):
     res = runner.invoke(app, ["infill", str(a), str(b), "a cat", "-o", str(tmp_path / "o.mp4"), "--frames", "8",
                               "--prompt-at", "4=a red circle", "--model", str(tiny_model_dir), "--steps", "1", "--quiet"])
     assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "o.manifest.json").read_text())["prompt"] == {"0": "a cat", "4": "a red circle"}
+    assert json.loads((tmp_path / "o.mp4.manifest.json").read_text())["prompt"] == {"0": "a cat", "4": "a red circle"}
     res = runner.invoke(app, ["infill", str(a), str(b), "a cat", "-o", str(tmp_path / "p.mp4"), "--prompt-at", "x=y",
                               "--model", str(tiny_model_dir)])
     assert res.exit_code == 2 and "N=PATH" not in res.output and "--prompt-at" in res.output

@@ -8,145 +8,102 @@ shapes model) component by component, never through the deprecated pipelines, an
 - `decode(latents)`: frames back to pixels, a few frames at a time to bound memory;
 - `guided_eps(z, t, prompt, guidance)`: the classifier-free-guided noise prediction for a
   window, unconditional and conditional in one batch (unconditional first, as diffusers does).
+
+What a checkpoint is (its folder, native window and size, weight variant) is worked out from
+its own files by `vidzero.checkpoint`, without loading any weights.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from vidzero.checkpoint import DEFAULT_FRAMES, DEFAULT_MODEL, EMBEDDED_MODEL_DIR, inspect_checkpoint
 from vidzero.errors import BadInput
 
-EMBEDDED_MODEL_DIR = Path(__file__).parent / "shapes" / "model"
-SHORT_NAMES = {"shapes": EMBEDDED_MODEL_DIR}
-DEFAULT_MODEL = "shapes"
+__all__ = ["DEFAULT_MODEL", "EMBEDDED_MODEL_DIR", "Backbone", "parse_dtype", "pick_device"]
 
-
-@dataclass(frozen=True)
-class NativeFormat:
-    """What a checkpoint was trained on; its config does not say all of it."""
-
-    frames: int
-    height: int | None = None  # None: from the UNet's sample_size
-    width: int | None = None
-
-
-# Window length and size of known checkpoints (their configs hold no frame count, and
-# zeroscope's sample_size does not match its training resolution).
-KNOWN_FORMATS: dict[str, NativeFormat] = {
-    "damo-vilab/text-to-video-ms-1.7b": NativeFormat(16, 256, 256),
-    "ali-vilab/text-to-video-ms-1.7b": NativeFormat(16, 256, 256),
-    "cerspense/zeroscope_v2_576w": NativeFormat(24, 320, 576),
-    "cerspense/zeroscope_v2_xl": NativeFormat(24, 576, 1024),
-}
-FORMAT_FILE = "vidzero.json"  # optional, inside a checkpoint folder: {"frames": 16, ...}
-DEFAULT_FRAMES = 16
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-REQUIRED = {
-    "unet": "UNet3DConditionModel",
-    "vae": "AutoencoderKL",
-    "text_encoder": "CLIPTextModel",
-    "tokenizer": "CLIPTokenizer",
-    "scheduler": "DDIMScheduler",
+DTYPE_NAMES = {
+    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
 }
 
 
-def resolve_checkpoint(model: str, cache_dir: str | Path | None = None, revision: str | None = None) -> tuple[Path, str | None]:
-    """A folder for `model` (short name, folder, or hub id from the local cache) and its revision.
-
-    Never touches the network: hub ids are resolved from the local Hugging Face cache only.
-    """
-    if model in SHORT_NAMES:
-        folder = SHORT_NAMES[model]
-        if not (folder / "model_index.json").exists():
-            raise BadInput(
-                f"the embedded model {model!r} has not shipped yet (no weights at {folder}): pass --model with a "
-                "diffusers T2V folder or cached hub id, or `python -m vidzero.tiny DIR` for a tiny test checkpoint"
-            )
-        return folder, None
-    path = Path(model).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise BadInput(f"model {model!r} is a file; expected a diffusers checkpoint folder or hub id")
-        return path, None
-    if model.count("/") != 1 or model.startswith(("/", ".", "~")):
-        raise BadInput(f"model {model!r}: no such folder, and not a hub id of the form ORG/NAME")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        folder = snapshot_download(model, revision=revision, cache_dir=cache_dir, local_files_only=True)
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError) as exc:
-        raise BadInput(
-            f"model {model!r} is not in the local Hugging Face cache (vidzero never downloads; "
-            f"fetch it with `huggingface-cli download {model}` on a connected machine)"
-        ) from exc
-    folder = Path(folder)
-    return folder, folder.name if len(folder.name) == 40 else revision
+class PromptTruncatedWarning(UserWarning):
+    """A prompt is longer than the text encoder reads; the rest is cut off."""
 
 
-def check_checkpoint(folder: Path) -> dict:
-    """The parsed model_index.json, or a clear error if this is no diffusers T2V checkpoint."""
-    index_path = folder / "model_index.json"
-    if not index_path.exists():
-        raise BadInput(f"{folder} is not a diffusers checkpoint (no model_index.json)")
-    try:
-        index = json.loads(index_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{index_path} is not valid JSON") from exc
-    for name, cls in REQUIRED.items():
-        entry = index.get(name)
-        # Tolerate odd library names (some zeroscope siblings write them oddly): the class counts.
-        if not isinstance(entry, list) or len(entry) != 2 or entry[1] != cls:
-            if name == "tokenizer" and isinstance(entry, list) and entry[1] == "CLIPTokenizerFast":
-                continue
-            if name == "scheduler" and isinstance(entry, list) and entry[1]:
-                continue  # any scheduler config: we always drive it as DDIM (see Backbone.load)
-            raise BadInput(f"{folder} is not a text-to-video checkpoint: component {name!r} should be {cls}, found {entry}")
-        if not (folder / name).is_dir():
-            raise BadInput(f"{folder} is incomplete: the folder {name}/ is missing")
-    return index
-
-
-def native_format(folder: Path, model: str) -> NativeFormat:
-    fmt_file = folder / FORMAT_FILE
-    if fmt_file.exists():
-        data = json.loads(fmt_file.read_text())
-        return NativeFormat(int(data["frames"]), data.get("height"), data.get("width"))
-    return KNOWN_FORMATS.get(model, NativeFormat(DEFAULT_FRAMES))
-
-
-def quiet_library_logs() -> None:
-    """Loading chatter (accelerate hints, per-file progress bars) is noise on our CLI."""
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
-def pick_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """`auto` (CUDA when present, else the CPU), or a device that exists on this machine."""
+    if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInput(f"device {device!r} requested but no CUDA GPU is available")
     try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise BadInput(f"unknown device {device!r} (use cpu, cuda, cuda:N or auto)") from exc
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise BadInput(f"unknown {{option}} {device!r} (use cpu, cuda, cuda:N or auto)", "device") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInput(f"{{option}} {device!r} requested but no CUDA GPU is available", "device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise BadInput(f"{{option}} {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)", "device")
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise BadInput(f"{{option}} {device!r} is not available on this machine", "device")
+    elif dev.type != "cpu":
+        raise BadInput(f"{{option}} {device!r} is not supported (use cpu, cuda, cuda:N or auto)", "device")
+    return dev
+
+
+def parse_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """fp16 on CUDA and fp32 elsewhere by default; torch dtypes and the usual spellings accepted."""
+    if dtype is None or dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        value = dtype
+    elif isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in DTYPE_NAMES:
+        value = DTYPE_NAMES[dtype.lower().removeprefix("torch.")]
+    else:
+        raise BadInput(f"unknown {{option}} {dtype!r} (use fp32, fp16 or bf16)", "dtype")
+    if value not in (torch.float32, torch.float16, torch.bfloat16):
+        raise BadInput(f"{{option}} {dtype!r} is not supported (use fp32, fp16 or bf16)", "dtype")
+    if device.type == "cpu" and value == torch.float16:
+        raise BadInput("{option} fp16 is not supported on the CPU; use fp32 or bf16", "dtype")
+    return value
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence diffusers' and transformers' loading chatter (per-file bars, hints) while loading,
+    then put their settings back as they were: the caller's logging is not ours to change."""
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    saved = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in (dlog, tlog)]
+    for lib, _, _ in saved:
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        for lib, verbosity, bars in saved:
+            lib.set_verbosity(verbosity)
+            if bars:
+                lib.enable_progress_bar()
 
 
 class Backbone:
-    """A loaded T2V checkpoint. Construct with :meth:`load` (or directly from components)."""
+    """A loaded T2V checkpoint. Construct with :meth:`load`, :meth:`from_pipeline`, or directly
+    from components."""
 
     def __init__(
         self,
@@ -160,19 +117,27 @@ class Backbone:
         width: int | None = None,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
-        decode_chunk: int = 8,
+        vae_slice: int = 8,
         model_id: str = "<components>",
         revision: str | None = None,
+        offload: str = "none",
     ) -> None:
         self.device = torch.device(device)
         self.dtype = dtype
-        # UNet and text encoder in the requested dtype; the VAE stays fp32 (as the release
-        # does: fp16 VAE decodes overflow), latents are always fp32. Parameters keep
-        # requires_grad: every verb runs under no_grad, and on the CPU flipping it selects other
-        # kernels (1e-6 differences from diffusers' own pipeline on identical inputs).
-        self.unet = unet.to(self.device, dtype).eval()
-        self.text_encoder = text_encoder.to(self.device, dtype).eval()
-        self.vae = vae.to(self.device, torch.float32).eval()
+        # UNet and text encoder in the requested dtype; the VAE stays fp32, as the release runs
+        # it (an fp16 SD VAE overflows in its decoder), and latents are always fp32. Parameters
+        # keep requires_grad: every verb runs under no_grad, and on the CPU flipping it selects
+        # other kernels (1e-6 differences from diffusers' own pipeline on identical inputs).
+        self.offload = offload
+        # .to(dtype) only where needed: diffusers warns on every dtype cast of a loaded model
+        self.unet = (unet if unet.dtype == dtype else unet.to(dtype)).eval()
+        self.text_encoder = (text_encoder if text_encoder.dtype == dtype else text_encoder.to(dtype)).eval()
+        self.vae = (vae if vae.dtype == torch.float32 else vae.to(torch.float32)).eval()
+        if offload == "none":
+            for module in (self.unet, self.text_encoder, self.vae):
+                module.to(self.device)
+        else:
+            self._offload(offload)
         self.tokenizer = tokenizer
         self.scheduler = scheduler
         self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
@@ -183,59 +148,112 @@ class Backbone:
         if self.height % self.vae_scale or self.width % self.vae_scale:
             raise BadInput(f"height and width must be multiples of {self.vae_scale}, got {self.height}x{self.width}")
         if frames < 2:
-            raise BadInput(f"the window must hold at least 2 frames, got {frames}")
+            raise BadInput(f"the window must hold at least 2 frames, got {frames}", "window")
         self.frames = frames
-        self.decode_chunk = decode_chunk
+        self.vae_slice = vae_slice
         self.model_id = model_id
         self.revision = revision
+        self.format_source = "given"
+        self.truncated_prompts: dict[str, int] = {}  # prompt -> its length in tokens
         self._text_cache: dict[str, torch.Tensor] = {}
+
+    def _offload(self, mode: str) -> None:
+        """Weights stay on the CPU and move to the GPU only while a component runs, through
+        accelerate's hooks (as diffusers' enable_model_cpu_offload / enable_sequential_cpu_offload)."""
+        if self.device.type != "cuda":
+            raise BadInput("{option} needs a CUDA device (the weights move to it only while they run)", "offload")
+        from accelerate import cpu_offload, cpu_offload_with_hook
+
+        if mode == "sequential":
+            for module in (self.text_encoder, self.unet, self.vae):
+                cpu_offload(module, self.device)
+            return
+        hook = None
+        for module in (self.text_encoder, self.unet, self.vae):
+            _, hook = cpu_offload_with_hook(module, self.device, prev_module_hook=hook)
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(
         cls,
-        model: str = DEFAULT_MODEL,
-        device: str | None = "auto",
-        dtype: str = "fp32",
+        model: str | Path = DEFAULT_MODEL,
+        device: str | torch.device | None = "auto",
+        dtype: str | torch.dtype | None = None,
         frames: int | None = None,
         height: int | None = None,
         width: int | None = None,
         cache_dir: str | Path | None = None,
         revision: str | None = None,
         variant: str | None = None,
-        decode_chunk: int = 8,
+        download: bool = False,
+        offload: str = "none",
+        vae_slice: int = 8,
+        vae_tiling: bool = False,
+        attention_slicing: bool = False,
+        forward_chunking: int | None = None,
+        compile: bool = False,
     ) -> Backbone:
-        if dtype not in DTYPES:
-            raise BadInput(f"unknown dtype {dtype!r} (use one of {', '.join(DTYPES)})")
+        """Load a checkpoint: 'shapes' (embedded), a diffusers folder, or a hub id from the local
+        cache (downloaded only with `download=True`). Window, height and width default to the
+        checkpoint's native format (read from its files; `frames`/`height`/`width` override)."""
         torch_device = pick_device(device)
-        if torch_device.type == "cpu" and dtype == "fp16":
-            raise BadInput("fp16 is not supported on the CPU; use fp32 or bf16")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        folder, resolved_rev = resolve_checkpoint(model, cache_dir, revision)
-        check_checkpoint(folder)
-        fmt = native_format(folder, model)
-        torch_dtype = DTYPES[dtype]
-        kwargs = {"variant": variant} if variant else {}
-        quiet_library_logs()
+        torch_dtype = parse_dtype(dtype, torch_device)
+        info = inspect_checkpoint(str(model), cache_dir=cache_dir, revision=revision, variant=variant, download=download)
+        kwargs: dict[str, Any] = {"local_files_only": True}
         try:
-            unet = UNet3DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=torch_dtype, **kwargs)
-            vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32, **kwargs)
-            text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", dtype=torch_dtype, **kwargs)
-            tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
-            scheduler = DDIMScheduler.from_pretrained(folder, subfolder="scheduler")
-        except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
-            raise BadInput(f"could not load the checkpoint at {folder}: {str(exc).splitlines()[0]}") from exc
-        return cls(
+            with quiet_loading():
+                unet = UNet3DConditionModel.from_pretrained(
+                    info.folder, subfolder="unet", torch_dtype=torch_dtype, variant=info.variants["unet"], **kwargs)
+                vae = AutoencoderKL.from_pretrained(
+                    info.folder, subfolder="vae", torch_dtype=torch.float32, variant=info.variants["vae"], **kwargs)
+                text_encoder = CLIPTextModel.from_pretrained(
+                    info.folder / "text_encoder", dtype=torch_dtype, variant=info.variants["text_encoder"], **kwargs)
+                tokenizer = CLIPTokenizer.from_pretrained(info.folder / "tokenizer", **kwargs)
+                scheduler = DDIMScheduler.from_pretrained(info.folder, subfolder="scheduler", **kwargs)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BadInput(f"could not load the checkpoint at {info.folder}: {first}") from exc
+        backbone = cls(
             unet, vae, text_encoder, tokenizer, scheduler,
-            frames=frames or fmt.frames,
-            height=height or fmt.height,
-            width=width or fmt.width,
-            device=torch_device,
-            dtype=torch_dtype,
-            decode_chunk=decode_chunk,
-            model_id=model,
-            revision=resolved_rev,
+            frames=frames or info.frames, height=height or info.height, width=width or info.width,
+            device=torch_device, dtype=torch_dtype, vae_slice=vae_slice, model_id=info.model_id,
+            revision=info.revision, offload=offload,
         )
+        backbone.configure(vae_tiling=vae_tiling, attention_slicing=attention_slicing,
+                           forward_chunking=forward_chunking, compile=compile)
+        backbone.format_source = info.format_source
+        return backbone
+
+    @classmethod
+    def from_pipeline(cls, pipe: Any, frames: int | None = None, height: int | None = None, width: int | None = None,
+                      device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+                      model_id: str | None = None) -> Backbone:
+        """A backbone on the components of an already loaded diffusers pipeline (e.g. a
+        `TextToVideoSDPipeline`); the pipeline's own weights are used, not copied. The scheduler
+        is driven as DDIM with the pipeline scheduler's config."""
+        missing = [n for n in ("unet", "vae", "text_encoder", "tokenizer", "scheduler") if getattr(pipe, n, None) is None]
+        if missing:
+            raise BadInput(f"the pipeline has no {', '.join(missing)}: vidzero needs a UNet3D text-to-video pipeline")
+        if not isinstance(pipe.unet, UNet3DConditionModel):
+            raise BadInput(f"the pipeline's UNet is a {type(pipe.unet).__name__}, not a UNet3DConditionModel")
+        torch_device = pick_device(device) if device is not None else pipe.unet.device
+        torch_dtype = parse_dtype(dtype, torch_device) if dtype is not None else pipe.unet.dtype
+        scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+        name = model_id or getattr(pipe, "name_or_path", None) or getattr(pipe.config, "_name_or_path", None) or "<pipeline>"
+        return cls(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, scheduler, frames=frames or DEFAULT_FRAMES,
+                   height=height, width=width, device=torch_device, dtype=torch_dtype, model_id=str(name))
+
+    def configure(self, vae_tiling: bool = False, attention_slicing: bool = False, forward_chunking: int | None = None,
+                  compile: bool = False) -> None:
+        """Memory and speed switches, each as diffusers offers it."""
+        if vae_tiling:
+            self.vae.enable_tiling()
+        if attention_slicing:
+            self.unet.set_attention_slice("auto")
+        if forward_chunking:
+            self.unet.enable_forward_chunking(chunk_size=forward_chunking, dim=1)
+        if compile:
+            self.unet.compile()  # in place: the module keeps its type and config
 
     # ------------------------------------------------------------------ verbs
     @property
@@ -246,38 +264,43 @@ class Backbone:
     def encode_text(self, prompt: str) -> torch.Tensor:
         """(1, tokens, width) embeddings of `prompt`; "" is the unconditional branch."""
         if prompt not in self._text_cache:
-            tok = self.tokenizer(
-                prompt, padding="max_length", max_length=self.tokenizer.model_max_length,
-                truncation=True, return_tensors="pt",
-            )
+            limit = self.tokenizer.model_max_length
+            length = len(self.tokenizer(prompt, truncation=False).input_ids)
+            if length > limit:
+                self.truncated_prompts[prompt] = length
+                warnings.warn(f"the prompt is {length} tokens long; the text encoder reads the first {limit}: "
+                              f"{prompt[:60]!r}...", PromptTruncatedWarning, stacklevel=2)
+            tok = self.tokenizer(prompt, padding="max_length", max_length=limit, truncation=True, return_tensors="pt")
             mask = None
             if getattr(self.text_encoder.config, "use_attention_mask", False):
                 mask = tok.attention_mask.to(self.device)
             emb = self.text_encoder(tok.input_ids.to(self.device), attention_mask=mask)[0]
-            self._text_cache[prompt] = emb.to(self.dtype)
+            self._text_cache[prompt] = emb.to(self.device, self.dtype)
         return self._text_cache[prompt]
 
     @torch.no_grad()
     def encode_frames(self, pixels: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) pixels in [-1, 1] -> (N, C, h, w) fp32 latents (posterior mean x scale)."""
         out = []
-        for chunk in pixels.split(self.decode_chunk):
+        for chunk in pixels.split(self.vae_slice):
             dist = self.vae.encode(chunk.to(self.device, torch.float32)).latent_dist
             out.append(dist.mean * self.vae.config.scaling_factor)
         return torch.cat(out)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """(N, C, h, w) latents -> (N, 3, H, W) pixels in [-1, 1], `decode_chunk` frames at a time."""
+        """(N, C, h, w) latents -> (N, 3, H, W) pixels in [-1, 1], `vae_slice` frames at a time."""
         out = []
-        for chunk in latents.split(self.decode_chunk):
+        for chunk in latents.split(self.vae_slice):
             z = chunk.to(self.device, torch.float32) / self.vae.config.scaling_factor
             out.append(self.vae.decode(z).sample.clamp(-1, 1))
         return torch.cat(out)
 
     @torch.no_grad()
-    def guided_eps(self, z: torch.Tensor, t: int | torch.Tensor, prompt: str, guidance: float, negative_prompt: str = "") -> torch.Tensor:
-        """Classifier-free-guided epsilon for a window z of shape (B, C, F, h, w), fp32."""
+    def guided_eps(self, z: torch.Tensor, t: int | torch.Tensor, prompt: str, guidance: float,
+                   negative_prompt: str = "", return_uncond: bool = False) -> Any:
+        """Classifier-free-guided epsilon for a window z of shape (B, C, F, h, w), fp32; with
+        `return_uncond`, also the unconditional prediction (None when guidance <= 1 skips it)."""
         cond = self.encode_text(prompt)
         batch = z.shape[0]
         z_in = self.scheduler.scale_model_input(z, t).to(self.dtype)
@@ -286,11 +309,13 @@ class Backbone:
             emb = torch.cat([uncond.expand(batch, -1, -1), cond.expand(batch, -1, -1)])
             eps = self.unet(torch.cat([z_in, z_in]), t, encoder_hidden_states=emb).sample.float()
             eps_uncond, eps_cond = eps.chunk(2)
-            return eps_uncond + guidance * (eps_cond - eps_uncond)
-        return self.unet(z_in, t, encoder_hidden_states=cond.expand(batch, -1, -1)).sample.float()
+            guided = eps_uncond + guidance * (eps_cond - eps_uncond)
+            return (guided, eps_uncond) if return_uncond else guided
+        eps = self.unet(z_in, t, encoder_hidden_states=cond.expand(batch, -1, -1)).sample.float()
+        return (eps, None) if return_uncond else eps
 
     def describe(self) -> dict:
-        """Components, sizes and native window, for `vidzero info`."""
+        """Components, sizes and native window of the loaded backbone."""
         def params(m: torch.nn.Module) -> int:
             return sum(p.numel() for p in m.parameters())
 
@@ -307,9 +332,9 @@ class Backbone:
             "vae_parameters": params(self.vae),
             "text_encoder_parameters": params(self.text_encoder),
             "text_tokens": self.tokenizer.model_max_length,
-            "text_width": self.text_encoder.config.hidden_size,
-            "scheduler": {k: self.scheduler.config[k] for k in ("beta_schedule", "beta_start", "beta_end", "prediction_type", "steps_offset", "set_alpha_to_one", "timestep_spacing")},
-            "attention": sorted({type(p).__name__ for p in self.unet.attn_processors.values()}),
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
+            "vae_dtype": "float32",
+            "offload": self.offload,
         }
+

@@ -1,24 +1,33 @@
 """The `vidzero` command line: thin, it parses, calls the Python API and shows progress.
 
-Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 internal error
-(one line; set VIDZERO_DEBUG=1 for the traceback).
+The run options are not written out here: every flag of a generating command is built from a
+field of `vidzero.options.RunOptions` (name, type, default, help), so the CLI and the Python API
+cannot drift apart, and both validate through `RunOptions.check`.
+
+Exit codes: 0 success; 2 a problem with the user's input, environment or files (one line on
+stderr, no traceback, nothing written); 130 interrupted (one line: what was kept and how to
+resume); 1 a defect of vidzero (one line; VIDZERO_DEBUG=1 shows the traceback).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import inspect
 import json
 import os
+import shlex
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from vidzero.errors import BadInput
+from vidzero.errors import BadInput, StopRun
+from vidzero.options import RunOptions, python_fields
 
 app = typer.Typer(
     name="vidzero",
@@ -26,224 +35,191 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-err = Console(stderr=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-# ---------------------------------------------------------------- shared options
-Model = Annotated[str, typer.Option("--model", "-m", help="Checkpoint: 'shapes' (embedded), a diffusers folder, or a hub id in the local cache.")]
-Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
-Dtype = Annotated[str, typer.Option(help="UNet/text-encoder precision: fp32, fp16 (GPU) or bf16; the VAE stays fp32.")]
-Steps = Annotated[int, typer.Option(help="DDIM steps per window.")]
-Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale w.")]
-Seed = Annotated[int, typer.Option(help="Run seed; every window's seed derives from it (recorded in the manifest).")]
-Eta = Annotated[float, typer.Option(help="DDIM eta (0: deterministic DDIM).")]
-Queue = Annotated[str, typer.Option(help="Queue generated frames as 'pixel' (release: decode, re-encode) or 'latent'.")]
-Init = Annotated[str, typer.Option(help="New-slot init: 'inversion' (DDPM inversion of the nearest known frame) or 'random'.")]
-PerWindow = Annotated[int, typer.Option("--new-per-window", help="Frames generated per sampling run (1: the paper's; k: k times fewer UNet calls). For infill, 4 was also more accurate on the shapes bench (docs/tasks.md).")]
-Fps = Annotated[float, typer.Option(help="Frame rate of the output.")]
-Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
-Output = Annotated[Path, typer.Option("--output", "-o", help="Output: .mp4, .webm, .gif, or a folder name for PNG frames.")]
-Negative = Annotated[str, typer.Option(help="Negative prompt (the unconditional branch); default empty, as the release.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-Window = Annotated[int | None, typer.Option(help="Frames per window (default: the checkpoint's native length, e.g. 16 ModelScope, 24 zeroscope).")]
-Height = Annotated[int | None, typer.Option(help="Frame height in pixels (default: the checkpoint's).")]
-Width = Annotated[int | None, typer.Option(help="Frame width in pixels (default: the checkpoint's).")]
-PromptAt = Annotated[list[str] | None, typer.Option("--prompt-at", help="N=TEXT: from frame N on, use this prompt (a schedule). Repeatable.")]
-Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from OUTPUT's saved state (same parameters).")]
-Deflick = Annotated[bool, typer.Option("--deflicker", help="Deflicker the frames before writing (known frames are kept as anchors).")]
+# RunOptions' annotations (strings, under `from __future__ import annotations`) -> CLI types
+CLI_TYPES: dict[str, Any] = {"str": str, "int": int, "float": float, "bool": bool, "str | None": str | None,
+                             "int | None": int | None, "float | None": float | None, "Path | None": Path | None,
+                             "Any": str | None}
 
 
-class RichProgress:
-    """Two bars: frames (windows) of the video and DDIM steps of the current window."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.jobs = progress.add_task("windows", total=None)
-        self.steps = progress.add_task("steps", total=None)
-
-    def job(self, done: int, total: int) -> None:
-        self.progress.update(self.jobs, completed=done, total=total)
-        self.progress.reset(self.steps)
-
-    def step(self, done: int, total: int) -> None:
-        self.progress.update(self.steps, completed=done, total=total)
+# ---------------------------------------------------------------- errors and interrupts
+class Interrupted(Exception):
+    pass
 
 
-def progress_bars(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-        console=err, disable=quiet, transient=False,
-    )
+_current_output: list[Path] = []  # the output being written, for the interrupt message
+
+
+def interrupted_message() -> str:
+    if _current_output:
+        from vidzero.runstate import state_paths
+
+        state, partial = state_paths(_current_output[-1])
+        if state.exists() and partial.exists():
+            argv = [a for a in sys.argv[1:] if a != "--resume"]
+            command = shlex.join(["vidzero", *argv, "--resume"])
+            return f"interrupted; the frames made so far are kept in {partial.name}: continue with  {command}"
+    return "interrupted; nothing was written"
 
 
 def run_cli(body: Callable[[], None]) -> None:
     """Map errors to exit codes and one-line messages."""
+    from vidzero.outputs import ENVIRONMENT_ERRNOS
+
     try:
-        body()
+        with warnings.catch_warnings():
+            warnings.showwarning = lambda message, *args, **kwargs: err.print(f"[yellow]warning:[/yellow] {message}")
+            body()
     except BadInput as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {exc.for_cli()}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        err.print("interrupted; no output was written")
+        err.print(interrupted_message())
+        raise typer.Exit(130) from None
+    except StopRun as exc:
+        err.print(f"stopped: {exc}")
         raise typer.Exit(130) from None
     except typer.Exit:
         raise
+    except OSError as exc:
+        if exc.errno in ENVIRONMENT_ERRNOS and not os.environ.get("VIDZERO_DEBUG"):
+            where = f" ({exc.filename})" if exc.filename else ""
+            err.print(f"[red]error:[/red] {ENVIRONMENT_ERRNOS[exc.errno]}{where}")
+            raise typer.Exit(2) from None
+        internal(exc)
+    except MemoryError as exc:
+        err.print("[red]error:[/red] out of memory: fewer frames per window (--window), --vae-slice 1, or "
+                  "--offload model on a GPU")
+        raise typer.Exit(2) from exc
     except Exception as exc:
-        if os.environ.get("VIDZERO_DEBUG"):
-            raise
-        err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set VIDZERO_DEBUG=1 for the traceback)", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch here
+            err.print("[red]error:[/red] the GPU ran out of memory: try --offload model, --attention-slicing, "
+                      "--forward-chunking 1 or --vae-slice 1")
+            raise typer.Exit(2) from None
+        internal(exc)
 
 
-def save_run(make_run: Callable[..., object], output: Path, force: bool, quiet: bool, resume: bool = False, **kwargs) -> None:
-    from vidzero.io import check_output, sidecar_paths
+def internal(exc: BaseException) -> None:
+    if os.environ.get("VIDZERO_DEBUG"):
+        raise exc
+    err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set VIDZERO_DEBUG=1 for the traceback)")
+    raise typer.Exit(1) from None
 
-    check_output(output, force)  # fail before loading a model
-    with err.status("loading the model and inputs", spinner="dots") if not quiet else contextlib.nullcontext():
-        run = make_run(**kwargs)  # bad input fails here, before any progress bar is drawn
-    with progress_bars(quiet) as bars:
-        run.progress = RichProgress(bars)
-        path = run.save(output, force=force, resume=resume)
-    manifest, sheet = sidecar_paths(path)
+
+# ---------------------------------------------------------------- options from RunOptions
+def run_option_params(defaults: dict[str, Any] | None = None, skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+    """One keyword parameter per CLI-visible RunOptions field, typer-annotated."""
+    defaults = defaults or {}
+    params = []
+    for f in dataclasses.fields(RunOptions):
+        if not f.metadata.get("cli", True) or f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = CLI_TYPES[str(f.type)]
+        names = [flag, "-m"] if f.name == "model" else [flag]
+        info = typer.Option(*names, help=f.metadata["help"], metavar=f.metadata.get("metavar"), show_default=True,
+                            rich_help_panel="Run options")
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(f.name, f.default),
+                                        annotation=Annotated[kind, info]))
+    return params
+
+
+def cli_command(name: str, params: list[inspect.Parameter], epilog: str, help_text: str, run_options: bool = True,
+                defaults: dict[str, Any] | None = None, skip: tuple[str, ...] = ()) -> Callable:
+    """Register `body(**values)` as command `name`, with `params` plus the run options."""
+
+    def register(body: Callable[..., None]) -> Callable[..., None]:
+        all_params = list(params) + (run_option_params(defaults, skip) if run_options else [])
+
+        def command(**values: Any) -> None:
+            run_cli(lambda: body(**values))
+
+        command.__signature__ = inspect.Signature(sorted(all_params, key=lambda p: p.kind))
+        command.__annotations__ = {p.name: p.annotation for p in all_params}
+        command.__name__ = name.replace("-", "_")
+        command.__doc__ = help_text
+        app.command(name=name, epilog=epilog)(command)
+        return body
+
+    return register
+
+
+def arg(name: str, kind: Any, help_text: str, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    info = typer.Argument(help=help_text, show_default=False)
+    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                             annotation=Annotated[kind, info])
+
+
+def flag(name: str, kind: Any, help_text: str, default: Any = None, names: tuple[str, ...] = (),
+         metavar: str | None = None) -> inspect.Parameter:
+    info = typer.Option(*(names or ("--" + name.replace("_", "-"),)), help=help_text, metavar=metavar)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, info])
+
+
+OUTPUT = flag("output", Path | None, "Output: .mp4, .webm, .gif, or a folder name for PNG frames.",
+              names=("--output", "-o"))
+SAVING = [
+    flag("force", bool, "Replace a previous vidzero output of the same name (never a file vidzero did not write).",
+         False),
+    flag("resume", bool, "Continue an interrupted run from OUTPUT's saved state (same parameters).", False),
+    flag("quiet", bool, "No progress display.", False, names=("--quiet", "-q")),
+    flag("dry_run", bool, "Print the plan, its cost and an estimated time and memory, then exit without writing.",
+         False),
+]
+FRAMES_HELP = "Length in frames."
+PROMPT_AT = flag("prompt_at", list[str] | None, "N=TEXT: from frame N on, use this prompt (a schedule). Repeatable.",
+                 metavar="N=TEXT")
+
+
+def run_kwargs(values: dict[str, Any]) -> dict[str, Any]:
+    """The RunOptions part of a command's values, with progress following --quiet."""
+    names = {f.name for f in python_fields()}
+    out = {k: v for k, v in values.items() if k in names}
+    out["progress"] = not values.get("quiet", False)
+    return out
+
+
+def save_run(make_run: Callable[..., Any], values: dict[str, Any], **task_args: Any) -> None:
+    """Plan the run (bad input fails here, before any model loads where possible), then save it."""
+    output = values.get("output")
+    if output is None:
+        raise BadInput("give {option}", "output")
+    from vidzero.io import check_codec
+    from vidzero.outputs import check_destination, output_kind
+
+    check_destination(output)  # before loading a model
+    check_codec(output_kind(output), values.get("codec"), values.get("crf"))
+    kwargs = run_kwargs(values)
+    if values.get("dry_run"):
+        from vidzero.planner import dry_run
+
+        err.print(dry_run(make_run, task_args, kwargs))
+        return
+    quiet = values.get("quiet", False)
+    spinner = err.status("loading the model and inputs", spinner="dots") if not quiet and err.is_terminal else None
+    with spinner or contextlib.nullcontext():
+        run = make_run(**task_args, **kwargs)
+    _current_output.append(Path(output))
+    path = run.save(output, force=values["force"], resume=values["resume"])
+    if run.complete_already:
+        err.print(f"{path} is complete already: nothing to resume")
+        return
     stats = run.engine.stats
-    err.print(
-        f"wrote {path} ({run.length} frames, {stats.cfg_evaluations} CFG evaluations, {stats.seconds:.1f} s); "
-        f"manifest {manifest.name}, contact sheet {sheet.name}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    err.print(f"wrote {path} ({run.length - run.first_output} frames, {stats.cfg_evaluations} guided evaluations, "
+              f"{stats.seconds:.1f} s); sidecars {path.name}.manifest.json, {path.name}.contact.png")
 
 
-# ---------------------------------------------------------------- commands
-@app.command(epilog="Example: vidzero generate 'a red circle moving right' -o circle.mp4 --frames 32")
-def generate(
-    prompt: Annotated[str, typer.Argument(help="What the video shows.")],
-    output: Output,
-    frames: Annotated[int | None, typer.Option(help="Length (default: the model's window).")] = None,
-    steps: Steps = 10,
-    resample: Annotated[int, typer.Option(help="Resampling iterations U per step (only matters past the first window).")] = 0,
-    guidance: Guidance = 9.0,
-    seed: Seed = 0,
-    eta: Eta = 0.0,
-    new_per_window: PerWindow = 1,
-    queue: Queue = "pixel",
-    negative_prompt: Negative = "",
-    fps: Fps = 8.0,
-    model: Model = "shapes",
-    device: Device = "auto",
-    dtype: Dtype = "fp32",
-    window: Window = None,
-    height: Height = None,
-    width: Width = None,
-    deflicker: Deflick = False,
-    resume: Resume = False,
-    force: Force = False,
-    quiet: Quiet = False,
-) -> None:
-    """Plain text-to-video (no known frames): the reference the other tasks are measured against."""
-    from vidzero.tasks.generate import generate as task
+# ---------------------------------------------------------------- parsing helpers
+def parse_position(text: str, sep: str, option: str, value_name: str = "PATH") -> tuple[int, str]:
+    pos, found, value = text.partition(sep)
+    import re
 
-    run_cli(lambda: save_run(
-        task, output, force, quiet, resume, prompt=prompt, frames=frames, steps=steps, resample=resample, guidance=guidance,
-        seed=seed, eta=eta, new_per_window=new_per_window, queue=queue, negative_prompt=negative_prompt, fps=fps, model=model,
-        device=device, dtype=dtype, deflicker=deflicker, window=window, height=height, width=width,
-    ))
-
-
-@app.command(epilog="Examples:\n\n  vidzero extend cat.png 'a cat turning its head' -o cat.mp4\n\n  vidzero extend start.png 'a red circle moving right' -o long.mp4 --frames 128")
-def extend(
-    image: Annotated[str | None, typer.Argument(help="The first frame (PNG, JPEG, ...); centre-cropped and resized to the model's size.")] = None,
-    prompt: Annotated[str | None, typer.Argument(help="What happens next.")] = None,
-    output: Output = None,
-    from_state: Annotated[Path | None, typer.Option("--from", help="Continue a finished run from its OUT.state.pt (then only PROMPT is given, optionally).")] = None,
-    frames: Annotated[int | None, typer.Option(help="Total length including the image (default: the model's window, 1 + 15 on ModelScope). 128+ for long video.")] = None,
-    steps: Steps = 10,
-    resample: Annotated[int, typer.Option(help="Resampling iterations U per DDIM step.")] = 4,
-    guidance: Guidance = 9.0,
-    seed: Annotated[int | None, typer.Option(help="Run seed (default 0; with --from, the finished run's).")] = None,
-    eta: Eta = 0.0,
-    init: Init = "inversion",
-    new_per_window: PerWindow = 1,
-    queue: Annotated[str | None, typer.Option(help="'pixel' (release, default) or 'latent' queue; with --from, the finished run's.")] = None,
-    negative_prompt: Negative = "",
-    fps: Annotated[float | None, typer.Option(help="Output frame rate (default 8; with --from, the finished run's).")] = None,
-    model: Model = "shapes",
-    device: Device = "auto",
-    dtype: Dtype = "fp32",
-    window: Window = None,
-    height: Height = None,
-    width: Width = None,
-    prompt_at: PromptAt = None,
-    deflicker: Deflick = False,
-    resume: Resume = False,
-    force: Force = False,
-    quiet: Quiet = False,
-) -> None:
-    """Image-to-video, and long video by repeat-and-slide (frames stream to the output as they are made)."""
-    from vidzero.tasks.extend import extend as task
-    from vidzero.tasks.extend import extend_from
-
-    def body() -> None:
-        if output is None:
-            raise BadInput("give --output / -o")
-        common = dict(steps=steps, resample=resample, guidance=guidance, eta=eta, init=init, new_per_window=new_per_window, negative_prompt=negative_prompt,
-                      model=model, device=device, dtype=dtype, deflicker=deflicker, window=window, height=height, width=width)
-        given = {k: v for k, v in dict(seed=seed, queue=queue, fps=fps).items() if v is not None}
-        if from_state is not None:  # seed, queue and fps default to the finished run's
-            if image is not None and prompt is not None:
-                raise BadInput("with --from give at most a PROMPT (the frames come from the state)")
-            save_run(extend_from, output, force, quiet, resume, state=from_state, prompt=prompt or image, frames=frames,
-                     **common, **given)
-            return
-        if image is None or prompt is None:
-            raise BadInput("give IMAGE and PROMPT (or --from STATE)")
-        save_run(task, output, force, quiet, resume, image=Path(image), prompt=with_schedule(prompt, prompt_at),
-                 frames=frames, **common, **given)
-
-    run_cli(body)
-
-
-@app.command(epilog="Example: vidzero predict clip.mp4 'the ball keeps rolling' -o more.mp4 --frames 32")
-def predict(
-    clip: Annotated[Path, typer.Argument(help="The real clip to continue (video file or folder of frames).")],
-    prompt: Annotated[str, typer.Argument(help="What happens next.")],
-    output: Output,
-    frames: Annotated[int, typer.Option(help="Number of new frames.")] = 15,
-    from_frame: Annotated[int, typer.Option(help="First frame of the part of the clip to continue from.")] = 0,
-    to_frame: Annotated[int | None, typer.Option(help="End (exclusive) of that part (default: the clip's end).")] = None,
-    new_only: Annotated[bool, typer.Option("--new-only", help="Write only the new frames, not the context.")] = False,
-    steps: Steps = 10,
-    resample: Annotated[int, typer.Option(help="Resampling iterations U per DDIM step.")] = 4,
-    guidance: Guidance = 9.0,
-    seed: Seed = 0,
-    eta: Eta = 0.0,
-    init: Init = "inversion",
-    new_per_window: PerWindow = 1,
-    queue: Queue = "pixel",
-    negative_prompt: Negative = "",
-    fps: Annotated[float | None, typer.Option(help="Output frame rate (default: the clip's).")] = None,
-    model: Model = "shapes",
-    device: Device = "auto",
-    dtype: Dtype = "fp32",
-    window: Window = None,
-    height: Height = None,
-    width: Width = None,
-    deflicker: Deflick = False,
-    resume: Resume = False,
-    force: Force = False,
-    quiet: Quiet = False,
-) -> None:
-    """Continue a real clip: its last window-1 frames are the known prefix, then repeat-and-slide."""
-    from vidzero.tasks.predict import predict as task
-
-    extra = {"fps": fps} if fps is not None else {}
-    run_cli(lambda: save_run(
-        task, output, force, quiet, resume, clip=clip, prompt=prompt, frames=frames, from_frame=from_frame, to_frame=to_frame,
-        new_only=new_only, steps=steps, resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, new_per_window=new_per_window, queue=queue,
-        negative_prompt=negative_prompt, model=model, device=device, dtype=dtype, deflicker=deflicker, window=window,
-        height=height, width=width, **extra,
-    ))
+    if not found or not re.fullmatch(r"\s*[0-9]+\s*", pos) or not value.strip():
+        raise BadInput(f"{{option}} {text!r} should look like N{sep}{value_name} (N a frame number)", option)
+    return int(pos), value
 
 
 def with_schedule(prompt: str, prompt_at: list[str] | None) -> str | dict[int, str]:
@@ -251,145 +227,180 @@ def with_schedule(prompt: str, prompt_at: list[str] | None) -> str | dict[int, s
         return prompt
     table = {0: prompt}
     for item in prompt_at:
-        frame, text = parse_position(item, "=", "--prompt-at", "TEXT")
+        frame, text = parse_position(item, "=", "prompt_schedule", "TEXT")
+        if frame in table:
+            raise BadInput(f"{{option}}: frame {frame} is given twice", "prompt_schedule")
         table[frame] = text
     return table
 
 
-def parse_position(text: str, sep: str, what: str, value_name: str = "PATH") -> tuple[int, str]:
-    pos, found, value = text.partition(sep)
-    if not found or not pos.strip().lstrip("-").isdigit() or not value:
-        raise BadInput(f"{what} {text!r} should look like N{sep}{value_name}")
-    return int(pos), value
+# ---------------------------------------------------------------- commands
+@cli_command("generate", [arg("prompt", str, "What the video shows."), OUTPUT,
+                          flag("frames", int | None, "Length (default: the model's window).", metavar="N"), PROMPT_AT,
+                          *SAVING],
+             "Example: vidzero generate 'a red circle moving right' -o circle.mp4 --frames 32",
+             "Plain text-to-video (no known frames): the reference the other tasks are measured against.")
+def generate(**v: Any) -> None:
+    from vidzero.tasks.generate import generate as task
+
+    save_run(task, v, prompt=with_schedule(v["prompt"], v["prompt_at"]), frames=v["frames"])
 
 
-@app.command(
-    epilog="Examples:\n\n  vidzero infill start.png end.png 'a red circle moving right' -o mid.mp4 --frames 16\n\n"
-    "  vidzero infill 'a red circle moving right' -o t.mp4 --frames 41 --key 0=a.png --key 20=b.png --key 40=c.png"
-)
-def infill(
-    args: Annotated[list[str], typer.Argument(help="[START END] PROMPT: two images for the ends, or only the prompt with --key/--clip.")],
-    output: Output,
-    frames: Annotated[int, typer.Option(help="Total length of the timeline.")] = 16,
-    key: Annotated[list[str] | None, typer.Option("--key", help="N=IMAGE: a known frame at position N. Repeatable.")] = None,
-    clip: Annotated[list[str] | None, typer.Option("--clip", help="N:VIDEO: a real clip placed from position N. Repeatable.")] = None,
-    order: Annotated[str, typer.Option(help="Fill gaps 'inward' (from both ends) or 'forward' (left to right).")] = "inward",
-    steps: Steps = 10,
-    resample: Annotated[int, typer.Option(help="Resampling iterations U per DDIM step.")] = 4,
-    guidance: Guidance = 9.0,
-    seed: Seed = 0,
-    eta: Eta = 0.0,
-    init: Init = "inversion",
-    new_per_window: PerWindow = 1,
-    queue: Queue = "pixel",
-    negative_prompt: Negative = "",
-    fps: Fps = 8.0,
-    model: Model = "shapes",
-    device: Device = "auto",
-    dtype: Dtype = "fp32",
-    window: Window = None,
-    height: Height = None,
-    width: Width = None,
-    prompt_at: PromptAt = None,
-    deflicker: Deflick = False,
-    resume: Resume = False,
-    force: Force = False,
-    quiet: Quiet = False,
-) -> None:
-    """Fill the frames between known frames (two ends, keyframes, placed clips) zero-shot."""
+@cli_command("extend", [arg("image", str | None, "The first frame (PNG, JPEG, ...); centre-cropped and resized to the "
+                            "model's size.", None),
+                        arg("prompt", str | None, "What happens next.", None), OUTPUT,
+                        flag("from_state", Path | None, "Continue a finished run from its OUT.state.safetensors "
+                             "(then give only PROMPT, optionally).", names=("--from",), metavar="STATE"),
+                        flag("frames", int | None, "Total length including the image (default: the model's window); "
+                             "with --from, the number of new frames.", metavar="N"),
+                        flag("loop", bool, "Make the last frame lead seamlessly back into the first.", False),
+                        PROMPT_AT, *SAVING],
+             "Examples:\n\n  vidzero extend cat.png 'a cat turning its head' -o cat.mp4\n\n"
+             "  vidzero extend start.png 'a red circle moving right' -o long.mp4 --frames 128",
+             "Image-to-video, and long video by repeat-and-slide (frames stream to the output as they are made).")
+def extend(**v: Any) -> None:
+    from vidzero.tasks.extend import extend as task
+    from vidzero.tasks.extend import extend_from
 
-    def body() -> None:
-        from vidzero.tasks.infill import Keyframes
-        from vidzero.tasks.infill import infill as task
-
-        if len(args) not in (1, 3):
-            raise BadInput("give START END PROMPT, or PROMPT with --key/--clip")
-        *ends, prompt = args
-        keys = dict(parse_position(k, "=", "--key") for k in key or [])
-        if ends:
-            for position, image in ((0, ends[0]), (frames - 1, ends[1])):
-                if position in keys:
-                    raise BadInput(f"two keys at frame {position}")
-                keys[position] = image
-        clips = dict(parse_position(c, ":", "--clip") for c in clip or [])
-        if len(keys) != len(key or []) + len(ends) or len(clips) != len(clip or []):
-            raise BadInput("two keys or clips at the same position")
-        if not keys and not clips:
-            raise BadInput("no known frames: give START END images, --key or --clip")
-        save_run(
-            task, output, force, quiet, resume, timeline=Keyframes(frames, keys, clips), prompt=with_schedule(prompt, prompt_at), order=order, steps=steps,
-            resample=resample, guidance=guidance, seed=seed, eta=eta, init=init, new_per_window=new_per_window, queue=queue, negative_prompt=negative_prompt,
-            fps=fps, model=model, device=device, dtype=dtype, deflicker=deflicker, window=window, height=height, width=width,
-        )
-
-    run_cli(body)
+    if v["from_state"] is not None:
+        if v["image"] is not None and v["prompt"] is not None:
+            raise BadInput("with --from give at most a PROMPT (the frames come from the state)")
+        save_run(extend_from, v, state=v["from_state"], prompt=v["prompt"] or v["image"], frames=v["frames"])
+        return
+    if v["image"] is None or v["prompt"] is None:
+        raise BadInput("give IMAGE and PROMPT (or --from STATE)")
+    extra = {"loop": True} if v["loop"] else {}
+    save_run(task, v, image=v["image"], prompt=with_schedule(v["prompt"], v["prompt_at"]), frames=v["frames"], **extra)
 
 
-@app.command(
-    name="deflicker",
-    epilog="Examples:\n\n  vidzero deflicker in.mp4 -o out.mp4 --anchor 0\n\n  vidzero deflicker in.mp4 --report-only",
-)
-def deflicker_command(
-    clip: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Deflickered video (.mp4, .webm, .gif or a folder).")] = None,
-    anchor: Annotated[list[int] | None, typer.Option("--anchor", help="Index of a known frame: kept unchanged, pulls its neighbours' colours. Repeatable.")] = None,
-    window: Annotated[int, typer.Option(help="Frames on each side for the temporal median of colour statistics.")] = 4,
-    temporal: Annotated[float, typer.Option(help="Weight of the flow-warped previous frame (0 turns it off).")] = 0.5,
-    flow: Annotated[str, typer.Option(help="Optical flow: dis, farneback or none.")] = "dis",
-    report_only: Annotated[bool, typer.Option("--report-only", help="Only measure: write CLIP.flicker.json and CLIP.flicker.png.")] = False,
-    force: Force = False,
-) -> None:
-    """Remove brightness/colour flicker and jitter from a clip; write a flicker report (JSON + plot)."""
+@cli_command("predict", [arg("clip", Path, "The real clip to continue (video file or folder of frames)."),
+                         arg("prompt", str, "What happens next."), OUTPUT,
+                         flag("frames", int, "Number of new frames.", 15, metavar="N"),
+                         flag("from_frame", int, "First frame of the part of the clip to continue from.", 0),
+                         flag("to_frame", int | None, "End (exclusive) of that part (default: the clip's end)."),
+                         flag("new_only", bool, "Write only the new frames, not the context.", False), *SAVING],
+             "Example: vidzero predict clip.mp4 'the ball keeps rolling' -o more.mp4 --frames 32",
+             "Continue a real clip: its last window-1 frames are the known prefix, then repeat-and-slide.",
+             defaults={"fps": None})
+def predict(**v: Any) -> None:
+    from vidzero.tasks.predict import predict as task
 
-    def body() -> None:
-        from vidzero.flicker import DeflickerSettings
-        from vidzero.tasks.deflicker import deflicker_clip, report_clip
-
-        if report_only:
-            r = report_clip(clip, force=force)
-            err.print(f"flicker index {r['flicker_index']:.4f}, colour {r['colour_flicker_index']:.4f}, warp error {r['warp_error']:.3f} ({r['frames']} frames)", soft_wrap=True)
-            return
-        if output is None:
-            raise BadInput("give --output (or --report-only)")
-        settings = DeflickerSettings(window=window, temporal=temporal, flow=flow)
-        with err.status("deflickering"):
-            summary = deflicker_clip(clip, output, anchor or [], settings, force=force)
-        err.print(
-            f"wrote {output}: flicker index {summary['input']['flicker_index']:.4f} -> {summary['output']['flicker_index']:.4f}, "
-            f"warp error {summary['input']['warp_error']:.3f} -> {summary['output']['warp_error']:.3f}",
-            soft_wrap=True,
-        )
-
-    run_cli(body)
+    if v["fps"] is None:
+        v["fps"] = RunOptions.fps  # the Python API then takes the clip's rate
+    save_run(task, v, clip=v["clip"], prompt=v["prompt"], frames=v["frames"], from_frame=v["from_frame"],
+             to_frame=v["to_frame"], new_only=v["new_only"])
 
 
-@app.command(epilog="Example: vidzero info shapes")
-def info(
-    model: Annotated[str, typer.Argument(help="'shapes', a diffusers folder, or a hub id in the local cache.")] = "shapes",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Show a checkpoint's components, sizes and native window."""
+@cli_command("infill", [arg("args", list[str], "[START END] PROMPT: two images for the ends, or only the prompt with "
+                            "--key/--clip."), OUTPUT,
+                        flag("frames", int, "Total length of the timeline.", 16, metavar="N"),
+                        flag("key", list[str] | None, "N=IMAGE: a known frame at position N. Repeatable.",
+                             metavar="N=IMAGE"),
+                        flag("clip", list[str] | None, "N:VIDEO: a real clip placed from position N. Repeatable.",
+                             metavar="N:VIDEO"),
+                        flag("order", str, "Fill gaps 'inward' (from both ends) or 'forward' (left to right).",
+                             "inward"),
+                        flag("loop", bool, "Treat the timeline as a circle: the last frame leads into the first.",
+                             False),
+                        PROMPT_AT, *SAVING],
+             "Examples:\n\n  vidzero infill start.png end.png 'a red circle moving right' -o mid.mp4 --frames 16\n\n"
+             "  vidzero infill 'a red circle moving right' -o t.mp4 --frames 41 --key 0=a.png --key 20=b.png",
+             "Fill the frames between known frames (two ends, keyframes, placed clips) zero-shot.")
+def infill(**v: Any) -> None:
+    from vidzero.tasks.infill import Keyframes
+    from vidzero.tasks.infill import infill as task
 
-    def body() -> None:
-        from vidzero.backbone import Backbone
+    args = v["args"]
+    if len(args) not in (1, 3):
+        raise BadInput("give START END PROMPT, or PROMPT with --key/--clip")
+    *ends, prompt = args
+    frames = v["frames"]
+    if frames < 2:
+        raise BadInput(f"{{option}} must be at least 2, got {frames}", "frames")
+    keys: dict[int, str] = {}
+    for item in v["key"] or []:
+        pos, image = parse_position(item, "=", "keys")
+        if pos in keys:
+            raise BadInput(f"{{option}}: two keys at frame {pos}", "keys")
+        keys[pos] = image
+    for pos, image in zip((0, frames - 1), ends):
+        if pos in keys:
+            raise BadInput(f"{{option}} at frame {pos} and the {'START' if pos == 0 else 'END'} image: two keys at one frame",
+                           "keys")
+        keys[pos] = image
+    clips: dict[int, str] = {}
+    for item in v["clip"] or []:
+        pos, clip = parse_position(item, ":", "clips", "VIDEO")
+        if pos in clips:
+            raise BadInput(f"{{option}}: two clips at frame {pos}", "clips")
+        clips[pos] = clip
+    extra = {"loop": True} if v["loop"] else {}
+    save_run(task, v, timeline=Keyframes(frames, keys, clips), prompt=with_schedule(prompt, v["prompt_at"]),
+             order=v["order"], **extra)
 
-        desc = Backbone.load(model, device="cpu").describe()
-        if as_json:
-            typer.echo(json.dumps(desc, indent=2))
-            return
-        from rich.table import Table
 
-        table = Table(title=f"vidzero info {model}", show_header=False)
-        for key, value in desc.items():
-            table.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
-        Console().print(table)
+@cli_command("deflicker", [arg("clip", Path, "Video file or folder of frames."), OUTPUT,
+                           flag("anchor", list[int] | None, "Index of a known frame: kept unchanged, pulls its "
+                                "neighbours' colours. Repeatable."),
+                           flag("window", int, "Frames on each side for the temporal median of colour statistics.", 4),
+                           flag("temporal", float, "Weight of the flow-warped previous frame (0 turns it off).", 0.5),
+                           flag("flow", str, "Optical flow: dis, farneback or none.", "dis"),
+                           flag("report_only", bool, "Only measure: write CLIP.flicker.json and CLIP.flicker.png.",
+                                False),
+                           flag("force", bool, "Replace a previous vidzero output or report.", False)],
+             "Examples:\n\n  vidzero deflicker in.mp4 -o out.mp4 --anchor 0\n\n  vidzero deflicker in.mp4 --report-only",
+             "Remove brightness/colour flicker and jitter from a clip; write a flicker report (JSON + plot).",
+             run_options=False)
+def deflicker(**v: Any) -> None:
+    from vidzero.flicker import DeflickerSettings
+    from vidzero.tasks.deflicker import deflicker_clip, report_clip
 
-    run_cli(body)
+    if v["report_only"]:
+        r = report_clip(v["clip"], force=v["force"])
+        err.print(f"flicker index {r['flicker_index']:.4f}, colour {r['colour_flicker_index']:.4f}, "
+                  f"warp error {r['warp_error']:.3f} ({r['frames']} frames)")
+        return
+    if v["output"] is None:
+        raise BadInput("give {option} (or --report-only)", "output")
+    settings = DeflickerSettings(window=v["window"], temporal=v["temporal"], flow=v["flow"])
+    with err.status("deflickering") if err.is_terminal else contextlib.nullcontext():
+        summary = deflicker_clip(v["clip"], v["output"], v["anchor"] or [], settings, force=v["force"])
+    err.print(f"wrote {v['output']}: flicker index {summary['input']['flicker_index']:.4f} -> "
+              f"{summary['output']['flicker_index']:.4f}, warp error {summary['input']['warp_error']:.3f} -> "
+              f"{summary['output']['warp_error']:.3f}")
+
+
+@cli_command("info", [arg("model", str, "'shapes', a diffusers folder, or a hub id in the local cache.", "shapes"),
+                      flag("revision", str | None, "Hub revision in the cache."),
+                      flag("cache_dir", Path | None, "Hugging Face cache folder."),
+                      flag("variant", str | None, "Weight file variant (default: found from the files)."),
+                      flag("as_json", bool, "Print JSON.", False, names=("--json",))],
+             "Example: vidzero info shapes",
+             "A checkpoint's components, sizes and native window, from its configs and file headers (no weights "
+             "loaded).", run_options=False)
+def info(**v: Any) -> None:
+    from vidzero.checkpoint import inspect_checkpoint
+
+    desc = inspect_checkpoint(v["model"], cache_dir=v["cache_dir"], revision=v["revision"],
+                              variant=v["variant"]).summary()
+    if v["as_json"]:
+        typer.echo(json.dumps(desc, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"vidzero info {v['model']}", show_header=False)
+    for key, value in desc.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+    Console().print(table)
 
 
 def main() -> None:
-    app(prog_name="vidzero")
+    try:
+        app(prog_name="vidzero")
+    except KeyboardInterrupt:  # outside a command (while parsing or importing)
+        err.print("interrupted; nothing was written")
+        sys.exit(130)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

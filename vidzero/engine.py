@@ -12,6 +12,10 @@ Queue modes (how a generated frame conditions later windows):
   output, and encoded again; later windows see exactly the frame the user sees.
 - "latent": the generated latent itself is the known latent of later windows (no round trip).
 Known input frames are encoded once either way (the VAE encoder is deterministic: posterior mean).
+
+Guidance reuse (`guidance_passes="first"`): the U + 1 passes of one DDIM step all run at the same
+timestep on nearly the same window, so the unconditional branch of the first pass is reused by
+the others, which then run the conditional branch alone (half a guided evaluation each).
 """
 
 from __future__ import annotations
@@ -25,11 +29,9 @@ import numpy as np
 import torch
 
 from vidzero.backbone import Backbone
-from vidzero.errors import BadInput
-from vidzero.sampler import SamplerSettings, initial_window, sample_window
+from vidzero.errors import StopRun
+from vidzero.sampler import SamplerSettings, StepCallback, StepInfo, initial_window, sample_window
 from vidzero.timeline import WindowJob, last_reads
-
-QUEUE_MODES = ("pixel", "latent")
 
 
 class Progress(Protocol):
@@ -37,7 +39,7 @@ class Progress(Protocol):
     def step(self, done: int, total: int) -> None: ...
 
 
-class _NoProgress:
+class NoProgress:
     def job(self, done: int, total: int) -> None:
         pass
 
@@ -47,10 +49,10 @@ class _NoProgress:
 
 @dataclass
 class Frame:
-    """One output frame: 8-bit RGB pixels, its place on the timeline, where it came from."""
+    """One output frame: its pixels, its place on the timeline, where it came from."""
 
     index: int
-    image: np.ndarray  # (H, W, 3) uint8
+    image: object  # (H, W, 3) uint8 by default; see PlannedRun.output_type
     known: bool
     seed: int | None = None  # the seed of the window that generated it
     latent: torch.Tensor | None = None  # the sampled latent (generated frames) or the encoded one
@@ -65,13 +67,15 @@ class EngineState:
     pixels: dict[int, np.ndarray]  # frames later jobs read, and frames not yet yielded
     latents: dict[int, torch.Tensor]  # queue latents later jobs read (latent queue, or given)
     seeds: dict[int, int]
+    tail_latents: dict[int, torch.Tensor] = field(default_factory=dict)  # generated frames among the last window-1
 
 
 @dataclass
 class RunStats:
     frame_seeds: dict[int, int] = field(default_factory=dict)
     jobs: int = 0
-    cfg_evaluations: int = 0
+    cfg_evaluations: int = 0  # guided evaluations of a window (the paper's unit of cost)
+    unet_samples: int = 0  # window-sized UNet inputs actually run (2 per full guided evaluation)
     seconds: float = 0.0
 
 
@@ -101,13 +105,37 @@ def from_pixels(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
+class GuidedDenoiser:
+    """eps(z, t) for one window with classifier-free guidance, counting the UNet work it does.
+
+    With `reuse_uncond`, the unconditional prediction of the first call at a timestep is reused
+    by later calls at the same timestep (the resampling passes of one DDIM step)."""
+
+    def __init__(self, backbone: Backbone, prompt: str, negative_prompt: str, guidance: float, stats: RunStats,
+                 reuse_uncond: bool = False) -> None:
+        self.bb, self.prompt, self.negative, self.guidance = backbone, prompt, negative_prompt, guidance
+        self.stats, self.reuse = stats, reuse_uncond
+        self._cached: tuple[int, torch.Tensor] | None = None
+
+    def __call__(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.stats.cfg_evaluations += 1
+        if self.guidance <= 1.0:
+            self.stats.unet_samples += 1
+            return self.bb.guided_eps(z, t, self.prompt, self.guidance, self.negative)
+        if self.reuse and self._cached is not None and self._cached[0] == int(t):
+            self.stats.unet_samples += 1
+            cond = self.bb.guided_eps(z, t, self.prompt, 1.0)
+            uncond = self._cached[1]
+            return uncond + self.guidance * (cond - uncond)
+        self.stats.unet_samples += 2
+        eps, uncond = self.bb.guided_eps(z, t, self.prompt, self.guidance, self.negative, return_uncond=True)
+        self._cached = (int(t), uncond)
+        return eps
+
+
 class Engine:
-    def __init__(
-        self, backbone: Backbone, settings: SamplerSettings, seed: int = 0, queue: str = "pixel", job_offset: int = 0
-    ) -> None:
-        check_settings(settings)
-        if queue not in QUEUE_MODES:
-            raise BadInput(f"unknown queue mode {queue!r} (use {' or '.join(QUEUE_MODES)})")
+    def __init__(self, backbone: Backbone, settings: SamplerSettings, seed: int = 0, queue: str = "pixel",
+                 job_offset: int = 0, guidance_passes: str = "all", callback: StepCallback | None = None) -> None:
         self.backbone = backbone
         self.settings = settings
         self.seed = seed
@@ -115,6 +143,8 @@ class Engine:
         # Window seeds derive from (seed, job_offset + job index): a run continued from a
         # finished one's state draws the windows an uninterrupted longer run would.
         self.job_offset = job_offset
+        self.guidance_passes = guidance_passes
+        self.callback = callback
         self.stats = RunStats()
 
     def run(
@@ -133,20 +163,23 @@ class Engine:
 
         `resume` restarts after the jobs it records; `on_job_done` receives the state after each
         job, once its frames have been yielded; `known_latents` gives latents for known frames
-        (used as they are, with no VAE round trip).
+        (used as they are, with no VAE round trip). Statistics (`self.stats`) belong to this run.
         """
-        bb, progress = self.backbone, progress or _NoProgress()
+        self.stats = stats = RunStats()
+        bb, progress = self.backbone, progress or NoProgress()
         pixels: dict[int, np.ndarray] = dict(known)
         latents: dict[int, torch.Tensor] = dict(known_latents or {})
         seeds: dict[int, int] = {}
+        tail: dict[int, torch.Tensor] = {}
         fresh: dict[int, torch.Tensor] = {}  # sampled latents not yet yielded
         last = last_reads(jobs)
-        next_out = 0
-        first_job = 0
+        tail_from = length - (bb.frames - 1)
+        next_out = first_job = 0
         if resume is not None:
             pixels.update(resume.pixels)
             latents.update(resume.latents)
             seeds.update(resume.seeds)
+            tail.update(resume.tail_latents)
             next_out, first_job = resume.next_out, resume.next_job
             for frame in [f for f in pixels if f < next_out and last.get(f, -1) < first_job]:
                 pixels.pop(frame)
@@ -159,12 +192,6 @@ class Engine:
                 latents[frame] = bb.encode_frames(from_pixels(pixels[frame][None]))[0]
             return latents[frame]
 
-        job_prompt = prompt if isinstance(prompt, str) else ""
-
-        def eps_fn(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            self.stats.cfg_evaluations += 1
-            return bb.guided_eps(z, t, job_prompt, self.settings.guidance, negative_prompt)
-
         progress.job(first_job, len(jobs))
         for job in jobs[first_job:]:
             window = len(job.slots)
@@ -175,14 +202,16 @@ class Engine:
             for slot, frame in enumerate(job.slots):
                 if known_mask[slot]:
                     clean[0, :, slot] = latent_of(frame)
-            job_prompt = prompt_at(prompt, min(job.targets))
+            denoiser = GuidedDenoiser(bb, prompt_at(prompt, min(job.targets)), negative_prompt, self.settings.guidance,
+                                      stats, reuse_uncond=self.guidance_passes == "first")
             seed = job_seed(self.seed, self.job_offset + job.index)
             generator = torch.Generator("cpu").manual_seed(seed)
             z0 = initial_window(
                 clean, known_mask, list(job.init_source), sched.alphas_cumprod[int(sched.timesteps[0])],
                 self.settings.init, generator, sched.init_noise_sigma,
             )
-            out = sample_window(eps_fn, sched, clean, known_mask, z0, self.settings, generator, progress.step)
+            out = sample_window(denoiser, sched, clean, known_mask, z0, self.settings, generator,
+                                self._step_callback(job.index, len(jobs), progress))
             kept = [(slot, frame) for slot, frame in zip(job.generate, job.targets) if frame < length]
             new_latents = torch.stack([out[0, :, slot] for slot, _ in kept])
             images = to_pixels(bb.decode(new_latents))
@@ -192,7 +221,9 @@ class Engine:
                 fresh[frame] = latent
                 if self.queue == "latent":
                     latents[frame] = latent
-            self.stats.jobs += 1
+                if frame >= tail_from:
+                    tail[frame] = latent
+            stats.jobs += 1
             progress.job(job.index + 1, len(jobs))
             while next_out < length and next_out in pixels:
                 yield self._frame(next_out, pixels, known, seeds, fresh.pop(next_out, None), latents)
@@ -203,30 +234,28 @@ class Engine:
                 latents.pop(frame, None)
             if on_job_done is not None:
                 keep = latents if self.queue == "latent" or known_latents else {}
-                on_job_done(EngineState(job.index + 1, next_out, dict(pixels), {f: keep[f] for f in pixels if f in keep}, dict(seeds)))
+                on_job_done(EngineState(job.index + 1, next_out, dict(pixels), {f: keep[f] for f in pixels if f in keep},
+                                        dict(seeds), dict(tail)))
         while next_out < length:  # known frames after the last generated one
             if next_out not in pixels:
                 raise RuntimeError(f"the plan never produced frame {next_out}")
             yield self._frame(next_out, pixels, known, seeds, None, latents)
             next_out += 1
-        self.stats.frame_seeds.update(seeds)
-        self.stats.seconds = time.perf_counter() - t_start
+        stats.frame_seeds.update(seeds)
+        stats.seconds = time.perf_counter() - t_start
+        self.tail_latents = tail
 
+    def _step_callback(self, window: int, windows: int, progress: Progress):
+        steps = self.settings.steps
+
+        def on_step(step: int, timestep: int, z: torch.Tensor, x0: torch.Tensor) -> None:
+            progress.step(step, steps)
+            if self.callback is not None and self.callback(StepInfo(window, windows, step, steps, timestep, z, x0)) is False:
+                raise StopRun(f"stopped by the step callback at window {window + 1}, step {step}")
+
+        return on_step
 
     @staticmethod
     def _frame(index, pixels, known, seeds, fresh_latent, latents) -> Frame:
         latent = fresh_latent if fresh_latent is not None else latents.get(index)
         return Frame(index, pixels[index], index in known, seeds.get(index), latent)
-
-
-def check_settings(s: SamplerSettings) -> None:
-    if not 1 <= s.steps <= 1000:
-        raise BadInput(f"--steps must be between 1 and 1000, got {s.steps}")
-    if not 0 <= s.resample <= 100:
-        raise BadInput(f"--resample must be between 0 and 100, got {s.resample}")
-    if not (s.guidance >= 0 and s.guidance <= 100) or s.guidance != s.guidance:
-        raise BadInput(f"--guidance must be between 0 and 100, got {s.guidance}")
-    if not 0 <= s.eta <= 1:
-        raise BadInput(f"--eta must be between 0 and 1, got {s.eta}")
-    if s.init not in ("inversion", "random"):
-        raise BadInput(f"unknown init {s.init!r} (use inversion or random)")

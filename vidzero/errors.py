@@ -1,7 +1,48 @@
-"""Errors the user can fix. The CLI prints them as one line and exits with status 2."""
+"""Errors the user can fix, and the way a callback stops a run.
+
+A `BadInput` names the option it is about in a template, so that the Python API and the CLI
+give the same message in their own terms: `steps must be ...` in Python, `--steps must be ...`
+on the command line. The CLI prints it as one line and exits with status 2.
+"""
 
 from __future__ import annotations
 
+# Python argument name -> how the CLI spells it, where that is not `--` + the name with dashes.
+CLI_NAMES = {
+    "image": "IMAGE",
+    "prompt": "PROMPT",
+    "clip": "CLIP",
+    "jobs": "JOBS",
+    "video": "VIDEO",
+    "output": "--output",
+    "state": "--from",
+    "keys": "--key",
+    "clips": "--clip",
+    "prompt_schedule": "--prompt-at",
+    "anchors": "--anchor",
+}
+
+
+def cli_name(option: str) -> str:
+    return CLI_NAMES.get(option, "--" + option.replace("_", "-"))
+
 
 class BadInput(ValueError):
-    """Input the user can correct: a missing file, an impossible layout, an absurd setting."""
+    """Input the user can correct: a missing file, an impossible layout, an absurd setting, an
+    environment that cannot hold the output. `{option}` in the message stands for the option's
+    name, written the Python way by `str()` and the CLI way by `for_cli()`."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        self.template = message
+        self.option = option
+        super().__init__(self._render(option or ""))
+
+    def _render(self, name: str) -> str:
+        return self.template.replace("{option}", name) if self.option else self.template
+
+    def for_cli(self) -> str:
+        return self._render(cli_name(self.option)) if self.option else self.template
+
+
+class StopRun(Exception):
+    """Raised inside a run when a step callback asks it to stop (the callback returned False)."""

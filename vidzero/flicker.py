@@ -7,7 +7,7 @@ Three stages, each from the field's libraries:
    frames. Changes faster than the window (flicker) are removed; slower ones (a real change of
    light, a fade) are kept.
 2. **Anchors** (known frames: the input image, real clip frames, keyframes) come out unchanged,
-   and the frames near them are pulled toward them by histogram matching (scikit-image), with a
+   and the frames near them are pulled toward them by per-channel histogram matching, with a
    weight that decays with the distance in frames. This also corrects slow colour drift away
    from the input image over long generations.
 3. **Temporal jitter**: the previous output frame is warped onto the current one with dense
@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from skimage.exposure import match_histograms
 
 from vidzero.errors import BadInput
 
@@ -65,6 +64,20 @@ def match_stats(frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np
     lab = (lab - source[0]) * (target[1] / source[1]) + target[0]
     rgb = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
     return np.clip(rgb * 255.0, 0, 255)
+
+
+def match_histograms(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per-channel histogram matching: each channel's values are mapped to the reference's values
+    at the same quantile (the classic CDF matching, as scikit-image's match_histograms does)."""
+    out = np.empty(image.shape, dtype=np.float64)
+    for c in range(image.shape[-1]):
+        src = image[..., c].ravel()
+        _, index, counts = np.unique(src, return_inverse=True, return_counts=True)
+        ref_values, ref_counts = np.unique(reference[..., c].ravel(), return_counts=True)
+        quantiles = np.cumsum(counts) / src.size
+        ref_quantiles = np.cumsum(ref_counts) / reference[..., c].size
+        out[..., c] = np.interp(quantiles, ref_quantiles, ref_values)[index].reshape(image.shape[:-1])
+    return out
 
 
 def optical_flow(reference: np.ndarray, moving: np.ndarray, method: str) -> np.ndarray:
@@ -127,7 +140,7 @@ def deflicker(
         if nearest is not None and s.anchor_strength > 0:
             w = s.anchor_strength * float(np.exp(-abs(nearest - index) / s.anchor_radius))
             if w > 1e-3:
-                matched = match_histograms(out, anchor_frames[nearest].astype(np.float32), channel_axis=-1)
+                matched = match_histograms(out, anchor_frames[nearest].astype(np.float32))
                 out = (1 - w) * out + w * matched
         if previous_out is not None and s.temporal > 0 and s.flow != "none":
             out = temporal_blend(out, previous_out, s)
@@ -198,29 +211,13 @@ def flicker_report(frames: Iterable[np.ndarray], flow: str = "dis") -> dict:
 
 
 def plot_report(report: dict, title: str = "") -> np.ndarray:
-    """The report as an RGB image (matplotlib, Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The report as an RGB image: brightness, colour, and the two per-frame error curves."""
+    from vidzero.plot import Panel, line_chart
 
     pf = report["per_frame"]
-    fig, axes = plt.subplots(3, 1, figsize=(8, 6.5), sharex=True)
-    axes[0].plot(pf["brightness"], lw=1)
-    axes[0].set_ylabel("L* mean")
     ab = np.array(pf["colour_ab"])
-    axes[1].plot(ab[:, 0], lw=1, label="a*")
-    axes[1].plot(ab[:, 1], lw=1, label="b*")
-    axes[1].legend(loc="upper right")
-    axes[1].set_ylabel("colour")
-    axes[2].plot(pf["brightness_jitter"], lw=1, label="|2nd diff L*|")
-    axes[2].plot(pf["warp_error"], lw=1, label="flow-warped error")
-    axes[2].legend(loc="upper right")
-    axes[2].set_xlabel("frame")
-    fig.suptitle(f"{title}  flicker index {report['flicker_index']:.3f}, warp error {report['warp_error']:.2f}")
-    fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return image
-
+    return line_chart([
+        Panel("L* mean", {"L*": pf["brightness"]}),
+        Panel("colour", {"a*": ab[:, 0].tolist(), "b*": ab[:, 1].tolist()}),
+        Panel("jitter", {"|2nd diff L*|": pf["brightness_jitter"], "flow-warped error": pf["warp_error"]}),
+    ], f"{title}  flicker index {report['flicker_index']:.3f}, warp error {report['warp_error']:.2f}")

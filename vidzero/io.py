@@ -1,174 +1,238 @@
-"""Images and videos in and out; run manifests and contact sheets.
+"""Images and videos in and out; contact sheets.
 
-Video files go through PyAV (mp4/h264, webm/vp9, gif), a path with no extension or ending in
-"/" is a folder of PNG frames. Every output is written to a temporary name next to its final
-place and renamed when complete, so an interrupted run never leaves a half-written file under
-the name the user asked for.
+Video files go through PyAV: `.mp4` (H.264 or HEVC), `.webm` (VP9 or AV1), `.gif` (an adaptive
+palette per frame, ffmpeg's palettegen/paletteuse); a name with no extension is a folder of PNG
+frames. Encoding is deterministic: each RGB frame is converted to the codec's pixel format
+explicitly and the encoder runs with a fixed thread count, so the same frames give the same
+bytes (which is what lets a resumed run finish to the file an uninterrupted run writes).
+Everything is written atomically (see vidzero.outputs).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import os
-import shutil
-import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.filter
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vidzero.errors import BadInput
+from vidzero.outputs import (
+    FRAME_FOLDER,
+    atomic_write_bytes,
+    check_output,
+    clean_path,
+    discard,
+    output_kind,
+    temporary_sibling,
+    write_errors,
+)
 
-VIDEO_FORMATS = {".mp4": ("mp4", "libx264", "yuv420p"), ".webm": ("webm", "libvpx-vp9", "yuv420p"), ".gif": ("gif", "gif", "rgb8")}
-FRAME_FOLDER = "folder of PNG frames"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+MAX_IMAGE_PIXELS = 100_000_000  # refused before decoding: a header can claim any size
+# codec name -> (PyAV encoder, pixel format, default crf, crf range)
+CODECS = {
+    "h264": ("libx264", "yuv420p", 16, 51),
+    "hevc": ("libx265", "yuv420p", 18, 51),
+    "vp9": ("libvpx-vp9", "yuv420p", 26, 63),
+    "av1": ("libsvtav1", "yuv420p", 30, 63),
+}
+DEFAULT_CODEC = {".mp4": "h264", ".webm": "vp9"}
+CONTAINER_CODECS = {".mp4": ("h264", "hevc"), ".webm": ("vp9", "av1"), ".gif": ()}
 
 
 # ---------------------------------------------------------------------- images in
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """Any image Pillow reads as (H, W, 3) uint8 RGB: 16-bit and 32-bit greyscale scaled to 8 bits
+    (not clipped), float images from [0, 1], transparency composited over white, palette, CMYK
+    and the rest converted by Pillow."""
+    mode = img.mode
+    if mode.startswith("I"):  # I;16, I;16B, I;16L, I (16-bit PNGs load as I or I;16)
+        grey = np.asarray(img, dtype=np.float64)
+        scale = 65535.0 if mode.startswith("I;16") or grey.max(initial=0) > 255 else 255.0
+        grey = np.rint(np.clip(grey / scale, 0, 1) * 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode == "F":
+        grey = np.asarray(img, dtype=np.float64)
+        grey = grey * 255 if grey.max(initial=0) <= 1.0 else grey
+        return np.repeat(np.rint(np.clip(grey, 0, 255)).astype(np.uint8)[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8).copy()
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def open_image(path: str | Path, what: str = "image") -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB, upright (EXIF orientation applied); a one-line error
+    for anything missing, unreadable, corrupt or absurdly large."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"{what} not found: {path}")
+    if path.is_dir():
+        raise BadInput(f"expected an {what} file, got a folder: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise BadInput(f"{what} {path} claims {width}x{height} pixels; vidzero reads images of up to "
+                                   f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels")
+                img.load()
+                return to_rgb(ImageOps.exif_transpose(img))
+    except BadInput:
+        raise
+    except Image.DecompressionBombError:
+        raise BadInput(f"{what} {path} claims more pixels than vidzero reads ({MAX_IMAGE_PIXELS // 1_000_000} "
+                       "megapixels at most)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise BadInput(f"cannot read {what} {path}: not an image, or corrupt ({type(exc).__name__})") from None
+
+
 def fit_frame(image: Image.Image | np.ndarray, width: int, height: int) -> np.ndarray:
     """Centre-crop to the target aspect ratio and resize (the release's preprocessing), uint8 RGB."""
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(image)
-    image = image.convert("RGB")
-    if image.size != (width, height):
-        # Crop first, then resize: resampling the uncropped image would bleed pixels from
-        # outside the crop into the border rows.
-        src_w, src_h = image.size
-        scale = max(width / src_w, height / src_h)
-        crop_w, crop_h = round(width / scale), round(height / scale)
-        left, top = (src_w - crop_w) // 2, (src_h - crop_h) // 2
-        image = image.crop((left, top, left + crop_w, top + crop_h)).resize((width, height), Image.Resampling.BICUBIC)
-    return np.asarray(image, dtype=np.uint8).copy()
+    array = to_rgb(image) if isinstance(image, Image.Image) else image
+    if array.shape[:2] == (height, width):
+        return np.ascontiguousarray(array, dtype=np.uint8).copy()
+    # Crop first, then resize: resampling the uncropped image would bleed pixels from outside
+    # the crop into the border rows.
+    img = Image.fromarray(array)
+    src_w, src_h = img.size
+    scale = max(width / src_w, height / src_h)
+    crop_w, crop_h = round(width / scale), round(height / scale)
+    left, top = (src_w - crop_w) // 2, (src_h - crop_h) // 2
+    img = img.crop((left, top, left + crop_w, top + crop_h)).resize((width, height), Image.Resampling.BICUBIC)
+    return np.asarray(img, dtype=np.uint8).copy()
 
 
 def load_image(path: str | Path, width: int, height: int) -> np.ndarray:
-    path = Path(path)
-    if not path.exists():
-        raise BadInput(f"image not found: {path}")
-    if path.is_dir():
-        raise BadInput(f"expected an image file, got a folder: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return fit_frame(img, width, height)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise BadInput(f"cannot read image {path}: not an image or corrupt ({type(exc).__name__})") from exc
+    return fit_frame(open_image(path), width, height)
 
 
-# ---------------------------------------------------------------------- outputs
-def output_kind(path: str | Path) -> str:
-    """The container for an output path, or a clear error for an unknown extension."""
-    p = str(path)
-    suffix = Path(p).suffix.lower()
-    if p.endswith(("/", os.sep)) or suffix == "":
-        return FRAME_FOLDER
-    if suffix not in VIDEO_FORMATS:
-        raise BadInput(f"unknown output extension {suffix!r} (use .mp4, .webm, .gif, or a folder name for PNG frames)")
-    return suffix
+def check_image_array(image: np.ndarray, what: str = "image") -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        shape = getattr(image, "shape", None)
+        raise BadInput(f"expected an (H, W, 3) uint8 {what} array, got {getattr(image, 'dtype', type(image).__name__)} {shape}")
+    if min(image.shape[:2]) < 1:
+        raise BadInput(f"the {what} array is empty")
+    return image
 
 
-def sidecar(path: str | Path, suffix: str) -> Path:
-    """A file next to an output: out.mp4 (or the folder out/) -> out<suffix>."""
-    p = Path(str(path).rstrip("/" + os.sep))
-    base = p.with_suffix("") if p.suffix else p
-    return base.parent / (base.name + suffix)
-
-
-def sidecar_paths(path: str | Path) -> tuple[Path, Path]:
-    """(manifest JSON, contact-sheet PNG) written next to an output."""
-    return sidecar(path, ".manifest.json"), sidecar(path, ".contact.png")
-
-
-def check_output(path: str | Path, force: bool) -> Path:
-    """Refuse unknown extensions, missing or unwritable folders, and (without force) existing outputs."""
-    kind = output_kind(path)
-    out = Path(str(path).rstrip("/" + os.sep))
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise BadInput(f"output folder does not exist: {parent}")
-    if not os.access(parent, os.W_OK):
-        raise BadInput(f"output folder is not writable: {parent}")
-    if out.exists() and not force:
-        raise BadInput(f"output exists: {out} (use --force to overwrite)")
-    if out.exists() and kind == FRAME_FOLDER and not out.is_dir():
-        raise BadInput(f"output {out} exists and is not a folder")
-    return out
+# ---------------------------------------------------------------------- videos out
+def check_codec(kind: str, codec: str | None, crf: int | None) -> str | None:
+    """The codec for an output kind (its default when None); a clear error for a mismatch."""
+    if kind in CONTAINER_CODECS and codec is not None and codec not in CONTAINER_CODECS[kind]:
+        allowed = ", ".join(CONTAINER_CODECS[kind]) or "no codec option"
+        raise BadInput(f"{{option}} {codec!r} does not go in a {kind} file (use {allowed})", "codec")
+    codec = codec or DEFAULT_CODEC.get(kind)
+    if crf is not None and codec in CODECS and crf > CODECS[codec][3]:
+        raise BadInput(f"{{option}} for {codec} must be between 0 and {CODECS[codec][3]}, got {crf}", "crf")
+    return codec
 
 
 class VideoWriter:
-    """Streaming, atomic video writer: frames are encoded as they come, the file appears on close."""
+    """Streaming, atomic video writer: frames are encoded as they come, the file appears on close.
 
-    def __init__(self, path: str | Path, fps: float = 8.0, force: bool = False, quality: int = 16) -> None:
+    The caller checks the output path (vidzero.outputs.check_output) before writing.
+    """
+
+    def __init__(self, path: str | Path, fps: float = 8.0, codec: str | None = None, crf: int | None = None) -> None:
         self.kind = output_kind(path)
-        self.path = check_output(path, force)
+        self.path = clean_path(path)
         self.fps = fps
-        self.quality = quality
+        self.codec = check_codec(self.kind, codec, crf)
+        self.crf = crf
         self.count = 0
         self._container: av.container.OutputContainer | None = None
         self._stream = None
+        self._palette: av.filter.Graph | None = None
         self.tmp = temporary_sibling(self.path, ".part" + (self.path.suffix or ""))
         if self.kind == FRAME_FOLDER:
             self.tmp.unlink()
-            self.tmp.mkdir()
+            with write_errors(self.path):
+                self.tmp.mkdir()
 
     def _open(self, width: int, height: int) -> None:
-        fmt, codec, pix_fmt = VIDEO_FORMATS[self.kind]
-        self._container = av.open(str(self.tmp), mode="w", format=fmt)
         rate = Fraction(self.fps).limit_denominator(1001)
-        stream = self._container.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        if codec == "libx264":
-            stream.options = {"crf": str(self.quality), "preset": "medium"}
-        elif codec == "libvpx-vp9":
-            stream.options = {"crf": str(self.quality + 10), "b": "0"}
+        with write_errors(self.path, cleanup=self.tmp):
+            # bitexact: no random segment ids or timestamps in the container, same frames same bytes
+            self._container = av.open(str(self.tmp), mode="w", format=self.kind.lstrip("."),
+                                      options={"fflags": "+bitexact"})
+        if self.kind == ".gif":
+            stream = self._container.add_stream("gif", rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, "pal8"
+            self._palette = palette_graph(width, height, rate)
+        else:
+            encoder, pix_fmt, default_crf, _ = CODECS[self.codec]
+            stream = self._container.add_stream(encoder, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+            crf = str(default_crf if self.crf is None else self.crf)
+            # a fixed thread count keeps the encode deterministic across machines
+            options = {"libx264": {"crf": crf, "preset": "medium", "threads": "1"},
+                       "libx265": {"crf": crf, "preset": "medium", "x265-params": "pools=1:frame-threads=1:log-level=error"},
+                       "libvpx-vp9": {"crf": crf, "b": "0", "threads": "1", "row-mt": "0"},
+                       "libsvtav1": {"crf": crf, "preset": "8"}}[encoder]
+            stream.options = options
         self._stream = stream
 
     def write(self, frame: np.ndarray) -> None:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"expected (H, W, 3) uint8 frames, got {frame.dtype} {frame.shape}")
-        if self.kind == FRAME_FOLDER:
-            Image.fromarray(frame).save(self.tmp / f"{self.count:06d}.png")
-        else:
-            if self._container is None:
-                h, w = frame.shape[:2]
-                if self.kind != ".gif" and (h % 2 or w % 2):
-                    raise BadInput(f"{self.kind} needs even frame sizes, got {w}x{h}")
-                self._open(w, h)
-            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            for packet in self._stream.encode(video_frame):
-                self._container.mux(packet)
+        with write_errors(self.path, cleanup=self.tmp):
+            if self.kind == FRAME_FOLDER:
+                write_png(self.tmp / f"{self.count:06d}.png", frame, atomic=False)
+            else:
+                if self._container is None:
+                    h, w = frame.shape[:2]
+                    if self.kind != ".gif" and (h % 2 or w % 2):
+                        raise BadInput(f"{self.kind} needs even frame sizes, got {w}x{h}")
+                    self._open(w, h)
+                video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                video_frame.pts = self.count
+                video_frame.time_base = 1 / self._stream.average_rate
+                if self._palette is not None:
+                    self._palette.push(video_frame)
+                    self._mux(pull_all(self._palette))
+                else:
+                    self._mux([video_frame.reformat(format=self._stream.pix_fmt)])
         self.count += 1
 
-    def close(self) -> Path:
-        """Flush and move the finished file into place."""
-        if self.kind != FRAME_FOLDER:
-            if self._container is None:
-                raise BadInput("no frames to write")
-            for packet in self._stream.encode():
+    def _mux(self, frames: Iterable[av.VideoFrame | None]) -> None:
+        for vf in frames:
+            for packet in self._stream.encode(vf):
                 self._container.mux(packet)
-            self._container.close()
-        if self.path.exists():  # only reachable with force
-            if self.path.is_dir():
-                shutil.rmtree(self.path)
-            else:
-                self.path.unlink()
-        os.replace(self.tmp, self.path)
+
+    def close(self) -> Path:
+        """Flush and leave the finished file at `self.tmp`; `commit` moves it into place."""
+        with write_errors(self.path, cleanup=self.tmp):
+            if self.kind != FRAME_FOLDER:
+                if self._container is None:
+                    raise BadInput("no frames to write")
+                if self._palette is not None:
+                    self._palette.push(None)
+                    self._mux(pull_all(self._palette))
+                self._mux([None])
+                self._container.close()
+        return self.tmp
+
+    def commit(self) -> Path:
+        with write_errors(self.path, cleanup=self.tmp):
+            os.replace(self.tmp, self.path)
         return self.path
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             if self._container is not None:
                 self._container.close()
-        if self.tmp.is_dir():
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        else:
-            self.tmp.unlink(missing_ok=True)
+        discard(self.tmp)
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -176,95 +240,98 @@ class VideoWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
+            self.commit()
         else:
             self.abort()
 
 
-def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 8.0, force: bool = False) -> Path:
-    with VideoWriter(path, fps, force) as writer:
+def palette_graph(width: int, height: int, rate: Fraction) -> av.filter.Graph:
+    """ffmpeg's palettegen + paletteuse, a new palette for every frame (streaming)."""
+    graph = av.filter.Graph()
+    source = graph.add_buffer(width=width, height=height, format="rgb24", time_base=1 / rate)
+    split = graph.add("split")
+    generate = graph.add("palettegen", "stats_mode=single")
+    use = graph.add("paletteuse", "new=1")
+    sink = graph.add("buffersink")
+    source.link_to(split)
+    split.link_to(generate, 0, 0)
+    split.link_to(use, 1, 0)
+    generate.link_to(use, 0, 1)
+    use.link_to(sink)
+    graph.configure()
+    return graph
+
+
+def pull_all(graph: av.filter.Graph) -> list[av.VideoFrame]:
+    frames = []
+    while True:
+        try:
+            frames.append(graph.pull())
+        except (av.error.BlockingIOError, av.error.EOFError):
+            return frames
+
+
+def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 8.0, force: bool = False,
+                codec: str | None = None, crf: int | None = None) -> Path:
+    """Write frames to `path` (checked like any output, no sidecars)."""
+    check_output(path, force, sidecars=[])
+    with VideoWriter(path, fps, codec, crf) as writer:
         for frame in frames:
             writer.write(frame)
     return writer.path
 
 
 # ---------------------------------------------------------------------- videos in
+def frame_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def video_info(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise BadInput(f"video not found: {path}")
     if path.is_dir():
-        frames = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        frames = frame_files(path)
         if not frames:
             raise BadInput(f"no image frames in folder {path}")
         return {"frames": len(frames), "fps": 8.0}
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise BadInput(f"{path} has no video stream")
+                raise BadInput(f"{path} has no video stream (an audio file?)")
             stream = container.streams.video[0]
             fps = float(stream.average_rate or stream.guessed_rate or 8)
             return {"frames": stream.frames, "fps": fps, "width": stream.width, "height": stream.height}
-    except av.error.FFmpegError as exc:
-        raise BadInput(f"cannot read video {path}: not a video or corrupt") from exc
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise BadInput(f"cannot read video {path}: not a video, or truncated or corrupt ({type(exc).__name__})") from None
 
 
 def read_video(path: str | Path, width: int | None = None, height: int | None = None) -> Iterator[np.ndarray]:
-    """Frames of a video file or PNG folder as (H, W, 3) uint8, optionally fitted to a size."""
+    """Frames of a video file or image folder as (H, W, 3) uint8, optionally fitted to a size."""
     path = Path(path)
     if not path.exists():
         raise BadInput(f"video not found: {path}")
     if path.is_dir():
-        for frame_path in sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-            frame = load_image(frame_path, width, height) if width else np.asarray(Image.open(frame_path).convert("RGB"))
-            yield frame
+        for frame_path in frame_files(path):
+            frame = open_image(frame_path, "frame")
+            yield fit_frame(frame, width, height) if width else frame
         return
     try:
         container = av.open(str(path))
-    except av.error.FFmpegError as exc:
-        raise BadInput(f"cannot read video {path}: not a video or corrupt") from exc
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise BadInput(f"cannot read video {path}: not a video, or truncated or corrupt ({type(exc).__name__})") from None
     with container:
         if not container.streams.video:
-            raise BadInput(f"{path} has no video stream")
+            raise BadInput(f"{path} has no video stream (an audio file?)")
         try:
             for vf in container.decode(video=0):
                 frame = vf.to_ndarray(format="rgb24")
                 yield fit_frame(frame, width, height) if width else frame
-        except av.error.FFmpegError as exc:
-            raise BadInput(f"cannot decode video {path}: corrupt data") from exc
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise BadInput(f"cannot decode video {path}: truncated or corrupt data ({type(exc).__name__})") from None
 
 
-# ---------------------------------------------------------------------- sidecars
-def temporary_sibling(path: Path, suffix: str = ".part") -> Path:
-    """A new empty hidden file beside `path`, to be written and then moved onto it atomically.
-
-    mkstemp makes it private (0600); it gets the permissions any new file gets instead (umask
-    applied), or every output written through it would end up unreadable to other users.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_process_umask())
-    os.close(fd)
-    return Path(tmp)
-
-
-@functools.cache
-def _process_umask() -> int:
-    # The only portable way to read the umask is to set it and set it back; done once per
-    # process (at the first write), so no other thread can create a file in between later on.
-    umask = os.umask(0o077)
-    os.umask(umask)
-    return umask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = temporary_sibling(path)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def write_manifest(path: Path, manifest: dict) -> None:
-    atomic_write_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
-
-
+# ---------------------------------------------------------------------- pictures
 def contact_sheet(frames: list[tuple[int, np.ndarray]], columns: int = 8, scale: int = 0) -> np.ndarray:
     """A grid of frames labelled with their index; small frames are enlarged for viewing."""
     if not frames:
@@ -291,11 +358,19 @@ def read_png(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
+def png_bytes(image: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise RuntimeError(f"PNG encoding failed for {path}")
-    atomic_write_bytes(path, buf.tobytes())
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def write_png(path: Path, image: np.ndarray, atomic: bool = True) -> None:
+    if atomic:
+        atomic_write_bytes(path, png_bytes(image))
+    else:
+        with write_errors(path):
+            path.write_bytes(png_bytes(image))
 
 
 def sample_indices(length: int, count: int = 16) -> list[int]:

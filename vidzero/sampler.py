@@ -29,7 +29,22 @@ from diffusers import DDIMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-StepCallback = Callable[[int, int], None]  # (step index, number of steps)
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a step callback sees after each DDIM step of a window."""
+
+    window: int  # index of the window job in the run's plan
+    windows: int
+    step: int  # 1-based within the window
+    steps: int
+    timestep: int
+    latents: torch.Tensor  # the window after the step, (B, C, F, h, w)
+    x0: torch.Tensor  # the step's estimate of the clean window
+
+
+StepCallback = Callable[[StepInfo], object]  # returning False stops the run
 
 
 def q_sample(clean: torch.Tensor, abar: torch.Tensor | float, noise: torch.Tensor) -> torch.Tensor:
@@ -81,6 +96,15 @@ class SamplerSettings:
     guidance: float = 9.0
     eta: float = 0.0
     init: str = "inversion"  # or "random": the ablation without DDPM inversion
+    resample_steps: int | None = None  # resample only in the first N DDIM steps (None: all of them)
+
+    def resamples_at(self, step: int) -> int:
+        """U at DDIM step `step` (0-based)."""
+        return self.resample if self.resample_steps is None or step < self.resample_steps else 0
+
+    def evaluations(self) -> int:
+        """Guided UNet evaluations of one window: S + U x (steps that resample)."""
+        return sum(1 + self.resamples_at(j) for j in range(self.steps))
 
 
 def initial_window(
@@ -123,13 +147,14 @@ def sample_window(
     z: torch.Tensor,
     settings: SamplerSettings,
     generator: torch.Generator | None = None,
-    callback: StepCallback | None = None,
+    callback: Callable[[int, int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """One sampling run over a window; returns the window with generated slots filled in.
 
     known: (B, C, F, h, w) clean latents (values at unknown slots are ignored);
     known_mask: (F,) bool; z: the initial window (see `initial_window`);
-    eps_fn(z, t): guided noise prediction for the whole window.
+    eps_fn(z, t): guided noise prediction for the whole window;
+    callback(step, timestep, z, x0) after each DDIM step (1-based step).
     `scheduler.set_timesteps(settings.steps)` must have been called.
     """
     mask = known_mask.view(1, 1, -1, 1, 1).to(z.device)
@@ -142,12 +167,15 @@ def sample_window(
             c_t = q_sample(known, abar_t, noise_like(known, generator))
             c_prev = q_sample(known, abar_prev, noise_like(known, generator))
             z = torch.where(mask, c_t, z)
-        for _ in range(settings.resample):
+        for _ in range(settings.resamples_at(j)):
             z = ddim_step(scheduler, eps_fn(z, t), t, z, settings.eta, generator)
             if any_known:
                 z = torch.where(mask, c_prev, z)
             z = renoise(z, abar_prev, abar_t, noise_like(z, generator))
-        z = ddim_step(scheduler, eps_fn(z, t), t, z, settings.eta, generator)
+        eps = eps_fn(z, t)
         if callback is not None:
-            callback(j + 1, len(timesteps))
+            x0 = predict_clean(z, abar_t, eps)
+        z = ddim_step(scheduler, eps, t, z, settings.eta, generator)
+        if callback is not None:
+            callback(j + 1, int(t), z, x0)
     return torch.where(mask, known, z) if any_known else z

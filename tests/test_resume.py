@@ -1,0 +1,167 @@
+"""Interrupted runs always finish with --resume, to the bytes an uninterrupted run writes; finished
+runs continue exactly (extend --from); two processes never write one output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vidzero.cli import app
+from vidzero.io import read_video
+from vidzero.outputs import sha256_of
+from vidzero.runstate import frames_of as state_frames
+from vidzero.runstate import load_state, state_paths
+
+runner = CliRunner()
+FRAMES = 7  # 6 windows of the tiny model's 8-frame window
+
+
+def frames_of(path):
+    return np.stack(list(read_video(path)))
+
+
+def extend_args(image, out, model, frames=FRAMES, *extra):
+    return ["extend", str(image), "a red circle", "-o", str(out), "--model", str(model), "--frames", str(frames),
+            "--steps", "2", "--resample", "1", "--seed", "5", "--quiet", *extra]
+
+
+def killed_run(args: list[str], fault: str) -> int:
+    """Run the CLI in a child process that SIGKILLs itself at the named point; return its exit
+    status (-9 when killed). A fork of this process (torch already imported, single-threaded)
+    starts in milliseconds; elsewhere a fresh interpreter."""
+    if hasattr(os, "fork"):
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                os.dup2(devnull, 2)
+                os.environ["VIDZERO_FAULT"] = fault
+                runner.invoke(app, args)
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "VIDZERO_FAULT": fault}
+    code = "import sys; from vidzero.cli import main; sys.argv = ['vidzero'] + sys.argv[1:]; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, timeout=180).returncode
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_model_dir, image_file_module):
+    out = tmp_path_factory.mktemp("ref") / "ref.mp4"
+    res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir))
+    assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def image_file_module(tmp_path_factory):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("img") / "input.png"
+    Image.fromarray((rng.random((40, 56, 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+POINTS = ["window@1", "window@3", "between@2", "encode", "manifest", "contact", "final-state", "cleanup"]
+
+
+@pytest.mark.parametrize("fault", POINTS)
+def test_a_kill_at_any_point_resumes_to_identical_bytes(fault, reference, tiny_model_dir, image_file_module, tmp_path):
+    out = tmp_path / "out.mp4"
+    args = extend_args(image_file_module, out, tiny_model_dir)
+    assert killed_run(args, fault) == -9
+    state_file, _ = state_paths(out)
+    if state_file.exists() and not load_state(state_file)[0]["finished"]:
+        res = runner.invoke(app, args)  # a plain rerun does not silently start over
+        assert res.exit_code == 2 and "--resume" in res.output, res.output
+    res = runner.invoke(app, [*args, "--resume"])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_array_equal(frames_of(out), frames_of(reference))  # the frames, then the bytes
+    assert sha256_of(out) == sha256_of(reference)
+    meta, tensors = load_state(state_file)
+    assert meta["finished"] and meta["tail"] == FRAMES and len(state_frames(tensors, "tail_pixels")) == FRAMES
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["out.mp4", "out.mp4.contact.png", "out.mp4.manifest.json", "out.mp4.state.safetensors"], left
+
+
+def test_the_final_state_of_a_resumed_run_continues_the_video(reference, tiny_model_dir, image_file_module, tmp_path):
+    out = tmp_path / "out.mp4"
+    args = extend_args(image_file_module, out, tiny_model_dir)
+    assert killed_run(args, "final-state") == -9
+    assert runner.invoke(app, [*args, "--resume"]).exit_code == 0
+    more = tmp_path / "more"  # frame folders: lossless, so frames compare exactly
+    res = runner.invoke(app, ["extend", "--from", str(state_paths(out)[0]), "-o", str(more), "--model",
+                              str(tiny_model_dir), "--frames", "3", "--quiet"])
+    assert res.exit_code == 0, res.output
+    long = tmp_path / "long"
+    assert runner.invoke(app, extend_args(image_file_module, long, tiny_model_dir, FRAMES + 3)).exit_code == 0
+    np.testing.assert_array_equal(frames_of(more), frames_of(long)[FRAMES:])
+
+
+def test_resume_with_nothing_saved_starts_over_and_refuses_other_runs(tiny_model_dir, image_file_module, tmp_path):
+    out = tmp_path / "o"
+    res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir, 4, "--resume"))
+    assert res.exit_code == 0, res.output  # nothing to resume: a fresh run
+    res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir, 4, "--resume"))
+    assert res.exit_code == 0 and "complete already" in res.output  # nothing to do
+    res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir, 4, "--resume", "--guidance", "3"))
+    assert res.exit_code == 2 and "different run" in res.output
+
+
+def test_a_second_process_on_the_same_output_is_refused(tiny_model_dir, image_file_module, tmp_path):
+    from vidzero.outputs import OutputLock
+
+    out = tmp_path / "o.mp4"
+    with OutputLock(out):
+        res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir, 4))
+    assert res.exit_code == 2 and "being written by another vidzero process" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_keeps_the_frames_and_says_how_to_resume(tiny_model_dir, image_file_module, tmp_path, monkeypatch):
+    import vidzero.run
+
+    calls = {"n": 0}
+    real = vidzero.run.write_png
+
+    def interrupt_on_third(path, image, atomic=True):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        real(path, image, atomic)
+
+    monkeypatch.setattr(vidzero.run, "write_png", interrupt_on_third)
+    out = tmp_path / "o.mp4"
+    res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir))
+    assert res.exit_code == 130
+    assert len(res.output.strip().splitlines()) == 1 and "--resume" in res.output
+    assert state_paths(out)[0].exists()
+
+
+@pytest.mark.parametrize("queue", ["pixel", "latent"])
+def test_extend_from_a_finished_run_equals_one_longer_run(tiny_model_dir, image_file, tmp_path, queue):
+    short, more, long = tmp_path / "short", tmp_path / "more", tmp_path / "long"
+    for out, n in ((short, 9), (long, 12)):
+        res = runner.invoke(app, extend_args(image_file, out, tiny_model_dir, n, "--queue", queue))
+        assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["extend", "--from", str(state_paths(short)[0]), "-o", str(more), "--model",
+                              str(tiny_model_dir), "--frames", "3", "--quiet"])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_array_equal(frames_of(more), frames_of(long)[9:12])
+
+
+def test_state_files_hold_no_code(tiny_model_dir, image_file, tmp_path):
+    """A state file is safetensors with a JSON header: no pickle anywhere in it."""
+    out = tmp_path / "o"
+    assert runner.invoke(app, extend_args(image_file, out, tiny_model_dir, 3)).exit_code == 0
+    data = Path(state_paths(out)[0]).read_bytes()
+    assert b"vidzero-run-state" in data[:20000] and b"\x80\x04\x95" not in data  # no pickle protocol header

@@ -1,0 +1,326 @@
+"""Where outputs go, and the rules that keep a user's files safe.
+
+- **Names.** An output is a video file (`.mp4`, `.webm`, `.gif`) or a folder of PNG frames (a
+  name without extension). Next to it vidzero writes sidecars named after the whole output name,
+  extension included (`out.mp4.manifest.json`, `out.mp4.contact.png`, ...), so `a.mp4` and
+  `a.webm` never share one.
+- **Never destroy what the user did not make.** An existing output is refused; `--force`
+  replaces it only when its manifest proves that vidzero wrote it (the manifest names the output
+  and holds its SHA-256, or its frame count for a folder of frames), and then only the files that
+  manifest lists. An output that is, or resolves through links to, an input is refused with or
+  without `--force`, and so is a folder output that holds an input, the current folder, the home
+  folder or a file system root.
+- **Atomic writes.** Every file is written to a hidden temporary name beside its final place and
+  renamed when complete. Write errors (a full disk, a read-only folder, a name too long) become a
+  one-line error with the temporary file removed; temporaries a killed run left behind are
+  removed by the next run on the same output.
+- **One writer per output.** A run holds an advisory lock on its output (`fcntl.flock`, released
+  by the kernel even when the process is killed), so a second process on the same output is
+  refused while the first runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from vidzero.errors import BadInput
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
+FRAME_FOLDER = "folder of PNG frames"
+FRAME_NAME = re.compile(r"^\d{6}\.png$")
+MANIFEST, CONTACT, STATE, PARTIAL, REPORT_JSON, REPORT_PNG = (
+    ".manifest.json", ".contact.png", ".state.safetensors", ".partial", ".report.json", ".report.png")
+
+
+# ---------------------------------------------------------------------- names
+def output_kind(path: str | Path) -> str:
+    """The container for an output path, or a clear error for an unknown extension."""
+    text = str(path)
+    name = Path(text.rstrip("/" + os.sep)).name
+    if not text:
+        raise BadInput("{option} is empty", "output")
+    if name in ("", ".", ".."):  # an existing folder: check_not_an_input and check_output decide
+        return FRAME_FOLDER
+    lowered = name.lower()
+    if lowered in VIDEO_SUFFIXES:
+        raise BadInput(f"{{option}} {text!r} has no name before its extension (e.g. out{lowered})", "output")
+    suffix = Path(name).suffix.lower()
+    if text.endswith(("/", os.sep)) or suffix == "":
+        return FRAME_FOLDER
+    if suffix not in VIDEO_SUFFIXES:
+        raise BadInput(f"unknown {{option}} extension {suffix!r} (use .mp4, .webm, .gif, or a folder name for PNG frames)",
+                       "output")
+    return suffix
+
+
+def clean_path(path: str | Path) -> Path:
+    return Path(str(path).rstrip("/" + os.sep) or "/")
+
+
+def sidecar(output: str | Path, suffix: str) -> Path:
+    """A file next to an output, named after the whole output name: out.mp4 -> out.mp4<suffix>."""
+    p = clean_path(output)
+    return p.with_name(p.name + suffix)
+
+
+def sidecar_paths(output: str | Path) -> tuple[Path, Path]:
+    """(manifest JSON, contact-sheet PNG) written next to an output."""
+    return sidecar(output, MANIFEST), sidecar(output, CONTACT)
+
+
+def run_sidecars(output: str | Path) -> list[Path]:
+    """Every sidecar a generating run writes, in the order it writes them."""
+    return [sidecar(output, s) for s in (MANIFEST, CONTACT, REPORT_JSON, REPORT_PNG, STATE)]
+
+
+# ---------------------------------------------------------------------- safety
+def resolved(path: str | Path) -> Path:
+    return Path(os.path.realpath(clean_path(path)))
+
+
+def is_within(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def check_parent(out: Path) -> None:
+    parent = out.parent if str(out.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise BadInput(f"{{option}} {out}: {parent} is a file, not a folder", "output")
+    if not parent.is_dir():
+        raise BadInput(f"{{option}} folder does not exist: {parent}", "output")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BadInput(f"{{option}} folder is not writable: {parent}", "output")
+    limit = os.pathconf(parent, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    if len(os.fsencode(out.name)) + 40 > limit:  # room for the sidecar and temporary suffixes
+        raise BadInput(f"{{option}} name is too long for this file system ({len(os.fsencode(out.name))} bytes)", "output")
+
+
+def check_not_an_input(out: Path, kind: str, inputs: Iterable[str | Path]) -> None:
+    """Refuse outputs (and their sidecars) that are, or would swallow, an input."""
+    target = resolved(out)
+    protected = [Path.cwd().resolve(), Path.home().resolve(), Path(target.anchor)]
+    if kind == FRAME_FOLDER and any(target == p for p in protected):
+        raise BadInput(f"{{option}} {out} is the current, home or root folder; give a new folder name", "output")
+    own = [target, *(resolved(s) for s in [*run_sidecars(out), sidecar(out, PARTIAL)])]
+    for source in inputs:
+        src = resolved(source)
+        if src in own:
+            raise BadInput(f"{{option}} {out} would overwrite the input {source}", "output")
+        if kind == FRAME_FOLDER and is_within(src, target):
+            raise BadInput(f"{{option}} {out} is a folder that holds the input {source}", "output")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(functools.partial(f.read, 1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(path: Path) -> dict | None:
+    """A vidzero manifest, or None for anything else (missing, not JSON, someone else's)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("vidzero"), dict) else None
+
+
+def written_by_vidzero(out: Path) -> dict | None:
+    """The manifest that proves vidzero wrote `out` as it is now, or None."""
+    manifest = read_manifest(sidecar(out, MANIFEST))
+    if manifest is None or resolved(manifest.get("output", "")) != resolved(out):
+        return None
+    proof = manifest["vidzero"]
+    if out.is_dir() and not out.is_symlink():
+        entries = list(out.iterdir())
+        ok = all(FRAME_NAME.match(e.name) and e.is_file() for e in entries) and len(entries) == proof.get("frames")
+        return manifest if ok else None
+    if out.is_file():
+        return manifest if proof.get("sha256") == sha256_of(out) else None
+    return manifest if not out.exists() else None
+
+
+def check_file_destination(path: Path, inputs: Iterable[str | Path] = ()) -> Path:
+    """A sidecar-like file (a report) written beside an input: its folder, and not an input."""
+    check_parent(path)
+    if any(resolved(path) == resolved(source) for source in inputs):
+        raise BadInput(f"{path} would overwrite an input")
+    return path
+
+
+def check_destination(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+    """The checks that need no look at what exists: the name, the folder, the inputs."""
+    kind = output_kind(path)
+    out = clean_path(path)
+    check_parent(out)
+    check_not_an_input(out, kind, inputs)
+    return out
+
+
+def check_output(path: str | Path, force: bool, inputs: Iterable[str | Path] = (), sidecars: Iterable[Path] | None = None,
+                 known_own: Iterable[Path] = ()) -> Path:
+    """Refuse every output that would lose a user's file; return the output path.
+
+    `sidecars` are the files written next to it (default: a generating run's); `known_own` are
+    files the caller has already recognised as vidzero's (an interrupted run's state).
+    """
+    kind = output_kind(path)
+    out = check_destination(path, inputs)
+    sidecars = list(run_sidecars(out) if sidecars is None else sidecars)
+    if out.exists() and kind == FRAME_FOLDER and not out.is_dir():
+        raise BadInput(f"{{option}} {out} exists and is a file, not a folder of frames", "output")
+    if out.exists() and kind != FRAME_FOLDER and out.is_dir():
+        raise BadInput(f"{{option}} {out} exists and is a folder", "output")
+    own = set(known_own)
+    existing = [p for p in [out, *sidecars] if (p.exists() or p.is_symlink()) and p not in own]
+    if not existing:
+        return out
+    if not force:
+        raise BadInput(f"output exists: {existing[0]} (--force replaces a previous vidzero output)")
+    manifest = written_by_vidzero(out)
+    if manifest is None:
+        raise BadInput(f"{existing[0]} was not written by vidzero (no matching manifest next to {out.name}): "
+                       "vidzero replaces only its own outputs; move it away or choose another name")
+    listed = {resolved(p) for p in manifest.get("sidecars", [])}
+    foreign = [p for p in existing if p != out and resolved(p) not in listed]
+    if foreign:
+        raise BadInput(f"{foreign[0]} was not written by the vidzero run that made {out.name}; move it away or choose "
+                       "another name")
+    return out
+
+
+def remove_output(out: Path) -> None:
+    """Delete a previous vidzero output that `check_output` proved to be vidzero's."""
+    if out.is_dir() and not out.is_symlink():
+        for entry in out.iterdir():
+            if FRAME_NAME.match(entry.name):
+                entry.unlink()
+        out.rmdir()
+    elif out.exists() or out.is_symlink():
+        out.unlink()
+
+
+# ---------------------------------------------------------------------- atomic writes
+def temporary_sibling(path: Path, suffix: str = ".part") -> Path:
+    """A new empty hidden file beside `path`, to be written and then moved onto it atomically.
+
+    mkstemp makes it private (0600); it gets the permissions any new file gets instead (umask
+    applied), or every output written through it would end up unreadable to other users.
+    """
+    with write_errors(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_process_umask())
+        os.close(fd)
+    return Path(tmp)
+
+
+@functools.cache
+def _process_umask() -> int:
+    # The only portable way to read the umask is to set it and set it back; done once per
+    # process (at the first write), so no other thread can create a file in between later on.
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
+
+
+ENVIRONMENT_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                      errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                      errno.EPERM: "operation not permitted", errno.ENAMETOOLONG: "the name is too long",
+                      errno.EFBIG: "the file is too large for this file system", errno.EIO: "an input/output error"}
+
+
+@contextlib.contextmanager
+def write_errors(path: Path, cleanup: Path | None = None) -> Iterator[None]:
+    """Turn the file system's refusals into one-line errors, removing a temporary on the way."""
+    try:
+        yield
+    except OSError as exc:
+        if cleanup is not None:
+            discard(cleanup)
+        reason = ENVIRONMENT_ERRNOS.get(exc.errno)
+        if reason is None:
+            raise
+        raise BadInput(f"cannot write {path}: {reason}") from None
+
+
+def discard(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = temporary_sibling(path)
+    with write_errors(path, cleanup=tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_bytes(path, json.dumps(data, indent=2, default=str).encode())
+
+
+def cleanup_temporaries(out: Path) -> int:
+    """Remove the hidden temporaries that killed runs left beside `out` and its sidecars."""
+    names = {p.name for p in [out, *run_sidecars(out)]}
+    removed = 0
+    for entry in out.parent.iterdir() if out.parent.is_dir() else []:
+        if entry.name.startswith(".") and ".part" in entry.name:
+            owner = entry.name[1:].rsplit(".part", 1)[0]
+            if any(owner.startswith(n + ".") for n in names):
+                discard(entry)
+                removed += 1
+    return removed
+
+
+# ---------------------------------------------------------------------- locks
+class OutputLock:
+    """An exclusive advisory lock on an output, held while a run writes it."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out.with_name(f".{out.name}.lock")
+        self.out = out
+        self._fd: int | None = None
+
+    def __enter__(self) -> OutputLock:
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: no lock, as before
+            return self
+        with write_errors(self.path):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_process_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            holder = self.path.read_text(errors="replace").strip() or "another process"
+            raise BadInput(f"{self.out} is being written by another vidzero process ({holder}); wait for it to "
+                           "finish or stop it") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self._fd)
+            self._fd = None
