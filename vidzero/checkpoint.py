@@ -252,12 +252,30 @@ def named_by_files(folder: Path, index: dict) -> tuple[str, str] | None:
             return repo.lower(), where
     card = folder / "README.md"
     if card.is_file():
-        text = card.read_text(encoding="utf-8", errors="replace")[:20000].lower()
-        # the repo's own name in its card (zeroscope's cards name their sibling too: count)
-        hits = {repo: text.count(repo.split("/")[1]) for repo in KNOWN_FORMATS}
-        best = max(hits, key=lambda r: hits[r])
-        if hits[best] and list(hits.values()).count(hits[best]) == 1:
-            return best, "the model card (README.md)"
+        repo = named_by_card(card.read_text(encoding="utf-8", errors="replace")[:50000])
+        if repo is not None:
+            return repo, "the model card (README.md)"
+    return None
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def named_by_card(text: str) -> str | None:
+    """The known checkpoint a model card (README.md of a `--local-dir` download) is about: its
+    title names it, or else its usage code loads it (the most often)."""
+    names = {normalized(repo.split("/")[1]): repo for repo in KNOWN_FORMATS}
+    title = re.search(r"^#\s+(.+)$", text, flags=re.MULTILINE)
+    if title and normalized(title.group(1)) in names:
+        return names[normalized(title.group(1))]
+    loaded = [m.lower() for m in re.findall(r"from_pretrained\(\s*[\"']([\w.-]+/[\w.-]+)[\"']", text)]
+    counts = {repo: loaded.count(repo) for repo in set(loaded) if repo in KNOWN_FORMATS}
+    if counts:
+        best = max(counts.values())
+        top = [repo for repo, n in counts.items() if n == best]
+        if len(top) == 1:
+            return top[0]
     return None
 
 

@@ -217,27 +217,21 @@ def atomic_save(obj: dict, path: Path) -> None:
 
 
 def plot_losses(history: dict[str, list[tuple[int, float]]], path: Path) -> None:
-    import matplotlib
+    """log10 of each stage's loss per step, raw and smoothed, as a PNG."""
+    from vidzero.io import write_png
+    from vidzero.plot import Panel, line_chart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(history), figsize=(5 * len(history), 3.5), squeeze=False)
-    for ax, (name, points) in zip(axes[0], history.items()):
+    panels = []
+    for name, points in history.items():
         if not points:
             continue
-        steps, losses = zip(*points)
-        ax.plot(steps, losses, lw=0.5, alpha=0.4)
+        losses = np.log10(np.maximum([loss for _, loss in points], 1e-8))
         k = max(1, len(losses) // 50)
-        smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
-        ax.plot(steps[k - 1 :], smooth, lw=1.5)
-        ax.set_yscale("log")
-        ax.set_title(f"{name} loss")
-        ax.set_xlabel("step")
-    fig.tight_layout()
-    fig.savefig(path.with_suffix(".tmp.png"), dpi=100)
-    plt.close(fig)
-    os.replace(path.with_suffix(".tmp.png"), path)
+        smooth = np.convolve(losses, np.ones(k) / k, mode="same")
+        panels.append(Panel(f"{name} loss, log10 (x: step {points[0][0]}..{points[-1][0]})",
+                            {"raw": losses.tolist(), "smoothed": smooth.tolist()}))
+    if panels:
+        write_png(path, line_chart(panels, "training"))
 
 
 class Trainer:
