@@ -17,8 +17,8 @@ import shutil
 import subprocess
 import time
 
-import numpy as np
 import cv2
+import numpy as np
 
 from recipes.shapes import world
 from vidzero.flicker import deflicker, flicker_report
