@@ -3,7 +3,6 @@ runs continue exactly (extend --from); two processes never write one output."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests.processes import killed_run
 from vidzero.cli import app
 from vidzero.io import read_video
 from vidzero.outputs import sha256_of
@@ -29,28 +29,6 @@ def frames_of(path):
 def extend_args(image, out, model, frames=FRAMES, *extra):
     return ["extend", str(image), "a red circle", "-o", str(out), "--model", str(model), "--frames", str(frames),
             "--steps", "2", "--resample", "1", "--seed", "5", "--quiet", *extra]
-
-
-def killed_run(args: list[str], fault: str) -> int:
-    """Run the CLI in a child process that SIGKILLs itself at the named point; return its exit
-    status (-9 when killed). A fork of this process (torch already imported, single-threaded)
-    starts in milliseconds; elsewhere a fresh interpreter."""
-    if hasattr(os, "fork"):
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into pytest
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, 1)
-                os.dup2(devnull, 2)
-                os.environ["VIDZERO_FAULT"] = fault
-                runner.invoke(app, args)
-            finally:
-                os._exit(0)
-        _, status = os.waitpid(pid, 0)
-        return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "VIDZERO_FAULT": fault}
-    code = "import sys; from vidzero.cli import main; sys.argv = ['vidzero'] + sys.argv[1:]; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, timeout=180).returncode
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +96,19 @@ def test_resume_with_nothing_saved_starts_over_and_refuses_other_runs(tiny_model
 
 
 def test_a_second_process_on_the_same_output_is_refused(tiny_model_dir, image_file_module, tmp_path):
-    from vidzero.outputs import OutputLock
-
     out = tmp_path / "o.mp4"
-    with OutputLock(out):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from vidzero.outputs import OutputLock\nwith OutputLock(Path(sys.argv[1])):\n"
+                               "    print('held', flush=True); time.sleep(60)", str(out)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
         res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir, 4))
+    finally:
+        holder.kill()
+        holder.wait()
     assert res.exit_code == 2 and "being written by another vidzero process" in res.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert not out.exists() and not state_paths(out)[1].exists()
 
 
 def test_ctrl_c_keeps_the_frames_and_says_how_to_resume(tiny_model_dir, image_file_module, tmp_path, monkeypatch):

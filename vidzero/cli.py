@@ -394,6 +394,61 @@ def info(**v: Any) -> None:
     Console().print(table)
 
 
+@cli_command("batch", [arg("jobs", Path, "Job file: JSON Lines (one job object per line) or CSV (one job per row)."),
+                       flag("output", Path | None, "Folder for every job's output, manifest, contact sheet and state; "
+                            "batch.json, batch.csv and batch.index.png summarise the batch.", names=("--output", "-o")),
+                       flag("force", bool, "Rerun jobs that are done already (their outputs are the batch's own).",
+                            False),
+                       flag("quiet", bool, "No progress display.", False, names=("--quiet", "-q"))],
+             "Examples:\n\n  vidzero batch jobs.jsonl -o out/\n\n  torchrun --nproc_per_node 8 -m vidzero.cli batch "
+             "jobs.jsonl -o out/   # one process per GPU",
+             "Run every job of a job file (any task, each with its own inputs and options): resumable, skips what is "
+             "done, records failures and goes on; several processes (one per GPU, or machines sharing the folder) "
+             "split the jobs.", defaults={f.name: None for f in dataclasses.fields(RunOptions)})
+def batch(**v: Any) -> None:
+    from vidzero.batch import Batch, distributed_rank, read_jobs
+    from vidzero.outputs import check_parent
+    from vidzero.progress import LineProgress, RichRunProgress, is_interactive, make_bars
+
+    if v["output"] is None:
+        raise BadInput("give {option} (a folder)", "output")
+    out = Path(v["output"])
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{{option}} {out} is a file, not a folder", "output")
+    check_parent(out)
+    names = {f.name for f in python_fields()}
+    defaults = {k: val for k, val in v.items() if k in names and val is not None}
+    jobs = read_jobs(v["jobs"], out, defaults)
+    rank, world, device = distributed_rank()
+    label = f"rank {rank}/{world}: " if world > 1 else ""
+    quiet, interactive = v["quiet"], is_interactive() and world == 1
+    bars = make_bars() if interactive and not quiet else None
+    jobs_bar = bars.add_task("jobs", total=len(jobs)) if bars else None
+
+    def progress(job: Any) -> Any:
+        if quiet:
+            return False
+        return RichRunProgress(bars, job.id[:12]) if bars else LineProgress(label=f"{label}{job.id}")
+
+    def log(text: str) -> None:
+        if bars is None and not quiet:
+            err.print(f"{label}{text}")
+
+    def on_job(done: int, total: int) -> None:
+        if bars is not None:
+            bars.update(jobs_bar, completed=done, total=total)
+
+    runner = Batch(jobs, out, Path(v["jobs"]), force=v["force"], rank=rank, world=world, device=device,
+                   progress=progress, log=log, on_job=on_job)
+    with bars or contextlib.nullcontext():
+        records = runner.run()
+    counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
+    err.print(f"{label}batch {v['jobs']}: {counts['done']} done, {counts['skipped']} done before, "
+              f"{counts['failed']} failed (this process); summary in {out / 'batch.csv'}")
+    if counts["failed"]:
+        raise typer.Exit(3)  # the batch finished, some jobs failed (see the summary)
+
+
 def main() -> None:
     try:
         app(prog_name="vidzero")

@@ -32,6 +32,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from vidzero.errors import BadInput
 
@@ -292,14 +293,21 @@ def cleanup_temporaries(out: Path) -> int:
 
 # ---------------------------------------------------------------------- locks
 class OutputLock:
-    """An exclusive advisory lock on an output, held while a run writes it."""
+    """An exclusive advisory lock on an output, held while a run writes it. Re-entrant within a
+    process (a batch claims a job's output, then the run saves to it)."""
+
+    _held: ClassVar[dict[str, int]] = {}  # lock file -> nesting depth, in this process
 
     def __init__(self, out: Path) -> None:
         self.path = out.with_name(f".{out.name}.lock")
         self.out = out
         self._fd: int | None = None
+        self._key = os.path.realpath(self.path)
 
     def __enter__(self) -> OutputLock:
+        if self._held.get(self._key):
+            self._held[self._key] += 1
+            return self
         try:
             import fcntl
         except ImportError:  # no flock on this platform: no lock, as before
@@ -316,9 +324,14 @@ class OutputLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}".encode())
         self._fd = fd
+        self._held[self._key] = 1
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._held.get(self._key, 0) > 1:
+            self._held[self._key] -= 1
+            return
+        self._held.pop(self._key, None)
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 self.path.unlink()

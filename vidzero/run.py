@@ -238,6 +238,10 @@ class PlannedRun:
             },
         }
 
+    def fingerprint(self) -> str:
+        """What identifies this run's frames (its parameters, plan and known pixels)."""
+        return fingerprint(self.state_params(), self.known)
+
     def state_params(self) -> dict:
         """What decides this run's frames (for the resume fingerprint)."""
         bb = self.backbone
@@ -364,6 +368,7 @@ class PlannedRun:
         fault_point("manifest")
         manifest = self.manifest()
         manifest |= {"vidzero": proof, "output": str(out), "sidecars": [str(p) for p in run_sidecars(out)],
+                     "fingerprint": print_id,
                      "resumed": resumed, "deflicker": asdict(self.deflicker) if self.deflicker is not None else None,
                      "encode_seconds": round(time.time() - started, 3)}
         write_json(manifest_path, manifest)
