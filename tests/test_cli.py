@@ -32,7 +32,8 @@ def test_extend_end_to_end(tiny_model_dir, image_file, tmp_path):
     assert manifest["vidzero"]["sha256"] and str(out) == manifest["output"]
     assert (tmp_path / "out.mp4.contact.png").exists() and (tmp_path / "out.mp4.state.safetensors").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.png", "out.mp4", "out.mp4.contact.png",
-                                                         "out.mp4.manifest.json", "out.mp4.state.safetensors"]
+                                                         "out.mp4.manifest.json", "out.mp4.report.json",
+                                                         "out.mp4.report.png", "out.mp4.state.safetensors"]
 
 
 def test_outputs_of_two_formats_do_not_share_sidecars(tiny_model_dir, image_file, tmp_path):

@@ -33,9 +33,9 @@ def extend_args(image, out, model, frames=FRAMES, *extra):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, tiny_model_dir, image_file_module):
+    """The uninterrupted run, in a process of its own (as the killed and the resumed runs are)."""
     out = tmp_path_factory.mktemp("ref") / "ref.mp4"
-    res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir))
-    assert res.exit_code == 0, res.output
+    assert killed_run(extend_args(image_file_module, out, tiny_model_dir), "none") == 0
     return out
 
 
@@ -49,7 +49,8 @@ def image_file_module(tmp_path_factory):
     return path
 
 
-POINTS = ["window@1", "window@3", "between@2", "encode", "manifest", "contact", "final-state", "cleanup"]
+# before the first state, inside a window, between windows, and at each step of finishing
+POINTS = ["window@1", "window@3", "between@2", "encode", "manifest", "final-state", "cleanup"]
 
 
 @pytest.mark.parametrize("fault", POINTS)
@@ -68,7 +69,8 @@ def test_a_kill_at_any_point_resumes_to_identical_bytes(fault, reference, tiny_m
     meta, tensors = load_state(state_file)
     assert meta["finished"] and meta["tail"] == FRAMES and len(state_frames(tensors, "tail_pixels")) == FRAMES
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["out.mp4", "out.mp4.contact.png", "out.mp4.manifest.json", "out.mp4.state.safetensors"], left
+    assert left == ["out.mp4", "out.mp4.contact.png", "out.mp4.manifest.json", "out.mp4.report.json",
+                    "out.mp4.report.png", "out.mp4.state.safetensors"], left
 
 
 def test_the_final_state_of_a_resumed_run_continues_the_video(reference, tiny_model_dir, image_file_module, tmp_path):

@@ -394,6 +394,44 @@ def info(**v: Any) -> None:
     Console().print(table)
 
 
+@cli_command("reroll", [arg("run", Path, "A finished vidzero output (its manifest says how it was made)."),
+                        flag("frames", str | None, "A-B: the frames to regenerate (output frame numbers, inclusive).",
+                             metavar="A-B"),
+                        OUTPUT,
+                        flag("seed", int | None, "Seed of the new frames (default: the run's seed + 1)."),
+                        flag("prompt", str | None, "A new prompt for the new frames (default: the run's at frame A)."),
+                        flag("device", str, "cpu, cuda, cuda:N or auto.", "auto"),
+                        flag("dtype", str | None, "fp32, fp16 or bf16 (default: fp16 on CUDA, fp32 on the CPU)."),
+                        *SAVING],
+             "Example: vidzero reroll out.mp4 --frames 40-47 -o out-fixed.mp4 --seed 3",
+             "Regenerate frames A..B of a finished run between the frames kept on both sides, with the run's own "
+             "settings (its manifest); every other frame is kept.", run_options=False)
+def reroll(**v: Any) -> None:
+    from vidzero.tasks.reroll import reroll as task
+
+    if v["frames"] is None:
+        raise BadInput("give {option} A-B", "frames")
+    save_run(lambda **kw: task(v["run"], v["frames"], prompt=v["prompt"], **kw), v)  # seed, device, dtype: in kw
+
+
+@cli_command("report", [arg("video", Path, "A clip (video file or folder of frames), vidzero's or any other."),
+                        flag("force", bool, "Replace a previous vidzero report.", False)],
+             "Example: vidzero report out.mp4",
+             "Write VIDEO.report.json and VIDEO.report.png: per-frame flicker, motion, change, colour drift and "
+             "distance to known frames, and the seams that stand out, each with the reroll command that fixes it.",
+             run_options=False)
+def report(**v: Any) -> None:
+    from vidzero.tasks.report import report_clip
+
+    r = report_clip(v["video"], force=v["force"])
+    s = r["summary"]
+    err.print(f"{r['frames']} frames: flicker index {s['flicker_index']:.3f}, median step {s['median_step']:.2f} px, "
+              f"max colour drift {s['max_colour_drift']:.1f} dE, {s['seams']} seam(s)")
+    for seam in r["seams"][:10]:
+        err.print(f"  seam at frame {seam['frame']} ({seam['signal']} {seam['value']:.1f}, around it "
+                  f"{seam['local_median']:.1f}): {seam['reroll']}")
+
+
 @cli_command("batch", [arg("jobs", Path, "Job file: JSON Lines (one job object per line) or CSV (one job per row)."),
                        flag("output", Path | None, "Folder for every job's output, manifest, contact sheet and state; "
                             "batch.json, batch.csv and batch.index.png summarise the batch.", names=("--output", "-o")),

@@ -175,12 +175,15 @@ class VideoWriter:
             stream = self._container.add_stream(encoder, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             crf = str(default_crf if self.crf is None else self.crf)
-            # a fixed thread count keeps the encode deterministic across machines
-            options = {"libx264": {"crf": crf, "preset": "medium", "threads": "1"},
+            # one encoder thread: threaded encoders do not promise the same bytes under load,
+            # and a resumed run must write exactly what an uninterrupted one writes
+            options = {"libx264": {"crf": crf, "preset": "medium", "x264-params": "threads=1:lookahead-threads=1"},
                        "libx265": {"crf": crf, "preset": "medium", "x265-params": "pools=1:frame-threads=1:log-level=error"},
-                       "libvpx-vp9": {"crf": crf, "b": "0", "threads": "1", "row-mt": "0"},
-                       "libsvtav1": {"crf": crf, "preset": "8"}}[encoder]
+                       "libvpx-vp9": {"crf": crf, "b": "0", "row-mt": "0"},
+                       "libsvtav1": {"crf": crf, "preset": "8", "svtav1-params": "lp=1"}}[encoder]
             stream.options = options
+            stream.codec_context.thread_count = 1
+            stream.codec_context.thread_type = "NONE"
         self._stream = stream
 
     def write(self, frame: np.ndarray) -> None:
@@ -202,7 +205,7 @@ class VideoWriter:
                     self._palette.push(video_frame)
                     self._mux(pull_all(self._palette))
                 else:
-                    self._mux([video_frame.reformat(format=self._stream.pix_fmt)])
+                    self._mux([yuv420p_frame(frame, self.count, video_frame.time_base)])
         self.count += 1
 
     def _mux(self, frames: Iterable[av.VideoFrame | None]) -> None:
@@ -243,6 +246,53 @@ class VideoWriter:
             self.commit()
         else:
             self.abort()
+
+
+def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> the (H * 3 / 2, W) yuv420p planes, BT.601 limited range (what
+    decoders assume for untagged video), chroma from 2x2 averages. Done here, not by swscale,
+    whose SIMD paths depend on buffer alignment: the same frame must always give the same bytes."""
+    rgb = frame.astype(np.float64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16 + 0.256788 * r + 0.504129 * g + 0.097906 * b
+    h, w = frame.shape[:2]
+    small = rgb.reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3))
+    sr, sg, sb = small[..., 0], small[..., 1], small[..., 2]
+    u = 128 - 0.148223 * sr - 0.290993 * sg + 0.439216 * sb
+    v = 128 + 0.439216 * sr - 0.367788 * sg - 0.071427 * sb
+    planes = [np.clip(np.floor(p + 0.5), 0, 255).astype(np.uint8) for p in (y, u, v)]
+    return np.concatenate([planes[0], planes[1].reshape(h // 4, w), planes[2].reshape(h // 4, w)])
+
+
+def yuv420p_frame(frame: np.ndarray, index: int, time_base: Fraction) -> av.VideoFrame:
+    out = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
+    out.pts, out.time_base = index, time_base
+    return out
+
+
+def yuv420p_to_rgb(planes: np.ndarray, full_range: bool = False) -> np.ndarray:
+    """The inverse of rgb_to_yuv420p (BT.601; limited range unless `full_range`), chroma
+    upsampled by repetition."""
+    h = planes.shape[0] * 2 // 3
+    w = planes.shape[1]
+    y = planes[:h].astype(np.float64)
+    u = planes[h : h + h // 4].reshape(h // 2, w // 2).astype(np.float64)
+    v = planes[h + h // 4 :].reshape(h // 2, w // 2).astype(np.float64)
+    u, v = (np.repeat(np.repeat(c, 2, axis=0), 2, axis=1) - 128 for c in (u, v))
+    if full_range:
+        r, g, b = y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u
+    else:
+        y = (y - 16) * 1.164384
+        r, g, b = y + 1.596027 * v, y - 0.391762 * u - 0.812968 * v, y + 2.017232 * u
+    return np.clip(np.floor(np.stack([r, g, b], -1) + 0.5), 0, 255).astype(np.uint8)
+
+
+def to_rgb24(vf: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as RGB; 4:2:0 video converted here (deterministic, see rgb_to_yuv420p)."""
+    name = vf.format.name
+    if name in ("yuv420p", "yuvj420p") and vf.width % 2 == 0 and vf.height % 2 == 0:
+        return yuv420p_to_rgb(vf.to_ndarray(), full_range=name == "yuvj420p")
+    return vf.to_ndarray(format="rgb24")
 
 
 def palette_graph(width: int, height: int, rate: Fraction) -> av.filter.Graph:
@@ -325,7 +375,7 @@ def read_video(path: str | Path, width: int | None = None, height: int | None = 
             raise BadInput(f"{path} has no video stream (an audio file?)")
         try:
             for vf in container.decode(video=0):
-                frame = vf.to_ndarray(format="rgb24")
+                frame = to_rgb24(vf)
                 yield fit_frame(frame, width, height) if width else frame
         except (av.error.FFmpegError, ValueError) as exc:
             raise BadInput(f"cannot decode video {path}: truncated or corrupt data ({type(exc).__name__})") from None

@@ -54,6 +54,7 @@ from vidzero.outputs import (
     write_json,
 )
 from vidzero.progress import progress_for
+from vidzero.report import ReportBuilder, plot_report, report_paths
 from vidzero.runstate import engine_payload, engine_state, fingerprint, load_state, save_state, state_paths
 from vidzero.timeline import WindowJob
 from vidzero.version import __version__
@@ -351,10 +352,13 @@ class PlannedRun:
         if self.deflicker is not None:
             images = deflicker(images, anchors=self.known, settings=self.deflicker)
         writer = VideoWriter(out, self.fps, self.codec, self.crf)
+        known_out = {i - self.first_output: px for i, px in self.known.items() if i >= self.first_output}
+        report = ReportBuilder(known_out or {0: None})
         try:
             for index, image in enumerate(images):
                 if index >= self.first_output:
                     writer.write(image)
+                    report.add(image)
             encoded = writer.close()
         except BaseException:
             writer.abort()
@@ -365,16 +369,23 @@ class PlannedRun:
             proof["frames"] = len(written)
         else:
             proof["sha256"] = sha256_of(encoded)
+        quality = report.finish(str(out)) if len(written) >= 2 else None
         fault_point("manifest")
         manifest = self.manifest()
         manifest |= {"vidzero": proof, "output": str(out), "sidecars": [str(p) for p in run_sidecars(out)],
                      "fingerprint": print_id,
                      "resumed": resumed, "deflicker": asdict(self.deflicker) if self.deflicker is not None else None,
+                     "report": None if quality is None else quality["summary"] | {
+                         "known_frames": quality["known_frames"], "seams": quality["seams"]},
                      "encode_seconds": round(time.time() - started, 3)}
         write_json(manifest_path, manifest)
         fault_point("contact")
         wanted = [self.first_output + i for i in sample_indices(len(written))]
         write_png(sheet_path, contact_sheet([(i, read_png(partial / f"{i:06d}.png")) for i in wanted]))
+        if quality is not None:
+            report_json, report_png = report_paths(out)
+            write_json(report_json, {"vidzero": proof | {"kind": "quality report"}, **quality})
+            write_png(report_png, plot_report(quality, out.name))
         if out.is_dir() and not out.is_symlink():
             remove_output(out)  # a previous vidzero frame folder, proven by check_output
         writer.commit()

@@ -322,12 +322,22 @@ class Trainer:
         atomic_save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step}, ckpt_path)
         self.save_history()
 
-    def load_vae(self):
+    def load_vae(self, tuned_decoder: bool = True):
+        """The run's VAE (trained here, or the --from-model one), with the fine-tuned decoder of
+        --decoder-from or of this run's decoder stage when there is one."""
+        vae = self._base_vae()
+        source = self.args.decoder_from or self.out / "decoder.pt"
+        if tuned_decoder and Path(source).exists():
+            ckpt = torch.load(source, map_location="cpu")
+            vae.load_state_dict(ckpt["decoder"], strict=False)
+            log(f"vae: decoder fine-tuned for {ckpt['step']} steps ({source})")
+        return vae.eval().requires_grad_(False).to(self.device)
+
+    def _base_vae(self):
         if self.args.from_model is not None:
             from diffusers import AutoencoderKL
 
-            vae = AutoencoderKL.from_pretrained(self.args.from_model, subfolder="vae", torch_dtype=torch.float32)
-            return vae.eval().requires_grad_(False).to(self.device)
+            return AutoencoderKL.from_pretrained(self.args.from_model, subfolder="vae", torch_dtype=torch.float32)
         vae = shapes_model.make_vae()
         ckpt = torch.load(self.out / "vae.pt", map_location="cpu")
         vae.load_state_dict(ckpt["model"])
@@ -343,7 +353,66 @@ class Trainer:
             atomic_save(ckpt, self.out / "vae.pt")
         vae.register_to_config(scaling_factor=round(ckpt["scaling_factor"], 5))
         log(f"vae scaling factor {vae.config.scaling_factor} (latent mean {ckpt['latent_mean']:.3f})")
-        return vae.to(self.device)
+        return vae
+
+    # ---------------------------------------------------------------- decoder fine-tuning
+    def train_decoder(self) -> None:
+        """Fine-tune the VAE's decoder alone on frames of the world (with --appearance, of the
+        appearance world too). The encoder, and with it the latent space the UNet learns, stays
+        as it is: only what the decoder draws from a latent gets sharper (shapes, sizes, edges)."""
+        a = self.args
+        if a.decoder_steps <= 0:
+            return
+        vae = self._base_vae().to(self.device)
+        vae.requires_grad_(False)
+        trained = [vae.decoder] + ([vae.post_quant_conv] if getattr(vae, "post_quant_conv", None) is not None else [])
+        for module in trained:
+            module.requires_grad_(True)
+        params = [p for p in vae.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=a.decoder_lr, weight_decay=0.0)
+        path, step = self.out / "decoder.pt", 0
+        if path.exists():
+            ckpt = torch.load(path, map_location=self.device)
+            vae.load_state_dict(ckpt["decoder"], strict=False)
+            opt.load_state_dict(ckpt["opt"])
+            step = ckpt["step"]
+            log(f"decoder: resumed at step {step}")
+
+        def save() -> None:
+            state = {k: v for k, v in vae.state_dict().items() if k.startswith(("decoder.", "post_quant_conv."))}
+            atomic_save({"decoder": state, "opt": opt.state_dict(), "step": step}, path)
+            self.save_history()
+
+        self.history.setdefault("decoder", [])
+        vae.decoder.train()
+        last_save = time.time()
+        while step < a.decoder_steps and not self.out_of_time():
+            k0 = step * a.decoder_batch
+            clips = [training_clip(a.seed + 5, k0 + i, a.world_speed, appearance=a.appearance) for i in range(a.decoder_batch)]
+            gen = torch.Generator().manual_seed(a.seed * 7907 + step)
+            pick = torch.randint(0, world.FRAMES, (len(clips),), generator=gen).tolist()
+            frames = torch.from_numpy(np.stack([c.frames[t] for c, t in zip(clips, pick)])).permute(0, 3, 1, 2)
+            frames = (frames.float() / 127.5 - 1).to(self.device)
+            mask = object_masks(clips)[torch.arange(len(clips)), :, pick].to(self.device)
+            with torch.no_grad():
+                z = vae.encode(frames).latent_dist.mean
+            err = vae.decode(z).sample - frames
+            weight = 1 + a.vae_object_weight * mask
+            loss = ((err.abs() + err.pow(2)) * weight).mean() / weight.mean()
+            for g in opt.param_groups:
+                g["lr"] = a.decoder_lr * min(1.0, (step + 1) / 50)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            self.history["decoder"].append((step, loss.item()))
+            if step % 25 == 0:
+                log(f"decoder step {step}/{a.decoder_steps} loss {loss.item():.4f}")
+            if step % a.every == 0 or time.time() - last_save > 600:
+                save()
+                last_save = time.time()
+        save()
 
     # ---------------------------------------------------------------- UNet + text encoder
     def train_unet(self) -> None:
@@ -644,6 +713,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--from-model", type=Path, default=None, metavar="DIR",
                    help="continue a diffusers folder of this model (e.g. the shipped vidzero/shapes/model): its VAE, "
                    "frozen text encoder and tokenizer, and its UNet as the start")
+    p.add_argument("--decoder-steps", type=int, default=0, metavar="N",
+                   help="fine-tune the VAE's decoder alone for N steps (the latent space stays as it is)")
+    p.add_argument("--decoder-lr", type=float, default=1e-4)
+    p.add_argument("--decoder-batch", type=int, default=16)
+    p.add_argument("--decoder-from", type=Path, default=None, metavar="PT",
+                   help="use the fine-tuned decoder of another run's decoder.pt (for --export)")
     p.add_argument("--appearance", type=float, default=0.0, metavar="SHARE",
                    help="share of training clips from the appearance world: continuous sizes, several forms per shape "
                    "word, colour jitter, two-tone objects (world.Form); 0: the classic world only")
@@ -678,6 +753,7 @@ def main(argv: list[str] | None = None) -> None:
         trainer.export(args.export)
         return
     trainer.train_vae()
+    trainer.train_decoder()
     trainer.train_unet()
 
 

@@ -1,0 +1,196 @@
+"""The fidelity bench: the paper's ablation, baselines and vidzero's options on held-out images.
+
+    python -m recipes.bench_fidelity --split dev --cases 8                 # choose settings here
+    python -m recipes.bench_fidelity --split test --cases 8 --variants paper,default
+    python -m recipes.bench_fidelity --quick --model DIR                   # a smoke run (CI)
+    python -m recipes.bench_fidelity --long 128 --cases 4                  # long video, per quarter
+
+Each case (recipes/fidelity.py) is a first frame and a prompt; each variant makes a 16-frame
+image-to-video from it with the same seed; every variant's frames are measured on pixels alone
+(shape IoU, area, colour, background, first-step jump, direction) and its cost in the same run
+(guided UNet evaluations and seconds per generated frame, and the UNet work in window samples).
+`±` columns are the bench's noise: half a 90 % bootstrap interval over the cases. Writes
+OUT/fidelity-SPLIT.json, OUT/fidelity-SPLIT.md and a sample sheet per variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import vidzero
+from recipes.fidelity import bootstrap_halfwidth, case_record, make_cases, measure, summary
+from vidzero.engine import Engine, to_pixels
+from vidzero.io import contact_sheet, write_png
+from vidzero.outputs import write_json
+from vidzero.run import PlannedRun
+from vidzero.sampler import SamplerSettings
+from vidzero.timeline import plan_single_window
+
+# name -> how to make the video: a kind and its options
+VARIANTS: dict[str, dict] = {
+    "paper": {"kind": "extend", "preset": "paper"},
+    "latent queue": {"kind": "extend", "preset": "paper", "queue": "latent"},
+    "random init": {"kind": "extend", "preset": "paper", "init": "random"},
+    "U=0": {"kind": "extend", "preset": "paper", "resample": 0},
+    "U=2": {"kind": "extend", "preset": "paper", "resample": 2},
+    "guidance reuse": {"kind": "extend", "preset": "paper", "guidance_passes": "first"},
+    "resample 3 steps": {"kind": "extend", "preset": "paper", "resample_steps": 3},
+    "4 per window": {"kind": "extend", "preset": "paper", "new_per_window": 4},
+    "default": {"kind": "extend"},
+    "fast": {"kind": "extend", "preset": "fast"},
+    "quality": {"kind": "extend", "preset": "quality"},
+    "replacing": {"kind": "replacing"},
+    "SDEdit 0.7": {"kind": "sdedit", "strength": 0.7},
+    "VAE round trip": {"kind": "vae"},
+}
+ABLATION = ["paper", "latent queue", "random init", "U=0", "U=2", "replacing", "SDEdit 0.7", "VAE round trip"]
+COLUMNS = [("iou_0.8", "IoU>=0.8", "{:.0%}"), ("area_15", "area ±15 %", "{:.0%}"), ("area", "area ratio", "{:.2f}"),
+           ("delta_e", "ΔE", "{:.1f}"), ("background_psnr", "bg PSNR", "{:.1f}"), ("first_step_jump", "jump px", "{:.2f}"),
+           ("direction", "direction", "{:.0%}"), ("cfg_per_frame", "evals/frame", "{:.1f}"),
+           ("unet_per_frame", "UNet samples/frame", "{:.1f}"), ("seconds_per_frame", "s/frame", "{:.2f}")]
+NOISE = ("iou_0.8", "area_15", "first_step_jump", "direction", "background_psnr")
+
+
+def make_video(bb, case, spec: dict, frames: int, seed: int) -> tuple[np.ndarray, int, int]:
+    """(frames, guided evaluations, UNet window samples) for one case and variant."""
+    image = case.first_frame()
+    kind = spec["kind"]
+    if kind == "vae":
+        pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+        back = to_pixels(bb.decode(bb.encode_frames(pixels)))[0]
+        return np.stack([image] + [back] * (frames - 1)), 0, 0
+    if kind == "sdedit":
+        from diffusers import VideoToVideoSDPipeline
+        from PIL import Image
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe = VideoToVideoSDPipeline(vae=bb.vae, text_encoder=bb.text_encoder, tokenizer=bb.tokenizer,
+                                          unet=bb.unet, scheduler=bb.scheduler)
+        pipe.set_progress_bar_config(disable=True)
+        steps = 10
+        video = pipe(case.prompt, video=[Image.fromarray(image)] * bb.frames, strength=spec["strength"],
+                     num_inference_steps=steps, guidance_scale=9.0, generator=torch.Generator().manual_seed(seed),
+                     output_type="np").frames[0]
+        used = int(steps * spec["strength"])
+        video = (np.clip(video, 0, 1) * 255).round().astype(np.uint8)
+        return np.concatenate([image[None], video[1:frames]]), used, 2 * used
+    if kind == "replacing":
+        settings = SamplerSettings(steps=10, resample=0, init="random")
+        run = PlannedRun("replacing", Engine(bb, settings, seed=seed), plan_single_window(1, bb.frames), bb.frames,
+                         {0: image}, case.prompt, progress=False)
+        out = np.stack(run.frames())[:frames]
+        return out, run.engine.stats.cfg_evaluations, run.engine.stats.unet_samples
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    run = vidzero.extend(image, case.prompt, frames=frames, backbone=bb, seed=seed, progress=False, **options)
+    out = np.stack(run.frames())
+    return out, run.engine.stats.cfg_evaluations, run.engine.stats.unet_samples
+
+
+def run_variant(bb, cases, spec: dict, frames: int, seed: int) -> tuple[dict, list[dict], list[np.ndarray]]:
+    measured, videos, evals, samples, seconds = [], [], 0, 0, 0.0
+    for case in cases:
+        start = time.perf_counter()
+        video, e, u = make_video(bb, case, spec, frames, seed)
+        seconds += time.perf_counter() - start
+        evals, samples = evals + e, samples + u
+        measured.append(measure(video, case))
+        videos.append(video)
+    generated = len(cases) * (frames - 1)
+    result = summary(measured) | {"cfg_per_frame": evals / generated, "unet_per_frame": samples / generated,
+                                  "seconds_per_frame": seconds / generated}
+    result |= {f"{k}_noise": bootstrap_halfwidth(measured, k) for k in NOISE}
+    return result, measured, videos
+
+
+def quarters(video: np.ndarray, case) -> list[dict]:
+    """The metrics of each quarter of a long video (each against frame 0)."""
+    from recipes.fidelity import measure as measure_video
+
+    n = len(video)
+    per_frame = measure_video(video, case)["per_frame"]
+    out = []
+    for q in range(4):
+        part = per_frame[q * (n - 1) // 4 : (q + 1) * (n - 1) // 4]
+        out.append(summary([{"per_frame": part, "first_step_jump": None, "direction_correct": False}]))
+    return out
+
+
+def table(results: dict[str, dict], title: str) -> str:
+    head = "| variant | " + " | ".join(c[1] for c in COLUMNS) + " |"
+    lines = [f"### {title}", "", head, "|" + "---|" * (len(COLUMNS) + 1)]
+    for name, r in results.items():
+        cells = []
+        for key, _, fmt in COLUMNS:
+            value = r.get(key)
+            cell = fmt.format(value) if value is not None and value == value else "-"
+            if f"{key}_noise" in r and name in ("paper", "default"):
+                cell += " ±" + fmt.format(r[f"{key}_noise"]).rstrip("%")
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="shapes")
+    p.add_argument("--split", choices=("dev", "test"), default="dev")
+    p.add_argument("--cases", type=int, default=8)
+    p.add_argument("--variants", default=",".join(ABLATION), help=f"comma-separated, of: {', '.join(VARIANTS)}")
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--long", type=int, default=0, metavar="N", help="instead: N-frame videos, metrics per quarter")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("docs/bench"))
+    p.add_argument("--quick", action="store_true", help="2 cases, 4 frames, 2 variants (a smoke run)")
+    a = p.parse_args(argv)
+    names = [v.strip() for v in a.variants.split(",") if v.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variant {unknown[0]!r}")
+    if a.quick:
+        a.cases, a.frames, names = 2, 4, ["paper", "VAE round trip"]
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    a.out.mkdir(parents=True, exist_ok=True)
+    bb = vidzero.load_backbone(a.model, device="cpu")
+    cases = make_cases(a.split, a.cases)
+    if a.long:
+        report = {}
+        for name in names:
+            rows = []
+            for case in cases:
+                video, _, _ = make_video(bb, case, VARIANTS[name], a.long, a.seed)
+                rows.append(quarters(video, case))
+            report[name] = [{k: float(np.nanmean([r[q][k] for r in rows])) for k in rows[0][q]} for q in range(4)]
+            print(name, json.dumps(report[name], indent=1))
+        write_json(a.out / f"fidelity-long{a.long}-{a.split}.json", {"frames": a.long, "cases": [case_record(c) for c in cases],
+                                                                     "quarters": report})
+        return
+    results, per_case = {}, {}
+    for name in names:
+        started = time.perf_counter()
+        results[name], measured, videos = run_variant(bb, cases, VARIANTS[name], a.frames, a.seed)
+        per_case[name] = measured
+        sheet = [(i * 100 + k, v[k]) for i, v in enumerate(videos[:4]) for k in range(0, len(v), max(1, len(v) // 8))]
+        write_png(a.out / f"fidelity-{a.split}-{name.replace(' ', '_').replace('=', '')}.png",
+                  contact_sheet(sheet, columns=8))
+        print(f"{name}: " + ", ".join(f"{k} {results[name][k]:.3f}" for k, _, _ in COLUMNS)
+              + f" ({time.perf_counter() - started:.0f} s)", flush=True)
+    setup = (f"{len(cases)} {a.split} cases, {a.frames} frames, seed {a.seed}, model {a.model}, "
+             f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    write_json(a.out / f"fidelity-{a.split}.json", {"setup": setup, "cases": [case_record(c) for c in cases],
+                                                    "results": results, "per_case": per_case})
+    (a.out / f"fidelity-{a.split}.md").write_text(table(results, setup) + "\n")
+    print(table(results, setup))
+
+
+if __name__ == "__main__":
+    main()
