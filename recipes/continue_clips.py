@@ -1,19 +1,18 @@
-"""Continue every clip in a folder (video prediction), one backbone loaded once.
+"""Continue every clip in a folder (video prediction): a job file for `vidzero batch`, then the batch.
 
-    python -m recipes.continue_clips CLIPS_DIR OUT_DIR "PROMPT" [--frames 15] [--model shapes] [--resume]
+    python -m recipes.continue_clips CLIPS_DIR OUT_DIR "PROMPT" [--frames 15] [--model shapes]
 
-Each CLIP becomes OUT_DIR/CLIP.mp4 (context + new frames) with its manifest and contact sheet.
-Clips already done are skipped; with --resume an interrupted clip continues where it stopped.
+Each CLIP becomes OUT_DIR/CLIP-predict.mp4 (context + new frames) with its manifest, contact
+sheet and report. Rerunning skips what is done and resumes what was interrupted (see vidzero.batch).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from rich.console import Console
-
-import vidzero
+from vidzero.batch import run_batch
 
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif"}
 
@@ -25,28 +24,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("prompt")
     p.add_argument("--frames", type=int, default=15)
     p.add_argument("--model", default="shapes")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--resample", type=int, default=4)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--resample", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
     a = p.parse_args(argv)
-    console = Console()
-    a.out.mkdir(parents=True, exist_ok=True)
-    backbone = vidzero.load_backbone(a.model, device=a.device)
     clips = sorted(c for c in a.clips.iterdir() if c.suffix.lower() in VIDEO_SUFFIXES)
-    for i, clip in enumerate(clips):
-        target = a.out / (clip.stem + ".mp4")
-        if target.exists():
-            console.print(f"[{i + 1}/{len(clips)}] {clip.name}: done already")
-            continue
-        state_exists = (a.out / (clip.stem + ".state.pt")).exists()
-        try:
-            run = vidzero.predict(clip, a.prompt, frames=a.frames, backbone=backbone, steps=a.steps, resample=a.resample, seed=a.seed)
-            run.save(target, resume=a.resume and state_exists)
-            console.print(f"[{i + 1}/{len(clips)}] {clip.name} -> {target.name} ({run.engine.stats.seconds:.1f} s)")
-        except vidzero.BadInput as exc:
-            console.print(f"[{i + 1}/{len(clips)}] {clip.name}: skipped: {exc}")
+    a.out.mkdir(parents=True, exist_ok=True)
+    jobs = a.out / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"task": "predict", "clip": str(c.resolve()), "prompt": a.prompt,
+                                        "frames": a.frames}) + "\n" for c in clips))
+    options = {k: v for k, v in {"model": a.model, "steps": a.steps, "resample": a.resample, "seed": a.seed}.items()
+               if v is not None}
+    run_batch(jobs, a.out, **options)
 
 
 if __name__ == "__main__":

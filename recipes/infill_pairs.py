@@ -1,4 +1,5 @@
-"""Fill the frames between consecutive pairs of photos in a folder (sorted by name).
+"""Fill the frames between consecutive pairs of photos in a folder (sorted by name): a job file
+for `vidzero batch`, then the batch.
 
     python -m recipes.infill_pairs PHOTOS_DIR OUT_DIR "PROMPT" [--frames 16] [--order inward|forward]
 
@@ -9,11 +10,10 @@ photos (centre-cropped to the model's size), the frames between are generated.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from rich.console import Console
-
-import vidzero
+from vidzero.batch import run_batch
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -26,26 +26,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--order", default="inward", choices=["inward", "forward"])
     p.add_argument("--model", default="shapes")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--resample", type=int, default=4)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--resample", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    console = Console()
-    a.out.mkdir(parents=True, exist_ok=True)
-    backbone = vidzero.load_backbone(a.model, device=a.device)
     photos = sorted(f for f in a.photos.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-    for start, end in zip(photos[0::2], photos[1::2]):
-        target = a.out / f"{start.stem}_{end.stem}.mp4"
-        if target.exists():
-            continue
-        try:
-            run = vidzero.infill_between(start, end, a.prompt, frames=a.frames, order=a.order, backbone=backbone,
-                                         steps=a.steps, resample=a.resample, seed=a.seed)
-            run.save(target)
-            console.print(f"{start.name} .. {end.name} -> {target.name}")
-        except vidzero.BadInput as exc:
-            console.print(f"{start.name} .. {end.name}: skipped: {exc}")
+    a.out.mkdir(parents=True, exist_ok=True)
+    jobs = a.out / "jobs.jsonl"
+    jobs.write_text("".join(
+        json.dumps({"task": "infill", "id": f"{s.stem}_{e.stem}", "start": str(s.resolve()), "end": str(e.resolve()),
+                    "prompt": a.prompt, "frames": a.frames, "order": a.order}) + "\n"
+        for s, e in zip(photos[0::2], photos[1::2])))
+    options = {k: v for k, v in {"model": a.model, "steps": a.steps, "resample": a.resample, "seed": a.seed}.items()
+               if v is not None}
+    run_batch(jobs, a.out, **options)
 
 
 if __name__ == "__main__":

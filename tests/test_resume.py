@@ -33,9 +33,10 @@ def extend_args(image, out, model, frames=FRAMES, *extra):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, tiny_model_dir, image_file_module):
-    """The uninterrupted run, in a process of its own (as the killed and the resumed runs are)."""
+    """The uninterrupted run."""
     out = tmp_path_factory.mktemp("ref") / "ref.mp4"
-    assert killed_run(extend_args(image_file_module, out, tiny_model_dir), "none") == 0
+    res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir))
+    assert res.exit_code == 0, res.output
     return out
 
 

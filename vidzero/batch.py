@@ -461,3 +461,18 @@ def call_task(job: Job, backbone: Any, options: dict[str, Any]) -> Any:
     return vidzero.infill(timeline, args["prompt"], order=args.get("order", "inward"), loop=args.get("loop", False),
                           **common)
 
+
+
+def run_batch(jobs: str | Path, output: str | Path, force: bool = False, progress: bool = True,
+              **defaults: Any) -> list[Record]:
+    """Run a job file from Python, as `vidzero batch` does (defaults: run options for every job)."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{{option}} {out} is a file, not a folder", "output")
+    from vidzero.progress import LineProgress
+
+    rank, world, device = distributed_rank()
+    runner = Batch(read_jobs(jobs, out, defaults), out, Path(jobs), force=force, rank=rank, world=world, device=device,
+                   progress=(lambda job: LineProgress(label=job.id)) if progress else None,
+                   log=print if progress else None)
+    return runner.run()

@@ -250,17 +250,18 @@ class VideoWriter:
 
 def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> the (H * 3 / 2, W) yuv420p planes, BT.601 limited range (what
-    decoders assume for untagged video), chroma from 2x2 averages. Done here, not by swscale,
-    whose SIMD paths depend on buffer alignment: the same frame must always give the same bytes."""
-    rgb = frame.astype(np.float64)
+    decoders assume for untagged video), chroma from 2x2 block sums. Integer arithmetic, here
+    rather than in swscale (whose SIMD paths depend on buffer alignment) or in floats (whose
+    sums depend on the order): the same frame always gives the same bytes."""
+    rgb = frame.astype(np.int64)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 16 + 0.256788 * r + 0.504129 * g + 0.097906 * b
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
     h, w = frame.shape[:2]
-    small = rgb.reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3))
-    sr, sg, sb = small[..., 0], small[..., 1], small[..., 2]
-    u = 128 - 0.148223 * sr - 0.290993 * sg + 0.439216 * sb
-    v = 128 + 0.439216 * sr - 0.367788 * sg - 0.071427 * sb
-    planes = [np.clip(np.floor(p + 0.5), 0, 255).astype(np.uint8) for p in (y, u, v)]
+    sums = rgb.reshape(h // 2, 2, w // 2, 2, 3).sum(axis=(1, 3))  # exact in integers
+    sr, sg, sb = sums[..., 0], sums[..., 1], sums[..., 2]
+    u = ((-38 * sr - 74 * sg + 112 * sb + 512) >> 10) + 128
+    v = ((112 * sr - 94 * sg - 18 * sb + 512) >> 10) + 128
+    planes = [np.clip(p, 0, 255).astype(np.uint8) for p in (y, u, v)]
     return np.concatenate([planes[0], planes[1].reshape(h // 4, w), planes[2].reshape(h // 4, w)])
 
 
@@ -272,19 +273,20 @@ def yuv420p_frame(frame: np.ndarray, index: int, time_base: Fraction) -> av.Vide
 
 def yuv420p_to_rgb(planes: np.ndarray, full_range: bool = False) -> np.ndarray:
     """The inverse of rgb_to_yuv420p (BT.601; limited range unless `full_range`), chroma
-    upsampled by repetition."""
+    upsampled by repetition, in integers."""
     h = planes.shape[0] * 2 // 3
     w = planes.shape[1]
-    y = planes[:h].astype(np.float64)
-    u = planes[h : h + h // 4].reshape(h // 2, w // 2).astype(np.float64)
-    v = planes[h + h // 4 :].reshape(h // 2, w // 2).astype(np.float64)
-    u, v = (np.repeat(np.repeat(c, 2, axis=0), 2, axis=1) - 128 for c in (u, v))
+    y = planes[:h].astype(np.int64)
+    u = planes[h : h + h // 4].reshape(h // 2, w // 2).astype(np.int64)
+    v = planes[h + h // 4 :].reshape(h // 2, w // 2).astype(np.int64)
+    d, e = (np.repeat(np.repeat(c, 2, axis=0), 2, axis=1) - 128 for c in (u, v))
     if full_range:
-        r, g, b = y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u
+        c = 256 * y
+        r, g, b = (c + 359 * e + 128) >> 8, (c - 88 * d - 183 * e + 128) >> 8, (c + 454 * d + 128) >> 8
     else:
-        y = (y - 16) * 1.164384
-        r, g, b = y + 1.596027 * v, y - 0.391762 * u - 0.812968 * v, y + 2.017232 * u
-    return np.clip(np.floor(np.stack([r, g, b], -1) + 0.5), 0, 255).astype(np.uint8)
+        c = 298 * (y - 16)
+        r, g, b = (c + 409 * e + 128) >> 8, (c - 100 * d - 208 * e + 128) >> 8, (c + 516 * d + 128) >> 8
+    return np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)
 
 
 def to_rgb24(vf: av.VideoFrame) -> np.ndarray:
