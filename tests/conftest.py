@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Runs remember their timings in the user's cache (for --dry-run); tests keep theirs to themselves.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="vidzero-test-cache-")
 # Tiny models gain nothing from threads, and spinning OpenMP threads slow down anything else
 # running (a training job, a parallel CI step) by an order of magnitude.
 torch.set_num_threads(1)

@@ -120,3 +120,15 @@ def test_loop_planning_on_the_cli(tiny_model_dir, image_file, tmp_path):
     assert manifest["inputs"]["loop"] is True
     assert 0 in manifest["plan"][-1]["slots"][manifest["plan"][-1]["generate"][0] + 1 :]  # frame 0 follows the end
     assert len(np.stack(list(read_video(tmp_path / "loop.mp4")))) == 12
+
+
+def test_ctrl_c_while_the_model_loads_is_one_line_and_exit_130(tiny_model_dir, image_file, tmp_path, monkeypatch):
+    import vidzero.backbone
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vidzero.backbone.Backbone, "load", interrupted)
+    res = invoke("extend", image_file, "x", "-o", tmp_path / "o.mp4", "--model", tiny_model_dir, "--quiet")
+    assert res.exit_code == 130 and res.output.strip() == "interrupted; nothing was written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input.png"]

@@ -203,6 +203,8 @@ def save_run(make_run: Callable[..., Any], values: dict[str, Any], **task_args: 
     with spinner or contextlib.nullcontext():
         run = make_run(**task_args, **kwargs)
     _current_output.append(Path(output))
+    if not quiet:
+        announce(run)
     path = run.save(output, force=values["force"], resume=values["resume"])
     if run.complete_already:
         err.print(f"{path} is complete already: nothing to resume")
@@ -210,6 +212,20 @@ def save_run(make_run: Callable[..., Any], values: dict[str, Any], **task_args: 
     stats = run.engine.stats
     err.print(f"wrote {path} ({run.length - run.first_output} frames, {stats.cfg_evaluations} guided evaluations, "
               f"{stats.seconds:.1f} s); sidecars {path.name}.manifest.json, {path.name}.contact.png")
+
+
+def announce(run: Any) -> None:
+    """Before a long run: its plan and, from the last run of the same configuration on this
+    machine, an estimated time (no probe: that is what --dry-run is for)."""
+    from vidzero.planner import recorded, timing_key
+
+    bb = run.backbone
+    evaluations = len(run.jobs) * run.engine.settings.evaluations()
+    key = timing_key(bb.model_id, str(bb.device), str(bb.dtype).replace("torch.", ""), bb.frames, bb.height, bb.width)
+    seconds = recorded(key).get("seconds")
+    if seconds and seconds * evaluations >= 60:
+        err.print(f"plan: {len(run.jobs)} windows, {evaluations} guided evaluations, about "
+                  f"{seconds * evaluations / 60:.0f} min on this machine (from its last run)")
 
 
 # ---------------------------------------------------------------- parsing helpers

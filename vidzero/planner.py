@@ -32,22 +32,36 @@ def timing_key(model: str, device: str, dtype: str, frames: int, height: int, wi
     return f"{model}|{device}|{dtype}|{frames}x{height}x{width}"
 
 
-def recorded_seconds(key: str) -> float | None:
+def recorded(key: str) -> dict:
+    """What the last saved run of this configuration measured: seconds per guided evaluation and
+    peak memory (GiB), or {}."""
     try:
         data = json.loads(timings_path().read_text())
     except (OSError, json.JSONDecodeError):
-        return None
+        return {}
     value = data.get(key) if isinstance(data, dict) else None
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+    return value if isinstance(value, dict) and isinstance(value.get("seconds"), (int, float)) else {}
 
 
-def record_seconds(key: str, seconds_per_evaluation: float) -> None:
-    """Remember this machine's time per guided evaluation (best effort: never fails a run)."""
+def peak_memory_gib(device: Any) -> float:
+    """Peak memory of this process so far: the GPU's allocator on CUDA, the resident set else."""
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated(device) / 1024**3
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+
+
+def record_seconds(key: str, seconds_per_evaluation: float, peak_gib: float | None = None) -> None:
+    """Remember this machine's time per guided evaluation and peak memory (best effort: never
+    fails a run)."""
     path = timings_path()
     try:
         data = json.loads(path.read_text()) if path.exists() else {}
         data = data if isinstance(data, dict) else {}
-        data[key] = round(seconds_per_evaluation, 5)
+        data[key] = {"seconds": round(seconds_per_evaluation, 5), "peak_gib": round(peak_gib, 3) if peak_gib else None}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=1))
@@ -150,11 +164,13 @@ def dry_run(make_run: Any, task_args: dict, kwargs: dict) -> str:
     evaluations = len(run.jobs) * run.engine.settings.evaluations()
     generated = sum(1 for j in run.jobs for f in j.targets if f < run.length)
     key = timing_key(bb.model_id, str(bb.device), str(bb.dtype).replace("torch.", ""), bb.frames, bb.height, bb.width)
-    per_eval = recorded_seconds(key)
+    last = recorded(key)
+    per_eval, peak = last.get("seconds"), last.get("peak_gib")
     source = "the last run on this machine"
     if per_eval is None:
         try:
             per_eval = probe_seconds(bb)
+            peak = peak_memory_gib(bb.device)
             source = "a probe of this machine"
         except (RuntimeError, ValueError, OSError, BadInput) as exc:
             per_eval, source = None, f"no estimate ({type(exc).__name__})"
@@ -169,7 +185,11 @@ def dry_run(make_run: Any, task_args: dict, kwargs: dict) -> str:
         lines.append(f"time: about {per_eval * evaluations:.0f} s ({per_eval:.3f} s per evaluation, from {source})")
     else:
         lines.append(f"time: {source}")
-    lines.append(f"memory: about {memory['weights'] + memory['activations']:.1f} GiB peak ({memory['weights']:.2f} GiB "
-                 f"weights, {memory['activations']:.2f} GiB for one window's activations)")
+    if peak:
+        lines.append(f"memory: about {peak:.2f} GiB peak ({'measured' if source.startswith('the last') else 'probed'}; "
+                     f"{memory['weights']:.2f} GiB of it weights)")
+    else:
+        lines.append(f"memory: about {memory['weights'] + memory['activations']:.1f} GiB peak (estimated: "
+                     f"{memory['weights']:.2f} GiB weights, {memory['activations']:.2f} GiB for a window's activations)")
     lines.append("dry run: nothing was written")
     return "\n".join(lines)

@@ -396,13 +396,13 @@ class PlannedRun:
         self._record_timing()
 
     def _record_timing(self) -> None:
-        from vidzero.planner import record_seconds, timing_key
+        from vidzero.planner import peak_memory_gib, record_seconds, timing_key
 
         stats, bb = self.engine.stats, self.backbone
         if stats.cfg_evaluations >= 4:
             key = timing_key(bb.model_id, str(bb.device), str(bb.dtype).replace("torch.", ""), bb.frames, bb.height,
                              bb.width)
-            record_seconds(key, stats.seconds / stats.cfg_evaluations)
+            record_seconds(key, stats.seconds / stats.cfg_evaluations, peak_memory_gib(bb.device))
 
     def _save_final_state(self, partial: Path, state_path: Path, print_id: str) -> None:
         """The last window-1 frames, in pixels and latents, for `extend --from`."""
