@@ -50,8 +50,26 @@ def ffmpeg_exe() -> str:
 
 def run_ffmpeg(frames: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     n, h, w, _ = frames.shape
-    cmd = [ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", "-",
-           "-vf", f"deflicker=size={size}:mode=am", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    cmd = [
+        ffmpeg_exe(),
+        "-v",
+        "error",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-i",
+        "-",
+        "-vf",
+        f"deflicker=size={size}:mode=am",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     t = time.perf_counter()
     out = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, check=True).stdout
     return np.frombuffer(out, np.uint8).reshape(n, h, w, 3), time.perf_counter() - t
@@ -122,7 +140,14 @@ def main(argv: list[str] | None = None) -> None:
             r = {k: float(np.mean([x[k] for x in rows[m]])) for k in ("flicker", "psnr", "ssim", "ms")}
             ms = "-" if m == "input" else f"{r['ms']:.1f}"
             print(f"| {kind} | {m} | {r['flicker']:.3f} | {r['psnr']:.2f} | {r['ssim']:.4f} | {ms} |")
-    clean_ref = float(np.mean([flicker_report(iter(world.make_clip(10**8 + i, frames=a.frames).frames))["flicker_index"] for i in range(a.clips)]))
+    clean_ref = float(
+        np.mean(
+            [
+                flicker_report(iter(world.make_clip(10**8 + i, frames=a.frames).frames))["flicker_index"]
+                for i in range(a.clips)
+            ]
+        )
+    )
     print(f"\nflicker index of the clean clips themselves: {clean_ref:.3f}")
 
 

@@ -51,10 +51,18 @@ VARIANTS: dict[str, dict] = {
     "VAE round trip": {"kind": "vae"},
 }
 ABLATION = ["paper", "latent queue", "random init", "U=0", "U=2", "replacing", "SDEdit 0.7", "VAE round trip"]
-COLUMNS = [("iou_0.8", "IoU>=0.8", "{:.0%}"), ("area_15", "area ±15 %", "{:.0%}"), ("area", "area ratio", "{:.2f}"),
-           ("delta_e", "ΔE", "{:.1f}"), ("background_psnr", "bg PSNR", "{:.1f}"), ("first_step_jump", "jump px", "{:.2f}"),
-           ("direction", "direction", "{:.0%}"), ("cfg_per_frame", "evals/frame", "{:.1f}"),
-           ("unet_per_frame", "UNet samples/frame", "{:.1f}"), ("seconds_per_frame", "s/frame", "{:.2f}")]
+COLUMNS = [
+    ("iou_0.8", "IoU>=0.8", "{:.0%}"),
+    ("area_15", "area ±15 %", "{:.0%}"),
+    ("area", "area ratio", "{:.2f}"),
+    ("delta_e", "ΔE", "{:.1f}"),
+    ("background_psnr", "bg PSNR", "{:.1f}"),
+    ("first_step_jump", "jump px", "{:.2f}"),
+    ("direction", "direction", "{:.0%}"),
+    ("cfg_per_frame", "evals/frame", "{:.1f}"),
+    ("unet_per_frame", "UNet samples/frame", "{:.1f}"),
+    ("seconds_per_frame", "s/frame", "{:.2f}"),
+]
 NOISE = ("iou_0.8", "area_15", "first_step_jump", "direction", "background_psnr")
 
 
@@ -72,20 +80,34 @@ def make_video(bb, case, spec: dict, frames: int, seed: int) -> tuple[np.ndarray
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pipe = VideoToVideoSDPipeline(vae=bb.vae, text_encoder=bb.text_encoder, tokenizer=bb.tokenizer,
-                                          unet=bb.unet, scheduler=bb.scheduler)
+            pipe = VideoToVideoSDPipeline(
+                vae=bb.vae, text_encoder=bb.text_encoder, tokenizer=bb.tokenizer, unet=bb.unet, scheduler=bb.scheduler
+            )
         pipe.set_progress_bar_config(disable=True)
         steps = 10
-        video = pipe(case.prompt, video=[Image.fromarray(image)] * bb.frames, strength=spec["strength"],
-                     num_inference_steps=steps, guidance_scale=9.0, generator=torch.Generator().manual_seed(seed),
-                     output_type="np").frames[0]
+        video = pipe(
+            case.prompt,
+            video=[Image.fromarray(image)] * bb.frames,
+            strength=spec["strength"],
+            num_inference_steps=steps,
+            guidance_scale=9.0,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="np",
+        ).frames[0]
         used = int(steps * spec["strength"])
         video = (np.clip(video, 0, 1) * 255).round().astype(np.uint8)
         return np.concatenate([image[None], video[1:frames]]), used, 2 * used
     if kind == "replacing":
         settings = SamplerSettings(steps=10, resample=0, init="random")
-        run = PlannedRun("replacing", Engine(bb, settings, seed=seed), plan_single_window(1, bb.frames), bb.frames,
-                         {0: image}, case.prompt, progress=False)
+        run = PlannedRun(
+            "replacing",
+            Engine(bb, settings, seed=seed),
+            plan_single_window(1, bb.frames),
+            bb.frames,
+            {0: image},
+            case.prompt,
+            progress=False,
+        )
         out = np.stack(run.frames())[:frames]
         return out, run.engine.stats.cfg_evaluations, run.engine.stats.unet_samples
     options = {k: v for k, v in spec.items() if k != "kind"}
@@ -104,8 +126,11 @@ def run_variant(bb, cases, spec: dict, frames: int, seed: int) -> tuple[dict, li
         measured.append(measure(video, case))
         videos.append(video)
     generated = len(cases) * (frames - 1)
-    result = summary(measured) | {"cfg_per_frame": evals / generated, "unet_per_frame": samples / generated,
-                                  "seconds_per_frame": seconds / generated}
+    result = summary(measured) | {
+        "cfg_per_frame": evals / generated,
+        "unet_per_frame": samples / generated,
+        "seconds_per_frame": seconds / generated,
+    }
     result |= {f"{k}_noise": bootstrap_halfwidth(measured, k) for k in NOISE}
     return result, measured, videos
 
@@ -171,8 +196,10 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(quarters(video, case))
             report[name] = [{k: float(np.nanmean([r[q][k] for r in rows])) for k in rows[0][q]} for q in range(4)]
             print(name, json.dumps(report[name], indent=1))
-        write_json(a.out / f"fidelity-long{a.long}-{a.split}.json", {"frames": a.long, "cases": [case_record(c) for c in cases],
-                                                                     "quarters": report})
+        write_json(
+            a.out / f"fidelity-long{a.long}-{a.split}.json",
+            {"frames": a.long, "cases": [case_record(c) for c in cases], "quarters": report},
+        )
         return
     results, per_case = {}, {}
     for name in names:
@@ -180,14 +207,23 @@ def main(argv: list[str] | None = None) -> None:
         results[name], measured, videos = run_variant(bb, cases, VARIANTS[name], a.frames, a.seed)
         per_case[name] = measured
         sheet = [(i * 100 + k, v[k]) for i, v in enumerate(videos[:4]) for k in range(0, len(v), max(1, len(v) // 8))]
-        write_png(a.out / f"fidelity-{a.split}-{name.replace(' ', '_').replace('=', '')}.png",
-                  contact_sheet(sheet, columns=8))
-        print(f"{name}: " + ", ".join(f"{k} {results[name][k]:.3f}" for k, _, _ in COLUMNS)
-              + f" ({time.perf_counter() - started:.0f} s)", flush=True)
-    setup = (f"{len(cases)} {a.split} cases, {a.frames} frames, seed {a.seed}, model {a.model}, "
-             f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    write_json(a.out / f"fidelity-{a.split}.json", {"setup": setup, "cases": [case_record(c) for c in cases],
-                                                    "results": results, "per_case": per_case})
+        write_png(
+            a.out / f"fidelity-{a.split}-{name.replace(' ', '_').replace('=', '')}.png", contact_sheet(sheet, columns=8)
+        )
+        print(
+            f"{name}: "
+            + ", ".join(f"{k} {results[name][k]:.3f}" for k, _, _ in COLUMNS)
+            + f" ({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
+    setup = (
+        f"{len(cases)} {a.split} cases, {a.frames} frames, seed {a.seed}, model {a.model}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    write_json(
+        a.out / f"fidelity-{a.split}.json",
+        {"setup": setup, "cases": [case_record(c) for c in cases], "results": results, "per_case": per_case},
+    )
     (a.out / f"fidelity-{a.split}.md").write_text(table(results, setup) + "\n")
     print(table(results, setup))
 

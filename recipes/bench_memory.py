@@ -30,8 +30,24 @@ finally:
 
 
 def measure(model: str, image: str, frames: int, out: Path, steps: int, resample: int) -> dict:
-    args = ["extend", image, "a red circle moving right", "-o", str(out), "--model", model, "--frames", str(frames),
-            "--steps", str(steps), "--resample", str(resample), "--quiet", "--device", "cpu"]
+    args = [
+        "extend",
+        image,
+        "a red circle moving right",
+        "-o",
+        str(out),
+        "--model",
+        model,
+        "--frames",
+        str(frames),
+        "--steps",
+        str(steps),
+        "--resample",
+        str(resample),
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     res = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -52,7 +68,9 @@ def main(argv: list[str] | None = None) -> None:
 
             model = str(Path(tmp) / "tiny")
             build_tiny_checkpoint(model)
-        rows = {n: measure(model, a.image, n, Path(tmp) / f"out{n}.mp4", a.steps, a.resample) for n in (a.short, a.long)}
+        rows = {
+            n: measure(model, a.image, n, Path(tmp) / f"out{n}.mp4", a.steps, a.resample) for n in (a.short, a.long)
+        }
     print("| frames | peak RSS (MB) | seconds |")
     print("|---|---|---|")
     for n, r in rows.items():

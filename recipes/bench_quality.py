@@ -75,20 +75,33 @@ def make_video(bb, clip, spec: dict, steps: int, guidance: float, seed: int) -> 
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pipe = VideoToVideoSDPipeline(vae=bb.vae, text_encoder=bb.text_encoder, tokenizer=bb.tokenizer, unet=bb.unet, scheduler=bb.scheduler)
+            pipe = VideoToVideoSDPipeline(
+                vae=bb.vae, text_encoder=bb.text_encoder, tokenizer=bb.tokenizer, unet=bb.unet, scheduler=bb.scheduler
+            )
         pipe.set_progress_bar_config(disable=True)
-        video = pipe(clip.caption, video=[Image.fromarray(image)] * bb.frames, strength=spec["strength"], num_inference_steps=steps,
-                     guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="np").frames[0]
+        video = pipe(
+            clip.caption,
+            video=[Image.fromarray(image)] * bb.frames,
+            strength=spec["strength"],
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="np",
+        ).frames[0]
         evaluations = min(int(steps * spec["strength"]), steps)
         return (np.clip(video, 0, 1) * 255).round().astype(np.uint8), evaluations
     opts = {k: v for k, v in spec.items() if k in ("resample", "init", "queue")}
     if kind == "t2v":
         run = vidzero.generate(clip.caption, backbone=bb, steps=steps, guidance=guidance, seed=seed, **opts)
     elif kind == "slide":
-        run = vidzero.extend(image, clip.caption, frames=bb.frames, backbone=bb, steps=steps, guidance=guidance, seed=seed, **opts)
+        run = vidzero.extend(
+            image, clip.caption, frames=bb.frames, backbone=bb, steps=steps, guidance=guidance, seed=seed, **opts
+        )
     else:
         o = RunOptions(steps=steps, guidance=guidance, seed=seed, **opts)
-        run = PlannedRun("replacing", o.engine(bb), plan_single_window(1, bb.frames), bb.frames, {0: image}, clip.caption)
+        run = PlannedRun(
+            "replacing", o.engine(bb), plan_single_window(1, bb.frames), bb.frames, {0: image}, clip.caption
+        )
     frames = np.stack(run.frames())
     return frames, run.engine.stats.cfg_evaluations
 
@@ -105,7 +118,9 @@ def metrics(frames: np.ndarray, clip: world.ShapesClip, size: tuple[int, int]) -
     score = score_clip(frames, clip.caption, background=background)
     obj = score["objects"][0]
     track = [np.array(c) for c in obj["track"] if c is not None]
-    accel = float(np.mean(np.linalg.norm(np.diff(np.stack(track), 2, axis=0), axis=1))) if len(track) >= 3 else float("nan")
+    accel = (
+        float(np.mean(np.linalg.norm(np.diff(np.stack(track), 2, axis=0), axis=1))) if len(track) >= 3 else float("nan")
+    )
     return {
         "first_frame_psnr": min(psnr(frames[0], first), 99.0),
         "identity": obj["present"],
@@ -117,9 +132,17 @@ def metrics(frames: np.ndarray, clip: world.ShapesClip, size: tuple[int, int]) -
     }
 
 
-COLUMNS = [("first_frame_psnr", "first-frame PSNR"), ("identity", "identity"), ("shape_kept", "shape"),
-           ("background_psnr", "background PSNR"), ("direction", "direction acc."), ("acceleration", "accel. px/f²"),
-           ("flicker", "flicker"), ("cfg_per_frame", "CFG evals/frame"), ("seconds_per_frame", "s/frame")]
+COLUMNS = [
+    ("first_frame_psnr", "first-frame PSNR"),
+    ("identity", "identity"),
+    ("shape_kept", "shape"),
+    ("background_psnr", "background PSNR"),
+    ("direction", "direction acc."),
+    ("acceleration", "accel. px/f²"),
+    ("flicker", "flicker"),
+    ("cfg_per_frame", "CFG evals/frame"),
+    ("seconds_per_frame", "s/frame"),
+]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -138,7 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     bb = vidzero.load_backbone(a.model, device=a.device)
     results: dict[str, dict] = {}
-    setup = f"{a.cases} held-out cases, {a.steps} DDIM steps, guidance {a.guidance}, model {a.model}, window {bb.frames}"
+    setup = (
+        f"{a.cases} held-out cases, {a.steps} DDIM steps, guidance {a.guidance}, model {a.model}, window {bb.frames}"
+    )
     for name, spec in variants(not a.no_sdedit).items():
         rows, evaluations, seconds = [], 0, 0.0
         for i, clip in enumerate(cases(a.cases)):
@@ -148,7 +173,10 @@ def main(argv: list[str] | None = None) -> None:
             evaluations += n_eval
             rows.append(metrics(frames, clip, (bb.width, bb.height)))
             if i == 0:
-                write_png(a.out / f"samples_{name.replace(' ', '_').replace('=', '')}.png", contact_sheet(list(enumerate(frames))))
+                write_png(
+                    a.out / f"samples_{name.replace(' ', '_').replace('=', '')}.png",
+                    contact_sheet(list(enumerate(frames))),
+                )
         generated = a.cases * (bb.frames - (0 if spec["kind"] == "t2v" else 1))
         results[name] = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
         results[name] |= {"cfg_per_frame": evaluations / generated, "seconds_per_frame": seconds / generated}

@@ -72,12 +72,21 @@ def breakdown(name: str, bb, frames: int, steps: int, resample: int) -> list[dic
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for queue in ("pixel", "latent"):
-            wall, run = timed_run(bb, image_for(bb), frames, Path(tmp) / f"{queue}.mp4", steps=steps,
-                                  resample=resample, queue=queue)
+            wall, run = timed_run(
+                bb, image_for(bb), frames, Path(tmp) / f"{queue}.mp4", steps=steps, resample=resample, queue=queue
+            )
             unet = run.engine.stats.cfg_evaluations * per_eval
-            rows.append({"model": name, "queue": queue, "evaluations": run.engine.stats.cfg_evaluations,
-                         "seconds_per_evaluation": per_eval, "wall": wall, "unet": unet,
-                         "outside_unet": max(0.0, wall - unet) / wall})
+            rows.append(
+                {
+                    "model": name,
+                    "queue": queue,
+                    "evaluations": run.engine.stats.cfg_evaluations,
+                    "seconds_per_evaluation": per_eval,
+                    "wall": wall,
+                    "unet": unet,
+                    "outside_unet": max(0.0, wall - unet) / wall,
+                }
+            )
     return rows
 
 
@@ -87,9 +96,14 @@ def options_table(bb, frames: int) -> list[dict]:
         for name, options in OPTIONS.items():
             wall, run = timed_run(bb, image_for(bb), frames, Path(tmp) / f"{len(rows)}.mp4", **options)
             generated = frames - 1
-            rows.append({"option": name, "evaluations_per_frame": run.engine.stats.cfg_evaluations / generated,
-                         "unet_samples_per_frame": run.engine.stats.unet_samples / generated,
-                         "seconds_per_frame": wall / generated})
+            rows.append(
+                {
+                    "option": name,
+                    "evaluations_per_frame": run.engine.stats.cfg_evaluations / generated,
+                    "unet_samples_per_frame": run.engine.stats.unet_samples / generated,
+                    "seconds_per_frame": wall / generated,
+                }
+            )
     paper = rows[0]
     for row in rows:
         row["unet_work_ratio"] = paper["unet_samples_per_frame"] / row["unet_samples_per_frame"]
@@ -121,14 +135,22 @@ def main(argv: list[str] | None = None) -> None:
         print("|---|---|---|---|---|---|---|")
         for name, bb, frames, steps, resample in models:
             for r in breakdown(name, bb, frames, steps, resample):
-                print(f"| {r['model']} | {r['queue']} | {r['evaluations']} | {r['seconds_per_evaluation']:.4f} | "
-                      f"{r['wall']:.2f} | {r['unet']:.2f} | {r['outside_unet']:.1%} |", flush=True)
-        print("\n| option (shapes, 16 frames) | evaluations/frame | UNet samples/frame | s/frame | UNet work, x less | "
-              "time, x less |")
+                print(
+                    f"| {r['model']} | {r['queue']} | {r['evaluations']} | {r['seconds_per_evaluation']:.4f} | "
+                    f"{r['wall']:.2f} | {r['unet']:.2f} | {r['outside_unet']:.1%} |",
+                    flush=True,
+                )
+        print(
+            "\n| option (shapes, 16 frames) | evaluations/frame | UNet samples/frame | s/frame | UNet work, x less | "
+            "time, x less |"
+        )
         print("|---|---|---|---|---|---|")
         for r in options_table(models[1][1], a.frames):
-            print(f"| {r['option']} | {r['evaluations_per_frame']:.1f} | {r['unet_samples_per_frame']:.1f} | "
-                  f"{r['seconds_per_frame']:.3f} | {r['unet_work_ratio']:.2f} | {r['time_ratio']:.2f} |", flush=True)
+            print(
+                f"| {r['option']} | {r['evaluations_per_frame']:.1f} | {r['unet_samples_per_frame']:.1f} | "
+                f"{r['seconds_per_frame']:.3f} | {r['unet_work_ratio']:.2f} | {r['time_ratio']:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
             name = "predict: vidzero" + per_window_label(per_window)
             with tempfile.TemporaryDirectory() as tmp:  # the real clip, as a lossless PNG folder
                 context_dir = vidzero.io.write_video(frames[:CONTEXT], Path(tmp) / "context")
-                run = vidzero.predict(context_dir, clip.caption, frames=PREDICT, seed=i, new_per_window=per_window, **kw)
+                run = vidzero.predict(
+                    context_dir, clip.caption, frames=PREDICT, seed=i, new_per_window=per_window, **kw
+                )
                 made = np.stack(run.frames())
             rows.setdefault(name, []).append(score(made[-PREDICT:], clip, target, scale))
             record(name, run, PREDICT)
@@ -112,16 +114,25 @@ def main(argv: list[str] | None = None) -> None:
         errors = [r["track_error"] for r in rs if r["track_error"] is not None]
         runs = cost.get(name, [])
         made = sum(r[2] for r in runs)
-        summary[name] = {"track_error_px": float(np.mean(errors)) if errors else float("nan"),
-                         "present": float(np.mean([r["present"] for r in rs])),
-                         "direction": float(np.mean([r["direction"] for r in rs])),
-                         "cfg_per_frame": sum(r[0] for r in runs) / made if made else 0.0,
-                         "seconds_per_frame": sum(r[1] for r in runs) / made if made else 0.0}
+        summary[name] = {
+            "track_error_px": float(np.mean(errors)) if errors else float("nan"),
+            "present": float(np.mean([r["present"] for r in rs])),
+            "direction": float(np.mean([r["direction"] for r in rs])),
+            "cfg_per_frame": sum(r[0] for r in runs) / made if made else 0.0,
+            "seconds_per_frame": sum(r[1] for r in runs) / made if made else 0.0,
+        }
     setup = f"{a.cases} held-out cases, {a.steps} steps, U={a.resample}, model {a.model}, frame {size[0]}x{size[1]}"
-    lines = [setup, "", "| task: method | trajectory error (px) | object found | direction acc. | CFG evals/frame | s/frame |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {n} | {s['track_error_px']:.2f} | {s['present']:.2f} | {s['direction']:.2f} | {s['cfg_per_frame']:.0f} | "
-              f"{s['seconds_per_frame']:.2f} |" for n, s in summary.items()]
+    lines = [
+        setup,
+        "",
+        "| task: method | trajectory error (px) | object found | direction acc. | CFG evals/frame | s/frame |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {n} | {s['track_error_px']:.2f} | {s['present']:.2f} | {s['direction']:.2f} | {s['cfg_per_frame']:.0f} | "
+        f"{s['seconds_per_frame']:.2f} |"
+        for n, s in summary.items()
+    ]
     (a.out / "tasks.md").write_text("\n".join(lines) + "\n")
     (a.out / "tasks.json").write_text(json.dumps({"setup": setup, "summary": summary}, indent=1))
     print("\n".join(lines))

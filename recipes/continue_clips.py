@@ -31,10 +31,17 @@ def main(argv: list[str] | None = None) -> None:
     clips = sorted(c for c in a.clips.iterdir() if c.suffix.lower() in VIDEO_SUFFIXES)
     a.out.mkdir(parents=True, exist_ok=True)
     jobs = a.out / "jobs.jsonl"
-    jobs.write_text("".join(json.dumps({"task": "predict", "clip": str(c.resolve()), "prompt": a.prompt,
-                                        "frames": a.frames}) + "\n" for c in clips))
-    options = {k: v for k, v in {"model": a.model, "steps": a.steps, "resample": a.resample, "seed": a.seed}.items()
-               if v is not None}
+    jobs.write_text(
+        "".join(
+            json.dumps({"task": "predict", "clip": str(c.resolve()), "prompt": a.prompt, "frames": a.frames}) + "\n"
+            for c in clips
+        )
+    )
+    options = {
+        k: v
+        for k, v in {"model": a.model, "steps": a.steps, "resample": a.resample, "seed": a.seed}.items()
+        if v is not None
+    }
     run_batch(jobs, a.out, **options)
 
 

@@ -25,14 +25,34 @@ import numpy as np
 
 SIZE = 64
 COLOURS = {  # the colour words the model knows, with colours of this bench's own
-    "red": (222, 52, 44), "green": (52, 190, 70), "blue": (60, 96, 232), "yellow": (236, 212, 52),
-    "magenta": (220, 70, 214), "cyan": (52, 212, 222), "orange": (244, 146, 40), "white": (236, 236, 240),
+    "red": (222, 52, 44),
+    "green": (52, 190, 70),
+    "blue": (60, 96, 232),
+    "yellow": (236, 212, 52),
+    "magenta": (220, 70, 214),
+    "cyan": (52, 212, 222),
+    "orange": (244, 146, 40),
+    "white": (236, 236, 240),
 }
-BACKGROUNDS = {"black": (20, 20, 26), "gray": (92, 94, 98), "brown": (84, 60, 40), "navy": (30, 34, 80),
-               "olive": (76, 80, 34), "maroon": (78, 28, 38), "teal": (24, 64, 66), "plum": (64, 36, 70)}
+BACKGROUNDS = {
+    "black": (20, 20, 26),
+    "gray": (92, 94, 98),
+    "brown": (84, 60, 40),
+    "navy": (30, 34, 80),
+    "olive": (76, 80, 34),
+    "maroon": (78, 28, 38),
+    "teal": (24, 64, 66),
+    "plum": (64, 36, 70),
+}
 # drawn shape -> the shape word the prompt uses
-SHAPE_WORDS = {"disc": "circle", "ellipse": "circle", "hexagon": "circle", "square": "square", "diamond": "square",
-               "triangle": "triangle"}
+SHAPE_WORDS = {
+    "disc": "circle",
+    "ellipse": "circle",
+    "hexagon": "circle",
+    "square": "square",
+    "diamond": "square",
+    "triangle": "triangle",
+}
 RADII = (4.0, 6.5, 7.5, 11.0, 12.0)
 DIRECTIONS = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}
 SPLIT_SEEDS = {"dev": 1000, "test": 2000}
@@ -77,11 +97,16 @@ class Case:
         if self.shape == "disc":
             cv2.circle(mask, (round(cx), round(cy)), round(r), 255, -1, cv2.LINE_AA, 4)
         elif self.shape == "ellipse":
-            cv2.ellipse(mask, (round(cx), round(cy)), (round(r * 1.2), round(r * 0.75)), 30, 0, 360, 255, -1,
-                        cv2.LINE_AA, 4)
+            cv2.ellipse(
+                mask, (round(cx), round(cy)), (round(r * 1.2), round(r * 0.75)), 30, 0, 360, 255, -1, cv2.LINE_AA, 4
+            )
         else:
-            sides, start = {"square": (4, np.pi / 4), "diamond": (4, 0.0), "hexagon": (6, 0.0),
-                            "triangle": (3, np.pi / 2)}[self.shape]
+            sides, start = {
+                "square": (4, np.pi / 4),
+                "diamond": (4, 0.0),
+                "hexagon": (6, 0.0),
+                "triangle": (3, np.pi / 2),
+            }[self.shape]
             circum = r * np.sqrt(2 * np.pi / (sides * np.sin(2 * np.pi / sides)))
             angles = start + 2 * np.pi * np.arange(sides) / sides
             pts = np.stack([cx + circum * np.cos(angles), cy - circum * np.sin(angles)], axis=1)
@@ -113,9 +138,21 @@ def make_cases(split: str, count: int) -> list[Case]:
             x = float(rng.uniform(lo, hi - travel)) if dx > 0 else float(rng.uniform(lo + travel, hi))
         else:
             y = float(rng.uniform(lo, hi - travel)) if dy > 0 else float(rng.uniform(lo + travel, hi))
-        cases.append(Case(f"{split}-{i:02d}-{shape}", shape, radius, colour, COLOURS[colour],
-                          "texture" if i % 2 else "plain", BACKGROUNDS[bg_name], x, y, direction,
-                          SPLIT_SEEDS[split] + i))
+        cases.append(
+            Case(
+                f"{split}-{i:02d}-{shape}",
+                shape,
+                radius,
+                colour,
+                COLOURS[colour],
+                "texture" if i % 2 else "plain",
+                BACKGROUNDS[bg_name],
+                x,
+                y,
+                direction,
+                SPLIT_SEEDS[split] + i,
+            )
+        )
     return cases
 
 
@@ -175,19 +212,28 @@ def measure(frames: np.ndarray, case: Case) -> dict:
         union = (aligned | m0).sum()
         labk = lab_mean(frames[k], masks[k])
         keep_out = cv2.dilate((masks[k] | m0).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-        per_frame.append({
-            "present": True,
-            "iou": float((aligned & m0).sum() / union) if union else 0.0,
-            "area": float(masks[k].sum() / max(1, m0.sum())),
-            "delta_e": float(np.linalg.norm(labk - lab0)) if labk is not None and lab0 is not None else None,
-            "background_psnr": psnr(frames[k][~keep_out], background[~keep_out]),
-        })
+        per_frame.append(
+            {
+                "present": True,
+                "iou": float((aligned & m0).sum() / union) if union else 0.0,
+                "area": float(masks[k].sum() / max(1, m0.sum())),
+                "delta_e": float(np.linalg.norm(labk - lab0)) if labk is not None and lab0 is not None else None,
+                "background_psnr": psnr(frames[k][~keep_out], background[~keep_out]),
+            }
+        )
     track = [centroid(m) for m in masks]
     steps = [float(np.linalg.norm(b - a)) for a, b in zip(track, track[1:]) if a is not None and b is not None]
-    jump = steps[0] - float(np.median(steps[1:])) if len(steps) >= 3 and track[0] is not None and track[1] is not None \
+    jump = (
+        steps[0] - float(np.median(steps[1:]))
+        if len(steps) >= 3 and track[0] is not None and track[1] is not None
         else None
-    return {"per_frame": per_frame, "first_step_jump": jump, "direction_correct": direction_correct(track, case),
-            "median_step": float(np.median(steps)) if steps else None}
+    )
+    return {
+        "per_frame": per_frame,
+        "first_step_jump": jump,
+        "direction_correct": direction_correct(track, case),
+        "median_step": float(np.median(steps)) if steps else None,
+    }
 
 
 def direction_correct(track: list[np.ndarray | None], case: Case) -> bool:
@@ -226,8 +272,9 @@ def bootstrap_halfwidth(measured: list[dict], key: str, rounds: int = 400, seed:
     """Half the width of a 90 % bootstrap interval of a summary metric over videos: the bench's
     noise for that metric."""
     rng = np.random.default_rng(seed)
-    values = [summary([measured[i] for i in rng.integers(len(measured), size=len(measured))])[key]
-              for _ in range(rounds)]
+    values = [
+        summary([measured[i] for i in rng.integers(len(measured), size=len(measured))])[key] for _ in range(rounds)
+    ]
     lo, hi = np.nanpercentile(values, [5, 95])
     return float((hi - lo) / 2)
 

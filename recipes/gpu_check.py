@@ -34,8 +34,18 @@ from recipes.modelscope_random import SCHEDULER, TEXT, UNET, VAE
 from vidzero.backbone import pick_device
 
 # dense bf16/fp16 tensor-core peaks in TFLOP/s (vendor data sheets), by device name
-PEAKS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0, "4090": 165.0,
-         "3090": 71.0, "T4": 65.0, "V100": 125.0}
+PEAKS = {
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "L4": 121.0,
+    "A10": 125.0,
+    "4090": 165.0,
+    "3090": 71.0,
+    "T4": 65.0,
+    "V100": 125.0,
+}
 
 
 def peak_tflops(name: str) -> float | None:
@@ -54,14 +64,32 @@ def components(tiny: bool):
         write_byte_tokenizer(Path(tok_dir))
         tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=77)
     if tiny:
-        unet = UNet3DConditionModel(sample_size=8, block_out_channels=(8, 16), layers_per_block=1,
-                                    down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-                                    up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=16,
-                                    attention_head_dim=4, norm_num_groups=4)
-        vae = AutoencoderKL(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
-                            up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=2)
-        text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
-                                            num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=77))
+        unet = UNet3DConditionModel(
+            sample_size=8,
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+            up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+            cross_attention_dim=16,
+            attention_head_dim=4,
+            norm_num_groups=4,
+        )
+        vae = AutoencoderKL(
+            block_out_channels=(8, 8),
+            down_block_types=("DownEncoderBlock2D",) * 2,
+            up_block_types=("UpDecoderBlock2D",) * 2,
+            norm_num_groups=2,
+        )
+        text = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                max_position_embeddings=77,
+            )
+        )
     else:
         unet, vae = UNet3DConditionModel(**UNET), AutoencoderKL(**VAE)
         text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, **TEXT))
@@ -131,15 +159,26 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device: {name}, torch {torch.__version__}", flush=True)
     unet, vae, text, tokenizer, scheduler = components(a.tiny)
     size = (16, 16) if a.tiny else (256, 256)
-    flops = unet_flops(unet, 16, size[0] // (2 if a.tiny else 8), size[1] // (2 if a.tiny else 8),
-                       text.config.hidden_size)
+    flops = unet_flops(
+        unet, 16, size[0] // (2 if a.tiny else 8), size[1] // (2 if a.tiny else 8), text.config.hidden_size
+    )
     peak = peak_tflops(name)
     dtypes = ["fp16", "bf16"] if device.type == "cuda" else ["bf16"]
     bb = None
     for dtype in dtypes:
         torch_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
-        bb = vidzero.Backbone(unet, vae, text, tokenizer, scheduler, frames=16, height=size[0], width=size[1],
-                              device=device, dtype=torch_dtype)
+        bb = vidzero.Backbone(
+            unet,
+            vae,
+            text,
+            tokenizer,
+            scheduler,
+            frames=16,
+            height=size[0],
+            width=size[1],
+            device=device,
+            dtype=torch_dtype,
+        )
         c, h, w = bb.latent_shape
         z = torch.randn(1, c, 16, h, w, device=device)
         seconds = cuda_time(lambda bb=bb, z=z: bb.guided_eps(z, torch.tensor(500), "a cat", 9.0))
@@ -149,39 +188,73 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         vidzero.generate("a cat", frames=16, backbone=bb, steps=2, progress=False).frames()
         generate_s = time.perf_counter() - start
-        row = {"seconds_per_evaluation": seconds, "tflop_per_evaluation": flops / 1e12,
-               "tflops": flops / seconds / 1e12, "share_of_peak": (flops / seconds / 1e12 / peak) if peak else None,
-               "extend_3_frames_s": extend_s, "generate_16_frames_s": generate_s}
+        row = {
+            "seconds_per_evaluation": seconds,
+            "tflop_per_evaluation": flops / 1e12,
+            "tflops": flops / seconds / 1e12,
+            "share_of_peak": (flops / seconds / 1e12 / peak) if peak else None,
+            "extend_3_frames_s": extend_s,
+            "generate_16_frames_s": generate_s,
+        }
         report["precisions"][dtype] = row
-        print(f"{dtype}: {seconds * 1000:.1f} ms per guided evaluation, {row['tflops']:.1f} TFLOP/s"
-              + (f" ({row['share_of_peak']:.0%} of {peak:.0f})" if peak else "")
-              + f"; extend 3 frames {extend_s:.1f} s, generate 16 frames {generate_s:.1f} s", flush=True)
+        print(
+            f"{dtype}: {seconds * 1000:.1f} ms per guided evaluation, {row['tflops']:.1f} TFLOP/s"
+            + (f" ({row['share_of_peak']:.0%} of {peak:.0f})" if peak else "")
+            + f"; extend 3 frames {extend_s:.1f} s, generate 16 frames {generate_s:.1f} s",
+            flush=True,
+        )
     for frames in (16, 128):
         if time.time() > deadline:
             break
-        gib = peak_memory(lambda frames=frames: vidzero.extend(image(bb), "a cat", frames=frames, backbone=bb,
-                                                               steps=1, resample=0, progress=False).frames())
+        gib = peak_memory(
+            lambda frames=frames: vidzero.extend(
+                image(bb), "a cat", frames=frames, backbone=bb, steps=1, resample=0, progress=False
+            ).frames()
+        )
         report["memory_gib"][f"extend {frames} frames"] = gib
         print(f"peak memory, extend {frames} frames: {gib if gib is None else round(gib, 2)} GiB", flush=True)
-    switches = {"vae tiling": lambda: bb.vae.enable_tiling(), "attention slicing": lambda: bb.unet.set_attention_slice("auto"),
-                "forward chunking": lambda: bb.unet.enable_forward_chunking(chunk_size=1, dim=1)}
+    switches = {
+        "vae tiling": lambda: bb.vae.enable_tiling(),
+        "attention slicing": lambda: bb.unet.set_attention_slice("auto"),
+        "forward chunking": lambda: bb.unet.enable_forward_chunking(chunk_size=1, dim=1),
+    }
     for label, switch in switches.items():
         if time.time() > deadline:
             break
         switch()
-        gib = peak_memory(lambda: vidzero.extend(image(bb), "a cat", frames=2, backbone=bb, steps=1, resample=0,
-                                                 progress=False).frames())
+        gib = peak_memory(
+            lambda: vidzero.extend(
+                image(bb), "a cat", frames=2, backbone=bb, steps=1, resample=0, progress=False
+            ).frames()
+        )
         report["memory_gib"][f"one window + {label} (cumulative)"] = gib
         print(f"peak memory, one window with {label} (and the switches above): {gib} GiB", flush=True)
     if device.type == "cuda" and time.time() < deadline:
-        offloaded = vidzero.Backbone(unet, vae, text, tokenizer, scheduler, frames=16, height=size[0], width=size[1],
-                                     device=device, dtype=torch.float16, offload="model")
-        gib = peak_memory(lambda: vidzero.extend(image(offloaded), "a cat", frames=2, backbone=offloaded, steps=1,
-                                                 resample=0, progress=False).frames())
+        offloaded = vidzero.Backbone(
+            unet,
+            vae,
+            text,
+            tokenizer,
+            scheduler,
+            frames=16,
+            height=size[0],
+            width=size[1],
+            device=device,
+            dtype=torch.float16,
+            offload="model",
+        )
+        gib = peak_memory(
+            lambda: vidzero.extend(
+                image(offloaded), "a cat", frames=2, backbone=offloaded, steps=1, resample=0, progress=False
+            ).frames()
+        )
         report["memory_gib"]["one window, model offload"] = gib
         print(f"peak memory, one window with model offload: {gib} GiB", flush=True)
     paper = {"steps": 10, "resample": 4}
-    for label, options in {"guidance reuse": {"guidance_passes": "first"}, "resample 3 steps": {"resample_steps": 3}}.items():
+    for label, options in {
+        "guidance reuse": {"guidance_passes": "first"},
+        "resample 3 steps": {"resample_steps": 3},
+    }.items():
         if time.time() > deadline:
             break
         runs = {}

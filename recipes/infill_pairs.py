@@ -33,12 +33,28 @@ def main(argv: list[str] | None = None) -> None:
     photos = sorted(f for f in a.photos.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     a.out.mkdir(parents=True, exist_ok=True)
     jobs = a.out / "jobs.jsonl"
-    jobs.write_text("".join(
-        json.dumps({"task": "infill", "id": f"{s.stem}_{e.stem}", "start": str(s.resolve()), "end": str(e.resolve()),
-                    "prompt": a.prompt, "frames": a.frames, "order": a.order}) + "\n"
-        for s, e in zip(photos[0::2], photos[1::2])))
-    options = {k: v for k, v in {"model": a.model, "steps": a.steps, "resample": a.resample, "seed": a.seed}.items()
-               if v is not None}
+    jobs.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "task": "infill",
+                    "id": f"{s.stem}_{e.stem}",
+                    "start": str(s.resolve()),
+                    "end": str(e.resolve()),
+                    "prompt": a.prompt,
+                    "frames": a.frames,
+                    "order": a.order,
+                }
+            )
+            + "\n"
+            for s, e in zip(photos[0::2], photos[1::2])
+        )
+    )
+    options = {
+        k: v
+        for k, v in {"model": a.model, "steps": a.steps, "resample": a.resample, "seed": a.seed}.items()
+        if v is not None
+    }
     run_batch(jobs, a.out, **options)
 
 

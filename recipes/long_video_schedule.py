@@ -38,10 +38,23 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     schedule = {int(k): v for k, v in (item.split("=", 1) for item in a.at)} if a.at else SCHEDULE
     schedule = {k: v for k, v in schedule.items() if k < a.frames}
-    run = vidzero.extend(a.image, schedule, frames=a.frames, model=a.model, device=a.device, steps=a.steps,
-                         resample=a.resample, queue=a.queue, seed=a.seed, deflicker=a.deflicker)
+    run = vidzero.extend(
+        a.image,
+        schedule,
+        frames=a.frames,
+        model=a.model,
+        device=a.device,
+        steps=a.steps,
+        resample=a.resample,
+        queue=a.queue,
+        seed=a.seed,
+        deflicker=a.deflicker,
+    )
     path = run.save(a.out, resume=a.resume)
-    print(f"wrote {path}: {run.length} frames, {run.engine.stats.cfg_evaluations} CFG evaluations, {run.engine.stats.seconds:.0f} s")
+    print(
+        f"wrote {path}: {run.length} frames, {run.engine.stats.cfg_evaluations} CFG evaluations, "
+        f"{run.engine.stats.seconds:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -18,19 +18,49 @@ import tempfile
 import warnings
 from pathlib import Path
 
-UNET = dict(sample_size=32, in_channels=4, out_channels=4, layers_per_block=2,
-            block_out_channels=(320, 640, 1280, 1280), attention_head_dim=64, cross_attention_dim=1024,
-            down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"),
-            up_block_types=("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
-            norm_num_groups=32)
-VAE = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, sample_size=256,
-           block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-           up_block_types=("UpDecoderBlock2D",) * 4, scaling_factor=0.18215)
-TEXT = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
-            max_position_embeddings=77, hidden_act="gelu", projection_dim=1024)
-SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                 clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon",
-                 timestep_spacing="leading")
+UNET = dict(
+    sample_size=32,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
+    attention_head_dim=64,
+    cross_attention_dim=1024,
+    down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"),
+    up_block_types=("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
+    norm_num_groups=32,
+)
+VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    layers_per_block=2,
+    sample_size=256,
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    scaling_factor=0.18215,
+)
+TEXT = dict(
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_hidden_layers=23,
+    num_attention_heads=16,
+    max_position_embeddings=77,
+    hidden_act="gelu",
+    projection_dim=1024,
+)
+SCHEDULER = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
+    prediction_type="epsilon",
+    timestep_spacing="leading",
+)
 
 
 def build_modelscope(folder: str | Path, dtype: str = "fp16", zeroscope: bool = False, seed: int = 0) -> Path:
@@ -46,11 +76,22 @@ def build_modelscope(folder: str | Path, dtype: str = "fp16", zeroscope: bool = 
     with tempfile.TemporaryDirectory() as tok_dir:
         write_byte_tokenizer(Path(tok_dir))
         tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=77)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, bos_token_id=tokenizer.bos_token_id,
-                                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                                        **TEXT))
-    pipe_parts = dict(unet=UNet3DConditionModel(**UNET), vae=AutoencoderKL(**VAE), text_encoder=text,
-                      tokenizer=tokenizer, scheduler=DDIMScheduler(**SCHEDULER))
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **TEXT,
+        )
+    )
+    pipe_parts = dict(
+        unet=UNet3DConditionModel(**UNET),
+        vae=AutoencoderKL(**VAE),
+        text_encoder=text,
+        tokenizer=tokenizer,
+        scheduler=DDIMScheduler(**SCHEDULER),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pipe = TextToVideoSDPipeline(**pipe_parts)

@@ -83,8 +83,12 @@ def main(argv: list[str] | None = None) -> None:
                 Image.fromarray(next(read_video(clip))).save(first)
             job |= {"task": "extend", "image": str(first.resolve()), "frames": a.frames}
         else:
-            job |= {"task": "predict", "clip": str(clip.resolve()), "to_frame": a.context,
-                    "frames": a.frames - a.context}
+            job |= {
+                "task": "predict",
+                "clip": str(clip.resolve()),
+                "to_frame": a.context,
+                "frames": a.frames - a.context,
+            }
         jobs.append(job)
         target = real / f"{clip.stem}.mp4"
         if not target.exists():
@@ -92,14 +96,25 @@ def main(argv: list[str] | None = None) -> None:
             write_video(frames, target, fps=video_info(clip).get("fps") or 8.0)
     job_file = a.out / "jobs.jsonl"
     job_file.write_text("".join(json.dumps(j) + "\n" for j in jobs))
-    options = {k: v for k, v in {"model": a.model, "steps": a.steps, "resample": a.resample, "seed": a.seed}.items()
-               if v is not None}
+    options = {
+        k: v
+        for k, v in {"model": a.model, "steps": a.steps, "resample": a.resample, "seed": a.seed}.items()
+        if v is not None
+    }
     records = run_batch(job_file, a.out, **options)
-    write_json(a.out / "fvd.json", {"mode": a.mode, "frames": a.frames, "context": a.context, "model": a.model,
-                                    "real": str(real), "fake": str(fake),
-                                    "pairs": [{"real": str(real / f"{c.stem}.mp4"), "fake": str(fake / f"{c.stem}.mp4")}
-                                              for c in clips],
-                                    "failed": [r.id for r in records if r.status == "failed"]})
+    write_json(
+        a.out / "fvd.json",
+        {
+            "mode": a.mode,
+            "frames": a.frames,
+            "context": a.context,
+            "model": a.model,
+            "real": str(real),
+            "fake": str(fake),
+            "pairs": [{"real": str(real / f"{c.stem}.mp4"), "fake": str(fake / f"{c.stem}.mp4")} for c in clips],
+            "failed": [r.id for r in records if r.status == "failed"],
+        },
+    )
     print(f"{len(clips)} clips: compare {real} with {fake} (fvd.json lists the pairs)")
 
 

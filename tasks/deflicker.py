@@ -91,12 +91,32 @@ def deflicker_clip(
             proof["sha256"] = sha256_of(encoded)
         else:
             proof["frames"] = after["frames"]
-        write_json(manifest_path, {"vidzero": proof, "task": "deflicker", "input": str(clip), "output": str(out),
-                                   "sidecars": [str(manifest_path), str(json_path), str(png_path)],
-                                   "settings": asdict(settings), "anchors": anchors, **summary})
-        write_json(json_path, {"vidzero": {"version": __version__, "kind": "flicker report"}, "input": str(clip),
-                               "output": str(out), **summary, "per_frame": after["per_frame"]})
-        write_png(png_path, plot_report(after, f"{Path(output).name} (input flicker index {before['flicker_index']:.3f})"))
+        write_json(
+            manifest_path,
+            {
+                "vidzero": proof,
+                "task": "deflicker",
+                "input": str(clip),
+                "output": str(out),
+                "sidecars": [str(manifest_path), str(json_path), str(png_path)],
+                "settings": asdict(settings),
+                "anchors": anchors,
+                **summary,
+            },
+        )
+        write_json(
+            json_path,
+            {
+                "vidzero": {"version": __version__, "kind": "flicker report"},
+                "input": str(clip),
+                "output": str(out),
+                **summary,
+                "per_frame": after["per_frame"],
+            },
+        )
+        write_png(
+            png_path, plot_report(after, f"{Path(output).name} (input flicker index {before['flicker_index']:.3f})")
+        )
         if out.is_dir() and not out.is_symlink():
             from vidzero.outputs import remove_output
 

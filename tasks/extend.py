@@ -19,8 +19,15 @@ from .common import ImageLike, Prompt, check_image_source, load_frame, paths_of,
 
 
 @takes_run_options
-def extend(image: ImageLike, prompt: Prompt, frames: int | None = None, *, loop: bool = False,
-           backbone: Backbone | None = None, options: RunOptions) -> PlannedRun:
+def extend(
+    image: ImageLike,
+    prompt: Prompt,
+    frames: int | None = None,
+    *,
+    loop: bool = False,
+    backbone: Backbone | None = None,
+    options: RunOptions,
+) -> PlannedRun:
     """Plan an image-to-video run; iterate the result for frames or call `.save(path)`.
 
     `frames` is the total length including the input image (default: the backbone's window,
@@ -34,13 +41,28 @@ def extend(image: ImageLike, prompt: Prompt, frames: int | None = None, *, loop:
     first = load_frame(image, bb)
     length = frames or bb.frames
     jobs = plan_prefix(length, 1, bb.frames, o.new_per_window, loop=bool(loop))
-    return planned("extend", o, bb, jobs, length, {0: first}, schedule(prompt, length),
-                   {"image": source_name(image), "loop": bool(loop)}, input_paths=paths_of(image))
+    return planned(
+        "extend",
+        o,
+        bb,
+        jobs,
+        length,
+        {0: first},
+        schedule(prompt, length),
+        {"image": source_name(image), "loop": bool(loop)},
+        input_paths=paths_of(image),
+    )
 
 
 @takes_run_options
-def extend_from(state: str | Path, frames: int | None = None, prompt: str | None = None, *,
-                backbone: Backbone | None = None, options: RunOptions) -> PlannedRun:
+def extend_from(
+    state: str | Path,
+    frames: int | None = None,
+    prompt: str | None = None,
+    *,
+    backbone: Backbone | None = None,
+    options: RunOptions,
+) -> PlannedRun:
     """Continue a finished run from its final state (`OUT.state.safetensors`) by `frames` new frames.
 
     The last window-1 frames of that run are the known prefix, in pixels, and with the latent
@@ -61,17 +83,28 @@ def extend_from(state: str | Path, frames: int | None = None, prompt: str | None
     params = meta["params"]
     sampler = params["sampler"]
     given = {k for k, v in vars(options).items() if v != getattr(RunOptions, k, None)}
-    inherit = {"steps": sampler["steps"], "resample": sampler["resample"], "guidance": sampler["guidance"],
-               "eta": sampler["eta"], "init": sampler["init"], "resample_steps": sampler.get("resample_steps"),
-               "seed": params["seed"], "queue": params["queue"], "fps": meta["fps"],
-               "negative_prompt": params["negative_prompt"], "guidance_passes": params.get("guidance_passes", "all")}
+    inherit = {
+        "steps": sampler["steps"],
+        "resample": sampler["resample"],
+        "guidance": sampler["guidance"],
+        "eta": sampler["eta"],
+        "init": sampler["init"],
+        "resample_steps": sampler.get("resample_steps"),
+        "seed": params["seed"],
+        "queue": params["queue"],
+        "fps": meta["fps"],
+        "negative_prompt": params["negative_prompt"],
+        "guidance_passes": params.get("guidance_passes", "all"),
+    }
     for name, value in inherit.items():
         if name not in given:
             setattr(options, name, value)
     o, bb = setup(options, backbone)
     if meta["window"] != bb.frames or [bb.height, bb.width] != params["model"][3:5]:
-        raise BadInput(f"{state} was made with a window of {meta['window']} frames at "
-                       f"{params['model'][4]}x{params['model'][3]}; this model has {bb.frames} at {bb.width}x{bb.height}")
+        raise BadInput(
+            f"{state} was made with a window of {meta['window']} frames at "
+            f"{params['model'][4]}x{params['model'][3]}; this model has {bb.frames} at {bb.width}x{bb.height}"
+        )
     tail_pixels = frames_of(tensors, "tail_pixels")
     tail_latents = frames_of(tensors, "tail_latents")
     tail = [tail_pixels[i].numpy() for i in sorted(tail_pixels)]
@@ -81,6 +114,17 @@ def extend_from(state: str | Path, frames: int | None = None, prompt: str | None
     if o.queue == "latent":
         latents = {i: tail_latents[i].to(bb.device, torch.float32) for i in sorted(tail_latents)}
     jobs = plan_prefix(context + new, context, bb.frames, o.new_per_window)
-    return planned("extend", o, bb, jobs, context + new, dict(enumerate(tail)), prompt or params["prompt"],
-                   {"from_state": str(state)}, input_paths=paths_of(state), job_offset=meta["next_job_offset"],
-                   first_output=context, known_latents=latents)
+    return planned(
+        "extend",
+        o,
+        bb,
+        jobs,
+        context + new,
+        dict(enumerate(tail)),
+        prompt or params["prompt"],
+        {"from_state": str(state)},
+        input_paths=paths_of(state),
+        job_offset=meta["next_job_offset"],
+        first_output=context,
+        known_latents=latents,
+    )

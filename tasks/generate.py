@@ -15,8 +15,9 @@ from .common import Prompt, planned, schedule, setup
 
 
 @takes_run_options
-def generate(prompt: Prompt, frames: int | None = None, *, backbone: Backbone | None = None,
-             options: RunOptions) -> PlannedRun:
+def generate(
+    prompt: Prompt, frames: int | None = None, *, backbone: Backbone | None = None, options: RunOptions
+) -> PlannedRun:
     """Plan a text-to-video run; iterate the result for frames or call `.save(path)`.
 
     `frames` defaults to the backbone's window. With nothing known there is nothing to harmonise

@@ -81,8 +81,15 @@ class Keyframes:
 
 
 @takes_run_options
-def infill(timeline: Keyframes, prompt: Prompt, *, order: str = "inward", loop: bool = False,
-           backbone: Backbone | None = None, options: RunOptions) -> PlannedRun:
+def infill(
+    timeline: Keyframes,
+    prompt: Prompt,
+    *,
+    order: str = "inward",
+    loop: bool = False,
+    backbone: Backbone | None = None,
+    options: RunOptions,
+) -> PlannedRun:
     """Plan the generation of every frame of `timeline` that is not known. `loop=True` treats the
     timeline as a circle: the frames after the last key lead into the first key."""
     if not isinstance(timeline, Keyframes):
@@ -92,10 +99,23 @@ def infill(timeline: Keyframes, prompt: Prompt, *, order: str = "inward", loop: 
     o, bb = setup(options, backbone)
     known = timeline.load(bb)
     jobs = plan_timeline(timeline.length, set(known), bb.frames, order, o.new_per_window, loop=bool(loop))
-    inputs = {"keys": {k: source_name(v) for k, v in timeline.keys.items()},
-              "clips": {k: str(v) for k, v in timeline.clips.items()}, "order": order, "loop": bool(loop)}
-    return planned("infill", o, bb, jobs, timeline.length, known, schedule(prompt, timeline.length), inputs,
-                   input_paths=timeline.paths())
+    inputs = {
+        "keys": {k: source_name(v) for k, v in timeline.keys.items()},
+        "clips": {k: str(v) for k, v in timeline.clips.items()},
+        "order": order,
+        "loop": bool(loop),
+    }
+    return planned(
+        "infill",
+        o,
+        bb,
+        jobs,
+        timeline.length,
+        known,
+        schedule(prompt, timeline.length),
+        inputs,
+        input_paths=timeline.paths(),
+    )
 
 
 def infill_between(start: ImageLike, end: ImageLike, prompt: str, frames: int = 16, **kwargs) -> PlannedRun:

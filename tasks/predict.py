@@ -24,8 +24,17 @@ from .common import Prompt, paths_of, planned, schedule, setup
 
 
 @takes_run_options
-def predict(clip: str | Path, prompt: Prompt, frames: int = 15, *, from_frame: int = 0, to_frame: int | None = None,
-            new_only: bool = False, backbone: Backbone | None = None, options: RunOptions) -> PlannedRun:
+def predict(
+    clip: str | Path,
+    prompt: Prompt,
+    frames: int = 15,
+    *,
+    from_frame: int = 0,
+    to_frame: int | None = None,
+    new_only: bool = False,
+    backbone: Backbone | None = None,
+    options: RunOptions,
+) -> PlannedRun:
     """Plan the continuation of `clip` by `frames` new frames."""
     frame_count(frames, "frames", 1)
     integer(from_frame, "from_frame", 0, 10**9)
@@ -41,7 +50,22 @@ def predict(clip: str | Path, prompt: Prompt, frames: int = 15, *, from_frame: i
         raise BadInput(f"{clip} has no frames in the range [{from_frame}, {to_frame or 'end'})")
     length = len(context) + frames
     jobs = plan_prefix(length, len(context), bb.frames, o.new_per_window)
-    inputs = {"clip": str(clip), "from_frame": from_frame, "to_frame": to_frame, "context_frames": len(context),
-              "new_only": new_only}
-    return planned("predict", o, bb, jobs, length, dict(enumerate(context)), schedule(prompt, length), inputs,
-                   input_paths=paths_of(clip), first_output=len(context) if new_only else 0)
+    inputs = {
+        "clip": str(clip),
+        "from_frame": from_frame,
+        "to_frame": to_frame,
+        "context_frames": len(context),
+        "new_only": new_only,
+    }
+    return planned(
+        "predict",
+        o,
+        bb,
+        jobs,
+        length,
+        dict(enumerate(context)),
+        schedule(prompt, length),
+        inputs,
+        input_paths=paths_of(clip),
+        first_output=len(context) if new_only else 0,
+    )

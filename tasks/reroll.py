@@ -36,8 +36,16 @@ def parse_range(frames: str | tuple[int, int]) -> tuple[int, int]:
     return first, int(m.group(2)) if m.group(2) else first
 
 
-def reroll(output: str | Path, frames: str | tuple[int, int], *, seed: int | None = None, prompt: str | None = None,
-           backbone: Backbone | None = None, progress: object = True, **loading: object) -> PlannedRun:
+def reroll(
+    output: str | Path,
+    frames: str | tuple[int, int],
+    *,
+    seed: int | None = None,
+    prompt: str | None = None,
+    backbone: Backbone | None = None,
+    progress: object = True,
+    **loading: object,
+) -> PlannedRun:
     """Plan the regeneration of frames A..B (inclusive, output frame numbers) of a finished run.
     `loading` may change how the model loads (device, dtype, offload, ...), not which model."""
     out = clean_path(output)
@@ -45,8 +53,10 @@ def reroll(output: str | Path, frames: str | tuple[int, int], *, seed: int | Non
         raise BadInput(f"run output not found: {out}")
     manifest = written_by_vidzero(out)
     if manifest is None or "options" not in manifest:
-        raise BadInput(f"{out} has no vidzero manifest that matches it ({out.name}.manifest.json): only a finished "
-                       "vidzero run can be rerolled")
+        raise BadInput(
+            f"{out} has no vidzero manifest that matches it ({out.name}.manifest.json): only a finished "
+            "vidzero run can be rerolled"
+        )
     first, last = parse_range(frames)
     count = manifest["written_frames"]
     if not 0 <= first <= last < count:
@@ -54,8 +64,11 @@ def reroll(output: str | Path, frames: str | tuple[int, int], *, seed: int | Non
     offset = manifest["frames"] - count  # frames before the output (predict --new-only, extend --from)
     given = {i - offset for i in manifest["known_frames"] if i >= offset}
     if given & set(range(first, last + 1)):
-        raise BadInput(f"{{option}} {first}-{last} includes the run's given frame(s) "
-                       f"{sorted(given & set(range(first, last + 1)))}: reroll regenerates generated frames only", "frames")
+        raise BadInput(
+            f"{{option}} {first}-{last} includes the run's given frame(s) "
+            f"{sorted(given & set(range(first, last + 1)))}: reroll regenerates generated frames only",
+            "frames",
+        )
     if last - first + 1 >= count:
         raise BadInput("{option} covers the whole run: nothing is left to keep (run it again instead)", "frames")
     names = {f.name for f in dataclasses.fields(RunOptions)}
@@ -69,22 +82,38 @@ def reroll(output: str | Path, frames: str | tuple[int, int], *, seed: int | Non
     o, bb = setup(options, backbone)
     model = manifest["model"]
     if (bb.frames, bb.height, bb.width) != (model["window"], model["height"], model["width"]):
-        raise BadInput(f"{out} was made with a window of {model['window']} frames at {model['width']}x{model['height']}; "
-                       f"this model has {bb.frames} at {bb.width}x{bb.height}")
+        raise BadInput(
+            f"{out} was made with a window of {model['window']} frames at {model['width']}x{model['height']}; "
+            f"this model has {bb.frames} at {bb.width}x{bb.height}"
+        )
     if backbone is None and bb.revision != model.get("revision"):
-        raise BadInput(f"{out} was made with revision {model.get('revision')} of {model['id']}; the cache holds "
-                       f"{bb.revision}")
+        raise BadInput(
+            f"{out} was made with revision {model.get('revision')} of {model['id']}; the cache holds {bb.revision}"
+        )
     video = list(read_video(out))
     if len(video) != count or video[0].shape[:2] != (bb.height, bb.width):
-        raise BadInput(f"{out} holds {len(video)} frames of {video[0].shape[1]}x{video[0].shape[0]}; its manifest "
-                       f"says {count} of {bb.width}x{bb.height}")
+        raise BadInput(
+            f"{out} holds {len(video)} frames of {video[0].shape[1]}x{video[0].shape[0]}; its manifest "
+            f"says {count} of {bb.width}x{bb.height}"
+        )
     known = {i: frame for i, frame in enumerate(video) if not first <= i <= last}
     loop = bool(manifest.get("inputs", {}).get("loop"))
     jobs = plan_timeline(count, set(known), bb.frames, "inward", o.new_per_window, loop=loop)
-    schedule = manifest["prompt"] if isinstance(manifest["prompt"], str) else {int(k): v for k, v in manifest["prompt"].items()}
+    schedule = (
+        manifest["prompt"]
+        if isinstance(manifest["prompt"], str)
+        else {int(k): v for k, v in manifest["prompt"].items()}
+    )
     new_prompt = text(prompt, "prompt") if prompt is not None else prompt_at(schedule, first + offset)
-    inputs = {"reroll": {"from": str(out), "frames": [first, last], "original_task": manifest["task"],
-                         "original_fingerprint": manifest.get("fingerprint"), "original_seed": manifest["seed"]},
-              "loop": loop}
+    inputs = {
+        "reroll": {
+            "from": str(out),
+            "frames": [first, last],
+            "original_task": manifest["task"],
+            "original_fingerprint": manifest.get("fingerprint"),
+            "original_seed": manifest["seed"],
+        },
+        "loop": loop,
+    }
     o.fps = manifest["fps"]
     return planned("reroll", o, bb, jobs, count, known, new_prompt, inputs, input_paths=[out])

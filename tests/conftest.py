@@ -17,6 +17,7 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="vidzero-test-cache-")
 # running (a training job, a parallel CI step) by an order of magnitude.
 torch.set_num_threads(1)
 
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     from vidzero.tiny import build_tiny_checkpoint

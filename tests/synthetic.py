@@ -9,8 +9,14 @@ RED = (230, 40, 40)
 BACKGROUND = (26, 30, 78)
 
 
-def moving_square(frames: int = 32, size: int = 64, start: tuple[float, float] = (14.0, 30.0), speed: float = 1.5,
-                  half: int = 9, colour: tuple[int, int, int] = RED) -> np.ndarray:
+def moving_square(
+    frames: int = 32,
+    size: int = 64,
+    start: tuple[float, float] = (14.0, 30.0),
+    speed: float = 1.5,
+    half: int = 9,
+    colour: tuple[int, int, int] = RED,
+) -> np.ndarray:
     """(frames, size, size, 3) uint8: a square moving right at `speed` px per frame over a soft
     vertical gradient (so that colour statistics have something to hold on to)."""
     ramp = np.linspace(0.8, 1.2, size)[:, None, None]

@@ -75,11 +75,21 @@ def test_every_option_is_an_explicit_documented_keyword():
 
 
 def test_diffusers_names_and_a_generator_map_to_vidzero_options(tiny_backbone, image_file):
-    a = vidzero.extend(image_file, "x", num_frames=3, num_inference_steps=2, guidance_scale=3.0,
-                       generator=torch.Generator().manual_seed(11), backbone=tiny_backbone, resample=0, progress=False)
+    a = vidzero.extend(
+        image_file,
+        "x",
+        num_frames=3,
+        num_inference_steps=2,
+        guidance_scale=3.0,
+        generator=torch.Generator().manual_seed(11),
+        backbone=tiny_backbone,
+        resample=0,
+        progress=False,
+    )
     assert a.length == 3 and a.engine.settings.steps == 2 and a.engine.settings.guidance == 3.0 and a.engine.seed == 11
-    b = vidzero.extend(image_file, "x", frames=3, steps=2, guidance=3.0, seed=11, backbone=tiny_backbone, resample=0,
-                       progress=False)
+    b = vidzero.extend(
+        image_file, "x", frames=3, steps=2, guidance=3.0, seed=11, backbone=tiny_backbone, resample=0, progress=False
+    )
     np.testing.assert_array_equal(np.stack(a.frames()), np.stack(b.frames()))
 
 
@@ -90,8 +100,9 @@ def test_a_step_callback_sees_latents_and_x0_and_can_stop_the_run(tiny_backbone,
         seen.append((info.window, info.step, info.timestep, tuple(info.latents.shape), tuple(info.x0.shape)))
         return not (info.window == 1 and info.step == 2)  # stop in the second window
 
-    run = vidzero.extend(image_file, "x", frames=6, backbone=tiny_backbone, steps=3, resample=0, progress=False,
-                         callback=callback)
+    run = vidzero.extend(
+        image_file, "x", frames=6, backbone=tiny_backbone, steps=3, resample=0, progress=False, callback=callback
+    )
     frames = list(run)
     assert run.stopped and len(frames) == 2  # the image and the first window's frame
     assert seen[0][:3] == (0, 1, 667) and seen[-1][:2] == (1, 2)  # 3 "leading" steps: 667, 334, 1

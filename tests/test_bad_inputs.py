@@ -68,8 +68,25 @@ def ws(tmp_path_factory, tiny_model_dir):
     (badfmt / "vidzero.json").write_text("{frames: 16")
     (d / "foreign.state.safetensors").write_bytes(os.urandom(300))
     torch.save({"version": 1, "finished": True}, d / "old.state.pt")
-    res = runner.invoke(app, ["extend", str(d / "img.png"), "x", "-o", str(d / "done.mp4"), "--model",
-                              str(tiny_model_dir), "--frames", "3", "--steps", "1", "--resample", "0", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "extend",
+            str(d / "img.png"),
+            "x",
+            "-o",
+            str(d / "done.mp4"),
+            "--model",
+            str(tiny_model_dir),
+            "--frames",
+            "3",
+            "--steps",
+            "1",
+            "--resample",
+            "0",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     return d
 
@@ -150,7 +167,10 @@ BAD_CLI = [
     (["extend", "img.png", "x", "-o", "notes.txt/o.mp4", "--model", M], "is a file, not a folder"),
     (["extend", "img.png", "x", "-o", "n" * 250 + ".mp4", "--model", M], "too long"),
     (["extend", "img.png", "x", "-o", "done.mp4", "--model", M], "output exists"),
-    (["extend", "img.png", "x", "-o", "done.mp4", "--model", M, "--seed", "3", "--resume"], "belongs to a different run"),
+    (
+        ["extend", "img.png", "x", "-o", "done.mp4", "--model", M, "--seed", "3", "--resume"],
+        "belongs to a different run",
+    ),
     # prompts
     (["extend", "img.png", "bad \udcff bytes", "-o", "o.mp4", "--model", M], "PROMPT is not valid UTF-8"),
     ([*EXT, "--prompt-at", "2="], "--prompt-at '2=' should look like N=TEXT"),
@@ -162,22 +182,32 @@ BAD_CLI = [
     (["extend", "--from", "nothing.state.safetensors", "-o", "o.mp4", "--model", M], "state file not found"),
     (["extend", "--from", "foreign.state.safetensors", "-o", "o.mp4", "--model", M], "not a vidzero state file"),
     (["extend", "--from", "old.state.pt", "-o", "o.mp4", "--model", M], "from vidzero 0.1"),
-    (["extend", "img.png", "x", "--from", "done.mp4.state.safetensors", "-o", "o.mp4", "--model", M], "at most a PROMPT"),
-    (["extend", "--from", "done.mp4.state.safetensors", "-o", "o.mp4", "--model", M, "--frames", "0"],
-     "--frames must be between 1"),
+    (
+        ["extend", "img.png", "x", "--from", "done.mp4.state.safetensors", "-o", "o.mp4", "--model", M],
+        "at most a PROMPT",
+    ),
+    (
+        ["extend", "--from", "done.mp4.state.safetensors", "-o", "o.mp4", "--model", M, "--frames", "0"],
+        "--frames must be between 1",
+    ),
     # predict
     (["predict", "missing.mp4", "x", "-o", "o.mp4", "--model", M], "video not found"),
     (["predict", "truncated.mp4", "x", "-o", "o.mp4", "--model", M], "truncated or corrupt"),
     (["predict", "notes.txt", "x", "-o", "o.mp4", "--model", M], "truncated or corrupt"),
     (["predict", "clip.mp4", "x", "-o", "o.mp4", "--model", M, "--frames", "0"], "--frames must be between 1"),
-    (["predict", "clip.mp4", "x", "-o", "o.mp4", "--model", M, "--from-frame", "4", "--to-frame", "2"],
-     "--to-frame (2) must be after"),
+    (
+        ["predict", "clip.mp4", "x", "-o", "o.mp4", "--model", M, "--from-frame", "4", "--to-frame", "2"],
+        "--to-frame (2) must be after",
+    ),
     (["predict", "clip.mp4", "x", "-o", "o.mp4", "--model", M, "--from-frame", "50"], "no frames in the range"),
     (["predict", "clip.mp4", "x", "-o", "clip.mp4", "--model", M, "--force"], "would overwrite the input"),
     (["predict", "frames", "x", "-o", "o.mp4", "--model", M], "cannot read frame"),
     (["predict", "clip.mp4", "x", "-o", "clip.mp4.manifest.json", "--model", M], "unknown --output extension"),
     # infill
-    (["infill", "img.png", "img.png", "x", "-o", "o.mp4", "--model", M, "--frames", "1"], "--frames must be at least 2"),
+    (
+        ["infill", "img.png", "img.png", "x", "-o", "o.mp4", "--model", M, "--frames", "1"],
+        "--frames must be at least 2",
+    ),
     (["infill", "x", "-o", "o.mp4", "--model", M], "no known frames"),
     (["infill", "x", "-o", "o.mp4", "--model", M, "--key", "x=img.png"], "--key 'x=img.png' should look like"),
     (["infill", "x", "-o", "o.mp4", "--model", M, "--key", "5=img.png", "--key", "5=img.png"], "two keys at frame 5"),
@@ -237,7 +267,10 @@ def api_cases(ws: Path, model: str):
         (lambda: vidzero.extend(img, "x", frames=0, **common), "frames must be between 2"),
         (lambda: vidzero.extend(img, "x", steps=0, **common), "steps must be between 1"),
         (lambda: vidzero.extend(img, "x", stepz=3, **common), "unknown argument 'stepz'"),
-        (lambda: vidzero.extend(img, "x", steps=2, num_inference_steps=3, **common), "give steps or num_inference_steps"),
+        (
+            lambda: vidzero.extend(img, "x", steps=2, num_inference_steps=3, **common),
+            "give steps or num_inference_steps",
+        ),
         (lambda: vidzero.extend(img, "x", steps=2.5, **common), "steps must be a whole number"),
         (lambda: vidzero.extend(img, "x", seed=-1, **common), "seed must be between 0"),
         (lambda: vidzero.extend(img, "x", generator="seed", **common), "generator must be a torch.Generator"),
@@ -267,8 +300,9 @@ def test_bad_python_input_raises_bad_input_naming_the_argument(ws, tiny_model_di
 def test_a_valid_16_bit_greyscale_image_is_read_right(ws, tiny_model_dir, tmp_path):
     ramp = (np.tile(np.linspace(0, 1, 16), (16, 1)) * 65535).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "grey16.png")
-    run = vidzero.extend(tmp_path / "grey16.png", "x", frames=2, model=str(tiny_model_dir), steps=1, resample=0,
-                         progress=False)
+    run = vidzero.extend(
+        tmp_path / "grey16.png", "x", frames=2, model=str(tiny_model_dir), steps=1, resample=0, progress=False
+    )
     first = next(iter(run)).image
     assert first[0, 0, 0] == 0 and first[0, -1, 0] > 200  # not all white
     assert json.dumps(run.manifest()["inputs"])

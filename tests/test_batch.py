@@ -68,8 +68,14 @@ def test_a_batch_runs_every_task_records_failures_and_skips_what_is_done(materia
     out = material / "out"
     summary = json.loads((out / "batch.json").read_text())
     status = {r["id"]: r["status"] for r in summary["rows"]}
-    assert status == {"cat": "done", "job-00001": "done", "clip-predict": "done", "a-infill": "done",
-                      "clean": "done", "broken": "failed"}
+    assert status == {
+        "cat": "done",
+        "job-00001": "done",
+        "clip-predict": "done",
+        "a-infill": "done",
+        "clean": "done",
+        "broken": "failed",
+    }
     broken = next(r for r in summary["rows"] if r["id"] == "broken")
     assert "image not found" in broken["error"] and "\n" not in broken["error"]
     assert len(list(read_video(out / "cat.mp4"))) == 4 and (out / "job-00001.gif").exists()
@@ -93,9 +99,21 @@ def test_a_batch_runs_every_task_records_failures_and_skips_what_is_done(materia
 
 
 def test_an_interrupted_job_resumes_from_its_own_state(material, tiny_model_dir):
-    (material / "jobs.jsonl").write_text(json.dumps({"task": "extend", "id": "long", "image": "a.png", "prompt": "x",
-                                                     "frames": 8, "model": str(tiny_model_dir), "steps": 2,
-                                                     "resample": 1}) + "\n")
+    (material / "jobs.jsonl").write_text(
+        json.dumps(
+            {
+                "task": "extend",
+                "id": "long",
+                "image": "a.png",
+                "prompt": "x",
+                "frames": 8,
+                "model": str(tiny_model_dir),
+                "steps": 2,
+                "resample": 1,
+            }
+        )
+        + "\n"
+    )
     args = ["batch", str(material / "jobs.jsonl"), "-o", str(material / "out"), "--quiet"]
     assert killed_run(args, "window@4") == -9
     assert (material / "out" / "long.mp4.state.safetensors").exists()
@@ -104,32 +122,70 @@ def test_an_interrupted_job_resumes_from_its_own_state(material, tiny_model_dir)
     assert record["status"] == "done" and len(record["attempts"]) == 2
     assert json.loads((material / "out" / "long.mp4.manifest.json").read_text())["resumed"] is True
     reference = material / "ref"
-    res = runner.invoke(app, ["extend", str(material / "a.png"), "x", "-o", str(reference), "--frames", "8",
-                              "--model", str(tiny_model_dir), "--steps", "2", "--resample", "1", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "extend",
+            str(material / "a.png"),
+            "x",
+            "-o",
+            str(reference),
+            "--frames",
+            "8",
+            "--model",
+            str(tiny_model_dir),
+            "--steps",
+            "2",
+            "--resample",
+            "1",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0
-    np.testing.assert_array_equal(np.stack(list(read_video(material / "out" / "long.mp4"))).shape,
-                                  np.stack(list(read_video(reference))).shape)
+    np.testing.assert_array_equal(
+        np.stack(list(read_video(material / "out" / "long.mp4"))).shape, np.stack(list(read_video(reference))).shape
+    )
 
 
 def test_csv_jobs_and_defaults_from_the_command_line(material, tiny_model_dir):
     (material / "jobs.csv").write_text("task,image,prompt,frames\nextend,a.png,a cat,3\nextend,b.png,a dog,3\n")
-    res = runner.invoke(app, ["batch", str(material / "jobs.csv"), "-o", str(material / "csv"), "--model",
-                              str(tiny_model_dir), "--steps", "1", "--resample", "0", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "batch",
+            str(material / "jobs.csv"),
+            "-o",
+            str(material / "csv"),
+            "--model",
+            str(tiny_model_dir),
+            "--steps",
+            "1",
+            "--resample",
+            "0",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = json.loads((material / "csv" / "batch.json").read_text())["rows"]
     assert [r["id"] for r in rows] == ["a-extend", "b-extend"] and all(r["status"] == "done" for r in rows)
 
 
-@pytest.mark.parametrize("content,message", [
-    ('{"task": "extend", "image": "a.png"', "not valid JSON"),
-    ('{"task": "paint", "prompt": "x"}', "unknown task 'paint'"),
-    ('{"task": "extend", "image": "a.png", "prompt": "x", "stepz": 3}', "extend takes no 'stepz'"),
-    ('{"task": "extend", "image": "a.png"}', "extend needs 'prompt'"),
-    ('{"task": "generate", "id": "x", "prompt": "a"}\n{"task": "generate", "id": "x", "prompt": "b"}', "also the id"),
-    ('{"task": "generate", "id": "../up", "prompt": "a"}', "must be letters"),
-    ('{"task": "generate", "prompt": "a", "output": "../../etc/x.mp4"}', "inside the batch folder"),
-    ("", "holds no jobs"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ('{"task": "extend", "image": "a.png"', "not valid JSON"),
+        ('{"task": "paint", "prompt": "x"}', "unknown task 'paint'"),
+        ('{"task": "extend", "image": "a.png", "prompt": "x", "stepz": 3}', "extend takes no 'stepz'"),
+        ('{"task": "extend", "image": "a.png"}', "extend needs 'prompt'"),
+        (
+            '{"task": "generate", "id": "x", "prompt": "a"}\n{"task": "generate", "id": "x", "prompt": "b"}',
+            "also the id",
+        ),
+        ('{"task": "generate", "id": "../up", "prompt": "a"}', "must be letters"),
+        ('{"task": "generate", "prompt": "a", "output": "../../etc/x.mp4"}', "inside the batch folder"),
+        ("", "holds no jobs"),
+    ],
+)
 def test_a_bad_job_file_is_refused_before_anything_runs(material, content, message):
     (material / "jobs.jsonl").write_text(content + "\n")
     res = batch(material)
@@ -138,13 +194,44 @@ def test_a_bad_job_file_is_refused_before_anything_runs(material, content, messa
 
 
 def test_two_processes_split_a_batch_and_run_every_job_once(material, tiny_model_dir):
-    jobs = [{"task": "extend", "id": f"j{i}", "image": "a.png", "prompt": "x", "frames": 3, "seed": i,
-             "model": str(tiny_model_dir), "steps": 1, "resample": 0} for i in range(6)]
+    jobs = [
+        {
+            "task": "extend",
+            "id": f"j{i}",
+            "image": "a.png",
+            "prompt": "x",
+            "frames": 3,
+            "seed": i,
+            "model": str(tiny_model_dir),
+            "steps": 1,
+            "resample": 0,
+        }
+        for i in range(6)
+    ]
     (material / "jobs.jsonl").write_text("\n".join(json.dumps(j) for j in jobs) + "\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "vidzero.cli", "batch", str(material / "jobs.jsonl"), "-o", str(material / "out"),
-                          "--quiet"], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "vidzero.cli",
+            "batch",
+            str(material / "jobs.jsonl"),
+            "-o",
+            str(material / "out"),
+            "--quiet",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     records = [json.loads((material / "out" / ".vidzero-batch" / f"j{i}.json").read_text()) for i in range(6)]
     assert all(r["status"] == "done" and len(r["attempts"]) == 1 for r in records)  # every job exactly once

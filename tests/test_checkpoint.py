@@ -56,8 +56,10 @@ def zeroscope_like(tmp_path, tiny_model_dir, how: str):
     shutil.copytree(tiny_model_dir, folder)
     (folder / "vidzero.json").unlink()
     if how == "card":
-        (folder / "README.md").write_text("# zeroscope_v2 576w\nA watermark-free Modelscope-based video model, "
-                                          "576x320, 24 frames. See zeroscope_v2_XL for upscaling; zeroscope_v2_576w.")
+        (folder / "README.md").write_text(
+            "# zeroscope_v2 576w\nA watermark-free Modelscope-based video model, "
+            "576x320, 24 frames. See zeroscope_v2_XL for upscaling; zeroscope_v2_576w."
+        )
     if how == "index":
         index = json.loads((folder / "model_index.json").read_text())
         index["_name_or_path"] = "cerspense/zeroscope_v2_576w"

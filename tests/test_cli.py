@@ -19,8 +19,24 @@ def invoke(*args):
 
 def test_extend_end_to_end(tiny_model_dir, image_file, tmp_path):
     out = tmp_path / "out.mp4"
-    res = invoke("extend", image_file, "a red circle", "-o", out, "--model", tiny_model_dir, "--frames", 5,
-                 "--steps", 2, "--resample", 1, "--quiet", "--seed", 7)
+    res = invoke(
+        "extend",
+        image_file,
+        "a red circle",
+        "-o",
+        out,
+        "--model",
+        tiny_model_dir,
+        "--frames",
+        5,
+        "--steps",
+        2,
+        "--resample",
+        1,
+        "--quiet",
+        "--seed",
+        7,
+    )
     assert res.exit_code == 0, res.output
     assert len(list(read_video(out))) == 5
     manifest = json.loads((tmp_path / "out.mp4.manifest.json").read_text())
@@ -31,15 +47,35 @@ def test_extend_end_to_end(tiny_model_dir, image_file, tmp_path):
     assert manifest["versions"]["diffusers"] and manifest["options"]["preset"] == "paper"
     assert manifest["vidzero"]["sha256"] and str(out) == manifest["output"]
     assert (tmp_path / "out.mp4.contact.png").exists() and (tmp_path / "out.mp4.state.safetensors").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["input.png", "out.mp4", "out.mp4.contact.png",
-                                                         "out.mp4.manifest.json", "out.mp4.report.json",
-                                                         "out.mp4.report.png", "out.mp4.state.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "input.png",
+        "out.mp4",
+        "out.mp4.contact.png",
+        "out.mp4.manifest.json",
+        "out.mp4.report.json",
+        "out.mp4.report.png",
+        "out.mp4.state.safetensors",
+    ]
 
 
 def test_outputs_of_two_formats_do_not_share_sidecars(tiny_model_dir, image_file, tmp_path):
     for name in ("a.mp4", "a.webm", "a"):
-        res = invoke("extend", image_file, "x", "-o", tmp_path / name, "--model", tiny_model_dir, "--frames", 3,
-                     "--steps", 1, "--resample", 0, "--quiet")
+        res = invoke(
+            "extend",
+            image_file,
+            "x",
+            "-o",
+            tmp_path / name,
+            "--model",
+            tiny_model_dir,
+            "--frames",
+            3,
+            "--steps",
+            1,
+            "--resample",
+            0,
+            "--quiet",
+        )
         assert res.exit_code == 0, res.output
     for name in ("a.mp4", "a.webm", "a"):
         assert json.loads((tmp_path / f"{name}.manifest.json").read_text())["output"] == str(tmp_path / name)
@@ -57,8 +93,21 @@ def test_generate_and_info(tiny_model_dir, tmp_path):
 
 def test_progress_goes_to_logs_as_plain_lines(tiny_model_dir, image_file, tmp_path):
     """Without a terminal the progress is plain lines, one per window, before the run ends."""
-    res = invoke("extend", image_file, "x", "-o", tmp_path / "o.mp4", "--model", tiny_model_dir, "--frames", 4,
-                 "--steps", 1, "--resample", 0)
+    res = invoke(
+        "extend",
+        image_file,
+        "x",
+        "-o",
+        tmp_path / "o.mp4",
+        "--model",
+        tiny_model_dir,
+        "--frames",
+        4,
+        "--steps",
+        1,
+        "--resample",
+        0,
+    )
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
     assert [ln.split(",")[0] for ln in lines[:3]] == ["window 1/3", "window 2/3", "window 3/3"]
@@ -67,8 +116,9 @@ def test_progress_goes_to_logs_as_plain_lines(tiny_model_dir, image_file, tmp_pa
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tiny_model_dir, image_file, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    res = invoke("extend", image_file, "x", "-o", tmp_path / "o.mp4", "--model", tiny_model_dir, "--frames", 12,
-                 "--dry-run")
+    res = invoke(
+        "extend", image_file, "x", "-o", tmp_path / "o.mp4", "--model", tiny_model_dir, "--frames", 12, "--dry-run"
+    )
     assert res.exit_code == 0, res.output
     assert "11 windows" in res.output and "550 guided UNet evaluations" in res.output and "time: about" in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.png"]
@@ -81,8 +131,9 @@ def test_internal_errors_exit_1(monkeypatch, tiny_model_dir, image_file, tmp_pat
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(vidzero.engine, "sample_window", boom)
-    res = invoke("extend", image_file, "x", "-o", tmp_path / "o.mp4", "--model", tiny_model_dir, "--steps", 1,
-                 "--quiet")
+    res = invoke(
+        "extend", image_file, "x", "-o", tmp_path / "o.mp4", "--model", tiny_model_dir, "--steps", 1, "--quiet"
+    )
     assert res.exit_code == 1
     assert "internal error" in res.output and "kaboom" in res.output
     assert len(res.output.strip().splitlines()) == 1
@@ -104,8 +155,28 @@ def test_help_has_examples_and_every_run_option():
 
 def test_window_and_size_overrides(tiny_model_dir, image_file, tmp_path):
     out = tmp_path / "o"
-    res = invoke("extend", image_file, "a cat", "-o", out, "--model", tiny_model_dir, "--frames", 6, "--window", 4,
-                 "--height", 24, "--width", 32, "--steps", 1, "--resample", 0, "--quiet")
+    res = invoke(
+        "extend",
+        image_file,
+        "a cat",
+        "-o",
+        out,
+        "--model",
+        tiny_model_dir,
+        "--frames",
+        6,
+        "--window",
+        4,
+        "--height",
+        24,
+        "--width",
+        32,
+        "--steps",
+        1,
+        "--resample",
+        0,
+        "--quiet",
+    )
     assert res.exit_code == 0, res.output
     frames = list(read_video(out))
     assert len(frames) == 6 and frames[0].shape == (24, 32, 3)
@@ -113,8 +184,23 @@ def test_window_and_size_overrides(tiny_model_dir, image_file, tmp_path):
 
 
 def test_loop_planning_on_the_cli(tiny_model_dir, image_file, tmp_path):
-    res = invoke("extend", image_file, "x", "-o", tmp_path / "loop.mp4", "--model", tiny_model_dir, "--frames", 12,
-                 "--steps", 1, "--resample", 0, "--loop", "--quiet")
+    res = invoke(
+        "extend",
+        image_file,
+        "x",
+        "-o",
+        tmp_path / "loop.mp4",
+        "--model",
+        tiny_model_dir,
+        "--frames",
+        12,
+        "--steps",
+        1,
+        "--resample",
+        0,
+        "--loop",
+        "--quiet",
+    )
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "loop.mp4.manifest.json").read_text())
     assert manifest["inputs"]["loop"] is True

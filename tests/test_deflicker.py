@@ -120,8 +120,26 @@ def test_cli_bad_clips_exit_2(tmp_path, kind):
 
 def test_generation_flag_keeps_the_input_image(tiny_model_dir, image_file, tmp_path):
     out = tmp_path / "o"
-    res = runner.invoke(app, ["extend", str(image_file), "x", "-o", str(out), "--model", str(tiny_model_dir), "--frames", "6",
-                              "--steps", "1", "--resample", "0", "--deflicker", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "extend",
+            str(image_file),
+            "x",
+            "-o",
+            str(out),
+            "--model",
+            str(tiny_model_dir),
+            "--frames",
+            "6",
+            "--steps",
+            "1",
+            "--resample",
+            "0",
+            "--deflicker",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "o.manifest.json").read_text())
     assert manifest["deflicker"]["window"] == DeflickerSettings().window

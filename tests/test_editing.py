@@ -33,8 +33,9 @@ def test_a_loop_plan_sees_the_first_frames_after_the_last():
 
 def test_every_run_writes_a_quality_report(tiny_model_dir, image_file, tmp_path):
     out = tmp_path / "o.mp4"
-    res = runner.invoke(app, ["extend", str(image_file), "x", "-o", str(out), "--model", str(tiny_model_dir),
-                              "--frames", "6", *FAST])
+    res = runner.invoke(
+        app, ["extend", str(image_file), "x", "-o", str(out), "--model", str(tiny_model_dir), "--frames", "6", *FAST]
+    )
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "o.mp4.report.json").read_text())
     assert report["frames"] == 6 and report["known_frames"] == [0]
@@ -61,8 +62,9 @@ def test_the_report_flags_a_seam_and_says_how_to_reroll_it(tmp_path):
 
 def test_reroll_regenerates_a_stretch_and_keeps_every_other_frame(tiny_model_dir, image_file, tmp_path):
     run = tmp_path / "run"  # a frame folder: lossless, so kept frames stay byte-identical
-    res = runner.invoke(app, ["extend", str(image_file), "x", "-o", str(run), "--model", str(tiny_model_dir),
-                              "--frames", "10", *FAST])
+    res = runner.invoke(
+        app, ["extend", str(image_file), "x", "-o", str(run), "--model", str(tiny_model_dir), "--frames", "10", *FAST]
+    )
     assert res.exit_code == 0, res.output
     new = tmp_path / "new"
     res = runner.invoke(app, ["reroll", str(run), "--frames", "4-6", "-o", str(new), "--quiet"])
@@ -77,18 +79,26 @@ def test_reroll_regenerates_a_stretch_and_keeps_every_other_frame(tiny_model_dir
     assert manifest["seed"] == original["seed"] + 1 and manifest["sampler"] == original["sampler"]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["{run}", "--frames", "0-2", "-o", "{d}/n"], "includes the run's given frame"),
-    (["{run}", "--frames", "5-40", "-o", "{d}/n"], "outside the run's 10 frames"),
-    (["{run}", "--frames", "x", "-o", "{d}/n"], "should look like A-B"),
-    (["{run}", "--frames", "2-3", "-o", "{d}/n", "--seed", "-1"], "--seed must be between 0"),
-    (["{run}", "--frames", "3", "-o", "{run}"], "would overwrite the input"),
-    (["{d}/clip", "--frames", "3", "-o", "{d}/n"], "no vidzero manifest"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["{run}", "--frames", "0-2", "-o", "{d}/n"], "includes the run's given frame"),
+        (["{run}", "--frames", "5-40", "-o", "{d}/n"], "outside the run's 10 frames"),
+        (["{run}", "--frames", "x", "-o", "{d}/n"], "should look like A-B"),
+        (["{run}", "--frames", "2-3", "-o", "{d}/n", "--seed", "-1"], "--seed must be between 0"),
+        (["{run}", "--frames", "3", "-o", "{run}"], "would overwrite the input"),
+        (["{d}/clip", "--frames", "3", "-o", "{d}/n"], "no vidzero manifest"),
+    ],
+)
 def test_reroll_refuses_what_it_cannot_do(tiny_model_dir, image_file, tmp_path, args, message):
     run = tmp_path / "run"
-    assert runner.invoke(app, ["extend", str(image_file), "x", "-o", str(run), "--model", str(tiny_model_dir),
-                               "--frames", "10", *FAST]).exit_code == 0
+    assert (
+        runner.invoke(
+            app,
+            ["extend", str(image_file), "x", "-o", str(run), "--model", str(tiny_model_dir), "--frames", "10", *FAST],
+        ).exit_code
+        == 0
+    )
     write_video(moving_square(4, 16), tmp_path / "clip")
     res = runner.invoke(app, ["reroll", *[a.format(run=run, d=tmp_path) for a in args], "--quiet", "--force"])
     assert res.exit_code == 2 and message in res.output, res.output
@@ -98,7 +108,8 @@ def test_reroll_refuses_what_it_cannot_do(tiny_model_dir, image_file, tmp_path, 
 def test_the_python_api_takes_loop(tiny_backbone, image_file):
     import vidzero
 
-    run = vidzero.extend(image_file, "x", frames=12, loop=True, backbone=tiny_backbone, steps=1, resample=0,
-                         progress=False)
+    run = vidzero.extend(
+        image_file, "x", frames=12, loop=True, backbone=tiny_backbone, steps=1, resample=0, progress=False
+    )
     frames = run.frames()
     assert len(frames) == 12 and run.manifest()["inputs"]["loop"] is True

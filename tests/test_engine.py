@@ -32,8 +32,15 @@ def test_plain_t2v_reproduces_diffusers_pipeline(tiny_model_dir, tiny_backbone, 
         warnings.simplefilter("ignore")
         pipe = TextToVideoSDPipeline.from_pretrained(tiny_model_dir)
     pipe.set_progress_bar_config(disable=True)
-    kwargs = dict(prompt="a red circle", num_inference_steps=6, guidance_scale=7.5, num_frames=tiny_backbone.frames,
-                  height=tiny_backbone.height, width=tiny_backbone.width, eta=eta)
+    kwargs = dict(
+        prompt="a red circle",
+        num_inference_steps=6,
+        guidance_scale=7.5,
+        num_frames=tiny_backbone.frames,
+        height=tiny_backbone.height,
+        width=tiny_backbone.width,
+        eta=eta,
+    )
     ref = pipe(**kwargs, generator=torch.Generator().manual_seed(frames[0].seed), output_type="latent").frames
     diff = (latents_of(frames) - ref).abs().max().item()
     assert diff <= 1e-5, f"latents differ from diffusers by {diff}"
@@ -44,7 +51,9 @@ def test_plain_t2v_reproduces_diffusers_pipeline(tiny_model_dir, tiny_backbone, 
 
 
 def test_extend_keeps_the_image_and_streams_every_frame(tiny_backbone, image_file):
-    run = vidzero.extend(str(image_file), "a red circle", frames=11, backbone=tiny_backbone, steps=2, resample=1, seed=0)
+    run = vidzero.extend(
+        str(image_file), "a red circle", frames=11, backbone=tiny_backbone, steps=2, resample=1, seed=0
+    )
     frames = list(run)
     assert [f.index for f in frames] == list(range(11))
     expected = load_image(image_file, tiny_backbone.width, tiny_backbone.height)
@@ -66,9 +75,23 @@ def test_known_slots_come_out_unchanged_at_latent_level(tiny_backbone):
     mask[:5] = True
     bb.scheduler.set_timesteps(3)
     g = torch.Generator().manual_seed(0)
-    z0 = initial_window(known, mask, [None] * 5 + [4] * (bb.frames - 5), bb.scheduler.alphas_cumprod[int(bb.scheduler.timesteps[0])], "inversion", g)
-    out = sample_window(lambda z, t: bb.guided_eps(z, t, "a red circle", 9.0), bb.scheduler, known, mask, z0,
-                        SamplerSettings(steps=3, resample=2), g)
+    z0 = initial_window(
+        known,
+        mask,
+        [None] * 5 + [4] * (bb.frames - 5),
+        bb.scheduler.alphas_cumprod[int(bb.scheduler.timesteps[0])],
+        "inversion",
+        g,
+    )
+    out = sample_window(
+        lambda z, t: bb.guided_eps(z, t, "a red circle", 9.0),
+        bb.scheduler,
+        known,
+        mask,
+        z0,
+        SamplerSettings(steps=3, resample=2),
+        g,
+    )
     assert torch.equal(out[:, :, :5], known[:, :, :5])
     assert not torch.equal(out[:, :, 5:], known[:, :, 5:])
 
@@ -76,8 +99,21 @@ def test_known_slots_come_out_unchanged_at_latent_level(tiny_backbone):
 @pytest.mark.parametrize("queue", ["pixel", "latent"])
 def test_same_seed_same_frames_different_seed_different(tiny_backbone, image_file, queue):
     def run(seed):
-        return np.stack([f.image for f in vidzero.extend(str(image_file), "a red circle", frames=5, backbone=tiny_backbone,
-                                                          steps=2, resample=1, seed=seed, queue=queue)])
+        return np.stack(
+            [
+                f.image
+                for f in vidzero.extend(
+                    str(image_file),
+                    "a red circle",
+                    frames=5,
+                    backbone=tiny_backbone,
+                    steps=2,
+                    resample=1,
+                    seed=seed,
+                    queue=queue,
+                )
+            ]
+        )
 
     a, b, c = run(3), run(3), run(4)
     np.testing.assert_array_equal(a, b)
@@ -127,7 +163,9 @@ def test_plan_prefix_layouts():
             plan_prefix(*bad)
 
 
-def test_save_pretrained_folder_and_offline_hub_cache_give_identical_outputs(tiny_model_dir, tiny_backbone, tmp_path, monkeypatch):
+def test_save_pretrained_folder_and_offline_hub_cache_give_identical_outputs(
+    tiny_model_dir, tiny_backbone, tmp_path, monkeypatch
+):
     from diffusers import TextToVideoSDPipeline
 
     with warnings.catch_warnings():

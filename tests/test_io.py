@@ -29,8 +29,17 @@ def psnr(a, b):
     return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
-@pytest.mark.parametrize("name,codec,min_psnr", [("v.mp4", None, 30), ("v.mp4", "hevc", 30), ("v.webm", None, 30),
-                                                 ("v.webm", "av1", 28), ("v.gif", None, 30), ("frames", None, 99)])
+@pytest.mark.parametrize(
+    "name,codec,min_psnr",
+    [
+        ("v.mp4", None, 30),
+        ("v.mp4", "hevc", 30),
+        ("v.webm", None, 30),
+        ("v.webm", "av1", 28),
+        ("v.gif", None, 30),
+        ("frames", None, 99),
+    ],
+)
 def test_roundtrip_formats(tmp_path, name, codec, min_psnr):
     src = frames()
     path = write_video(src, tmp_path / name, fps=8, codec=codec)

@@ -13,15 +13,23 @@ HEAVY = ("torch", "diffusers", "transformers", "cv2", "av")
 
 
 def modules_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sys.modules))"],
-                         capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return set(out.stdout.split())
 
 
 def test_import_and_help_load_no_heavy_library():
     """`import vidzero` and `vidzero --help` import neither torch nor diffusers (seconds each)."""
-    for code in ("import vidzero", "from vidzero.cli import app\nimport contextlib\n"
-                 "with contextlib.suppress(SystemExit): app(['--help'], prog_name='vidzero')"):
+    for code in (
+        "import vidzero",
+        "from vidzero.cli import app\nimport contextlib\n"
+        "with contextlib.suppress(SystemExit): app(['--help'], prog_name='vidzero')",
+    ):
         loaded = modules_after(code)
         assert not loaded & set(HEAVY), (code, loaded & set(HEAVY))
 

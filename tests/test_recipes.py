@@ -30,27 +30,79 @@ def material(tmp_path):
 
 
 def test_continue_clips(material, tiny_model_dir):
-    run("recipes.continue_clips", material / "clips", material / "out", "x", "--frames", 2, "--model", tiny_model_dir, "--steps", 1, "--resample", 0)
+    run(
+        "recipes.continue_clips",
+        material / "clips",
+        material / "out",
+        "x",
+        "--frames",
+        2,
+        "--model",
+        tiny_model_dir,
+        "--steps",
+        1,
+        "--resample",
+        0,
+    )
     assert len(list(read_video(material / "out" / "c0-predict.mp4"))) == 7 + 2
 
 
 def test_infill_pairs(material, tiny_model_dir):
-    run("recipes.infill_pairs", material / "photos", material / "out", "x", "--frames", 5, "--model", tiny_model_dir, "--steps", 1, "--resample", 0)
+    run(
+        "recipes.infill_pairs",
+        material / "photos",
+        material / "out",
+        "x",
+        "--frames",
+        5,
+        "--model",
+        tiny_model_dir,
+        "--steps",
+        1,
+        "--resample",
+        0,
+    )
     assert len(list(read_video(material / "out" / "p0_p1.mp4"))) == 5
 
 
 def test_long_video_schedule(material, tiny_model_dir):
     out = material / "long.mp4"
-    run("recipes.long_video_schedule", material / "photos" / "p0.png", out, "--frames", 20, "--model", tiny_model_dir,
-        "--steps", 1, "--resample", 0, "--at", "0=a cat", "--at", "10=a red circle")
+    run(
+        "recipes.long_video_schedule",
+        material / "photos" / "p0.png",
+        out,
+        "--frames",
+        20,
+        "--model",
+        tiny_model_dir,
+        "--steps",
+        1,
+        "--resample",
+        0,
+        "--at",
+        "0=a cat",
+        "--at",
+        "10=a red circle",
+    )
     assert len(list(read_video(out))) == 20
 
 
-
-
 def test_paper_protocol(material, tiny_model_dir):
-    run("recipes.paper_protocol", material / "clips", material / "fvd", "--prompt-from", "ucf101", "--frames", 4,
-        "--model", tiny_model_dir, "--steps", 1, "--resample", 0)
+    run(
+        "recipes.paper_protocol",
+        material / "clips",
+        material / "fvd",
+        "--prompt-from",
+        "ucf101",
+        "--frames",
+        4,
+        "--model",
+        tiny_model_dir,
+        "--steps",
+        1,
+        "--resample",
+        0,
+    )
     import json
 
     pairs = json.loads((material / "fvd" / "fvd.json").read_text())["pairs"]

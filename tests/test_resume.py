@@ -27,8 +27,25 @@ def frames_of(path):
 
 
 def extend_args(image, out, model, frames=FRAMES, *extra):
-    return ["extend", str(image), "a red circle", "-o", str(out), "--model", str(model), "--frames", str(frames),
-            "--steps", "2", "--resample", "1", "--seed", "5", "--quiet", *extra]
+    return [
+        "extend",
+        str(image),
+        "a red circle",
+        "-o",
+        str(out),
+        "--model",
+        str(model),
+        "--frames",
+        str(frames),
+        "--steps",
+        "2",
+        "--resample",
+        "1",
+        "--seed",
+        "5",
+        "--quiet",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +87,14 @@ def test_a_kill_at_any_point_resumes_to_identical_bytes(fault, reference, tiny_m
     meta, tensors = load_state(state_file)
     assert meta["finished"] and meta["tail"] == FRAMES and len(state_frames(tensors, "tail_pixels")) == FRAMES
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["out.mp4", "out.mp4.contact.png", "out.mp4.manifest.json", "out.mp4.report.json",
-                    "out.mp4.report.png", "out.mp4.state.safetensors"], left
+    assert left == [
+        "out.mp4",
+        "out.mp4.contact.png",
+        "out.mp4.manifest.json",
+        "out.mp4.report.json",
+        "out.mp4.report.png",
+        "out.mp4.state.safetensors",
+    ], left
 
 
 def test_the_final_state_of_a_resumed_run_continues_the_video(reference, tiny_model_dir, image_file_module, tmp_path):
@@ -80,8 +103,21 @@ def test_the_final_state_of_a_resumed_run_continues_the_video(reference, tiny_mo
     assert killed_run(args, "final-state") == -9
     assert runner.invoke(app, [*args, "--resume"]).exit_code == 0
     more = tmp_path / "more"  # frame folders: lossless, so frames compare exactly
-    res = runner.invoke(app, ["extend", "--from", str(state_paths(out)[0]), "-o", str(more), "--model",
-                              str(tiny_model_dir), "--frames", "3", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "extend",
+            "--from",
+            str(state_paths(out)[0]),
+            "-o",
+            str(more),
+            "--model",
+            str(tiny_model_dir),
+            "--frames",
+            "3",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     long = tmp_path / "long"
     assert runner.invoke(app, extend_args(image_file_module, long, tiny_model_dir, FRAMES + 3)).exit_code == 0
@@ -100,10 +136,18 @@ def test_resume_with_nothing_saved_starts_over_and_refuses_other_runs(tiny_model
 
 def test_a_second_process_on_the_same_output_is_refused(tiny_model_dir, image_file_module, tmp_path):
     out = tmp_path / "o.mp4"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from vidzero.outputs import OutputLock\nwith OutputLock(Path(sys.argv[1])):\n"
-                               "    print('held', flush=True); time.sleep(60)", str(out)], stdout=subprocess.PIPE,
-                              text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from vidzero.outputs import OutputLock\nwith OutputLock(Path(sys.argv[1])):\n"
+            "    print('held', flush=True); time.sleep(60)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir, 4))
@@ -140,8 +184,21 @@ def test_extend_from_a_finished_run_equals_one_longer_run(tiny_model_dir, image_
     for out, n in ((short, 9), (long, 12)):
         res = runner.invoke(app, extend_args(image_file, out, tiny_model_dir, n, "--queue", queue))
         assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["extend", "--from", str(state_paths(short)[0]), "-o", str(more), "--model",
-                              str(tiny_model_dir), "--frames", "3", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "extend",
+            "--from",
+            str(state_paths(short)[0]),
+            "-o",
+            str(more),
+            "--model",
+            str(tiny_model_dir),
+            "--frames",
+            "3",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     np.testing.assert_array_equal(frames_of(more), frames_of(long)[9:12])
 

@@ -76,8 +76,12 @@ def test_sample_window_matches_float64_reference(monkeypatch, steps, resample):
     sched.set_timesteps(steps)
     assert [int(t) for t in sched.timesteps] == reference_timesteps(steps)
     out = sample_window(
-        lambda x, t: fake_eps(x, int(t)), sched, torch.from_numpy(known), torch.from_numpy(mask),
-        torch.from_numpy(z), SamplerSettings(steps=steps, resample=resample),
+        lambda x, t: fake_eps(x, int(t)),
+        sched,
+        torch.from_numpy(known),
+        torch.from_numpy(mask),
+        torch.from_numpy(z),
+        SamplerSettings(steps=steps, resample=resample),
     )
     ref = reference_run(known, mask, z, steps, resample, noises)
     assert out.dtype == torch.float64

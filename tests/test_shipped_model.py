@@ -15,11 +15,23 @@ from tests.synthetic import moving_square
 from vidzero.backbone import DEFAULT_MODEL, EMBEDDED_MODEL_DIR, Backbone
 
 # The scheduler of the ModelScope T2V release, which the embedded model shares.
-MODELSCOPE_SCHEDULER = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-                        "beta_schedule": "scaled_linear", "clip_sample": False, "set_alpha_to_one": False,
-                        "steps_offset": 1, "prediction_type": "epsilon", "timestep_spacing": "leading"}
-PROMPTS = ["a red circle moving right", "a small blue square moving up on a gray background",
-           "a large green triangle moving left", "two objects: a white circle standing still and a red square moving down"]
+MODELSCOPE_SCHEDULER = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "prediction_type": "epsilon",
+    "timestep_spacing": "leading",
+}
+PROMPTS = [
+    "a red circle moving right",
+    "a small blue square moving up on a gray background",
+    "a large green triangle moving left",
+    "two objects: a white circle standing still and a red square moving down",
+]
 
 
 def test_shipped_model_is_the_default_and_loads():
@@ -46,7 +58,9 @@ def test_shipped_vae_reconstructs_the_world_and_text_encoder_tells_captions_apar
     back = backbone.decode(backbone.encode_frames(pixels))
     mse = (back - pixels).pow(2).mean().item()
     assert 10 * np.log10(4 / mse) > 25  # PSNR over the [-1, 1] range; random weights give ~5 dB
-    red, blue, empty = (backbone.encode_text(p) for p in ("a red circle moving right", "a blue circle moving right", ""))
+    red, blue, empty = (
+        backbone.encode_text(p) for p in ("a red circle moving right", "a blue circle moving right", "")
+    )
     assert not torch.allclose(red, blue, atol=1e-3) and not torch.allclose(red, empty, atol=1e-3)
 
 

@@ -97,9 +97,15 @@ def test_several_new_frames_per_window_end_to_end(tiny_backbone, image_file):
     np.testing.assert_array_equal(frames[0].image, fitted(image_file, tiny_backbone))
 
 
-@pytest.mark.parametrize("length,known,message", [
-    (10, {10}, "outside"), (10, set(), "at least one known"), (3, {0, 1, 2}, "nothing to generate"), (1, {0}, "at least 2"),
-])
+@pytest.mark.parametrize(
+    "length,known,message",
+    [
+        (10, {10}, "outside"),
+        (10, set(), "at least one known"),
+        (3, {0, 1, 2}, "nothing to generate"),
+        (1, {0}, "at least 2"),
+    ],
+)
 def test_invalid_timelines(length, known, message):
     with pytest.raises(BadInput, match=message):
         plan_timeline(length, known, 8)
@@ -160,23 +166,44 @@ def test_predict_cli_new_only_keeps_the_clip_fps(tiny_model_dir, tmp_path):
     src = [np.full((16, 16, 3), 10 * i, np.uint8) for i in range(10)]
     clip = write_video(src, tmp_path / "src.mp4", fps=12)
     out = tmp_path / "out.mp4"
-    res = runner.invoke(app, ["predict", str(clip), "a cat", "-o", str(out), "--model", str(tiny_model_dir), "--frames", "3",
-                              "--new-only", "--steps", "1", "--resample", "0", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "predict",
+            str(clip),
+            "a cat",
+            "-o",
+            str(out),
+            "--model",
+            str(tiny_model_dir),
+            "--frames",
+            "3",
+            "--new-only",
+            "--steps",
+            "1",
+            "--resample",
+            "0",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert len(list(read_video(out))) == 3
     manifest = json.loads((tmp_path / "out.mp4.manifest.json").read_text())
     assert manifest["fps"] == 12 and manifest["inputs"]["context_frames"] == 7
 
 
-@pytest.mark.parametrize("case,message", [
-    ("outside", "outside the timeline"),
-    ("overlap", "two keys at frame 0"),
-    ("sizes", "differ in size"),
-    ("empty-clip", "no image frames"),
-    ("corrupt-clip", "corrupt"),
-    ("clip-overlaps-key", "overlaps a known frame"),
-    ("no-keys", "no known frames"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("outside", "outside the timeline"),
+        ("overlap", "two keys at frame 0"),
+        ("sizes", "differ in size"),
+        ("empty-clip", "no image frames"),
+        ("corrupt-clip", "corrupt"),
+        ("clip-overlaps-key", "overlaps a known frame"),
+        ("no-keys", "no known frames"),
+    ],
+)
 def test_invalid_timelines_exit_2(tiny_model_dir, tmp_path, case, message):
     a, b, _ = make_images(tmp_path)
     (big,) = make_images(tmp_path / "big" if (tmp_path / "big").mkdir() is None else tmp_path, n=1, size=(40, 30))
@@ -192,16 +219,42 @@ def test_invalid_timelines_exit_2(tiny_model_dir, tmp_path, case, message):
         "clip-overlaps-key": ["--key", f"4={a}", "--clip", f"3:{clip}"],
         "no-keys": [],
     }[case]
-    res = runner.invoke(app, ["infill", "a cat", "-o", str(tmp_path / "o.mp4"), "--frames", "10", "--model", str(tiny_model_dir),
-                              "--steps", "1", "--quiet", *args])
+    res = runner.invoke(
+        app,
+        [
+            "infill",
+            "a cat",
+            "-o",
+            str(tmp_path / "o.mp4"),
+            "--frames",
+            "10",
+            "--model",
+            str(tiny_model_dir),
+            "--steps",
+            "1",
+            "--quiet",
+            *args,
+        ],
+    )
     assert res.exit_code == 2, res.output
     assert message in res.output and "Traceback" not in res.output
     assert not (tmp_path / "o.mp4").exists()
 
 
 def test_public_api_names():
-    for name in ("generate", "extend", "predict", "infill", "infill_between", "Keyframes", "deflicker",
-                 "flicker_report", "load_backbone", "Backbone", "BadInput"):
+    for name in (
+        "generate",
+        "extend",
+        "predict",
+        "infill",
+        "infill_between",
+        "Keyframes",
+        "deflicker",
+        "flicker_report",
+        "load_backbone",
+        "Backbone",
+        "BadInput",
+    ):
         assert callable(getattr(vidzero, name)), name
 
 
@@ -226,10 +279,41 @@ def test_prompt_schedule_switches_per_window(tiny_backbone, image_file, monkeypa
 
 def test_cli_prompt_at(tiny_model_dir, tmp_path):
     a, b, _ = make_images(tmp_path)
-    res = runner.invoke(app, ["infill", str(a), str(b), "a cat", "-o", str(tmp_path / "o.mp4"), "--frames", "8",
-                              "--prompt-at", "4=a red circle", "--model", str(tiny_model_dir), "--steps", "1", "--quiet"])
+    res = runner.invoke(
+        app,
+        [
+            "infill",
+            str(a),
+            str(b),
+            "a cat",
+            "-o",
+            str(tmp_path / "o.mp4"),
+            "--frames",
+            "8",
+            "--prompt-at",
+            "4=a red circle",
+            "--model",
+            str(tiny_model_dir),
+            "--steps",
+            "1",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "o.mp4.manifest.json").read_text())["prompt"] == {"0": "a cat", "4": "a red circle"}
-    res = runner.invoke(app, ["infill", str(a), str(b), "a cat", "-o", str(tmp_path / "p.mp4"), "--prompt-at", "x=y",
-                              "--model", str(tiny_model_dir)])
+    res = runner.invoke(
+        app,
+        [
+            "infill",
+            str(a),
+            str(b),
+            "a cat",
+            "-o",
+            str(tmp_path / "p.mp4"),
+            "--prompt-at",
+            "x=y",
+            "--model",
+            str(tiny_model_dir),
+        ],
+    )
     assert res.exit_code == 2 and "N=PATH" not in res.output and "--prompt-at" in res.output

@@ -31,9 +31,14 @@ from vidzero.errors import BadInput
 __all__ = ["DEFAULT_MODEL", "EMBEDDED_MODEL_DIR", "Backbone", "parse_dtype", "pick_device"]
 
 DTYPE_NAMES = {
-    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
-    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "float": torch.float32,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
 }
 
 
@@ -198,40 +203,68 @@ class Backbone:
         checkpoint's native format (read from its files; `frames`/`height`/`width` override)."""
         torch_device = pick_device(device)
         torch_dtype = parse_dtype(dtype, torch_device)
-        info = inspect_checkpoint(str(model), cache_dir=cache_dir, revision=revision, variant=variant, download=download)
+        info = inspect_checkpoint(
+            str(model), cache_dir=cache_dir, revision=revision, variant=variant, download=download
+        )
         kwargs: dict[str, Any] = {"local_files_only": True}
         try:
             with quiet_loading():
                 unet = UNet3DConditionModel.from_pretrained(
-                    info.folder, subfolder="unet", torch_dtype=torch_dtype, variant=info.variants["unet"], **kwargs)
+                    info.folder, subfolder="unet", torch_dtype=torch_dtype, variant=info.variants["unet"], **kwargs
+                )
                 vae = AutoencoderKL.from_pretrained(
-                    info.folder, subfolder="vae", torch_dtype=torch.float32, variant=info.variants["vae"], **kwargs)
+                    info.folder, subfolder="vae", torch_dtype=torch.float32, variant=info.variants["vae"], **kwargs
+                )
                 text_encoder = CLIPTextModel.from_pretrained(
-                    info.folder / "text_encoder", dtype=torch_dtype, variant=info.variants["text_encoder"], **kwargs)
+                    info.folder / "text_encoder", dtype=torch_dtype, variant=info.variants["text_encoder"], **kwargs
+                )
                 tokenizer = CLIPTokenizer.from_pretrained(info.folder / "tokenizer", **kwargs)
                 scheduler = DDIMScheduler.from_pretrained(info.folder, subfolder="scheduler", **kwargs)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BadInput(f"could not load the checkpoint at {info.folder}: {first}") from exc
         backbone = cls(
-            unet, vae, text_encoder, tokenizer, scheduler,
-            frames=frames or info.frames, height=height or info.height, width=width or info.width,
-            device=torch_device, dtype=torch_dtype, vae_slice=vae_slice, model_id=info.model_id,
-            revision=info.revision, offload=offload,
+            unet,
+            vae,
+            text_encoder,
+            tokenizer,
+            scheduler,
+            frames=frames or info.frames,
+            height=height or info.height,
+            width=width or info.width,
+            device=torch_device,
+            dtype=torch_dtype,
+            vae_slice=vae_slice,
+            model_id=info.model_id,
+            revision=info.revision,
+            offload=offload,
         )
-        backbone.configure(vae_tiling=vae_tiling, attention_slicing=attention_slicing,
-                           forward_chunking=forward_chunking, compile=compile)
+        backbone.configure(
+            vae_tiling=vae_tiling,
+            attention_slicing=attention_slicing,
+            forward_chunking=forward_chunking,
+            compile=compile,
+        )
         backbone.format_source = info.format_source
         return backbone
 
     @classmethod
-    def from_pipeline(cls, pipe: Any, frames: int | None = None, height: int | None = None, width: int | None = None,
-                      device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-                      model_id: str | None = None) -> Backbone:
+    def from_pipeline(
+        cls,
+        pipe: Any,
+        frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        model_id: str | None = None,
+    ) -> Backbone:
         """A backbone on the components of an already loaded diffusers pipeline (e.g. a
         `TextToVideoSDPipeline`); the pipeline's own weights are used, not copied. The scheduler
         is driven as DDIM with the pipeline scheduler's config."""
-        missing = [n for n in ("unet", "vae", "text_encoder", "tokenizer", "scheduler") if getattr(pipe, n, None) is None]
+        missing = [
+            n for n in ("unet", "vae", "text_encoder", "tokenizer", "scheduler") if getattr(pipe, n, None) is None
+        ]
         if missing:
             raise BadInput(f"the pipeline has no {', '.join(missing)}: vidzero needs a UNet3D text-to-video pipeline")
         if not isinstance(pipe.unet, UNet3DConditionModel):
@@ -239,12 +272,33 @@ class Backbone:
         torch_device = pick_device(device) if device is not None else pipe.unet.device
         torch_dtype = parse_dtype(dtype, torch_device) if dtype is not None else pipe.unet.dtype
         scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-        name = model_id or getattr(pipe, "name_or_path", None) or getattr(pipe.config, "_name_or_path", None) or "<pipeline>"
-        return cls(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, scheduler, frames=frames or DEFAULT_FRAMES,
-                   height=height, width=width, device=torch_device, dtype=torch_dtype, model_id=str(name))
+        name = (
+            model_id
+            or getattr(pipe, "name_or_path", None)
+            or getattr(pipe.config, "_name_or_path", None)
+            or "<pipeline>"
+        )
+        return cls(
+            pipe.unet,
+            pipe.vae,
+            pipe.text_encoder,
+            pipe.tokenizer,
+            scheduler,
+            frames=frames or DEFAULT_FRAMES,
+            height=height,
+            width=width,
+            device=torch_device,
+            dtype=torch_dtype,
+            model_id=str(name),
+        )
 
-    def configure(self, vae_tiling: bool = False, attention_slicing: bool = False, forward_chunking: int | None = None,
-                  compile: bool = False) -> None:
+    def configure(
+        self,
+        vae_tiling: bool = False,
+        attention_slicing: bool = False,
+        forward_chunking: int | None = None,
+        compile: bool = False,
+    ) -> None:
         """Memory and speed switches, each as diffusers offers it."""
         if vae_tiling:
             self.vae.enable_tiling()
@@ -268,8 +322,11 @@ class Backbone:
             length = len(self.tokenizer(prompt, truncation=False).input_ids)
             if length > limit:
                 self.truncated_prompts[prompt] = length
-                warnings.warn(f"the prompt is {length} tokens long; the text encoder reads the first {limit}: "
-                              f"{prompt[:60]!r}...", PromptTruncatedWarning, stacklevel=2)
+                warnings.warn(
+                    f"the prompt is {length} tokens long; the text encoder reads the first {limit}: {prompt[:60]!r}...",
+                    PromptTruncatedWarning,
+                    stacklevel=2,
+                )
             tok = self.tokenizer(prompt, padding="max_length", max_length=limit, truncation=True, return_tensors="pt")
             mask = None
             if getattr(self.text_encoder.config, "use_attention_mask", False):
@@ -297,8 +354,15 @@ class Backbone:
         return torch.cat(out)
 
     @torch.no_grad()
-    def guided_eps(self, z: torch.Tensor, t: int | torch.Tensor, prompt: str, guidance: float,
-                   negative_prompt: str = "", return_uncond: bool = False) -> Any:
+    def guided_eps(
+        self,
+        z: torch.Tensor,
+        t: int | torch.Tensor,
+        prompt: str,
+        guidance: float,
+        negative_prompt: str = "",
+        return_uncond: bool = False,
+    ) -> Any:
         """Classifier-free-guided epsilon for a window z of shape (B, C, F, h, w), fp32; with
         `return_uncond`, also the unconditional prediction (None when guidance <= 1 skips it)."""
         cond = self.encode_text(prompt)
@@ -316,6 +380,7 @@ class Backbone:
 
     def describe(self) -> dict:
         """Components, sizes and native window of the loaded backbone."""
+
         def params(m: torch.nn.Module) -> int:
             return sum(p.numel() for p in m.parameters())
 
@@ -337,4 +402,3 @@ class Backbone:
             "vae_dtype": "float32",
             "offload": self.offload,
         }
-

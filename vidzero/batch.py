@@ -80,7 +80,7 @@ def read_jobs(path: str | Path, out_dir: str | Path, defaults: dict[str, Any] | 
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"cannot read job file {path}: {type(exc).__name__}", "jobs") from None
-    rows, file_defaults = (read_csv(text, path) if path.suffix.lower() == ".csv" else read_jsonl(text, path))
+    rows, file_defaults = read_csv(text, path) if path.suffix.lower() == ".csv" else read_jsonl(text, path)
     base = {**file_defaults, **(defaults or {})}
     jobs, ids = [], {}
     out_dir = Path(out_dir)
@@ -156,8 +156,13 @@ def make_job(number: int, line: int, values: dict[str, Any], base: Path, out_dir
     if unknown:
         raise BadInput(f"{where}: {task} takes no {unknown[0]!r}", "jobs")
     args = {k: v for k, v in values.items() if k not in JOB_KEYS}
-    required = {"generate": ("prompt",), "extend": ("image", "prompt"), "predict": ("clip", "prompt"),
-                "infill": ("prompt",), "deflicker": ("clip",)}[task]
+    required = {
+        "generate": ("prompt",),
+        "extend": ("image", "prompt"),
+        "predict": ("clip", "prompt"),
+        "infill": ("prompt",),
+        "deflicker": ("clip",),
+    }[task]
     missing = [k for k in required if k not in args]
     if missing:
         raise BadInput(f"{where}: {task} needs {missing[0]!r}", "jobs")
@@ -235,10 +240,19 @@ def distributed_rank() -> tuple[int, int, str | None]:
 
 
 class Batch:
-    def __init__(self, jobs: list[Job], out_dir: Path, job_file: Path, force: bool = False,
-                 rank: int = 0, world: int = 1, device: str | None = None,
-                 progress: Callable[[Job], Any] | None = None, log: Callable[[str], None] | None = None,
-                 on_job: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        jobs: list[Job],
+        out_dir: Path,
+        job_file: Path,
+        force: bool = False,
+        rank: int = 0,
+        world: int = 1,
+        device: str | None = None,
+        progress: Callable[[Job], Any] | None = None,
+        log: Callable[[str], None] | None = None,
+        on_job: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.jobs, self.out_dir, self.job_file = jobs, out_dir, job_file
         self.force, self.rank, self.world, self.device = force, rank, world, device
         self.progress = progress  # job -> a progress object for its run (or None: silent)
@@ -259,9 +273,11 @@ class Batch:
             record = self.run_job(job)
             if record.status != "busy":
                 mine.append(record)
-            self.log(f"job {done + 1}/{len(order)} {job.id}: {record.status}"
-                     + (f" ({record.seconds:.1f} s)" if record.status == "done" else "")
-                     + (f": {record.error}" if record.error else ""))
+            self.log(
+                f"job {done + 1}/{len(order)} {job.id}: {record.status}"
+                + (f" ({record.seconds:.1f} s)" if record.status == "done" else "")
+                + (f": {record.error}" if record.error else "")
+            )
             self.write_summary()
             self.on_job(done + 1, len(order))
         return mine
@@ -291,24 +307,55 @@ class Batch:
                 status = "changed"
             if status == "skipped":  # the record on disk stays as the process that ran it wrote it
                 return Record(**{**vars(previous), "status": "skipped"})
-        self._record(job, Record(job.id, job.task, "running", output=str(job.output), rank=self.rank,
-                                 attempts=attempts))
+        self._record(
+            job, Record(job.id, job.task, "running", output=str(job.output), rank=self.rank, attempts=attempts)
+        )
         try:
             if job.task == "deflicker":
                 status, passes = self._deflicker(job)
             else:
                 status, passes = self._generate(job)
         except BadInput as exc:
-            return self._record(job, Record(job.id, job.task, "failed", time.perf_counter() - started,
-                                            error=exc.for_cli(), rank=self.rank, attempts=attempts))
+            return self._record(
+                job,
+                Record(
+                    job.id,
+                    job.task,
+                    "failed",
+                    time.perf_counter() - started,
+                    error=exc.for_cli(),
+                    rank=self.rank,
+                    attempts=attempts,
+                ),
+            )
         except Exception as exc:  # one job's defect must not stop thousands of others
-            return self._record(job, Record(job.id, job.task, "failed", time.perf_counter() - started,
-                                            error=f"internal error: {type(exc).__name__}: {exc}", rank=self.rank,
-                                            attempts=attempts))
+            return self._record(
+                job,
+                Record(
+                    job.id,
+                    job.task,
+                    "failed",
+                    time.perf_counter() - started,
+                    error=f"internal error: {type(exc).__name__}: {exc}",
+                    rank=self.rank,
+                    attempts=attempts,
+                ),
+            )
         if status == "skipped":  # done by an earlier batch whose records are gone
             attempts = []
-        return self._record(job, Record(job.id, job.task, status, time.perf_counter() - started, passes,
-                                        str(job.output), rank=self.rank, attempts=attempts))
+        return self._record(
+            job,
+            Record(
+                job.id,
+                job.task,
+                status,
+                time.perf_counter() - started,
+                passes,
+                str(job.output),
+                rank=self.rank,
+                attempts=attempts,
+            ),
+        )
 
     def _deflicker(self, job: Job, skip_only: bool = False) -> tuple[str, int]:
         from dataclasses import asdict
@@ -321,12 +368,17 @@ class Batch:
         settings = DeflickerSettings(**{k: args[k] for k in ("window", "temporal", "flow") if k in args})
         manifest = written_by_vidzero(job.output) if job.output.exists() else None
         same = manifest is not None and (manifest.get("input"), manifest.get("settings"), manifest.get("anchors")) == (
-            args["clip"], asdict(settings), args.get("anchors", []))
+            args["clip"],
+            asdict(settings),
+            args.get("anchors", []),
+        )
         if same and not self.force:
             return "skipped", 0
         if skip_only:
             return "changed", 0
-        deflicker_clip(args["clip"], job.output, args.get("anchors"), settings, force=manifest is not None or self.force)
+        deflicker_clip(
+            args["clip"], job.output, args.get("anchors"), settings, force=manifest is not None or self.force
+        )
         return "done", 0
 
     def _generate(self, job: Job, skip_only: bool = False) -> tuple[str, int]:
@@ -358,10 +410,26 @@ class Batch:
         if self.device is not None and "device" not in options:
             options["device"] = self.device
         checked = RunOptions(**options)
-        key = tuple(str(getattr(checked, k)) for k in ("model", "device", "dtype", "variant", "revision", "cache_dir",
-                                                         "offload", "vae_tiling", "attention_slicing",
-                                                         "forward_chunking", "compile", "window", "height", "width",
-                                                         "vae_slice"))
+        key = tuple(
+            str(getattr(checked, k))
+            for k in (
+                "model",
+                "device",
+                "dtype",
+                "variant",
+                "revision",
+                "cache_dir",
+                "offload",
+                "vae_tiling",
+                "attention_slicing",
+                "forward_chunking",
+                "compile",
+                "window",
+                "height",
+                "width",
+                "vae_slice",
+            )
+        )
         if key not in self._backbones:
             self._backbones.clear()  # one model in memory at a time
             self._backbones[key] = common.load_backbone(checked.check())
@@ -397,8 +465,10 @@ class Batch:
                 record = self._read_record(job.id)
                 rows.append(vars(record) if record else vars(Record(job.id, job.task, "pending")))
             counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed", "pending", "busy")}
-            write_json(self.out_dir / "batch.json", {"job_file": str(self.job_file), "jobs": len(rows),
-                                                     "counts": counts, "rows": rows})
+            write_json(
+                self.out_dir / "batch.json",
+                {"job_file": str(self.job_file), "jobs": len(rows), "counts": counts, "rows": rows},
+            )
             buffer = io.StringIO()
             columns = ["id", "task", "status", "seconds", "unet_passes", "output", "error"]
             writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
@@ -448,8 +518,15 @@ def call_task(job: Job, backbone: Any, options: dict[str, Any]) -> Any:
     if job.task == "extend":
         return vidzero.extend(args["image"], args["prompt"], args.get("frames"), loop=args.get("loop", False), **common)
     if job.task == "predict":
-        return vidzero.predict(args["clip"], args["prompt"], args.get("frames", 15), from_frame=args.get("from_frame", 0),
-                               to_frame=args.get("to_frame"), new_only=args.get("new_only", False), **common)
+        return vidzero.predict(
+            args["clip"],
+            args["prompt"],
+            args.get("frames", 15),
+            from_frame=args.get("from_frame", 0),
+            to_frame=args.get("to_frame"),
+            new_only=args.get("new_only", False),
+            **common,
+        )
     frames = args.get("frames", 16)
     keys = dict(args.get("keys", {}))
     if "start" in args or "end" in args:
@@ -458,13 +535,14 @@ def call_task(job: Job, backbone: Any, options: dict[str, Any]) -> Any:
         keys.setdefault(0, args["start"])
         keys.setdefault(frames - 1, args["end"])
     timeline = vidzero.Keyframes(frames, keys, dict(args.get("clips", {})))
-    return vidzero.infill(timeline, args["prompt"], order=args.get("order", "inward"), loop=args.get("loop", False),
-                          **common)
+    return vidzero.infill(
+        timeline, args["prompt"], order=args.get("order", "inward"), loop=args.get("loop", False), **common
+    )
 
 
-
-def run_batch(jobs: str | Path, output: str | Path, force: bool = False, progress: bool = True,
-              **defaults: Any) -> list[Record]:
+def run_batch(
+    jobs: str | Path, output: str | Path, force: bool = False, progress: bool = True, **defaults: Any
+) -> list[Record]:
     """Run a job file from Python, as `vidzero batch` does (defaults: run options for every job)."""
     out = Path(output)
     if out.exists() and not out.is_dir():
@@ -472,7 +550,15 @@ def run_batch(jobs: str | Path, output: str | Path, force: bool = False, progres
     from vidzero.progress import LineProgress
 
     rank, world, device = distributed_rank()
-    runner = Batch(read_jobs(jobs, out, defaults), out, Path(jobs), force=force, rank=rank, world=world, device=device,
-                   progress=(lambda job: LineProgress(label=job.id)) if progress else None,
-                   log=print if progress else None)
+    runner = Batch(
+        read_jobs(jobs, out, defaults),
+        out,
+        Path(jobs),
+        force=force,
+        rank=rank,
+        world=world,
+        device=device,
+        progress=(lambda job: LineProgress(label=job.id)) if progress else None,
+        log=print if progress else None,
+    )
     return runner.run()

@@ -101,8 +101,18 @@ class CheckpointInfo:
             "vae_scaling_factor": vae.get("scaling_factor"),
             "text_tokens": tokens if isinstance(tokens, int) and tokens < 10**6 else None,
             "text_width": text.get("hidden_size"),
-            "scheduler": {k: scheduler.get(k) for k in ("beta_schedule", "beta_start", "beta_end", "prediction_type",
-                                                         "steps_offset", "set_alpha_to_one", "timestep_spacing")},
+            "scheduler": {
+                k: scheduler.get(k)
+                for k in (
+                    "beta_schedule",
+                    "beta_start",
+                    "beta_end",
+                    "prediction_type",
+                    "steps_offset",
+                    "set_alpha_to_one",
+                    "timestep_spacing",
+                )
+            },
         }
         for name in WEIGHT_STEMS:
             stats = weight_stats(self.folder / name, WEIGHT_STEMS[name], self.variants[name])
@@ -200,8 +210,9 @@ def weight_stats(component: Path, stem: str, variant: str | None) -> dict:
 
 
 # ---------------------------------------------------------------------- finding the folder
-def resolve_folder(model: str, cache_dir: str | Path | None, revision: str | None, variant: str | None,
-                   download: bool) -> tuple[Path, str | None, str | None]:
+def resolve_folder(
+    model: str, cache_dir: str | Path | None, revision: str | None, variant: str | None, download: bool
+) -> tuple[Path, str | None, str | None]:
     """(folder, repo id, revision) for a short name, a folder or a hub id; never touches the
     network unless `download`."""
     if model in SHORT_NAMES:
@@ -209,7 +220,9 @@ def resolve_folder(model: str, cache_dir: str | Path | None, revision: str | Non
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise BadInput(f"{{option}} {model!r} is a file; expected a diffusers checkpoint folder or a hub id", "model")
+            raise BadInput(
+                f"{{option}} {model!r} is a file; expected a diffusers checkpoint folder or a hub id", "model"
+            )
         return path, repo_from_cache_path(path), None
     if model.count("/") != 1 or model.startswith(("/", ".", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", model):
         raise BadInput(f"{{option}} {model!r}: no such folder, and not a hub id of the form ORG/NAME", "model")
@@ -222,13 +235,18 @@ def resolve_folder(model: str, cache_dir: str | Path | None, revision: str | Non
         if not download:
             raise BadInput(
                 f"{{option}} {model!r} is not in the local Hugging Face cache: fetch it with `hf download {model}` "
-                "(or add --download on a connected machine)", "model") from None
+                "(or add --download on a connected machine)",
+                "model",
+            ) from None
         weights = [f"*.{variant}.safetensors"] if variant else ["*.safetensors"]
         try:
-            folder = snapshot_download(model, revision=revision, cache_dir=cache_dir,
-                                       allow_patterns=["*.json", "*.txt", "*.md", *weights])
+            folder = snapshot_download(
+                model, revision=revision, cache_dir=cache_dir, allow_patterns=["*.json", "*.txt", "*.md", *weights]
+            )
         except (HfHubHTTPError, OSError, ValueError) as exc:
-            raise BadInput(f"could not download {model!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            raise BadInput(
+                f"could not download {model!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from None
     folder = Path(folder)
     return folder, model, folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else revision
 
@@ -312,17 +330,25 @@ def check_index(folder: Path) -> dict:
         # is driven as DDIM, and a fast tokenizer reads the same files.
         ok = found == cls or (name == "tokenizer" and found == "CLIPTokenizerFast") or (name == "scheduler" and found)
         if not ok:
-            raise BadInput(f"{folder} is not a text-to-video checkpoint: component {name!r} should be {cls}, found {entry}")
+            raise BadInput(
+                f"{folder} is not a text-to-video checkpoint: component {name!r} should be {cls}, found {entry}"
+            )
         if not (folder / name).is_dir():
             raise BadInput(f"{folder} is incomplete: the folder {name}/ is missing")
     return index
 
 
-def inspect_checkpoint(model: str, cache_dir: str | Path | None = None, revision: str | None = None,
-                       variant: str | None = None, download: bool = False) -> CheckpointInfo:
+def inspect_checkpoint(
+    model: str,
+    cache_dir: str | Path | None = None,
+    revision: str | None = None,
+    variant: str | None = None,
+    download: bool = False,
+) -> CheckpointInfo:
     folder, repo, resolved_revision = resolve_folder(model, cache_dir, revision, variant, download)
     index = check_index(folder)
     variants = {name: pick_variant(folder / name, stem, variant) for name, stem in WEIGHT_STEMS.items()}
     fmt, source, named = native_format(folder, model, index)
-    return CheckpointInfo(folder, model, named or repo, resolved_revision, fmt.frames, fmt.height, fmt.width, source,
-                          variants, index)
+    return CheckpointInfo(
+        folder, model, named or repo, resolved_revision, fmt.frames, fmt.height, fmt.width, source, variants, index
+    )

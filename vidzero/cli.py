@@ -40,9 +40,17 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # RunOptions' annotations (strings, under `from __future__ import annotations`) -> CLI types
-CLI_TYPES: dict[str, Any] = {"str": str, "int": int, "float": float, "bool": bool, "str | None": str | None,
-                             "int | None": int | None, "float | None": float | None, "Path | None": Path | None,
-                             "Any": str | None}
+CLI_TYPES: dict[str, Any] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "str | None": str | None,
+    "int | None": int | None,
+    "float | None": float | None,
+    "Path | None": Path | None,
+    "Any": str | None,
+}
 
 
 # ---------------------------------------------------------------- errors and interrupts
@@ -91,13 +99,17 @@ def run_cli(body: Callable[[], None]) -> None:
             raise typer.Exit(2) from None
         internal(exc)
     except MemoryError as exc:
-        err.print("[red]error:[/red] out of memory: fewer frames per window (--window), --vae-slice 1, or "
-                  "--offload model on a GPU")
+        err.print(
+            "[red]error:[/red] out of memory: fewer frames per window (--window), --vae-slice 1, or "
+            "--offload model on a GPU"
+        )
         raise typer.Exit(2) from exc
     except Exception as exc:
         if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch here
-            err.print("[red]error:[/red] the GPU ran out of memory: try --offload model, --attention-slicing, "
-                      "--forward-chunking 1 or --vae-slice 1")
+            err.print(
+                "[red]error:[/red] the GPU ran out of memory: try --offload model, --attention-slicing, "
+                "--forward-chunking 1 or --vae-slice 1"
+            )
             raise typer.Exit(2) from None
         internal(exc)
 
@@ -120,15 +132,33 @@ def run_option_params(defaults: dict[str, Any] | None = None, skip: tuple[str, .
         flag = "--" + f.name.replace("_", "-")
         kind = CLI_TYPES[str(f.type)]
         names = [flag, "-m"] if f.name == "model" else [flag]
-        info = typer.Option(*names, help=f.metadata["help"], metavar=f.metadata.get("metavar"), show_default=True,
-                            rich_help_panel="Run options")
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=defaults.get(f.name, f.default),
-                                        annotation=Annotated[kind, info]))
+        info = typer.Option(
+            *names,
+            help=f.metadata["help"],
+            metavar=f.metadata.get("metavar"),
+            show_default=True,
+            rich_help_panel="Run options",
+        )
+        params.append(
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=defaults.get(f.name, f.default),
+                annotation=Annotated[kind, info],
+            )
+        )
     return params
 
 
-def cli_command(name: str, params: list[inspect.Parameter], epilog: str, help_text: str, run_options: bool = True,
-                defaults: dict[str, Any] | None = None, skip: tuple[str, ...] = ()) -> Callable:
+def cli_command(
+    name: str,
+    params: list[inspect.Parameter],
+    epilog: str,
+    help_text: str,
+    run_options: bool = True,
+    defaults: dict[str, Any] | None = None,
+    skip: tuple[str, ...] = (),
+) -> Callable:
     """Register `body(**values)` as command `name`, with `params` plus the run options."""
 
     def register(body: Callable[..., None]) -> Callable[..., None]:
@@ -149,29 +179,38 @@ def cli_command(name: str, params: list[inspect.Parameter], epilog: str, help_te
 
 def arg(name: str, kind: Any, help_text: str, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
     info = typer.Argument(help=help_text, show_default=False)
-    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
-                             annotation=Annotated[kind, info])
+    return inspect.Parameter(
+        name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=Annotated[kind, info]
+    )
 
 
-def flag(name: str, kind: Any, help_text: str, default: Any = None, names: tuple[str, ...] = (),
-         metavar: str | None = None) -> inspect.Parameter:
+def flag(
+    name: str, kind: Any, help_text: str, default: Any = None, names: tuple[str, ...] = (), metavar: str | None = None
+) -> inspect.Parameter:
     info = typer.Option(*(names or ("--" + name.replace("_", "-"),)), help=help_text, metavar=metavar)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, info])
 
 
-OUTPUT = flag("output", Path | None, "Output: .mp4, .webm, .gif, or a folder name for PNG frames.",
-              names=("--output", "-o"))
+OUTPUT = flag(
+    "output", Path | None, "Output: .mp4, .webm, .gif, or a folder name for PNG frames.", names=("--output", "-o")
+)
 SAVING = [
-    flag("force", bool, "Replace a previous vidzero output of the same name (never a file vidzero did not write).",
-         False),
+    flag(
+        "force", bool, "Replace a previous vidzero output of the same name (never a file vidzero did not write).", False
+    ),
     flag("resume", bool, "Continue an interrupted run from OUTPUT's saved state (same parameters).", False),
     flag("quiet", bool, "No progress display.", False, names=("--quiet", "-q")),
-    flag("dry_run", bool, "Print the plan, its cost and an estimated time and memory, then exit without writing.",
-         False),
+    flag(
+        "dry_run", bool, "Print the plan, its cost and an estimated time and memory, then exit without writing.", False
+    ),
 ]
 FRAMES_HELP = "Length in frames."
-PROMPT_AT = flag("prompt_at", list[str] | None, "N=TEXT: from frame N on, use this prompt (a schedule). Repeatable.",
-                 metavar="N=TEXT")
+PROMPT_AT = flag(
+    "prompt_at",
+    list[str] | None,
+    "N=TEXT: from frame N on, use this prompt (a schedule). Repeatable.",
+    metavar="N=TEXT",
+)
 
 
 def run_kwargs(values: dict[str, Any]) -> dict[str, Any]:
@@ -210,8 +249,10 @@ def save_run(make_run: Callable[..., Any], values: dict[str, Any], **task_args: 
         err.print(f"{path} is complete already: nothing to resume")
         return
     stats = run.engine.stats
-    err.print(f"wrote {path} ({run.length - run.first_output} frames, {stats.cfg_evaluations} guided evaluations, "
-              f"{stats.seconds:.1f} s); sidecars {path.name}.manifest.json, {path.name}.contact.png")
+    err.print(
+        f"wrote {path} ({run.length - run.first_output} frames, {stats.cfg_evaluations} guided evaluations, "
+        f"{stats.seconds:.1f} s); sidecars {path.name}.manifest.json, {path.name}.contact.png"
+    )
 
 
 def announce(run: Any) -> None:
@@ -224,8 +265,10 @@ def announce(run: Any) -> None:
     key = timing_key(bb.model_id, str(bb.device), str(bb.dtype).replace("torch.", ""), bb.frames, bb.height, bb.width)
     seconds = recorded(key).get("seconds")
     if seconds and seconds * evaluations >= 60:
-        err.print(f"plan: {len(run.jobs)} windows, {evaluations} guided evaluations, about "
-                  f"{seconds * evaluations / 60:.0f} min on this machine (from its last run)")
+        err.print(
+            f"plan: {len(run.jobs)} windows, {evaluations} guided evaluations, about "
+            f"{seconds * evaluations / 60:.0f} min on this machine (from its last run)"
+        )
 
 
 # ---------------------------------------------------------------- parsing helpers
@@ -251,29 +294,56 @@ def with_schedule(prompt: str, prompt_at: list[str] | None) -> str | dict[int, s
 
 
 # ---------------------------------------------------------------- commands
-@cli_command("generate", [arg("prompt", str, "What the video shows."), OUTPUT,
-                          flag("frames", int | None, "Length (default: the model's window).", metavar="N"), PROMPT_AT,
-                          *SAVING],
-             "Example: vidzero generate 'a red circle moving right' -o circle.mp4 --frames 32",
-             "Plain text-to-video (no known frames): the reference the other tasks are measured against.")
+@cli_command(
+    "generate",
+    [
+        arg("prompt", str, "What the video shows."),
+        OUTPUT,
+        flag("frames", int | None, "Length (default: the model's window).", metavar="N"),
+        PROMPT_AT,
+        *SAVING,
+    ],
+    "Example: vidzero generate 'a red circle moving right' -o circle.mp4 --frames 32",
+    "Plain text-to-video (no known frames): the reference the other tasks are measured against.",
+)
 def generate(**v: Any) -> None:
     from vidzero.tasks.generate import generate as task
 
     save_run(task, v, prompt=with_schedule(v["prompt"], v["prompt_at"]), frames=v["frames"])
 
 
-@cli_command("extend", [arg("image", str | None, "The first frame (PNG, JPEG, ...); centre-cropped and resized to the "
-                            "model's size.", None),
-                        arg("prompt", str | None, "What happens next.", None), OUTPUT,
-                        flag("from_state", Path | None, "Continue a finished run from its OUT.state.safetensors "
-                             "(then give only PROMPT, optionally).", names=("--from",), metavar="STATE"),
-                        flag("frames", int | None, "Total length including the image (default: the model's window); "
-                             "with --from, the number of new frames.", metavar="N"),
-                        flag("loop", bool, "Make the last frame lead seamlessly back into the first.", False),
-                        PROMPT_AT, *SAVING],
-             "Examples:\n\n  vidzero extend cat.png 'a cat turning its head' -o cat.mp4\n\n"
-             "  vidzero extend start.png 'a red circle moving right' -o long.mp4 --frames 128",
-             "Image-to-video, and long video by repeat-and-slide (frames stream to the output as they are made).")
+@cli_command(
+    "extend",
+    [
+        arg(
+            "image",
+            str | None,
+            "The first frame (PNG, JPEG, ...); centre-cropped and resized to the model's size.",
+            None,
+        ),
+        arg("prompt", str | None, "What happens next.", None),
+        OUTPUT,
+        flag(
+            "from_state",
+            Path | None,
+            "Continue a finished run from its OUT.state.safetensors (then give only PROMPT, optionally).",
+            names=("--from",),
+            metavar="STATE",
+        ),
+        flag(
+            "frames",
+            int | None,
+            "Total length including the image (default: the model's window); with --from, the number of new frames.",
+            metavar="N",
+        ),
+        flag("loop", bool, "Make the last frame lead seamlessly back into the first.", False),
+        PROMPT_AT,
+        *SAVING,
+    ],
+    "Examples:\n\n  vidzero extend cat.png 'a cat turning its head' -o cat.mp4\n\n"
+    "  vidzero extend start.png 'a red circle moving right' -o long.mp4 --frames 128",
+    "Image-to-video, and long video by repeat-and-slide (frames stream to the output as they are made).",
+)
 def extend(**v: Any) -> None:
     from vidzero.tasks.extend import extend as task
     from vidzero.tasks.extend import extend_from
@@ -289,39 +359,56 @@ def extend(**v: Any) -> None:
     save_run(task, v, image=v["image"], prompt=with_schedule(v["prompt"], v["prompt_at"]), frames=v["frames"], **extra)
 
 
-@cli_command("predict", [arg("clip", Path, "The real clip to continue (video file or folder of frames)."),
-                         arg("prompt", str, "What happens next."), OUTPUT,
-                         flag("frames", int, "Number of new frames.", 15, metavar="N"),
-                         flag("from_frame", int, "First frame of the part of the clip to continue from.", 0),
-                         flag("to_frame", int | None, "End (exclusive) of that part (default: the clip's end)."),
-                         flag("new_only", bool, "Write only the new frames, not the context.", False), *SAVING],
-             "Example: vidzero predict clip.mp4 'the ball keeps rolling' -o more.mp4 --frames 32",
-             "Continue a real clip: its last window-1 frames are the known prefix, then repeat-and-slide.",
-             defaults={"fps": None})
+@cli_command(
+    "predict",
+    [
+        arg("clip", Path, "The real clip to continue (video file or folder of frames)."),
+        arg("prompt", str, "What happens next."),
+        OUTPUT,
+        flag("frames", int, "Number of new frames.", 15, metavar="N"),
+        flag("from_frame", int, "First frame of the part of the clip to continue from.", 0),
+        flag("to_frame", int | None, "End (exclusive) of that part (default: the clip's end)."),
+        flag("new_only", bool, "Write only the new frames, not the context.", False),
+        *SAVING,
+    ],
+    "Example: vidzero predict clip.mp4 'the ball keeps rolling' -o more.mp4 --frames 32",
+    "Continue a real clip: its last window-1 frames are the known prefix, then repeat-and-slide.",
+    defaults={"fps": None},
+)
 def predict(**v: Any) -> None:
     from vidzero.tasks.predict import predict as task
 
     if v["fps"] is None:
         v["fps"] = RunOptions.fps  # the Python API then takes the clip's rate
-    save_run(task, v, clip=v["clip"], prompt=v["prompt"], frames=v["frames"], from_frame=v["from_frame"],
-             to_frame=v["to_frame"], new_only=v["new_only"])
+    save_run(
+        task,
+        v,
+        clip=v["clip"],
+        prompt=v["prompt"],
+        frames=v["frames"],
+        from_frame=v["from_frame"],
+        to_frame=v["to_frame"],
+        new_only=v["new_only"],
+    )
 
 
-@cli_command("infill", [arg("args", list[str], "[START END] PROMPT: two images for the ends, or only the prompt with "
-                            "--key/--clip."), OUTPUT,
-                        flag("frames", int, "Total length of the timeline.", 16, metavar="N"),
-                        flag("key", list[str] | None, "N=IMAGE: a known frame at position N. Repeatable.",
-                             metavar="N=IMAGE"),
-                        flag("clip", list[str] | None, "N:VIDEO: a real clip placed from position N. Repeatable.",
-                             metavar="N:VIDEO"),
-                        flag("order", str, "Fill gaps 'inward' (from both ends) or 'forward' (left to right).",
-                             "inward"),
-                        flag("loop", bool, "Treat the timeline as a circle: the last frame leads into the first.",
-                             False),
-                        PROMPT_AT, *SAVING],
-             "Examples:\n\n  vidzero infill start.png end.png 'a red circle moving right' -o mid.mp4 --frames 16\n\n"
-             "  vidzero infill 'a red circle moving right' -o t.mp4 --frames 41 --key 0=a.png --key 20=b.png",
-             "Fill the frames between known frames (two ends, keyframes, placed clips) zero-shot.")
+@cli_command(
+    "infill",
+    [
+        arg("args", list[str], "[START END] PROMPT: two images for the ends, or only the prompt with --key/--clip."),
+        OUTPUT,
+        flag("frames", int, "Total length of the timeline.", 16, metavar="N"),
+        flag("key", list[str] | None, "N=IMAGE: a known frame at position N. Repeatable.", metavar="N=IMAGE"),
+        flag("clip", list[str] | None, "N:VIDEO: a real clip placed from position N. Repeatable.", metavar="N:VIDEO"),
+        flag("order", str, "Fill gaps 'inward' (from both ends) or 'forward' (left to right).", "inward"),
+        flag("loop", bool, "Treat the timeline as a circle: the last frame leads into the first.", False),
+        PROMPT_AT,
+        *SAVING,
+    ],
+    "Examples:\n\n  vidzero infill start.png end.png 'a red circle moving right' -o mid.mp4 --frames 16\n\n"
+    "  vidzero infill 'a red circle moving right' -o t.mp4 --frames 41 --key 0=a.png --key 20=b.png",
+    "Fill the frames between known frames (two ends, keyframes, placed clips) zero-shot.",
+)
 def infill(**v: Any) -> None:
     from vidzero.tasks.infill import Keyframes
     from vidzero.tasks.infill import infill as task
@@ -341,8 +428,10 @@ def infill(**v: Any) -> None:
         keys[pos] = image
     for pos, image in zip((0, frames - 1), ends):
         if pos in keys:
-            raise BadInput(f"{{option}} at frame {pos} and the {'START' if pos == 0 else 'END'} image: two keys at one frame",
-                           "keys")
+            raise BadInput(
+                f"{{option}} at frame {pos} and the {'START' if pos == 0 else 'END'} image: two keys at one frame",
+                "keys",
+            )
         keys[pos] = image
     clips: dict[int, str] = {}
     for item in v["clip"] or []:
@@ -351,54 +440,78 @@ def infill(**v: Any) -> None:
             raise BadInput(f"{{option}}: two clips at frame {pos}", "clips")
         clips[pos] = clip
     extra = {"loop": True} if v["loop"] else {}
-    save_run(task, v, timeline=Keyframes(frames, keys, clips), prompt=with_schedule(prompt, v["prompt_at"]),
-             order=v["order"], **extra)
+    save_run(
+        task,
+        v,
+        timeline=Keyframes(frames, keys, clips),
+        prompt=with_schedule(prompt, v["prompt_at"]),
+        order=v["order"],
+        **extra,
+    )
 
 
-@cli_command("deflicker", [arg("clip", Path, "Video file or folder of frames."), OUTPUT,
-                           flag("anchor", list[int] | None, "Index of a known frame: kept unchanged, pulls its "
-                                "neighbours' colours. Repeatable."),
-                           flag("window", int, "Frames on each side for the temporal median of colour statistics.", 4),
-                           flag("temporal", float, "Weight of the flow-warped previous frame (0 turns it off).", 0.5),
-                           flag("flow", str, "Optical flow: dis, farneback or none.", "dis"),
-                           flag("report_only", bool, "Only measure: write CLIP.flicker.json and CLIP.flicker.png.",
-                                False),
-                           flag("force", bool, "Replace a previous vidzero output or report.", False)],
-             "Examples:\n\n  vidzero deflicker in.mp4 -o out.mp4 --anchor 0\n\n  vidzero deflicker in.mp4 --report-only",
-             "Remove brightness/colour flicker and jitter from a clip; write a flicker report (JSON + plot).",
-             run_options=False)
+@cli_command(
+    "deflicker",
+    [
+        arg("clip", Path, "Video file or folder of frames."),
+        OUTPUT,
+        flag(
+            "anchor",
+            list[int] | None,
+            "Index of a known frame: kept unchanged, pulls its neighbours' colours. Repeatable.",
+        ),
+        flag("window", int, "Frames on each side for the temporal median of colour statistics.", 4),
+        flag("temporal", float, "Weight of the flow-warped previous frame (0 turns it off).", 0.5),
+        flag("flow", str, "Optical flow: dis, farneback or none.", "dis"),
+        flag("report_only", bool, "Only measure: write CLIP.flicker.json and CLIP.flicker.png.", False),
+        flag("force", bool, "Replace a previous vidzero output or report.", False),
+    ],
+    "Examples:\n\n  vidzero deflicker in.mp4 -o out.mp4 --anchor 0\n\n  vidzero deflicker in.mp4 --report-only",
+    "Remove brightness/colour flicker and jitter from a clip; write a flicker report (JSON + plot).",
+    run_options=False,
+)
 def deflicker(**v: Any) -> None:
     from vidzero.flicker import DeflickerSettings
     from vidzero.tasks.deflicker import deflicker_clip, report_clip
 
     if v["report_only"]:
         r = report_clip(v["clip"], force=v["force"])
-        err.print(f"flicker index {r['flicker_index']:.4f}, colour {r['colour_flicker_index']:.4f}, "
-                  f"warp error {r['warp_error']:.3f} ({r['frames']} frames)")
+        err.print(
+            f"flicker index {r['flicker_index']:.4f}, colour {r['colour_flicker_index']:.4f}, "
+            f"warp error {r['warp_error']:.3f} ({r['frames']} frames)"
+        )
         return
     if v["output"] is None:
         raise BadInput("give {option} (or --report-only)", "output")
     settings = DeflickerSettings(window=v["window"], temporal=v["temporal"], flow=v["flow"])
     with err.status("deflickering") if err.is_terminal else contextlib.nullcontext():
         summary = deflicker_clip(v["clip"], v["output"], v["anchor"] or [], settings, force=v["force"])
-    err.print(f"wrote {v['output']}: flicker index {summary['input']['flicker_index']:.4f} -> "
-              f"{summary['output']['flicker_index']:.4f}, warp error {summary['input']['warp_error']:.3f} -> "
-              f"{summary['output']['warp_error']:.3f}")
+    err.print(
+        f"wrote {v['output']}: flicker index {summary['input']['flicker_index']:.4f} -> "
+        f"{summary['output']['flicker_index']:.4f}, warp error {summary['input']['warp_error']:.3f} -> "
+        f"{summary['output']['warp_error']:.3f}"
+    )
 
 
-@cli_command("info", [arg("model", str, "'shapes', a diffusers folder, or a hub id in the local cache.", "shapes"),
-                      flag("revision", str | None, "Hub revision in the cache."),
-                      flag("cache_dir", Path | None, "Hugging Face cache folder."),
-                      flag("variant", str | None, "Weight file variant (default: found from the files)."),
-                      flag("as_json", bool, "Print JSON.", False, names=("--json",))],
-             "Example: vidzero info shapes",
-             "A checkpoint's components, sizes and native window, from its configs and file headers (no weights "
-             "loaded).", run_options=False)
+@cli_command(
+    "info",
+    [
+        arg("model", str, "'shapes', a diffusers folder, or a hub id in the local cache.", "shapes"),
+        flag("revision", str | None, "Hub revision in the cache."),
+        flag("cache_dir", Path | None, "Hugging Face cache folder."),
+        flag("variant", str | None, "Weight file variant (default: found from the files)."),
+        flag("as_json", bool, "Print JSON.", False, names=("--json",)),
+    ],
+    "Example: vidzero info shapes",
+    "A checkpoint's components, sizes and native window, from its configs and file headers (no weights loaded).",
+    run_options=False,
+)
 def info(**v: Any) -> None:
     from vidzero.checkpoint import inspect_checkpoint
 
-    desc = inspect_checkpoint(v["model"], cache_dir=v["cache_dir"], revision=v["revision"],
-                              variant=v["variant"]).summary()
+    desc = inspect_checkpoint(
+        v["model"], cache_dir=v["cache_dir"], revision=v["revision"], variant=v["variant"]
+    ).summary()
     if v["as_json"]:
         typer.echo(json.dumps(desc, indent=2))
         return
@@ -410,18 +523,23 @@ def info(**v: Any) -> None:
     Console().print(table)
 
 
-@cli_command("reroll", [arg("run", Path, "A finished vidzero output (its manifest says how it was made)."),
-                        flag("frames", str | None, "A-B: the frames to regenerate (output frame numbers, inclusive).",
-                             metavar="A-B"),
-                        OUTPUT,
-                        flag("seed", int | None, "Seed of the new frames (default: the run's seed + 1)."),
-                        flag("prompt", str | None, "A new prompt for the new frames (default: the run's at frame A)."),
-                        flag("device", str, "cpu, cuda, cuda:N or auto.", "auto"),
-                        flag("dtype", str | None, "fp32, fp16 or bf16 (default: fp16 on CUDA, fp32 on the CPU)."),
-                        *SAVING],
-             "Example: vidzero reroll out.mp4 --frames 40-47 -o out-fixed.mp4 --seed 3",
-             "Regenerate frames A..B of a finished run between the frames kept on both sides, with the run's own "
-             "settings (its manifest); every other frame is kept.", run_options=False)
+@cli_command(
+    "reroll",
+    [
+        arg("run", Path, "A finished vidzero output (its manifest says how it was made)."),
+        flag("frames", str | None, "A-B: the frames to regenerate (output frame numbers, inclusive).", metavar="A-B"),
+        OUTPUT,
+        flag("seed", int | None, "Seed of the new frames (default: the run's seed + 1)."),
+        flag("prompt", str | None, "A new prompt for the new frames (default: the run's at frame A)."),
+        flag("device", str, "cpu, cuda, cuda:N or auto.", "auto"),
+        flag("dtype", str | None, "fp32, fp16 or bf16 (default: fp16 on CUDA, fp32 on the CPU)."),
+        *SAVING,
+    ],
+    "Example: vidzero reroll out.mp4 --frames 40-47 -o out-fixed.mp4 --seed 3",
+    "Regenerate frames A..B of a finished run between the frames kept on both sides, with the run's own "
+    "settings (its manifest); every other frame is kept.",
+    run_options=False,
+)
 def reroll(**v: Any) -> None:
     from vidzero.tasks.reroll import reroll as task
 
@@ -430,35 +548,54 @@ def reroll(**v: Any) -> None:
     save_run(lambda **kw: task(v["run"], v["frames"], prompt=v["prompt"], **kw), v)  # seed, device, dtype: in kw
 
 
-@cli_command("report", [arg("video", Path, "A clip (video file or folder of frames), vidzero's or any other."),
-                        flag("force", bool, "Replace a previous vidzero report.", False)],
-             "Example: vidzero report out.mp4",
-             "Write VIDEO.report.json and VIDEO.report.png: per-frame flicker, motion, change, colour drift and "
-             "distance to known frames, and the seams that stand out, each with the reroll command that fixes it.",
-             run_options=False)
+@cli_command(
+    "report",
+    [
+        arg("video", Path, "A clip (video file or folder of frames), vidzero's or any other."),
+        flag("force", bool, "Replace a previous vidzero report.", False),
+    ],
+    "Example: vidzero report out.mp4",
+    "Write VIDEO.report.json and VIDEO.report.png: per-frame flicker, motion, change, colour drift and "
+    "distance to known frames, and the seams that stand out, each with the reroll command that fixes it.",
+    run_options=False,
+)
 def report(**v: Any) -> None:
     from vidzero.tasks.report import report_clip
 
     r = report_clip(v["video"], force=v["force"])
     s = r["summary"]
-    err.print(f"{r['frames']} frames: flicker index {s['flicker_index']:.3f}, median step {s['median_step']:.2f} px, "
-              f"max colour drift {s['max_colour_drift']:.1f} dE, {s['seams']} seam(s)")
+    err.print(
+        f"{r['frames']} frames: flicker index {s['flicker_index']:.3f}, median step {s['median_step']:.2f} px, "
+        f"max colour drift {s['max_colour_drift']:.1f} dE, {s['seams']} seam(s)"
+    )
     for seam in r["seams"][:10]:
-        err.print(f"  seam at frame {seam['frame']} ({seam['signal']} {seam['value']:.1f}, around it "
-                  f"{seam['local_median']:.1f}): {seam['reroll']}")
+        err.print(
+            f"  seam at frame {seam['frame']} ({seam['signal']} {seam['value']:.1f}, around it "
+            f"{seam['local_median']:.1f}): {seam['reroll']}"
+        )
 
 
-@cli_command("batch", [arg("jobs", Path, "Job file: JSON Lines (one job object per line) or CSV (one job per row)."),
-                       flag("output", Path | None, "Folder for every job's output, manifest, contact sheet and state; "
-                            "batch.json, batch.csv and batch.index.png summarise the batch.", names=("--output", "-o")),
-                       flag("force", bool, "Rerun jobs that are done already (their outputs are the batch's own).",
-                            False),
-                       flag("quiet", bool, "No progress display.", False, names=("--quiet", "-q"))],
-             "Examples:\n\n  vidzero batch jobs.jsonl -o out/\n\n  torchrun --nproc_per_node 8 -m vidzero.cli batch "
-             "jobs.jsonl -o out/   # one process per GPU",
-             "Run every job of a job file (any task, each with its own inputs and options): resumable, skips what is "
-             "done, records failures and goes on; several processes (one per GPU, or machines sharing the folder) "
-             "split the jobs.", defaults={f.name: None for f in dataclasses.fields(RunOptions)})
+@cli_command(
+    "batch",
+    [
+        arg("jobs", Path, "Job file: JSON Lines (one job object per line) or CSV (one job per row)."),
+        flag(
+            "output",
+            Path | None,
+            "Folder for every job's output, manifest, contact sheet and state; "
+            "batch.json, batch.csv and batch.index.png summarise the batch.",
+            names=("--output", "-o"),
+        ),
+        flag("force", bool, "Rerun jobs that are done already (their outputs are the batch's own).", False),
+        flag("quiet", bool, "No progress display.", False, names=("--quiet", "-q")),
+    ],
+    "Examples:\n\n  vidzero batch jobs.jsonl -o out/\n\n  torchrun --nproc_per_node 8 -m vidzero.cli batch "
+    "jobs.jsonl -o out/   # one process per GPU",
+    "Run every job of a job file (any task, each with its own inputs and options): resumable, skips what is "
+    "done, records failures and goes on; several processes (one per GPU, or machines sharing the folder) "
+    "split the jobs.",
+    defaults={f.name: None for f in dataclasses.fields(RunOptions)},
+)
 def batch(**v: Any) -> None:
     from vidzero.batch import Batch, distributed_rank, read_jobs
     from vidzero.outputs import check_parent
@@ -492,13 +629,25 @@ def batch(**v: Any) -> None:
         if bars is not None:
             bars.update(jobs_bar, completed=done, total=total)
 
-    runner = Batch(jobs, out, Path(v["jobs"]), force=v["force"], rank=rank, world=world, device=device,
-                   progress=progress, log=log, on_job=on_job)
+    runner = Batch(
+        jobs,
+        out,
+        Path(v["jobs"]),
+        force=v["force"],
+        rank=rank,
+        world=world,
+        device=device,
+        progress=progress,
+        log=log,
+        on_job=on_job,
+    )
     with bars or contextlib.nullcontext():
         records = runner.run()
     counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
-    err.print(f"{label}batch {v['jobs']}: {counts['done']} done, {counts['skipped']} done before, "
-              f"{counts['failed']} failed (this process); summary in {out / 'batch.csv'}")
+    err.print(
+        f"{label}batch {v['jobs']}: {counts['done']} done, {counts['skipped']} done before, "
+        f"{counts['failed']} failed (this process); summary in {out / 'batch.csv'}"
+    )
     if counts["failed"]:
         raise typer.Exit(3)  # the batch finished, some jobs failed (see the summary)
 

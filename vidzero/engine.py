@@ -111,8 +111,15 @@ class GuidedDenoiser:
     With `reuse_uncond`, the unconditional prediction of the first call at a timestep is reused
     by later calls at the same timestep (the resampling passes of one DDIM step)."""
 
-    def __init__(self, backbone: Backbone, prompt: str, negative_prompt: str, guidance: float, stats: RunStats,
-                 reuse_uncond: bool = False) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        prompt: str,
+        negative_prompt: str,
+        guidance: float,
+        stats: RunStats,
+        reuse_uncond: bool = False,
+    ) -> None:
         self.bb, self.prompt, self.negative, self.guidance = backbone, prompt, negative_prompt, guidance
         self.stats, self.reuse = stats, reuse_uncond
         self._cached: tuple[int, torch.Tensor] | None = None
@@ -134,8 +141,16 @@ class GuidedDenoiser:
 
 
 class Engine:
-    def __init__(self, backbone: Backbone, settings: SamplerSettings, seed: int = 0, queue: str = "pixel",
-                 job_offset: int = 0, guidance_passes: str = "all", callback: StepCallback | None = None) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        settings: SamplerSettings,
+        seed: int = 0,
+        queue: str = "pixel",
+        job_offset: int = 0,
+        guidance_passes: str = "all",
+        callback: StepCallback | None = None,
+    ) -> None:
         self.backbone = backbone
         self.settings = settings
         self.seed = seed
@@ -202,16 +217,35 @@ class Engine:
             for slot, frame in enumerate(job.slots):
                 if known_mask[slot]:
                     clean[0, :, slot] = latent_of(frame)
-            denoiser = GuidedDenoiser(bb, prompt_at(prompt, min(job.targets)), negative_prompt, self.settings.guidance,
-                                      stats, reuse_uncond=self.guidance_passes == "first")
+            denoiser = GuidedDenoiser(
+                bb,
+                prompt_at(prompt, min(job.targets)),
+                negative_prompt,
+                self.settings.guidance,
+                stats,
+                reuse_uncond=self.guidance_passes == "first",
+            )
             seed = job_seed(self.seed, self.job_offset + job.index)
             generator = torch.Generator("cpu").manual_seed(seed)
             z0 = initial_window(
-                clean, known_mask, list(job.init_source), sched.alphas_cumprod[int(sched.timesteps[0])],
-                self.settings.init, generator, sched.init_noise_sigma,
+                clean,
+                known_mask,
+                list(job.init_source),
+                sched.alphas_cumprod[int(sched.timesteps[0])],
+                self.settings.init,
+                generator,
+                sched.init_noise_sigma,
             )
-            out = sample_window(denoiser, sched, clean, known_mask, z0, self.settings, generator,
-                                self._step_callback(job.index, len(jobs), progress))
+            out = sample_window(
+                denoiser,
+                sched,
+                clean,
+                known_mask,
+                z0,
+                self.settings,
+                generator,
+                self._step_callback(job.index, len(jobs), progress),
+            )
             kept = [(slot, frame) for slot, frame in zip(job.generate, job.targets) if frame < length]
             new_latents = torch.stack([out[0, :, slot] for slot, _ in kept])
             images = to_pixels(bb.decode(new_latents))
@@ -234,8 +268,16 @@ class Engine:
                 latents.pop(frame, None)
             if on_job_done is not None:
                 keep = latents if self.queue == "latent" or known_latents else {}
-                on_job_done(EngineState(job.index + 1, next_out, dict(pixels), {f: keep[f] for f in pixels if f in keep},
-                                        dict(seeds), dict(tail)))
+                on_job_done(
+                    EngineState(
+                        job.index + 1,
+                        next_out,
+                        dict(pixels),
+                        {f: keep[f] for f in pixels if f in keep},
+                        dict(seeds),
+                        dict(tail),
+                    )
+                )
         while next_out < length:  # known frames after the last generated one
             if next_out not in pixels:
                 raise RuntimeError(f"the plan never produced frame {next_out}")
@@ -250,7 +292,10 @@ class Engine:
 
         def on_step(step: int, timestep: int, z: torch.Tensor, x0: torch.Tensor) -> None:
             progress.step(step, steps)
-            if self.callback is not None and self.callback(StepInfo(window, windows, step, steps, timestep, z, x0)) is False:
+            if (
+                self.callback is not None
+                and self.callback(StepInfo(window, windows, step, steps, timestep, z, x0)) is False
+            ):
                 raise StopRun(f"stopped by the step callback at window {window + 1}, step {step}")
 
         return on_step

@@ -93,7 +93,9 @@ def optical_flow(reference: np.ndarray, moving: np.ndarray, method: str) -> np.n
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     h, w = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(
+        image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def temporal_blend(current: np.ndarray, previous_out: np.ndarray, settings: DeflickerSettings) -> np.ndarray:
@@ -216,8 +218,11 @@ def plot_report(report: dict, title: str = "") -> np.ndarray:
 
     pf = report["per_frame"]
     ab = np.array(pf["colour_ab"])
-    return line_chart([
-        Panel("L* mean", {"L*": pf["brightness"]}),
-        Panel("colour", {"a*": ab[:, 0].tolist(), "b*": ab[:, 1].tolist()}),
-        Panel("jitter", {"|2nd diff L*|": pf["brightness_jitter"], "flow-warped error": pf["warp_error"]}),
-    ], f"{title}  flicker index {report['flicker_index']:.3f}, warp error {report['warp_error']:.2f}")
+    return line_chart(
+        [
+            Panel("L* mean", {"L*": pf["brightness"]}),
+            Panel("colour", {"a*": ab[:, 0].tolist(), "b*": ab[:, 1].tolist()}),
+            Panel("jitter", {"|2nd diff L*|": pf["brightness_jitter"], "flow-warped error": pf["warp_error"]}),
+        ],
+        f"{title}  flicker index {report['flicker_index']:.3f}, warp error {report['warp_error']:.2f}",
+    )

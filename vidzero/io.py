@@ -84,15 +84,18 @@ def open_image(path: str | Path, what: str = "image") -> np.ndarray:
             with Image.open(path) as img:
                 width, height = img.size
                 if width * height > MAX_IMAGE_PIXELS:
-                    raise BadInput(f"{what} {path} claims {width}x{height} pixels; vidzero reads images of up to "
-                                   f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels")
+                    raise BadInput(
+                        f"{what} {path} claims {width}x{height} pixels; vidzero reads images of up to "
+                        f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels"
+                    )
                 img.load()
                 return to_rgb(ImageOps.exif_transpose(img))
     except BadInput:
         raise
     except Image.DecompressionBombError:
-        raise BadInput(f"{what} {path} claims more pixels than vidzero reads ({MAX_IMAGE_PIXELS // 1_000_000} "
-                       "megapixels at most)") from None
+        raise BadInput(
+            f"{what} {path} claims more pixels than vidzero reads ({MAX_IMAGE_PIXELS // 1_000_000} megapixels at most)"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise BadInput(f"cannot read {what} {path}: not an image, or corrupt ({type(exc).__name__})") from None
 
@@ -120,7 +123,9 @@ def load_image(path: str | Path, width: int, height: int) -> np.ndarray:
 def check_image_array(image: np.ndarray, what: str = "image") -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         shape = getattr(image, "shape", None)
-        raise BadInput(f"expected an (H, W, 3) uint8 {what} array, got {getattr(image, 'dtype', type(image).__name__)} {shape}")
+        raise BadInput(
+            f"expected an (H, W, 3) uint8 {what} array, got {getattr(image, 'dtype', type(image).__name__)} {shape}"
+        )
     if min(image.shape[:2]) < 1:
         raise BadInput(f"the {what} array is empty")
     return image
@@ -164,8 +169,9 @@ class VideoWriter:
         rate = Fraction(self.fps).limit_denominator(1001)
         with write_errors(self.path, cleanup=self.tmp):
             # bitexact: no random segment ids or timestamps in the container, same frames same bytes
-            self._container = av.open(str(self.tmp), mode="w", format=self.kind.lstrip("."),
-                                      options={"fflags": "+bitexact"})
+            self._container = av.open(
+                str(self.tmp), mode="w", format=self.kind.lstrip("."), options={"fflags": "+bitexact"}
+            )
         if self.kind == ".gif":
             stream = self._container.add_stream("gif", rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, "pal8"
@@ -177,10 +183,12 @@ class VideoWriter:
             crf = str(default_crf if self.crf is None else self.crf)
             # one encoder thread: threaded encoders do not promise the same bytes under load,
             # and a resumed run must write exactly what an uninterrupted one writes
-            options = {"libx264": {"crf": crf, "preset": "medium", "x264-params": "threads=1:lookahead-threads=1"},
-                       "libx265": {"crf": crf, "preset": "medium", "x265-params": "pools=1:frame-threads=1:log-level=error"},
-                       "libvpx-vp9": {"crf": crf, "b": "0", "row-mt": "0"},
-                       "libsvtav1": {"crf": crf, "preset": "8", "svtav1-params": "lp=1"}}[encoder]
+            options = {
+                "libx264": {"crf": crf, "preset": "medium", "x264-params": "threads=1:lookahead-threads=1"},
+                "libx265": {"crf": crf, "preset": "medium", "x265-params": "pools=1:frame-threads=1:log-level=error"},
+                "libvpx-vp9": {"crf": crf, "b": "0", "row-mt": "0"},
+                "libsvtav1": {"crf": crf, "preset": "8", "svtav1-params": "lp=1"},
+            }[encoder]
             stream.options = options
             stream.codec_context.thread_count = 1
             stream.codec_context.thread_type = "NONE"
@@ -323,8 +331,14 @@ def pull_all(graph: av.filter.Graph) -> list[av.VideoFrame]:
             return frames
 
 
-def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float = 8.0, force: bool = False,
-                codec: str | None = None, crf: int | None = None) -> Path:
+def write_video(
+    frames: Iterable[np.ndarray],
+    path: str | Path,
+    fps: float = 8.0,
+    force: bool = False,
+    codec: str | None = None,
+    crf: int | None = None,
+) -> Path:
     """Write frames to `path` (checked like any output, no sidecars)."""
     check_output(path, force, sidecars=[])
     with VideoWriter(path, fps, codec, crf) as writer:
@@ -355,7 +369,9 @@ def video_info(path: str | Path) -> dict:
             fps = float(stream.average_rate or stream.guessed_rate or 8)
             return {"frames": stream.frames, "fps": fps, "width": stream.width, "height": stream.height}
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise BadInput(f"cannot read video {path}: not a video, or truncated or corrupt ({type(exc).__name__})") from None
+        raise BadInput(
+            f"cannot read video {path}: not a video, or truncated or corrupt ({type(exc).__name__})"
+        ) from None
 
 
 def read_video(path: str | Path, width: int | None = None, height: int | None = None) -> Iterator[np.ndarray]:
@@ -371,7 +387,9 @@ def read_video(path: str | Path, width: int | None = None, height: int | None = 
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise BadInput(f"cannot read video {path}: not a video, or truncated or corrupt ({type(exc).__name__})") from None
+        raise BadInput(
+            f"cannot read video {path}: not a video, or truncated or corrupt ({type(exc).__name__})"
+        ) from None
     with container:
         if not container.streams.video:
             raise BadInput(f"{path} has no video stream (an audio file?)")

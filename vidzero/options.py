@@ -31,12 +31,30 @@ CODECS = {".mp4": ("h264", "hevc"), ".webm": ("vp9", "av1"), ".gif": ("gif",)}
 
 # name -> sampler settings; "paper" is the TI2V-Zero release exactly.
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"steps": 10, "resample": 4, "init": "inversion", "queue": "pixel", "new_per_window": 1,
-              "guidance_passes": "all"},
-    "quality": {"steps": 10, "resample": 4, "init": "inversion", "queue": "latent", "new_per_window": 1,
-                "guidance_passes": "all"},
-    "fast": {"steps": 10, "resample": 0, "init": "inversion", "queue": "latent", "new_per_window": 1,
-             "guidance_passes": "all"},
+    "paper": {
+        "steps": 10,
+        "resample": 4,
+        "init": "inversion",
+        "queue": "pixel",
+        "new_per_window": 1,
+        "guidance_passes": "all",
+    },
+    "quality": {
+        "steps": 10,
+        "resample": 4,
+        "init": "inversion",
+        "queue": "latent",
+        "new_per_window": 1,
+        "guidance_passes": "all",
+    },
+    "fast": {
+        "steps": 10,
+        "resample": 0,
+        "init": "inversion",
+        "queue": "latent",
+        "new_per_window": 1,
+        "guidance_passes": "all",
+    },
 }
 DEFAULT_PRESET = "paper"
 GUIDANCE_PASSES = ("all", "last")  # classifier-free guidance in every resampling pass, or only the step itself
@@ -66,7 +84,9 @@ class RunOptions:
     forward_chunking: int | None = opt(None, "Run the UNet's feed-forward layers in chunks of N frames.", metavar="N")
     compile: bool = opt(False, "torch.compile the UNet (slow first window, faster after).")
     vae_slice: int = opt(8, "Frames per VAE call (less memory with fewer).", metavar="N")
-    window: int | None = opt(None, "Frames per window (default: the checkpoint's native length, e.g. 16, 24 for zeroscope).")
+    window: int | None = opt(
+        None, "Frames per window (default: the checkpoint's native length, e.g. 16, 24 for zeroscope)."
+    )
     height: int | None = opt(None, "Frame height in pixels (default: the checkpoint's).")
     width: int | None = opt(None, "Frame width in pixels (default: the checkpoint's).")
     # ---- the sampler
@@ -78,20 +98,29 @@ class RunOptions:
     guidance_passes: str | None = opt(None, "Guidance in 'all' resampling passes or only the 'last' (the step itself).")
     eta: float = opt(0.0, "DDIM eta (0: deterministic DDIM).")
     init: str | None = opt(None, "New-slot init: 'inversion' (DDPM inversion of the nearest known frame) or 'random'.")
-    new_per_window: int | None = opt(None, "Frames generated per sampling run (1: the paper's; k: k times fewer UNet calls).")
-    queue: str | None = opt(None, "Generated frames condition later windows as 'pixel' (decode, re-encode) or 'latent'.")
+    new_per_window: int | None = opt(
+        None, "Frames generated per sampling run (1: the paper's; k: k times fewer UNet calls)."
+    )
+    queue: str | None = opt(
+        None, "Generated frames condition later windows as 'pixel' (decode, re-encode) or 'latent'."
+    )
     seed: int = opt(0, "Run seed; every window's seed derives from it (recorded in the manifest).")
     negative_prompt: str = opt("", "Negative prompt (the unconditional branch); default empty, as the release.")
     # ---- the output
     fps: float = opt(8.0, "Frame rate of the output.")
     deflicker: bool = opt(False, "Deflicker the frames before writing (known frames are kept as anchors).")
     codec: str | None = opt(None, "Video codec: h264 or hevc (.mp4), vp9 or av1 (.webm).")
-    crf: int | None = opt(None, "Video quality, lower is better (x264/x265 0-51, default 16; vp9/av1 0-63, default 26).")
+    crf: int | None = opt(
+        None, "Video quality, lower is better (x264/x265 0-51, default 16; vp9/av1 0-63, default 26)."
+    )
     # ---- Python only
-    callback: Callable | None = opt(None, "Called after every DDIM step with a StepInfo; return False to stop the run.",
-                                    cli=False)
+    callback: Callable | None = opt(
+        None, "Called after every DDIM step with a StepInfo; return False to stop the run.", cli=False
+    )
     output_type: str = opt("uint8", "What frame.image holds when iterating: uint8, float, pil or latent.", cli=False)
-    progress: Any = opt(True, "Show progress bars (True), nothing (False), or an object with job/step methods.", cli=False)
+    progress: Any = opt(
+        True, "Show progress bars (True), nothing (False), or an object with job/step methods.", cli=False
+    )
 
     def resolved(self) -> RunOptions:
         """A copy with the preset's values in the sampler options left unset."""
@@ -177,8 +206,13 @@ def frame_count(value: Any, option: str = "frames", low: int = 1, high: int = 10
 
 # ---------------------------------------------------------------------- the Python signature
 # diffusers' names, accepted as aliases of vidzero's own
-ALIASES = {"num_inference_steps": "steps", "guidance_scale": "guidance", "num_frames": "frames",
-           "callback_on_step_end": "callback", "torch_dtype": "dtype"}
+ALIASES = {
+    "num_inference_steps": "steps",
+    "guidance_scale": "guidance",
+    "num_frames": "frames",
+    "callback_on_step_end": "callback",
+    "torch_dtype": "dtype",
+}
 
 
 def python_fields() -> list[dataclasses.Field]:
@@ -186,9 +220,12 @@ def python_fields() -> list[dataclasses.Field]:
 
 
 def options_doc() -> str:
-    lines = ["Run options (keyword-only; diffusers' names num_inference_steps, guidance_scale, num_frames,",
-             "torch_dtype and callback_on_step_end are accepted too; generator= takes a torch.Generator whose",
-             "initial_seed() becomes the run seed):", ""]
+    lines = [
+        "Run options (keyword-only; diffusers' names num_inference_steps, guidance_scale, num_frames,",
+        "torch_dtype and callback_on_step_end are accepted too; generator= takes a torch.Generator whose",
+        "initial_seed() becomes the run seed):",
+        "",
+    ]
     for f in python_fields():
         lines.append(f"    {f.name} (default {f.default!r}): {f.metadata['help']}")
     return "\n".join(lines)
@@ -203,10 +240,15 @@ def takes_run_options(func: Callable) -> Callable:
     """
     own = inspect.signature(func)
     own_params = [p for p in own.parameters.values() if p.name != "options"]
-    option_params = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
-                     for f in python_fields() if f.name not in own.parameters]
-    extra = [inspect.Parameter("generator", inspect.Parameter.KEYWORD_ONLY, default=None),
-             *(inspect.Parameter(a, inspect.Parameter.KEYWORD_ONLY, default=None) for a in ALIASES)]
+    option_params = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+        for f in python_fields()
+        if f.name not in own.parameters
+    ]
+    extra = [
+        inspect.Parameter("generator", inspect.Parameter.KEYWORD_ONLY, default=None),
+        *(inspect.Parameter(a, inspect.Parameter.KEYWORD_ONLY, default=None) for a in ALIASES),
+    ]
     known_task = {p.name for p in own_params}
     option_names = {f.name for f in python_fields()}
 

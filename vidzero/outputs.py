@@ -40,7 +40,13 @@ VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
 FRAME_FOLDER = "folder of PNG frames"
 FRAME_NAME = re.compile(r"^\d{6}\.png$")
 MANIFEST, CONTACT, STATE, PARTIAL, REPORT_JSON, REPORT_PNG = (
-    ".manifest.json", ".contact.png", ".state.safetensors", ".partial", ".report.json", ".report.png")
+    ".manifest.json",
+    ".contact.png",
+    ".state.safetensors",
+    ".partial",
+    ".report.json",
+    ".report.png",
+)
 
 
 # ---------------------------------------------------------------------- names
@@ -59,8 +65,10 @@ def output_kind(path: str | Path) -> str:
     if text.endswith(("/", os.sep)) or suffix == "":
         return FRAME_FOLDER
     if suffix not in VIDEO_SUFFIXES:
-        raise BadInput(f"unknown {{option}} extension {suffix!r} (use .mp4, .webm, .gif, or a folder name for PNG frames)",
-                       "output")
+        raise BadInput(
+            f"unknown {{option}} extension {suffix!r} (use .mp4, .webm, .gif, or a folder name for PNG frames)",
+            "output",
+        )
     return suffix
 
 
@@ -103,7 +111,9 @@ def check_parent(out: Path) -> None:
         raise BadInput(f"{{option}} folder is not writable: {parent}", "output")
     limit = os.pathconf(parent, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
     if len(os.fsencode(out.name)) + 40 > limit:  # room for the sidecar and temporary suffixes
-        raise BadInput(f"{{option}} name is too long for this file system ({len(os.fsencode(out.name))} bytes)", "output")
+        raise BadInput(
+            f"{{option}} name is too long for this file system ({len(os.fsencode(out.name))} bytes)", "output"
+        )
 
 
 def check_not_an_input(out: Path, kind: str, inputs: Iterable[str | Path]) -> None:
@@ -170,8 +180,13 @@ def check_destination(path: str | Path, inputs: Iterable[str | Path] = ()) -> Pa
     return out
 
 
-def check_output(path: str | Path, force: bool, inputs: Iterable[str | Path] = (), sidecars: Iterable[Path] | None = None,
-                 known_own: Iterable[Path] = ()) -> Path:
+def check_output(
+    path: str | Path,
+    force: bool,
+    inputs: Iterable[str | Path] = (),
+    sidecars: Iterable[Path] | None = None,
+    known_own: Iterable[Path] = (),
+) -> Path:
     """Refuse every output that would lose a user's file; return the output path.
 
     `sidecars` are the files written next to it (default: a generating run's); `known_own` are
@@ -192,13 +207,16 @@ def check_output(path: str | Path, force: bool, inputs: Iterable[str | Path] = (
         raise BadInput(f"output exists: {existing[0]} (--force replaces a previous vidzero output)")
     manifest = written_by_vidzero(out)
     if manifest is None:
-        raise BadInput(f"{existing[0]} was not written by vidzero (no matching manifest next to {out.name}): "
-                       "vidzero replaces only its own outputs; move it away or choose another name")
+        raise BadInput(
+            f"{existing[0]} was not written by vidzero (no matching manifest next to {out.name}): "
+            "vidzero replaces only its own outputs; move it away or choose another name"
+        )
     listed = {resolved(p) for p in manifest.get("sidecars", [])}
     foreign = [p for p in existing if p != out and resolved(p) not in listed]
     if foreign:
-        raise BadInput(f"{foreign[0]} was not written by the vidzero run that made {out.name}; move it away or choose "
-                       "another name")
+        raise BadInput(
+            f"{foreign[0]} was not written by the vidzero run that made {out.name}; move it away or choose another name"
+        )
     return out
 
 
@@ -236,10 +254,16 @@ def _process_umask() -> int:
     return umask
 
 
-ENVIRONMENT_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-                      errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-                      errno.EPERM: "operation not permitted", errno.ENAMETOOLONG: "the name is too long",
-                      errno.EFBIG: "the file is too large for this file system", errno.EIO: "an input/output error"}
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENAMETOOLONG: "the name is too long",
+    errno.EFBIG: "the file is too large for this file system",
+    errno.EIO: "an input/output error",
+}
 
 
 @contextlib.contextmanager
@@ -319,8 +343,9 @@ class OutputLock:
         except OSError:
             os.close(fd)
             holder = self.path.read_text(errors="replace").strip() or "another process"
-            raise BadInput(f"{self.out} is being written by another vidzero process ({holder}); wait for it to "
-                           "finish or stop it") from None
+            raise BadInput(
+                f"{self.out} is being written by another vidzero process ({holder}); wait for it to finish or stop it"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}".encode())
         self._fd = fd

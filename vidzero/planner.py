@@ -97,16 +97,30 @@ def planning_backbone(kwargs: dict) -> PlanningBackbone:
 
     from vidzero.backbone import parse_dtype, pick_device
 
-    info = inspect_checkpoint(kwargs.get("model", "shapes"), cache_dir=kwargs.get("cache_dir"),
-                              revision=kwargs.get("revision"), variant=kwargs.get("variant"))
+    info = inspect_checkpoint(
+        kwargs.get("model", "shapes"),
+        cache_dir=kwargs.get("cache_dir"),
+        revision=kwargs.get("revision"),
+        variant=kwargs.get("variant"),
+    )
     summary = info.summary()
     device = pick_device(kwargs.get("device", "auto"))
     dtype = parse_dtype(kwargs.get("dtype"), device)
     frames = kwargs.get("window") or info.frames
     height = kwargs.get("height") or summary["height"]
     width = kwargs.get("width") or summary["width"]
-    bb = PlanningBackbone(str(kwargs.get("model", "shapes")), frames, height, width, summary["latent_shape"][0],
-                          summary["vae_scale_factor"], torch.device(device), dtype, info.revision, info.format_source)
+    bb = PlanningBackbone(
+        str(kwargs.get("model", "shapes")),
+        frames,
+        height,
+        width,
+        summary["latent_shape"][0],
+        summary["vae_scale_factor"],
+        torch.device(device),
+        dtype,
+        info.revision,
+        info.format_source,
+    )
     bb.truncated_prompts = {}
     bb.info = info  # type: ignore[attr-defined]
     return bb
@@ -186,10 +200,14 @@ def dry_run(make_run: Any, task_args: dict, kwargs: dict) -> str:
     else:
         lines.append(f"time: {source}")
     if peak:
-        lines.append(f"memory: about {peak:.2f} GiB peak ({'measured' if source.startswith('the last') else 'probed'}; "
-                     f"{memory['weights']:.2f} GiB of it weights)")
+        lines.append(
+            f"memory: about {peak:.2f} GiB peak ({'measured' if source.startswith('the last') else 'probed'}; "
+            f"{memory['weights']:.2f} GiB of it weights)"
+        )
     else:
-        lines.append(f"memory: about {memory['weights'] + memory['activations']:.1f} GiB peak (estimated: "
-                     f"{memory['weights']:.2f} GiB weights, {memory['activations']:.2f} GiB for a window's activations)")
+        lines.append(
+            f"memory: about {memory['weights'] + memory['activations']:.1f} GiB peak (estimated: "
+            f"{memory['weights']:.2f} GiB weights, {memory['activations']:.2f} GiB for a window's activations)"
+        )
     lines.append("dry run: nothing was written")
     return "\n".join(lines)

@@ -23,9 +23,14 @@ def is_interactive(stream: TextIO | None = None) -> bool:
 
 def make_bars(console: Console | None = None, transient: bool = False) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-        console=console or Console(stderr=True), transient=transient,
+        TextColumn("[bold]{task.description:>8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console or Console(stderr=True),
+        transient=transient,
     )
 
 
@@ -131,6 +136,7 @@ def progress_for(spec: Any) -> Any:
         if not callable(getattr(spec, method, None)):
             from vidzero.errors import BadInput
 
-            raise BadInput(f"{{option}} must be True, False or an object with job() and step() methods, got {spec!r}",
-                           "progress")
+            raise BadInput(
+                f"{{option}} must be True, False or an object with job() and step() methods, got {spec!r}", "progress"
+            )
     return spec

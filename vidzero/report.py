@@ -60,7 +60,9 @@ class ReportBuilder:
             previous = self.previous
             flow = optical_flow(frame, previous, "dis")
             self.steps.append(float(np.linalg.norm(flow, axis=-1).mean()))
-            self.changes.append(float(np.abs(warp(previous.astype(np.float32), flow) - frame.astype(np.float32)).mean()))
+            self.changes.append(
+                float(np.abs(warp(previous.astype(np.float32), flow) - frame.astype(np.float32)).mean())
+            )
             step = float(np.abs(frame.astype(np.float32) - previous.astype(np.float32)).mean())
             if index - 1 in known and index not in known:
                 self.distance[index] = step  # the step out of a known frame
@@ -75,8 +77,10 @@ class ReportBuilder:
 
             raise BadInput(f"a report needs at least 2 frames, got {n}")
         labs = self.known_labs
-        drift = [float(np.linalg.norm(lab - labs[min(labs, key=lambda k, i=i: (abs(k - i), k))]))
-                 for i, lab in enumerate(self.labs)]
+        drift = [
+            float(np.linalg.norm(lab - labs[min(labs, key=lambda k, i=i: (abs(k - i), k))]))
+            for i, lab in enumerate(self.labs)
+        ]
         b = np.array(self.brightness)
         jitter = [0.0] + [float(abs(b[i] - 0.5 * (b[i - 1] + b[i + 1]))) for i in range(1, n - 1)] + [0.0]
         signals = {"step": self.steps, "change": self.changes, "flicker": jitter}
@@ -91,14 +95,20 @@ class ReportBuilder:
                 "max_colour_drift": float(np.max(drift)),
                 "seams": len(seams),
             },
-            "per_frame": {"flicker": jitter, "step": self.steps, "change": self.changes, "colour_drift": drift,
-                          "known_distance": self.distance},
+            "per_frame": {
+                "flicker": jitter,
+                "step": self.steps,
+                "change": self.changes,
+                "colour_drift": drift,
+                "known_distance": self.distance,
+            },
             "seams": [seam_entry(k, why, signals, set(self.known), n, output) for k, why in seams],
         }
 
 
-def quality_report(frames: Iterable[np.ndarray], known: dict[int, np.ndarray | None] | None = None,
-                   output: str | None = None) -> dict:
+def quality_report(
+    frames: Iterable[np.ndarray], known: dict[int, np.ndarray | None] | None = None, output: str | None = None
+) -> dict:
     """The report of a stream of (H, W, 3) uint8 frames. `known` maps the index of each known
     frame to the pixels that were given for it (None: take the clip's own); default: frame 0."""
     builder = ReportBuilder(known)
@@ -114,8 +124,13 @@ def seam_entry(k: int, why: str, signals: dict[str, list[float]], known: set[int
         first += 1
     while last in known and last > first:
         last -= 1
-    return {"frame": k, "signal": why, "value": signals[why][k], "local_median": local_median(signals[why], k),
-            "reroll": f"vidzero reroll {output or 'OUT'} --frames {first}-{last} -o NEW"}
+    return {
+        "frame": k,
+        "signal": why,
+        "value": signals[why][k],
+        "local_median": local_median(signals[why], k),
+        "reroll": f"vidzero reroll {output or 'OUT'} --frames {first}-{last} -o NEW",
+    }
 
 
 def local_median(values: list[float], k: int, radius: int = 4) -> float:
@@ -139,13 +154,24 @@ def plot_report(report: dict, title: str = "") -> np.ndarray:
 
     pf = report["per_frame"]
     marks = [s["frame"] for s in report["seams"]]
-    return line_chart([
-        Panel("motion and change (step k-1 -> k)", {"step (flow px)": pf["step"], "change (levels)": pf["change"]},
-              marks),
-        Panel("flicker and colour", {"flicker (L*)": pf["flicker"], "colour drift (dE)": pf["colour_drift"]}, marks),
-        Panel("distance to known frames", {"levels": [v if v is not None else float("nan")
-                                                     for v in pf["known_distance"]]}, marks),
-    ], f"{title}  {len(marks)} seam(s) flagged")
+    return line_chart(
+        [
+            Panel(
+                "motion and change (step k-1 -> k)",
+                {"step (flow px)": pf["step"], "change (levels)": pf["change"]},
+                marks,
+            ),
+            Panel(
+                "flicker and colour", {"flicker (L*)": pf["flicker"], "colour drift (dE)": pf["colour_drift"]}, marks
+            ),
+            Panel(
+                "distance to known frames",
+                {"levels": [v if v is not None else float("nan") for v in pf["known_distance"]]},
+                marks,
+            ),
+        ],
+        f"{title}  {len(marks)} seam(s) flagged",
+    )
 
 
 def report_paths(output: str | Path) -> tuple[Path, Path]:

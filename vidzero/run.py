@@ -146,9 +146,17 @@ class PlannedRun:
             if self._finished:
                 return
             self._progress = progress_for(self.progress)
-            self._stream = self.engine.run(self.jobs, self.length, self.known, self.prompt, self.negative_prompt,
-                                           self._progress, resume=resume, on_job_done=self._job_done,
-                                           known_latents=self.known_latents)
+            self._stream = self.engine.run(
+                self.jobs,
+                self.length,
+                self.known,
+                self.prompt,
+                self.negative_prompt,
+                self._progress,
+                resume=resume,
+                on_job_done=self._job_done,
+                known_latents=self.known_latents,
+            )
         elif resume is not None:
             raise BadInput("this run has already started; resume applies to a run that has not")
         # next() by hand, not `yield from`: a caller that stops iterating early closes this
@@ -191,8 +199,10 @@ class PlannedRun:
 
     def _check_not_streamed_away(self) -> None:
         if self._saved_to is not None and self._finished:
-            raise BadInput(f"this run was saved to {self._saved_to} without keeping its frames; plan it again "
-                           "(or iterate it before saving) to have them twice")
+            raise BadInput(
+                f"this run was saved to {self._saved_to} without keeping its frames; plan it again "
+                "(or iterate it before saving) to have them twice"
+            )
 
     @property
     def backbone(self) -> Backbone:
@@ -208,7 +218,9 @@ class PlannedRun:
         generated = max(1, len(stats.frame_seeds))
         return {
             "task": self.task,
-            "prompt": self.prompt if isinstance(self.prompt, str) else {str(k): v for k, v in sorted(self.prompt.items())},
+            "prompt": self.prompt
+            if isinstance(self.prompt, str)
+            else {str(k): v for k, v in sorted(self.prompt.items())},
             "negative_prompt": self.negative_prompt,
             "frames": self.length,
             "written_frames": self.length - self.first_output,
@@ -223,8 +235,14 @@ class PlannedRun:
             "frame_seeds": {str(k): v for k, v in sorted(stats.frame_seeds.items())},
             "plan": [{"slots": list(j.slots), "generate": list(j.generate)} for j in self.jobs],
             "job_offset": self.engine.job_offset,
-            "model": {"id": bb.model_id, "revision": bb.revision, "window": bb.frames, "height": bb.height,
-                      "width": bb.width, "format_from": getattr(bb, "format_source", None)},
+            "model": {
+                "id": bb.model_id,
+                "revision": bb.revision,
+                "window": bb.frames,
+                "height": bb.height,
+                "width": bb.width,
+                "format_from": getattr(bb, "format_source", None),
+            },
             "device": str(bb.device),
             "dtype": str(bb.dtype).replace("torch.", ""),
             "truncated_prompts": dict(bb.truncated_prompts),
@@ -247,13 +265,25 @@ class PlannedRun:
         """What decides this run's frames (for the resume fingerprint)."""
         bb = self.backbone
         return {
-            "task": self.task, "prompt": self.prompt, "negative_prompt": self.negative_prompt, "length": self.length,
-            "sampler": asdict(self.engine.settings), "seed": self.engine.seed, "queue": self.engine.queue,
-            "guidance_passes": self.engine.guidance_passes, "job_offset": self.engine.job_offset,
-            "model": [bb.model_id, bb.revision, bb.frames, bb.height, bb.width], "dtype": str(bb.dtype),
+            "task": self.task,
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "length": self.length,
+            "sampler": asdict(self.engine.settings),
+            "seed": self.engine.seed,
+            "queue": self.engine.queue,
+            "guidance_passes": self.engine.guidance_passes,
+            "job_offset": self.engine.job_offset,
+            "model": [bb.model_id, bb.revision, bb.frames, bb.height, bb.width],
+            "dtype": str(bb.dtype),
             "plan": [(j.slots, j.generate, j.init_source) for j in self.jobs],
-            "output": {"first": self.first_output, "fps": self.fps, "codec": self.codec, "crf": self.crf,
-                       "deflicker": asdict(self.deflicker) if self.deflicker else None},
+            "output": {
+                "first": self.first_output,
+                "fps": self.fps,
+                "codec": self.codec,
+                "crf": self.crf,
+                "deflicker": asdict(self.deflicker) if self.deflicker else None,
+            },
         }
 
     # ------------------------------------------------------------------ saving
@@ -282,8 +312,9 @@ class PlannedRun:
         self._saved_to = out
         return out
 
-    def _prepare(self, out: Path, state_path: Path, partial: Path, print_id: str, force: bool,
-                 resume: bool) -> EngineState | str | None:
+    def _prepare(
+        self, out: Path, state_path: Path, partial: Path, print_id: str, force: bool, resume: bool
+    ) -> EngineState | str | None:
         """Check what is on disk for `out`; clear what a fresh run replaces; return where to start."""
         meta = tensors = None
         if state_path.exists():
@@ -292,8 +323,9 @@ class PlannedRun:
                 if resume:
                     raise BadInput(f"{state_path} belongs to a different run (parameters, plan or inputs differ)")
                 if not meta.get("finished") and not force:
-                    raise BadInput(f"an interrupted run of other settings left {state_path}: --force starts this one "
-                                   "over it")
+                    raise BadInput(
+                        f"an interrupted run of other settings left {state_path}: --force starts this one over it"
+                    )
         own_state = [state_path] if meta is not None else []
         if resume and meta is not None and meta.get("fingerprint") == print_id:
             if meta.get("finished"):
@@ -305,8 +337,10 @@ class PlannedRun:
             check_output(out, True, self.input_paths, known_own=own_state)
             return engine_state(meta["engine"], tensors)
         if meta is not None and not meta.get("finished") and not force and not resume:
-            raise BadInput(f"an interrupted run of {out} exists ({state_path.name}): add --resume to continue it, "
-                           "or --force to start over")
+            raise BadInput(
+                f"an interrupted run of {out} exists ({state_path.name}): add --resume to continue it, "
+                "or --force to start over"
+            )
         # a fresh start (also `--resume` when nothing was saved yet)
         check_output(out, force or resume, self.input_paths, known_own=own_state)
         if partial.exists():
@@ -372,12 +406,18 @@ class PlannedRun:
         quality = report.finish(str(out)) if len(written) >= 2 else None
         fault_point("manifest")
         manifest = self.manifest()
-        manifest |= {"vidzero": proof, "output": str(out), "sidecars": [str(p) for p in run_sidecars(out)],
-                     "fingerprint": print_id,
-                     "resumed": resumed, "deflicker": asdict(self.deflicker) if self.deflicker is not None else None,
-                     "report": None if quality is None else quality["summary"] | {
-                         "known_frames": quality["known_frames"], "seams": quality["seams"]},
-                     "encode_seconds": round(time.time() - started, 3)}
+        manifest |= {
+            "vidzero": proof,
+            "output": str(out),
+            "sidecars": [str(p) for p in run_sidecars(out)],
+            "fingerprint": print_id,
+            "resumed": resumed,
+            "deflicker": asdict(self.deflicker) if self.deflicker is not None else None,
+            "report": None
+            if quality is None
+            else quality["summary"] | {"known_frames": quality["known_frames"], "seams": quality["seams"]},
+            "encode_seconds": round(time.time() - started, 3),
+        }
         write_json(manifest_path, manifest)
         fault_point("contact")
         wanted = [self.first_output + i for i in sample_indices(len(written))]
@@ -400,8 +440,9 @@ class PlannedRun:
 
         stats, bb = self.engine.stats, self.backbone
         if stats.cfg_evaluations >= 4:
-            key = timing_key(bb.model_id, str(bb.device), str(bb.dtype).replace("torch.", ""), bb.frames, bb.height,
-                             bb.width)
+            key = timing_key(
+                bb.model_id, str(bb.device), str(bb.dtype).replace("torch.", ""), bb.frames, bb.height, bb.width
+            )
             record_seconds(key, stats.seconds / stats.cfg_evaluations, peak_memory_gib(bb.device))
 
     def _save_final_state(self, partial: Path, state_path: Path, print_id: str) -> None:
@@ -420,6 +461,16 @@ class PlannedRun:
                 latent = bb.encode_frames(from_pixels(pixels[None]))[0]
             tensors[f"tail_latents.{i}"] = latent.float()
         params = self.state_params() | {"plan": None}
-        save_state(state_path, {"fingerprint": print_id, "finished": True, "params": params,
-                                "next_job_offset": self.engine.job_offset + len(self.jobs), "window": bb.frames,
-                                "fps": self.fps, "tail": len(tail)}, tensors)
+        save_state(
+            state_path,
+            {
+                "fingerprint": print_id,
+                "finished": True,
+                "params": params,
+                "next_job_offset": self.engine.job_offset + len(self.jobs),
+                "window": bb.frames,
+                "fps": self.fps,
+                "tail": len(tail),
+            },
+            tensors,
+        )

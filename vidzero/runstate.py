@@ -58,8 +58,11 @@ def save_state(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> None
     header = {"format": STATE_FORMAT, "version": STATE_VERSION, **meta}
     tmp = temporary_sibling(path)
     with write_errors(path, cleanup=tmp):
-        save_file({k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}, str(tmp),
-                  metadata={"vidzero": json.dumps(header, default=str)})
+        save_file(
+            {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()},
+            str(tmp),
+            metadata={"vidzero": json.dumps(header, default=str)},
+        )
         os.chmod(tmp, 0o666 & ~_process_umask())  # safetensors writes the file anew, private
         tmp.replace(path)
 
@@ -74,8 +77,11 @@ def load_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
             header = (f.metadata() or {}).get("vidzero")
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except Exception:  # safetensors raises its own error types for foreign bytes
-        raise BadInput(f"{path} is not a vidzero state file (unreadable, or from vidzero 0.1, whose .state.pt "
-                       "files cannot be read: rerun that video)", "state") from None
+        raise BadInput(
+            f"{path} is not a vidzero state file (unreadable, or from vidzero 0.1, whose .state.pt "
+            "files cannot be read: rerun that video)",
+            "state",
+        ) from None
     try:
         meta = json.loads(header) if header else None
     except json.JSONDecodeError:
@@ -83,8 +89,11 @@ def load_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
         raise BadInput(f"{path} is not a vidzero state file", "state")
     if meta.get("version") != STATE_VERSION:
-        raise BadInput(f"{path} is a state file of another vidzero version (format {meta.get('version')}, "
-                       f"this one reads {STATE_VERSION})", "state")
+        raise BadInput(
+            f"{path} is a state file of another vidzero version (format {meta.get('version')}, "
+            f"this one reads {STATE_VERSION})",
+            "state",
+        )
     return meta, tensors
 
 
@@ -102,5 +111,11 @@ def engine_payload(es: EngineState) -> tuple[dict, dict[str, torch.Tensor]]:
 
 def engine_state(meta: dict, tensors: dict[str, torch.Tensor]) -> EngineState:
     pixels = {k: v.numpy() for k, v in frames_of(tensors, "pixels").items()}
-    return EngineState(meta["next_job"], meta["next_out"], pixels, frames_of(tensors, "latents"),
-                       {int(k): v for k, v in meta["seeds"].items()}, frames_of(tensors, "tail"))
+    return EngineState(
+        meta["next_job"],
+        meta["next_out"],
+        pixels,
+        frames_of(tensors, "latents"),
+        {int(k): v for k, v in meta["seeds"].items()},
+        frames_of(tensors, "tail"),
+    )

@@ -59,9 +59,13 @@ def predict_clean(z: torch.Tensor, abar: torch.Tensor | float, eps: torch.Tensor
     return (z - (1 - abar).sqrt() * eps) / abar.sqrt()
 
 
-def renoise(z: torch.Tensor, abar_from: torch.Tensor | float, abar_to: torch.Tensor | float, noise: torch.Tensor) -> torch.Tensor:
+def renoise(
+    z: torch.Tensor, abar_from: torch.Tensor | float, abar_to: torch.Tensor | float, noise: torch.Tensor
+) -> torch.Tensor:
     """Take z from noise level abar_from (t') back up to abar_to (t < t' in time, abar_to < abar_from)."""
-    ratio = torch.as_tensor(abar_to, dtype=z.dtype, device=z.device) / torch.as_tensor(abar_from, dtype=z.dtype, device=z.device)
+    ratio = torch.as_tensor(abar_to, dtype=z.dtype, device=z.device) / torch.as_tensor(
+        abar_from, dtype=z.dtype, device=z.device
+    )
     return ratio.sqrt() * z + (1 - ratio).sqrt() * noise
 
 
@@ -72,7 +76,12 @@ def previous_alpha_cumprod(scheduler: DDIMScheduler, t: int) -> torch.Tensor:
 
 
 def ddim_step(
-    scheduler: DDIMScheduler, eps: torch.Tensor, t: torch.Tensor, z: torch.Tensor, eta: float, generator: torch.Generator | None
+    scheduler: DDIMScheduler,
+    eps: torch.Tensor,
+    t: torch.Tensor,
+    z: torch.Tensor,
+    eta: float,
+    generator: torch.Generator | None,
 ) -> torch.Tensor:
     """One DDIM step t -> t' on a (B, C, F, h, w) window.
 

@@ -70,9 +70,15 @@ def build_tiny_checkpoint(folder: str | Path, seed: int = 0, window: int = TINY_
         tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=77)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-            num_attention_heads=2, max_position_embeddings=77,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
         )
     )
     # diffusers zero-initialises the UNet's output layer: perturb every parameter a little so eps
@@ -85,7 +91,9 @@ def build_tiny_checkpoint(folder: str | Path, seed: int = 0, window: int = TINY_
     scheduler = DDIMScheduler.from_pretrained(EMBEDDED_MODEL_DIR, subfolder="scheduler")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pipe = TextToVideoSDPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+        pipe = TextToVideoSDPipeline(
+            vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler
+        )
         pipe.save_pretrained(folder)
     (folder / "vidzero.json").write_text(json.dumps({"frames": window}))
     return pipe

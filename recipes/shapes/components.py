@@ -46,7 +46,9 @@ def preview_text_encoder(folder: Path = PREVIEW_TEXT) -> Path:
     if not (folder / "text_encoder" / "model.safetensors").exists():
         folder.mkdir(parents=True, exist_ok=True)
         parts = ["vidzero/shapes/model/text_encoder", "vidzero/shapes/model/tokenizer"]
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", PREVIEW_COMMIT, *parts], capture_output=True, check=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", PREVIEW_COMMIT, *parts], capture_output=True, check=True
+        )
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             for member in tar.getmembers():
                 member.name = member.name.removeprefix("vidzero/shapes/model/")

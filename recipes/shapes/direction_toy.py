@@ -18,11 +18,14 @@ UNetMotionModel's temporal attention has sinusoidal frame positions.
 caption ("a small red circle moving right on a navy background", random colour, shape, size and
 background words, only the direction tied to the clip) through a frozen shapes text
 encoder at 24 tokens (by default the preview model's, which the shipped model's training started
-from; --save hands the toy's UNet and encoder to recipes.shapes.train). If the toy learns the direction with tokens but not with captions, the text
+from; --save hands the toy's UNet and encoder to recipes.shapes.train). If the toy learns the
+direction with tokens but not with captions, the text
 path is what hides the word; if it learns both, the culprit is the richer world. --fixed-caption
 keeps the encoder but drops the random words, one caption per direction; --train-text lets the
 encoder train with the UNet; --motion-share S first refreshes the encoder as the real recipe does,
-with share S of its end positions' summary on the motion words, then freezes it (--colour-share S also gives the object colour words a share). --text shared keeps the fixed tokens but puts each after 23 fixed keys
+with share S of its end positions' summary on the motion words, then freezes it (--colour-share S
+also gives the object colour words a share). --text shared keeps the fixed tokens but puts each
+after 23 fixed keys
 (--shared-keys N) that every text shares: the caption's shape without the encoder.
 
 --colour-blobs gives each blob one of the world's eight colours (a fixed latent vector per colour word)
@@ -65,21 +68,36 @@ from vidzero.sampler import predict_clean
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
 DIRECTIONS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
-OPPOSITE = torch.tensor([list(DIRECTIONS).index(OPPOSITE_DIRECTIONS[d]) for d in DIRECTIONS])  # index of each one's opposite
+OPPOSITE = torch.tensor(
+    [list(DIRECTIONS).index(OPPOSITE_DIRECTIONS[d]) for d in DIRECTIONS]
+)  # index of each one's opposite
 
 
 def make_unet(arch: str) -> torch.nn.Module:
     if arch == "unet3d":
         return UNet3DConditionModel(
-            sample_size=CELLS, in_channels=CHANNELS, out_channels=CHANNELS,
-            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"), up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-            block_out_channels=(64, 128), layers_per_block=1, cross_attention_dim=WIDTH, attention_head_dim=8,
+            sample_size=CELLS,
+            in_channels=CHANNELS,
+            out_channels=CHANNELS,
+            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+            up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+            block_out_channels=(64, 128),
+            layers_per_block=1,
+            cross_attention_dim=WIDTH,
+            attention_head_dim=8,
         )
     return UNetMotionModel(
-        sample_size=CELLS, in_channels=CHANNELS, out_channels=CHANNELS,
-        down_block_types=("CrossAttnDownBlockMotion", "DownBlockMotion"), up_block_types=("UpBlockMotion", "CrossAttnUpBlockMotion"),
-        block_out_channels=(64, 128), layers_per_block=1, cross_attention_dim=WIDTH, num_attention_heads=8,
-        motion_num_attention_heads=8, motion_max_seq_length=32,
+        sample_size=CELLS,
+        in_channels=CHANNELS,
+        out_channels=CHANNELS,
+        down_block_types=("CrossAttnDownBlockMotion", "DownBlockMotion"),
+        up_block_types=("UpBlockMotion", "CrossAttnUpBlockMotion"),
+        block_out_channels=(64, 128),
+        layers_per_block=1,
+        cross_attention_dim=WIDTH,
+        num_attention_heads=8,
+        motion_num_attention_heads=8,
+        motion_max_seq_length=32,
     )
 
 
@@ -108,7 +126,9 @@ def colour_vectors(shared_channel: bool = False) -> torch.Tensor:
 
 
 def make_batch(
-    gen: torch.Generator, batch: int, colours: torch.Tensor | None = None,
+    gen: torch.Generator,
+    batch: int,
+    colours: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(B, C, F, h, w) clips with unit-ish variance, (B,) direction indices and (B,) colour
     indices: the blob has BLOB_COLOUR (index 0) unless `colours` (colours, C) is given, and then
@@ -126,7 +146,10 @@ def make_batch(
     x = torch.where(horizontal[:, None], pos_along, across[:, None].expand(-1, FRAMES))
     y = torch.where(horizontal[:, None], across[:, None].expand(-1, FRAMES), pos_along)
     grid = torch.arange(CELLS, dtype=torch.float32)
-    blob = torch.exp(-((grid[None, None, None, :] - x[..., None, None]) ** 2 + (grid[None, None, :, None] - y[..., None, None]) ** 2) / 1.2)
+    blob = torch.exp(
+        -((grid[None, None, None, :] - x[..., None, None]) ** 2 + (grid[None, None, :, None] - y[..., None, None]) ** 2)
+        / 1.2
+    )
     texture = 0.9 * torch.randn(batch, CHANNELS, 1, CELLS, CELLS, generator=gen)
     if colours is None:
         index = torch.zeros(batch, dtype=torch.long)
@@ -145,10 +168,12 @@ def behind_shared_keys(words: torch.Tensor, shared: int = 23) -> torch.Tensor:
     return torch.cat([keys.expand(len(words), -1, -1), words], dim=1)
 
 
-def random_caption(rng: torch.Generator, direction: str, colour: str | None = None, shape: str | None = None,
-                   size: str | None = None) -> str:
+def random_caption(
+    rng: torch.Generator, direction: str, colour: str | None = None, shape: str | None = None, size: str | None = None
+) -> str:
     """A one-object world caption moving `direction`; every other word (the colour, shape and size too,
     unless given) drawn at random, with the world's odds (size named half the time, background half the time)."""
+
     def pick(options) -> str:
         options = list(options)
         return options[int(torch.randint(0, len(options), (1,), generator=rng))]
@@ -172,8 +197,9 @@ class CaptionText:
     """World captions through a shapes model's text encoder (frozen unless `trainable`); indexed
     like the fixed-token table with direction indices, it returns (B, tokens, width) hidden states."""
 
-    def __init__(self, model: str, max_tokens: int, seed: int, fixed: bool = False, trainable: bool = False,
-                 scale: float = 1.0) -> None:
+    def __init__(
+        self, model: str, max_tokens: int, seed: int, fixed: bool = False, trainable: bool = False, scale: float = 1.0
+    ) -> None:
         from transformers import CLIPTextModel, CLIPTokenizer
 
         from vidzero.backbone import resolve_checkpoint
@@ -200,19 +226,31 @@ class CaptionText:
         captions = [random_caption(rng, self.names[int(k)]) for k in labels]
         return label_share(self.encoder, self.tokenizer, captions, labels)
 
-    def refresh(self, motion_share: float, steps: int, seed: int, distill_weight: float = 1.0,
-                colour_share: float = 0.0) -> None:
+    def refresh(
+        self, motion_share: float, steps: int, seed: int, distill_weight: float = 1.0, colour_share: float = 0.0
+    ) -> None:
         """Re-separate the words as train_shapes_backbone.py does before freezing the encoder,
         on 4,000 world captions and their reversals, with `motion_share` on the motion words
         (and `colour_share` on the object colour words)."""
         before = self.direction_share()
         captions = [world.make_clip(seed * 10**6 + k, frames=1).caption for k in range(4000)]
-        refresh_text_encoder(self.encoder, self.tokenizer, captions + [reversed_caption(c) for c in captions],
-                             steps, seed, log_every=max(1, steps // 4), motion_share=motion_share,
-                             distill_weight=distill_weight, colour_share=colour_share)
+        refresh_text_encoder(
+            self.encoder,
+            self.tokenizer,
+            captions + [reversed_caption(c) for c in captions],
+            steps,
+            seed,
+            log_every=max(1, steps // 4),
+            motion_share=motion_share,
+            distill_weight=distill_weight,
+            colour_share=colour_share,
+        )
         self.encoder.train(self.trainable).requires_grad_(self.trainable)
-        print(f"text refresh, motion share {motion_share}, colour share {colour_share}: direction share of the mean-pooled encoding "
-              f"{before:.3f} -> {self.direction_share():.3f}")
+        print(
+            f"text refresh, motion share {motion_share}, colour share {colour_share}: "
+            "direction share of the mean-pooled encoding "
+            f"{before:.3f} -> {self.direction_share():.3f}"
+        )
 
     def __getitem__(self, direction: torch.Tensor) -> torch.Tensor:
         return self.encode_for(direction)
@@ -223,8 +261,12 @@ class CaptionText:
             return self.encode([f"a red circle moving {self.names[int(d)]}" for d in direction.reshape(-1)])
         if colour is not None:  # --colour-blobs: the caption names the blob's colour
             names = list(world.OBJECT_COLOURS)
-            return self.encode([random_caption(self.rng, self.names[int(d)], names[int(c)]) for d, c in zip(direction, colour)])
-        return self.encode([random_caption(self.rng, self.names[int(d)], **self.object_words) for d in direction.reshape(-1)])
+            return self.encode(
+                [random_caption(self.rng, self.names[int(d)], names[int(c)]) for d, c in zip(direction, colour)]
+            )
+        return self.encode(
+            [random_caption(self.rng, self.names[int(d)], **self.object_words) for d in direction.reshape(-1)]
+        )
 
     def encode(self, captions: list[str]) -> torch.Tensor:
         ids = caption_ids(self.tokenizer, captions)
@@ -256,9 +298,12 @@ class PoolClips:
         # each direction's mean clip over the training distribution: its own clips and the
         # opposite direction's played backwards
         reverse = OPPOSITE[self.direction]
-        self.means = torch.stack([
-            torch.cat([self.latents[self.direction == k], self.latents[reverse == k].flip(2)]).mean(0) for k in range(len(names))
-        ])
+        self.means = torch.stack(
+            [
+                torch.cat([self.latents[self.direction == k], self.latents[reverse == k].flip(2)]).mean(0)
+                for k in range(len(names))
+            ]
+        )
 
     def batch(self, gen: torch.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         """A training batch; half the clips played backwards with the opposite direction, the
@@ -268,7 +313,10 @@ class PoolClips:
         clips = self.latents[pick].clone()
         clips[backwards] = clips[backwards].flip(2)
         direction = torch.where(backwards, OPPOSITE[self.direction[pick]], self.direction[pick])
-        captions = [reversed_caption(self.captions[i]) if b else self.captions[i] for i, b in zip(pick.tolist(), backwards.tolist())]
+        captions = [
+            reversed_caption(self.captions[i]) if b else self.captions[i]
+            for i, b in zip(pick.tolist(), backwards.tolist())
+        ]
         return clips, direction, captions
 
 
@@ -287,14 +335,24 @@ def text_of_word(words, k: int, samples: int, colours: torch.Tensor | None = Non
 
 @torch.no_grad()
 def x0_per_word(
-    unet, scheduler, words, clip_shape: tuple[int, ...], samples: int = 16, colours: torch.Tensor | None = None,
+    unet,
+    scheduler,
+    words,
+    clip_shape: tuple[int, ...],
+    samples: int = 16,
+    colours: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(directions, samples, *clip_shape): the x0 estimate at t = 999 from the same pure noise
     (fixed seed) under each direction's text; both readouts start from it."""
     z = torch.randn(samples, *clip_shape, generator=torch.Generator().manual_seed(123))
     abar = scheduler.alphas_cumprod[999]
     t = torch.full((samples,), 999)
-    return torch.stack([predict_clean(z, abar, predict(unet, z, t, text_of_word(words, k, samples, colours))) for k in range(len(DIRECTIONS))])
+    return torch.stack(
+        [
+            predict_clean(z, abar, predict(unet, z, t, text_of_word(words, k, samples, colours)))
+            for k in range(len(DIRECTIONS))
+        ]
+    )
 
 
 def alignment(unet, scheduler, words, means: torch.Tensor, samples: int = 16) -> dict[str, float]:
@@ -347,7 +405,9 @@ def save_for_training(path: Path, unet: torch.nn.Module, words: CaptionText, ste
     encoder = copy.deepcopy(words.encoder)
     with torch.no_grad():
         scale_text_output(encoder, words.scale)
-    atomic_save({"ema_unet": unet.state_dict(), "ema_text": encoder.state_dict(), "text_frozen": True, "step": step}, path)
+    atomic_save(
+        {"ema_unet": unet.state_dict(), "ema_text": encoder.state_dict(), "text_frozen": True, "step": step}, path
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -357,55 +417,122 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--every", type=int, default=100)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--high-noise-weight", type=float, default=1.0, metavar="K",
-                   help="as in train_shapes_backbone.py: x1/SNR, capped at K, where SNR < 1")
-    p.add_argument("--text", choices=("tokens", "shared", "captions"), default="tokens",
-                   help="one fixed token per direction; that token after 23 fixed keys every text shares; "
-                   "or world captions through a frozen text encoder")
-    p.add_argument("--shared-keys", type=int, default=23, metavar="N",
-                   help="with --text shared: how many shared keys come before the direction token")
-    p.add_argument("--text-model", default=None,
-                   help="with --text captions: whose text encoder (default: the preview model's, not yet refreshed or "
-                   "scaled, which the shipped model's training started from; 'shapes' is the shipped one)")
-    p.add_argument("--fixed-caption", action="store_true",
-                   help="with --text captions: one caption per direction (\"a red circle moving X\"), no random words")
+    p.add_argument(
+        "--high-noise-weight",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="as in train_shapes_backbone.py: x1/SNR, capped at K, where SNR < 1",
+    )
+    p.add_argument(
+        "--text",
+        choices=("tokens", "shared", "captions"),
+        default="tokens",
+        help="one fixed token per direction; that token after 23 fixed keys every text shares; "
+        "or world captions through a frozen text encoder",
+    )
+    p.add_argument(
+        "--shared-keys",
+        type=int,
+        default=23,
+        metavar="N",
+        help="with --text shared: how many shared keys come before the direction token",
+    )
+    p.add_argument(
+        "--text-model",
+        default=None,
+        help="with --text captions: whose text encoder (default: the preview model's, not yet refreshed or "
+        "scaled, which the shipped model's training started from; 'shapes' is the shipped one)",
+    )
+    p.add_argument(
+        "--fixed-caption",
+        action="store_true",
+        help='with --text captions: one caption per direction ("a red circle moving X"), no random words',
+    )
     p.add_argument("--max-tokens", type=int, default=24)
-    p.add_argument("--train-text", action="store_true",
-                   help="with --text captions: train the text encoder with the UNet (from the shipped weights)")
-    p.add_argument("--motion-share", type=float, default=None, metavar="S",
-                   help="with --text captions: first refresh the encoder on world captions with this share of the end "
-                   "positions' summary on the motion words (recipes.shapes.text_refresh), then freeze it")
-    p.add_argument("--colour-share", type=float, default=0.0, metavar="S",
-                   help="with --motion-share: also give the object colour words this share of the end positions' summary")
+    p.add_argument(
+        "--train-text",
+        action="store_true",
+        help="with --text captions: train the text encoder with the UNet (from the shipped weights)",
+    )
+    p.add_argument(
+        "--motion-share",
+        type=float,
+        default=None,
+        metavar="S",
+        help="with --text captions: first refresh the encoder on world captions with this share of the end "
+        "positions' summary on the motion words (recipes.shapes.text_refresh), then freeze it",
+    )
+    p.add_argument(
+        "--colour-share",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --motion-share: also give the object colour words this share of the end positions' summary",
+    )
     p.add_argument("--refresh-steps", type=int, default=400)
-    p.add_argument("--refresh-distill", type=float, default=1.0, metavar="W",
-                   help="with --motion-share: weight of the refresh's pull toward the current outputs")
-    p.add_argument("--text-scale", type=float, default=1.0, metavar="S",
-                   help="with --text captions: multiply the encoder's output by S (each position's norm is about 9.4; the "
-                   "fixed tokens have norm 10 and differ by 14)")
+    p.add_argument(
+        "--refresh-distill",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="with --motion-share: weight of the refresh's pull toward the current outputs",
+    )
+    p.add_argument(
+        "--text-scale",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="with --text captions: multiply the encoder's output by S (each position's norm is about 9.4; the "
+        "fixed tokens have norm 10 and differ by 14)",
+    )
     p.add_argument("--pool", metavar="PATH", help="train on a shapes run's latent_pool.pt instead of blobs")
-    p.add_argument("--colour-blobs", action="store_true",
-                   help="with --text captions: each blob gets one of the world's colours (a fixed latent vector per colour "
-                   "word) and its caption names it, as the real latents' object depends on the colour word")
-    p.add_argument("--colours", type=int, default=len(world.OBJECT_COLOURS), metavar="N",
-                   help="with --colour-blobs: use only the first N of the world's colours (2 to 8)")
-    p.add_argument("--colour-from", type=int, default=0, metavar="STEP",
-                   help="with --colour-blobs: train on the plain one-colour blobs up to this step, the colour blobs after "
-                   "(a curriculum: the direction first on one object signature, then the colours)")
-    p.add_argument("--shared-channel", action="store_true",
-                   help="with --colour-blobs: every colour keeps channel 0 at +3.6 (a colour-independent object channel)")
-    p.add_argument("--save", type=Path, metavar="CKPT",
-                   help="with --text captions and --arch unet3d: write the UNet and the frozen, scaled text encoder here at "
-                   "every readout, for train_shapes_backbone.py --text-encoder-from CKPT --unet-from CKPT")
+    p.add_argument(
+        "--colour-blobs",
+        action="store_true",
+        help="with --text captions: each blob gets one of the world's colours (a fixed latent vector per colour "
+        "word) and its caption names it, as the real latents' object depends on the colour word",
+    )
+    p.add_argument(
+        "--colours",
+        type=int,
+        default=len(world.OBJECT_COLOURS),
+        metavar="N",
+        help="with --colour-blobs: use only the first N of the world's colours (2 to 8)",
+    )
+    p.add_argument(
+        "--colour-from",
+        type=int,
+        default=0,
+        metavar="STEP",
+        help="with --colour-blobs: train on the plain one-colour blobs up to this step, the colour blobs after "
+        "(a curriculum: the direction first on one object signature, then the colours)",
+    )
+    p.add_argument(
+        "--shared-channel",
+        action="store_true",
+        help="with --colour-blobs: every colour keeps channel 0 at +3.6 (a colour-independent object channel)",
+    )
+    p.add_argument(
+        "--save",
+        type=Path,
+        metavar="CKPT",
+        help="with --text captions and --arch unet3d: write the UNet and the frozen, scaled text encoder here at "
+        "every readout, for train_shapes_backbone.py --text-encoder-from CKPT --unet-from CKPT",
+    )
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args(argv)
     if a.save and (a.text != "captions" or a.arch != "unet3d" or a.train_text):
-        p.error("--save needs --text captions and --arch unet3d, without --train-text (the real recipe freezes the encoder)")
+        p.error(
+            "--save needs --text captions and --arch unet3d, without --train-text (the real recipe freezes the encoder)"
+        )
     if (a.fixed_caption or a.train_text or a.motion_share is not None or a.text_scale != 1.0) and a.text != "captions":
         p.error("--fixed-caption, --train-text, --motion-share and --text-scale need --text captions")
     if a.text_scale <= 0:
         p.error("--text-scale must be positive")
-    if not 2 <= a.colours <= len(world.OBJECT_COLOURS) or (a.colours != len(world.OBJECT_COLOURS) and not a.colour_blobs):
+    if not 2 <= a.colours <= len(world.OBJECT_COLOURS) or (
+        a.colours != len(world.OBJECT_COLOURS) and not a.colour_blobs
+    ):
         p.error(f"--colours must be 2 to {len(world.OBJECT_COLOURS)}, with --colour-blobs")
     if a.colour_from and (not a.colour_blobs or not 0 < a.colour_from < a.steps):
         p.error("--colour-from needs --colour-blobs and a step between 0 and --steps")
@@ -415,7 +542,9 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--colour-blobs needs --text captions, without --pool or --fixed-caption")
     if a.motion_share is not None and not 0 <= a.motion_share < 1:
         p.error("--motion-share must be in [0, 1)")
-    if a.colour_share and (a.motion_share is None or a.colour_share < 0 or not shares_fit(a.motion_share, a.colour_share)):
+    if a.colour_share and (
+        a.motion_share is None or a.colour_share < 0 or not shares_fit(a.motion_share, a.colour_share)
+    ):
         p.error("--colour-share needs --motion-share, and the two shares must add up to less than 1")
     if a.shared_keys < 1:
         p.error("--shared-keys must be at least 1")
@@ -427,8 +556,14 @@ def main(argv: list[str] | None = None) -> None:
     if a.text == "shared":
         words = behind_shared_keys(words, a.shared_keys)
     if a.text == "captions":
-        words = CaptionText(a.text_model or str(preview_text_encoder()), a.max_tokens, a.seed, fixed=a.fixed_caption, trainable=a.train_text,
-                            scale=a.text_scale)
+        words = CaptionText(
+            a.text_model or str(preview_text_encoder()),
+            a.max_tokens,
+            a.seed,
+            fixed=a.fixed_caption,
+            trainable=a.train_text,
+            scale=a.text_scale,
+        )
         if a.motion_share is not None:
             words.refresh(a.motion_share, a.refresh_steps, a.seed, a.refresh_distill, a.colour_share)
     scheduler = DDPMScheduler(**{k: v for k, v in MODELSCOPE_SCHEDULER_CONFIG.items() if k != "set_alpha_to_one"})
@@ -444,14 +579,21 @@ def main(argv: list[str] | None = None) -> None:
         clips, _, index = make_batch(torch.Generator().manual_seed(5), 1024, colours)
         exact_colour = colour_score(clips, index, colours)
     if pool is not None:
-        print(f"{len(pool.latents)} one-object moving clips from {a.pool}; readout: alignment with each direction's mean clip")
+        print(
+            f"{len(pool.latents)} one-object moving clips from {a.pool}; "
+            "readout: alignment with each direction's mean clip"
+        )
         if pool.object_words and isinstance(words, CaptionText):  # ask for the only objects the pool holds
             words.object_words = pool.object_words
             print(f"every object in the pool is {pool.object_words}: readout captions name the same")
     if pool:
         print("| step | loss | right | left | down | up | s/step |")
     else:
-        print("| step | loss | right (x) | left (x) | down (y) | up (y) | " + ("colour (1.0 exact) | " if colours is not None else "") + "s/step |")
+        print(
+            "| step | loss | right (x) | left (x) | down (y) | up (y) | "
+            + ("colour (1.0 exact) | " if colours is not None else "")
+            + "s/step |"
+        )
     print("|---|---|---|---|---|---|" + ("---|" if colours is not None else "") + "---|")
     start, losses = time.time(), []
     for step in range(1, a.steps + 1):
@@ -475,14 +617,21 @@ def main(argv: list[str] | None = None) -> None:
         losses.append(loss.item())
         if step % a.every == 0:
             unet.eval()
-            d = alignment(unet, scheduler, words, pool.means) if pool else layout_drift(unet, scheduler, words, colours=active)
+            d = (
+                alignment(unet, scheduler, words, pool.means)
+                if pool
+                else layout_drift(unet, scheduler, words, colours=active)
+            )
             unet.train()
             rate = (time.time() - start) / step
             colour_column = ""  # only with --colour-blobs; "-" while --colour-from still trains on one colour
             if colours is not None:
                 colour_column = f"{d['colour'] / exact_colour:+.2f} | " if active is not None else "- | "
-            print(f"| {step} | {sum(losses[-a.every:]) / a.every:.4f} | {d['right']:+.2f} | {d['left']:+.2f} | "
-                  f"{d['down']:+.2f} | {d['up']:+.2f} | {colour_column}{rate:.2f} |", flush=True)
+            print(
+                f"| {step} | {sum(losses[-a.every :]) / a.every:.4f} | {d['right']:+.2f} | {d['left']:+.2f} | "
+                f"{d['down']:+.2f} | {d['up']:+.2f} | {colour_column}{rate:.2f} |",
+                flush=True,
+            )
             if a.save:
                 save_for_training(a.save, unet, words, step)
 

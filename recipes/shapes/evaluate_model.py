@@ -48,8 +48,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=9.0)
     p.add_argument("--out", type=Path, default=Path("docs/model-card"))
-    p.add_argument("--prompt-seed-base", type=int, default=HELD_OUT_SEED_BASE,
-                   help="draw the prompts from other held-out seeds (to tune sampling settings without touching the test prompts)")
+    p.add_argument(
+        "--prompt-seed-base",
+        type=int,
+        default=HELD_OUT_SEED_BASE,
+        help="draw the prompts from other held-out seeds (to tune sampling settings without touching the test prompts)",
+    )
     p.add_argument("--quick", action="store_true", help="4 prompts, 5 steps")
     a = p.parse_args(argv)
     if a.quick:
@@ -58,10 +62,18 @@ def main(argv: list[str] | None = None) -> None:
     backbone = vidzero.load_backbone(a.model, device=a.device)
     rows, grid = [], []
     for i, prompt in enumerate(track(held_out_prompts(a.prompts, a.prompt_seed_base), description="sampling")):
-        frames = np.stack(vidzero.generate(prompt, backbone=backbone, steps=a.steps, guidance=a.guidance, seed=i).frames())
+        frames = np.stack(
+            vidzero.generate(prompt, backbone=backbone, steps=a.steps, guidance=a.guidance, seed=i).frames()
+        )
         score = score_clip(frames, prompt)
-        rows.append({"prompt": prompt, "seed": i, **{k: score[k] for k in ("present", "colour_correct", "direction_correct", "shape_correct")},
-                     "found_direction": score["objects"][0]["direction"]})
+        rows.append(
+            {
+                "prompt": prompt,
+                "seed": i,
+                **{k: score[k] for k in ("present", "colour_correct", "direction_correct", "shape_correct")},
+                "found_direction": score["objects"][0]["direction"],
+            }
+        )
         if i < 8:
             grid += [(f, frames[f]) for f in range(0, len(frames), max(1, len(frames) // 4))][:4]
     summary = {

@@ -134,7 +134,7 @@ def motion_direction(track: list[np.ndarray | None]) -> str | None:
 
 
 def motion_axis(track: list[np.ndarray | None]) -> str | None:
-    """"horizontal"/"vertical" by the extent of the track (for bouncing objects, whose
+    """ "horizontal"/"vertical" by the extent of the track (for bouncing objects, whose
     back-and-forth a straight-line fit averages away), "still", or None if too few points."""
     found = [c for c in track if c is not None]
     if len(found) < 3:

@@ -41,8 +41,15 @@ def keeps(clip: world.ShapesClip, shape: str | None, size: str | None, backgroun
     return background == "any" or plain == (background == "plain")
 
 
-def narrow_clips(count: int, seed_base: int, colour: str, shape: str | None, size: str | None,
-                 background: str, speed_range: tuple[float, float]) -> list[world.ShapesClip]:
+def narrow_clips(
+    count: int,
+    seed_base: int,
+    colour: str,
+    shape: str | None,
+    size: str | None,
+    background: str,
+    speed_range: tuple[float, float],
+) -> list[world.ShapesClip]:
     """The first `count` clips from `seed_base` on that `keeps` accepts (one object, `colour`)."""
     out, seed = [], seed_base
     while len(out) < count:
@@ -94,12 +101,18 @@ def main(argv: list[str] | None = None) -> None:
     with Progress() as progress:
         task = progress.add_task("encoding", total=len(clips))
         for first in range(0, len(clips), 64):
-            chunk = clips[first:first + 64]
+            chunk = clips[first : first + 64]
             latents.append(encode_video(vae, clips_video(chunk)) * scale)
             progress.advance(task, len(chunk))
     pinned = {"colour": a.colour} | ({"shape": a.shape} if a.shape else {}) | ({"size": a.size} if a.size else {})
-    state = {"latents": torch.cat(latents), "captions": [c.caption for c in clips], "count": len(clips),
-             "capacity": len(clips), "object_words": pinned, "background": a.background}
+    state = {
+        "latents": torch.cat(latents),
+        "captions": [c.caption for c in clips],
+        "count": len(clips),
+        "capacity": len(clips),
+        "object_words": pinned,
+        "background": a.background,
+    }
     atomic_save(state, Path(a.out))
     print(f"{len(clips)} clips ({pinned}, background {a.background}) -> {a.out}")
 

@@ -62,15 +62,26 @@ def probe(backbone, clips: list[world.ShapesClip], timesteps=TIMESTEPS, seed: in
         noisy = backbone.scheduler.add_noise(latents, noise, tt).to(backbone.dtype)
         mse = {}
         for name, emb in embeddings.items():
-            pred = torch.cat([
-                backbone.unet(noisy[i : i + 8], tt[i : i + 8], encoder_hidden_states=emb[i : i + 8]).sample.float()
-                for i in range(0, b, 8)
-            ])
+            pred = torch.cat(
+                [
+                    backbone.unet(noisy[i : i + 8], tt[i : i + 8], encoder_hidden_states=emb[i : i + 8]).sample.float()
+                    for i in range(0, b, 8)
+                ]
+            )
             mse[name] = (pred - noise).pow(2).mean().item()
         abar = backbone.scheduler.alphas_cumprod[t].item()
-        rows.append({"t": t, "snr": abar / (1 - abar), **{f"mse {k}": v for k, v in mse.items()},
-                     **{f"loss without {k.split()[0]}": mse[k] - mse["true"] for k in ("direction swapped", "colour swapped")},
-                     "loss without text": mse["no text"] - mse["true"]})
+        rows.append(
+            {
+                "t": t,
+                "snr": abar / (1 - abar),
+                **{f"mse {k}": v for k, v in mse.items()},
+                **{
+                    f"loss without {k.split()[0]}": mse[k] - mse["true"]
+                    for k in ("direction swapped", "colour swapped")
+                },
+                "loss without text": mse["no text"] - mse["true"],
+            }
+        )
     return rows
 
 
@@ -86,7 +97,9 @@ def colour_weight(pixels: torch.Tensor, colour: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def layout_drift(backbone, timesteps=(999, 900, 800), samples: int = 6, colour: str = "red", seed: int = 0) -> list[dict]:
+def layout_drift(
+    backbone, timesteps=(999, 900, 800), samples: int = 6, colour: str = "red", seed: int = 0
+) -> list[dict]:
     """Where the x0 prediction puts the object over the window, per direction word.
 
     For "a large <colour> circle moving <d>" and `samples` shared noise draws, the UNet's x0 estimate
@@ -99,10 +112,15 @@ def layout_drift(backbone, timesteps=(999, 900, 800), samples: int = 6, colour: 
     """
     f = backbone.frames
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(samples, *backbone.latent_shape[:1], f, *backbone.latent_shape[1:], generator=gen).to(backbone.device)
+    z = torch.randn(samples, *backbone.latent_shape[:1], f, *backbone.latent_shape[1:], generator=gen).to(
+        backbone.device
+    )
     z_in = z.to(backbone.dtype)
-    ys, xs = torch.meshgrid(torch.arange(backbone.height, dtype=torch.float32),
-                            torch.arange(backbone.width, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(backbone.height, dtype=torch.float32),
+        torch.arange(backbone.width, dtype=torch.float32),
+        indexing="ij",
+    )
     rows = []
     for t in timesteps:
         abar = backbone.scheduler.alphas_cumprod[t]
@@ -134,9 +152,16 @@ def text_shares(backbone, count: int = 512, seed_base: int = 3_500_000_000) -> d
         if mover is None:
             continue
         captions.append(caption)
-        for kind, names in (("direction", list(world.DIRECTIONS)), ("colour", list(world.OBJECT_COLOURS)), ("shape", list(world.SHAPES))):
+        for kind, names in (
+            ("direction", list(world.DIRECTIONS)),
+            ("colour", list(world.OBJECT_COLOURS)),
+            ("shape", list(world.SHAPES)),
+        ):
             labels[kind].append(names.index(getattr(mover, kind)))
-    return {kind: label_share(backbone.text_encoder, backbone.tokenizer, captions, torch.tensor(v)) for kind, v in labels.items()}
+    return {
+        kind: label_share(backbone.text_encoder, backbone.tokenizer, captions, torch.tensor(v))
+        for kind, v in labels.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,25 +170,40 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--clips", type=int, default=48)
     p.add_argument("--seed-base", type=int, default=3_500_000_000, help="held-out world seeds")
-    p.add_argument("--colour", choices=tuple(world.OBJECT_COLOURS), default=None,
-                   help="probe clips whose object has this colour only (a model in its --one-colour phase)")
+    p.add_argument(
+        "--colour",
+        choices=tuple(world.OBJECT_COLOURS),
+        default=None,
+        help="probe clips whose object has this colour only (a model in its --one-colour phase)",
+    )
     a = p.parse_args(argv)
     backbone = vidzero.load_backbone(a.model, device=a.device)
-    rows = probe(backbone, world.moving_object_clips(a.clips, a.seed_base, frames=backbone.frames,
-                                                      object_colours=None if a.colour is None else (a.colour,)))
+    rows = probe(
+        backbone,
+        world.moving_object_clips(
+            a.clips, a.seed_base, frames=backbone.frames, object_colours=None if a.colour is None else (a.colour,)
+        ),
+    )
     print("| t | SNR | noise MSE (true caption) | + without direction | + without colour | + without any text |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['t']} | {r['snr']:.3f} | {r['mse true']:.5f} | {r['loss without direction']:+.5f} | "
-              f"{r['loss without colour']:+.5f} | {r['loss without text']:+.5f} |")
+        print(
+            f"| {r['t']} | {r['snr']:.3f} | {r['mse true']:.5f} | {r['loss without direction']:+.5f} | "
+            f"{r['loss without colour']:+.5f} | {r['loss without text']:+.5f} |"
+        )
     layout_colour = a.colour or "red"
-    print(f"\nHigh-noise layout: drift (px) of the x0 estimate's {layout_colour} object, first to last frames, along each word's axis")
+    print(
+        f"\nHigh-noise layout: drift (px) of the x0 estimate's {layout_colour} object, "
+        "first to last frames, along each word's axis"
+    )
     print("| t | right (x) | left (x) | down (y) | up (y) |")
     print("|---|---|---|---|---|")
     for r in layout_drift(backbone, colour=layout_colour):
         print(f"| {r['t']} | {r['right']:+.1f} | {r['left']:+.1f} | {r['down']:+.1f} | {r['up']:+.1f} |")
     shares = text_shares(backbone)
-    print("\nShare of the mean-pooled text encoding's variance: " + ", ".join(f"{k} {v:.3f}" for k, v in shares.items()))
+    print(
+        "\nShare of the mean-pooled text encoding's variance: " + ", ".join(f"{k} {v:.3f}" for k, v in shares.items())
+    )
 
 
 if __name__ == "__main__":

@@ -34,13 +34,24 @@ def log(msg: str) -> None:
 
 def caption_ids(tokenizer, captions: Sequence[str], device: torch.device | str = "cpu") -> torch.Tensor:
     """(N, model_max_length) token ids, padded as the pipelines pad them."""
-    return tokenizer(list(captions), padding="max_length", max_length=tokenizer.model_max_length,
-                     truncation=True, return_tensors="pt").input_ids.to(device)
+    return tokenizer(
+        list(captions),
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids.to(device)
 
 
-def summary_targets(ids: torch.Tensor, content: torch.Tensor, vocab: int, motion_ids: torch.Tensor,
-                    motion_share: float = 0.0, colour_ids: torch.Tensor | None = None,
-                    colour_share: float = 0.0) -> torch.Tensor:
+def summary_targets(
+    ids: torch.Tensor,
+    content: torch.Tensor,
+    vocab: int,
+    motion_ids: torch.Tensor,
+    motion_share: float = 0.0,
+    colour_ids: torch.Tensor | None = None,
+    colour_share: float = 0.0,
+) -> torch.Tensor:
     """(N, vocab) word distribution each caption's end positions must give: its bag of content
     words, each word once per occurrence; with motion_share > 0 the caption's motion words
     together get that share of the mass, with colour_share > 0 its object colour words get
@@ -69,8 +80,15 @@ def summary_targets(ids: torch.Tensor, content: torch.Tensor, vocab: int, motion
 
 
 def refresh_text_encoder(
-    text_encoder: torch.nn.Module, tokenizer, captions: list[str], steps: int, seed: int, log_every: int = 50,
-    motion_share: float = 0.0, distill_weight: float = 1.0, log: Callable[[str], None] = log,
+    text_encoder: torch.nn.Module,
+    tokenizer,
+    captions: list[str],
+    steps: int,
+    seed: int,
+    log_every: int = 50,
+    motion_share: float = 0.0,
+    distill_weight: float = 1.0,
+    log: Callable[[str], None] = log,
     colour_share: float = 0.0,
 ) -> dict[str, float]:
     """Re-separate every caption word in the encoder's output, then hand it back frozen.
@@ -104,7 +122,9 @@ def refresh_text_encoder(
     width = text_encoder.config.hidden_size
     gen = torch.Generator().manual_seed(seed)
     device = next(text_encoder.parameters()).device
-    special = torch.tensor(sorted({tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id}), device=device)
+    special = torch.tensor(
+        sorted({tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id}), device=device
+    )
     motion_ids = torch.tensor(tokenizer.convert_tokens_to_ids([f"{w}</w>" for w in MOTION_WORDS]), device=device)
     colour_ids = torch.tensor(tokenizer.convert_tokens_to_ids([f"{w}</w>" for w in COLOUR_WORDS]), device=device)
 
@@ -113,7 +133,9 @@ def refresh_text_encoder(
     with torch.no_grad():
         ids = caption_ids(tokenizer, captions[:512], device)
         content = ~torch.isin(ids, special)
-        sums = torch.zeros(len(tokenizer), width, device=device).index_add_(0, ids[content], F.normalize(teacher(ids)[0][content], dim=-1))
+        sums = torch.zeros(len(tokenizer), width, device=device).index_add_(
+            0, ids[content], F.normalize(teacher(ids)[0][content], dim=-1)
+        )
         seen = torch.bincount(ids[content], minlength=len(tokenizer)) > 0
         init = torch.randn(len(tokenizer), width, generator=gen).to(device)
         init[seen] = sums[seen]
@@ -143,7 +165,10 @@ def refresh_text_encoder(
         opt.step()
         stats = {"identity": identity.item(), "summary": summary.item(), "distill": distill.item()}
         if (step + 1) % log_every == 0:
-            log(f"text refresh {step + 1}/{steps} word identity {stats['identity']:.3f} summary {stats['summary']:.3f} distill {stats['distill']:.4f}")
+            log(
+                f"text refresh {step + 1}/{steps} word identity {stats['identity']:.3f} "
+                f"summary {stats['summary']:.3f} distill {stats['distill']:.4f}"
+            )
     text_encoder.eval().requires_grad_(False)
     return stats
 

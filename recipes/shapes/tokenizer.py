@@ -19,7 +19,9 @@ END = "</w>"
 def byte_symbols() -> list[str]:
     """The GPT-2/CLIP byte-level alphabet: printable bytes stand for themselves, the others are
     shifted above 255 so that every byte has a visible symbol."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     symbols, shift = {}, 0
     for b in range(256):
         if b in printable:

@@ -1,7 +1,7 @@
 """Train the embedded "shapes" backbone: VAE, then UNet + text encoder on text only.
 
     python -m recipes.shapes.train --out build/shapes-train                # train / resume
-    python -m recipes.shapes.train --out build/shapes-train --from-model vidzero/shapes/model   # continue the shipped model
+    python -m recipes.shapes.train --out build/more --from-model vidzero/shapes/model   # continue the shipped model
     python -m recipes.shapes.train --out build/shapes-train --export vidzero/shapes/model
 
 Like ModelScope T2V, the video model only ever sees (caption, clip) pairs: no image conditioning
@@ -70,8 +70,16 @@ def encode_video(vae, video: torch.Tensor, chunk: int = 256) -> torch.Tensor:
 
 
 def direction_contrast_loss(
-    unet, text_encoder, tokenizer, noisy: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-    captions: list[str], per_item: torch.Tensor, weight: torch.Tensor, margin: float,
+    unet,
+    text_encoder,
+    tokenizer,
+    noisy: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    captions: list[str],
+    per_item: torch.Tensor,
+    weight: torch.Tensor,
+    margin: float,
 ) -> torch.Tensor:
     """A hinge that asks the noise prediction under the caption with its motion reversed
     ("moving right" -> "moving left") to be worse than under the true caption by `margin` times
@@ -89,8 +97,11 @@ def direction_contrast_loss(
         return per_item.new_zeros(())
     idx = torch.tensor(picked, device=noisy.device)
     ids = tokenizer(
-        [reversed_caption(captions[i]) for i in picked], padding="max_length",
-        max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt",
+        [reversed_caption(captions[i]) for i in picked],
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
     ).input_ids.to(noisy.device)
     with torch.no_grad():
         emb = text_encoder(ids)[0]
@@ -124,8 +135,13 @@ class LatentPool:
             self.count += 1
 
     def state_dict(self) -> dict:
-        return {"latents": self.latents, "captions": self.captions, "count": self.count, "capacity": self.capacity,
-                "one_colour": self.one_colour}
+        return {
+            "latents": self.latents,
+            "captions": self.captions,
+            "count": self.count,
+            "capacity": self.capacity,
+            "one_colour": self.one_colour,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.capacity, self.count = state["capacity"], state["count"]
@@ -133,8 +149,9 @@ class LatentPool:
         self.one_colour = state.get("one_colour")  # pools saved before --one-colour existed hold the full world
 
 
-def training_clip(seed: int, k: int, speed_range: tuple[float, float], one_colour: str | None = None,
-                  appearance: float = 0.0) -> world.ShapesClip:
+def training_clip(
+    seed: int, k: int, speed_range: tuple[float, float], one_colour: str | None = None, appearance: float = 0.0
+) -> world.ShapesClip:
     """Training clip k of a run: a pure function of (seed, k, one_colour, appearance), so a resumed
     run rebuilds its pool exactly. With `one_colour`, every object is drawn in that colour (one
     object per clip); `appearance` is the share of clips from the appearance world (world.Form),
@@ -145,8 +162,9 @@ def training_clip(seed: int, k: int, speed_range: tuple[float, float], one_colou
     on one colour first, it keeps the direction once the eight colours come in."""
     colours = None if one_colour is None else (one_colour,)
     from_appearance = (k * 0.6180339887498949) % 1.0 < appearance
-    return world.make_clip(seed * TRAIN_SEED_BASE + k, speed_range=speed_range, object_colours=colours,
-                           appearance=from_appearance)
+    return world.make_clip(
+        seed * TRAIN_SEED_BASE + k, speed_range=speed_range, object_colours=colours, appearance=from_appearance
+    )
 
 
 def object_masks(clips: list[world.ShapesClip]) -> torch.Tensor:
@@ -156,7 +174,10 @@ def object_masks(clips: list[world.ShapesClip]) -> torch.Tensor:
 
 
 def draw_timesteps(
-    gen: torch.Generator, batch: int, num_train_timesteps: int, focus_fraction: float = 0.0,
+    gen: torch.Generator,
+    batch: int,
+    num_train_timesteps: int,
+    focus_fraction: float = 0.0,
     focus_range: tuple[int, int] = FOCUS_TIMESTEPS,
 ) -> torch.Tensor:
     """Training timesteps: uniform, except that a `focus_fraction` of the batch is drawn from
@@ -228,8 +249,12 @@ def plot_losses(history: dict[str, list[tuple[int, float]]], path: Path) -> None
         losses = np.log10(np.maximum([loss for _, loss in points], 1e-8))
         k = max(1, len(losses) // 50)
         smooth = np.convolve(losses, np.ones(k) / k, mode="same")
-        panels.append(Panel(f"{name} loss, log10 (x: step {points[0][0]}..{points[-1][0]})",
-                            {"raw": losses.tolist(), "smoothed": smooth.tolist()}))
+        panels.append(
+            Panel(
+                f"{name} loss, log10 (x: step {points[0][0]}..{points[-1][0]})",
+                {"raw": losses.tolist(), "smoothed": smooth.tolist()},
+            )
+        )
     if panels:
         write_png(path, line_chart(panels, "training"))
 
@@ -388,7 +413,10 @@ class Trainer:
         last_save = time.time()
         while step < a.decoder_steps and not self.out_of_time():
             k0 = step * a.decoder_batch
-            clips = [training_clip(a.seed + 5, k0 + i, a.world_speed, appearance=a.appearance) for i in range(a.decoder_batch)]
+            clips = [
+                training_clip(a.seed + 5, k0 + i, a.world_speed, appearance=a.appearance)
+                for i in range(a.decoder_batch)
+            ]
             gen = torch.Generator().manual_seed(a.seed * 7907 + step)
             pick = torch.randint(0, world.FRAMES, (len(clips),), generator=gen).tolist()
             frames = torch.from_numpy(np.stack([c.frames[t] for c, t in zip(clips, pick)])).permute(0, 3, 1, 2)
@@ -444,8 +472,12 @@ class Trainer:
             from diffusers import UNet3DConditionModel
             from transformers import CLIPTextModel
 
-            unet = UNet3DConditionModel.from_pretrained(a.from_model, subfolder="unet", torch_dtype=torch.float32).to(self.device)
-            text_encoder = CLIPTextModel.from_pretrained(a.from_model / "text_encoder", dtype=torch.float32).to(self.device)
+            unet = UNet3DConditionModel.from_pretrained(a.from_model, subfolder="unet", torch_dtype=torch.float32).to(
+                self.device
+            )
+            text_encoder = CLIPTextModel.from_pretrained(a.from_model / "text_encoder", dtype=torch.float32).to(
+                self.device
+            )
             ema_unet = copy.deepcopy(unet).requires_grad_(False)
             ema_text = copy.deepcopy(text_encoder).requires_grad_(False)
             params = list(unet.parameters()) + list(text_encoder.parameters())
@@ -505,7 +537,10 @@ class Trainer:
             return a.one_colour if step < a.one_colour_until else None
 
         def encode_clips(first: int, count: int) -> tuple[torch.Tensor, list[str]]:
-            clips = [training_clip(a.seed, k, a.world_speed, pool_colour(), a.appearance) for k in range(first, first + count)]
+            clips = [
+                training_clip(a.seed, k, a.world_speed, pool_colour(), a.appearance)
+                for k in range(first, first + count)
+            ]
             latents = encode_video(vae, clips_video(clips).to(self.device)) * sf
             return latents.cpu(), [c.caption for c in clips]
 
@@ -515,7 +550,10 @@ class Trainer:
             last = pool_count(step)
             first = max(0, last - a.pool_size)
             fresh.count = first
-            log(f"encoding the latent pool: clips {first}..{last - 1}" + (f", objects {fresh.one_colour}" if fresh.one_colour else ""))
+            log(
+                f"encoding the latent pool: clips {first}..{last - 1}"
+                + (f", objects {fresh.one_colour}" if fresh.one_colour else "")
+            )
             for k in range(first, last, 64):
                 fresh.add(*encode_clips(k, min(64, last - k)))
             return fresh
@@ -533,7 +571,9 @@ class Trainer:
 
         last_save = time.time()
         if a.direction_contrast > 0 and not text_frozen and a.freeze_text_from is None:
-            raise SystemExit("--direction-contrast needs a frozen text encoder (--text-encoder-from or --freeze-text-from)")
+            raise SystemExit(
+                "--direction-contrast needs a frozen text encoder (--text-encoder-from or --freeze-text-from)"
+            )
         refresh_at = 0 if a.text_encoder_from is not None else a.freeze_text_from
         t0, s0 = time.time(), step
         while step < a.unet_steps and not self.out_of_time():
@@ -542,15 +582,27 @@ class Trainer:
                 save_all()
             if refresh_at is not None and step >= refresh_at and not text_frozen:
                 if a.text_encoder_from is None or a.text_motion_share > 0 or a.text_colour_share > 0:
-                    log(f"step {step}: refreshing the text encoder on {len(pool)} pool captions "
-                        f"(motion share {a.text_motion_share}, colour share {a.text_colour_share}), then freezing it")
+                    log(
+                        f"step {step}: refreshing the text encoder on {len(pool)} pool captions "
+                        f"(motion share {a.text_motion_share}, colour share {a.text_colour_share}), then freezing it"
+                    )
                     captions = pool.captions[: len(pool)]
                     if pool.one_colour is not None:  # the encoder must keep every colour word apart
-                        captions = [training_clip(a.seed, k, a.world_speed, appearance=a.appearance).caption for k in range(pool.count - len(pool), pool.count)]
-                    refresh_text_encoder(text_encoder, self.tokenizer, captions + [reversed_caption(c) for c in captions],
-                                         a.text_refresh_steps, a.seed * 31 + step, motion_share=a.text_motion_share,
-                                         distill_weight=a.text_refresh_distill, log=log,
-                                         colour_share=a.text_colour_share)
+                        captions = [
+                            training_clip(a.seed, k, a.world_speed, appearance=a.appearance).caption
+                            for k in range(pool.count - len(pool), pool.count)
+                        ]
+                    refresh_text_encoder(
+                        text_encoder,
+                        self.tokenizer,
+                        captions + [reversed_caption(c) for c in captions],
+                        a.text_refresh_steps,
+                        a.seed * 31 + step,
+                        motion_share=a.text_motion_share,
+                        distill_weight=a.text_refresh_distill,
+                        log=log,
+                        colour_share=a.text_colour_share,
+                    )
                 if a.text_scale != 1:
                     log(f"step {step}: text encoder output scaled by {a.text_scale}")
                     scale_text_output(text_encoder, a.text_scale)
@@ -571,10 +623,15 @@ class Trainer:
             captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
             b = latents.shape[0]
             ids = self.tokenizer(
-                captions, padding="max_length", max_length=self.tokenizer.model_max_length,
-                truncation=True, return_tensors="pt",
+                captions,
+                padding="max_length",
+                max_length=self.tokenizer.model_max_length,
+                truncation=True,
+                return_tensors="pt",
             ).input_ids.to(self.device)
-            t = draw_timesteps(gen, b, scheduler.config.num_train_timesteps, a.focus_fraction, a.focus_timesteps).to(self.device)
+            t = draw_timesteps(gen, b, scheduler.config.num_train_timesteps, a.focus_fraction, a.focus_timesteps).to(
+                self.device
+            )
             noise = torch.randn(latents.shape, generator=gen).to(self.device)
             noisy = scheduler.add_noise(latents, noise, t)
             with torch.set_grad_enabled(not text_frozen):
@@ -584,7 +641,16 @@ class Trainer:
             loss = (per_item * loss_weight[t]).mean()
             if a.direction_contrast > 0:
                 loss = loss + a.direction_contrast * direction_contrast_loss(
-                    unet, text_encoder, self.tokenizer, noisy, t, noise, captions, per_item, loss_weight[t], a.direction_margin
+                    unet,
+                    text_encoder,
+                    self.tokenizer,
+                    noisy,
+                    t,
+                    noise,
+                    captions,
+                    per_item,
+                    loss_weight[t],
+                    a.direction_margin,
                 )
             lr = a.unet_lr * min(1.0, (step + 1) / a.warmup)
             for g in opt.param_groups:
@@ -626,7 +692,10 @@ class Trainer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pipe = TextToVideoSDPipeline(
-                vae=vae, text_encoder=text_encoder, tokenizer=self.tokenizer, unet=unet,
+                vae=vae,
+                text_encoder=text_encoder,
+                tokenizer=self.tokenizer,
+                unet=unet,
                 scheduler=shapes_model.make_scheduler(),
             )
             pipe.to(torch.float16)
@@ -667,61 +736,164 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--min-snr", type=float, default=5.0)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--caption-dropout", type=float, default=0.1)
-    p.add_argument("--freeze-text-from", type=int, default=None, metavar="STEP",
-                   help="at this UNet step, refresh the text encoder on captions (see refresh_text_encoder) and freeze it")
+    p.add_argument(
+        "--freeze-text-from",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="at this UNet step, refresh the text encoder on captions (see refresh_text_encoder) and freeze it",
+    )
     p.add_argument("--text-refresh-steps", type=int, default=400)
-    p.add_argument("--text-motion-share", type=float, default=0.0, metavar="S",
-                   help="share of the refresh's end-position summary on the motion words (0: an equal bag of words, as "
-                   "shipped); with --text-encoder-from the loaded encoder is refreshed so at step 0")
-    p.add_argument("--text-colour-share", type=float, default=0.0, metavar="S",
-                   help="share of the refresh's end-position summary on the object colour words (with the motion share, "
-                   "the end positions carry what to draw and where it goes; no help in the toy)")
-    p.add_argument("--text-scale", type=float, default=1.0, metavar="S",
-                   help="multiply the frozen text encoder's output by S (its final layer norm's weights), after the refresh")
-    p.add_argument("--text-refresh-distill", type=float, default=1.0, metavar="W",
-                   help="weight of the refresh's pull toward the encoder's current outputs")
-    p.add_argument("--text-encoder-from", type=Path, default=None, metavar="CKPT",
-                   help="start a new UNet run with the frozen text encoder of this checkpoint (an earlier run's unet.pt)")
-    p.add_argument("--unet-from", type=Path, default=None, metavar="CKPT",
-                   help="with --text-encoder-from: start the UNet from this checkpoint's EMA UNet (fresh optimizer, step 0)")
-    p.add_argument("--direction-contrast", type=float, default=0.0, metavar="W",
-                   help="weight of a hinge asking the prediction under the motion-reversed caption to be worse (needs a frozen text encoder)")
-    p.add_argument("--direction-margin", type=float, default=0.2,
-                   help="the hinge's margin, as a fraction of the true caption's noise error")
-    p.add_argument("--high-noise-weight", type=float, default=1.0, metavar="K",
-                   help="multiply the loss weight by 1/SNR, capped at K, where SNR < 1 (1: off)")
-    p.add_argument("--world-speed", type=lambda v: tuple(float(x) for x in v.split(":")), default=world.SPEED_RANGE,
-                   metavar="LO:HI", help="pixels per frame of the UNet's training clips (default: the world's)")
-    p.add_argument("--max-tokens", type=int, default=77,
-                   help="padded prompt length of the tokenizer and text encoder (77: CLIP's; captions are at most 23 tokens)")
-    p.add_argument("--focus-fraction", type=float, default=0.0,
-                   help="share of each batch whose timestep is drawn from --focus-timesteps (0: uniform)")
-    p.add_argument("--focus-timesteps", type=lambda v: tuple(int(x) for x in v.split(":")), default=FOCUS_TIMESTEPS,
-                   metavar="LO:HI", help="timestep range of the focused draws (default {}:{})".format(*FOCUS_TIMESTEPS))
-    p.add_argument("--mover-fraction", type=float, default=0.0, metavar="F",
-                   help="share of each batch drawn from one-object, constant-direction clips (0: uniform, as the shipped run)")
-    p.add_argument("--one-colour", choices=tuple(world.OBJECT_COLOURS), default=None, metavar="COLOUR",
-                   help="a curriculum: the pool's clips up to --one-colour-until draw every object in this colour")
-    p.add_argument("--one-colour-until", type=int, default=0, metavar="STEP",
-                   help="with --one-colour: the UNet step at which the whole pool is re-encoded from the full world")
+    p.add_argument(
+        "--text-motion-share",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="share of the refresh's end-position summary on the motion words (0: an equal bag of words, as "
+        "shipped); with --text-encoder-from the loaded encoder is refreshed so at step 0",
+    )
+    p.add_argument(
+        "--text-colour-share",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="share of the refresh's end-position summary on the object colour words (with the motion share, "
+        "the end positions carry what to draw and where it goes; no help in the toy)",
+    )
+    p.add_argument(
+        "--text-scale",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="multiply the frozen text encoder's output by S (its final layer norm's weights), after the refresh",
+    )
+    p.add_argument(
+        "--text-refresh-distill",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="weight of the refresh's pull toward the encoder's current outputs",
+    )
+    p.add_argument(
+        "--text-encoder-from",
+        type=Path,
+        default=None,
+        metavar="CKPT",
+        help="start a new UNet run with the frozen text encoder of this checkpoint (an earlier run's unet.pt)",
+    )
+    p.add_argument(
+        "--unet-from",
+        type=Path,
+        default=None,
+        metavar="CKPT",
+        help="with --text-encoder-from: start the UNet from this checkpoint's EMA UNet (fresh optimizer, step 0)",
+    )
+    p.add_argument(
+        "--direction-contrast",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of a hinge asking the prediction under the motion-reversed caption to be worse "
+        "(needs a frozen text encoder)",
+    )
+    p.add_argument(
+        "--direction-margin",
+        type=float,
+        default=0.2,
+        help="the hinge's margin, as a fraction of the true caption's noise error",
+    )
+    p.add_argument(
+        "--high-noise-weight",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="multiply the loss weight by 1/SNR, capped at K, where SNR < 1 (1: off)",
+    )
+    p.add_argument(
+        "--world-speed",
+        type=lambda v: tuple(float(x) for x in v.split(":")),
+        default=world.SPEED_RANGE,
+        metavar="LO:HI",
+        help="pixels per frame of the UNet's training clips (default: the world's)",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=77,
+        help="padded prompt length of the tokenizer and text encoder (77: CLIP's; captions are at most 23 tokens)",
+    )
+    p.add_argument(
+        "--focus-fraction",
+        type=float,
+        default=0.0,
+        help="share of each batch whose timestep is drawn from --focus-timesteps (0: uniform)",
+    )
+    p.add_argument(
+        "--focus-timesteps",
+        type=lambda v: tuple(int(x) for x in v.split(":")),
+        default=FOCUS_TIMESTEPS,
+        metavar="LO:HI",
+        help="timestep range of the focused draws (default {}:{})".format(*FOCUS_TIMESTEPS),
+    )
+    p.add_argument(
+        "--mover-fraction",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of each batch drawn from one-object, constant-direction clips (0: uniform, as the shipped run)",
+    )
+    p.add_argument(
+        "--one-colour",
+        choices=tuple(world.OBJECT_COLOURS),
+        default=None,
+        metavar="COLOUR",
+        help="a curriculum: the pool's clips up to --one-colour-until draw every object in this colour",
+    )
+    p.add_argument(
+        "--one-colour-until",
+        type=int,
+        default=0,
+        metavar="STEP",
+        help="with --one-colour: the UNet step at which the whole pool is re-encoded from the full world",
+    )
     p.add_argument("--every", type=int, default=100, help="checkpoint every N steps")
     p.add_argument("--minutes", type=float, default=0, help="stop (and checkpoint) after this long")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--cpu", action="store_true", help="ignore a CUDA GPU")
     p.add_argument("--export", type=Path, help="write the shippable diffusers folder here and exit")
     p.add_argument("--no-ema", action="store_true", help="export the live weights instead of the EMA")
-    p.add_argument("--from-model", type=Path, default=None, metavar="DIR",
-                   help="continue a diffusers folder of this model (e.g. the shipped vidzero/shapes/model): its VAE, "
-                   "frozen text encoder and tokenizer, and its UNet as the start")
-    p.add_argument("--decoder-steps", type=int, default=0, metavar="N",
-                   help="fine-tune the VAE's decoder alone for N steps (the latent space stays as it is)")
+    p.add_argument(
+        "--from-model",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="continue a diffusers folder of this model (e.g. the shipped vidzero/shapes/model): its VAE, "
+        "frozen text encoder and tokenizer, and its UNet as the start",
+    )
+    p.add_argument(
+        "--decoder-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fine-tune the VAE's decoder alone for N steps (the latent space stays as it is)",
+    )
     p.add_argument("--decoder-lr", type=float, default=1e-4)
     p.add_argument("--decoder-batch", type=int, default=16)
-    p.add_argument("--decoder-from", type=Path, default=None, metavar="PT",
-                   help="use the fine-tuned decoder of another run's decoder.pt (for --export)")
-    p.add_argument("--appearance", type=float, default=0.0, metavar="SHARE",
-                   help="share of training clips from the appearance world: continuous sizes, several forms per shape "
-                   "word, colour jitter, two-tone objects (world.Form); 0: the classic world only")
+    p.add_argument(
+        "--decoder-from",
+        type=Path,
+        default=None,
+        metavar="PT",
+        help="use the fine-tuned decoder of another run's decoder.pt (for --export)",
+    )
+    p.add_argument(
+        "--appearance",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of training clips from the appearance world: continuous sizes, several forms per shape "
+        "word, colour jitter, two-tone objects (world.Form); 0: the classic world only",
+    )
     args = p.parse_args(argv)
     lo, hi = args.focus_timesteps
     steps = shapes_model.MODELSCOPE_SCHEDULER_CONFIG["num_train_timesteps"]
@@ -741,9 +913,15 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--text-colour-share must be in [0, 1) and add up with --text-motion-share to less than 1")
     if args.text_scale <= 0:
         p.error("--text-scale must be positive")
-    if (args.text_motion_share > 0 or args.text_colour_share > 0 or args.text_scale != 1) and args.text_encoder_from is None \
-            and args.freeze_text_from is None:
-        p.error("--text-motion-share, --text-colour-share and --text-scale act on a refresh: give --text-encoder-from or --freeze-text-from")
+    if (
+        (args.text_motion_share > 0 or args.text_colour_share > 0 or args.text_scale != 1)
+        and args.text_encoder_from is None
+        and args.freeze_text_from is None
+    ):
+        p.error(
+            "--text-motion-share, --text-colour-share and --text-scale act on a refresh: "
+            "give --text-encoder-from or --freeze-text-from"
+        )
     if args.high_noise_weight < 1:
         p.error("--high-noise-weight must be >= 1 (1: off)")
     if args.threads:

@@ -134,8 +134,7 @@ class ShapesClip:
             "caption": self.caption,
             "background": self.background_name,
             "objects": [
-                {**asdict(t.spec), "centres": t.centres.round(3).tolist(), "bounced": t.bounced}
-                for t in self.tracks
+                {**asdict(t.spec), "centres": t.centres.round(3).tolist(), "bounced": t.bounced} for t in self.tracks
             ],
         }
 
@@ -176,12 +175,20 @@ def shape_coverage(shape: str, centre: tuple[float, float], radius: float, size:
         cv2.circle(mask, c, int(round(radius * _SCALE)), 255, -1, cv2.LINE_AA, _SUBPIXEL_BITS)
         return mask.astype(np.float32) / 255.0
     if shape == "square":
-        pts = [(cx - radius, cy - radius), (cx + radius, cy - radius), (cx + radius, cy + radius), (cx - radius, cy + radius)]
+        pts = [
+            (cx - radius, cy - radius),
+            (cx + radius, cy - radius),
+            (cx + radius, cy + radius),
+            (cx - radius, cy + radius),
+        ]
     elif shape == "triangle":
         # Equilateral, pointing up, centroid at the centre; circumradius scaled so its area is
         # close to the circle's of the same size.
         r = radius * 1.25
-        pts = [(cx + r * np.cos(a), cy - r * np.sin(a)) for a in (np.pi / 2, np.pi / 2 + 2 * np.pi / 3, np.pi / 2 + 4 * np.pi / 3)]
+        pts = [
+            (cx + r * np.cos(a), cy - r * np.sin(a))
+            for a in (np.pi / 2, np.pi / 2 + 2 * np.pi / 3, np.pi / 2 + 4 * np.pi / 3)
+        ]
     else:
         raise ValueError(f"unknown shape {shape!r}")
     poly = np.array([[int(round(x * _SCALE)), int(round(y * _SCALE))] for x, y in pts], dtype=np.int32)
@@ -192,14 +199,25 @@ def shape_coverage(shape: str, centre: tuple[float, float], radius: float, size:
 def form_coverage(form: Form, centre: tuple[float, float], size: int = SIZE) -> np.ndarray:
     """Anti-aliased coverage in [0, 1] of an appearance-world object (two-tone objects: the
     inner part is returned in a second channel)."""
+
     def outline(scale: float) -> np.ndarray:
         mask = np.zeros((size, size), dtype=np.uint8)
         cx, cy = centre
         r = form.radius * scale
         if form.sides == 0:
             axes = (int(round(r * _SCALE)), int(round(r * form.aspect * _SCALE)))
-            cv2.ellipse(mask, (int(round(cx * _SCALE)), int(round(cy * _SCALE))), axes, np.degrees(form.angle), 0, 360,
-                        255, -1, cv2.LINE_AA, _SUBPIXEL_BITS)
+            cv2.ellipse(
+                mask,
+                (int(round(cx * _SCALE)), int(round(cy * _SCALE))),
+                axes,
+                np.degrees(form.angle),
+                0,
+                360,
+                255,
+                -1,
+                cv2.LINE_AA,
+                _SUBPIXEL_BITS,
+            )
         else:
             # circumradius chosen so that the polygon's area is close to the circle's of radius r
             n = form.sides
@@ -368,17 +386,25 @@ def make_clip(
         objects = [first]
         # two objects always differ in colour, so one allowed colour means one object
         if rng.random() < two_object_probability and (object_colours is None or len(object_colours) > 1):
-            objects.append(random_object(rng, size, frames, exclude_colour=first.colour, speed_range=speed_range,
-                                         colours=object_colours, appearance=appearance))
+            objects.append(
+                random_object(
+                    rng,
+                    size,
+                    frames,
+                    exclude_colour=first.colour,
+                    speed_range=speed_range,
+                    colours=object_colours,
+                    appearance=appearance,
+                )
+            )
     tracks = [simulate(spec, frames, size) for spec in objects]
-    video = np.stack(
-        [composite(background, [(t.spec, tuple(t.centres[i])) for t in tracks]) for i in range(frames)]
-    )
+    video = np.stack([composite(background, [(t.spec, tuple(t.centres[i])) for t in tracks]) for i in range(frames)])
     return ShapesClip(video, caption_for(tracks, background_name, rng), tracks, background, background_name, seed)
 
 
-def moving_object_clips(count: int, seed_base: int, frames: int = FRAMES,
-                        object_colours: tuple[str, ...] | None = None) -> list[ShapesClip]:
+def moving_object_clips(
+    count: int, seed_base: int, frames: int = FRAMES, object_colours: tuple[str, ...] | None = None
+) -> list[ShapesClip]:
     """The first `count` one-object clips from `seed_base` on whose object moves without bouncing
     (cases with an unambiguous motion, for benches that score direction and trajectories),
     drawn from `object_colours` if given."""

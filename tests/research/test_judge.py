@@ -52,7 +52,10 @@ def test_recoloured_object_is_the_wrong_colour():
     for clip in single_object_clips(10):
         spec = clip.tracks[0].spec
         other = "blue" if spec.colour != "blue" else "red"
-        recoloured = world.make_clip(clip.seed, objects=[world.ObjectSpec(spec.shape, other, spec.size, spec.x, spec.y, spec.direction, spec.speed)])
+        recoloured = world.make_clip(
+            clip.seed,
+            objects=[world.ObjectSpec(spec.shape, other, spec.size, spec.x, spec.y, spec.direction, spec.speed)],
+        )
         r = score_against_truth(recoloured.frames, clip)
         assert not r["colour_correct"] and r["present"] == 0.0
 
@@ -60,7 +63,9 @@ def test_recoloured_object_is_the_wrong_colour():
 def test_changed_background_is_detected():
     clip = single_object_clips(1)[0]
     other = world.make_clip(clip.seed + 12345)
-    swapped = np.where((clip.frames == clip.background[None]).all(-1, keepdims=True), other.background[None], clip.frames)
+    swapped = np.where(
+        (clip.frames == clip.background[None]).all(-1, keepdims=True), other.background[None], clip.frames
+    )
     assert score_against_truth(swapped.astype(np.uint8), clip)["background_psnr"] < 30
 
 
@@ -71,22 +76,30 @@ def test_noise_finds_nothing():
     assert r["present"] == 0.0 and not r["colour_correct"] and not r["direction_correct"]
 
 
-@pytest.mark.parametrize("caption,expected", [
-    ("a large red circle moving right on a maroon background", [Expected("red", "circle", "right")]),
-    ("an orange square standing still", [Expected("orange", "square", "still")]),
-    ("a cyan triangle bouncing up and down and a blue square moving left",
-     [Expected("cyan", "triangle", "down", axis_only=True), Expected("blue", "square", "left")]),
-])
+@pytest.mark.parametrize(
+    "caption,expected",
+    [
+        ("a large red circle moving right on a maroon background", [Expected("red", "circle", "right")]),
+        ("an orange square standing still", [Expected("orange", "square", "still")]),
+        (
+            "a cyan triangle bouncing up and down and a blue square moving left",
+            [Expected("cyan", "triangle", "down", axis_only=True), Expected("blue", "square", "left")],
+        ),
+    ],
+)
 def test_parse_caption(caption, expected):
     assert parse_caption(caption) == expected
 
 
-@pytest.mark.parametrize("caption,expected", [
-    ("a small blue square moving up on a green background", Expected("blue", "square", "up")),
-    ("an orange square standing still", None),
-    ("a cyan triangle bouncing left and right", None),
-    ("a red circle moving right and a blue square moving left", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "caption,expected",
+    [
+        ("a small blue square moving up on a green background", Expected("blue", "square", "up")),
+        ("an orange square standing still", None),
+        ("a cyan triangle bouncing left and right", None),
+        ("a red circle moving right and a blue square moving left", None),
+        ("", None),
+    ],
+)
 def test_single_mover(caption, expected):
     assert single_mover(caption) == expected

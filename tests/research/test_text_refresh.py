@@ -28,10 +28,19 @@ def tokenizer(tmp_path_factory):
 
 def tiny_encoder(tok, seed: int = 0) -> CLIPTextModel:
     torch.manual_seed(seed)
-    return CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=24, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    ))
+    return CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=24,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
 
 
 def test_summary_targets_give_the_motion_words_their_share(tokenizer):
@@ -41,7 +50,9 @@ def test_summary_targets_give_the_motion_words_their_share(tokenizer):
     content = ~torch.isin(ids, special)
     motion = torch.tensor(tokenizer.convert_tokens_to_ids([f"{w}</w>" for w in MOTION_WORDS]))
     assert tokenizer.unk_token_id not in motion.tolist()
-    token = {w: tokenizer.convert_tokens_to_ids(f"{w}</w>") for w in ("a", "red", "moving", "right", "still", "standing")}
+    token = {
+        w: tokenizer.convert_tokens_to_ids(f"{w}</w>") for w in ("a", "red", "moving", "right", "still", "standing")
+    }
 
     plain = summary_targets(ids, content, len(tokenizer), motion)
     assert plain[0, token["a"]] == pytest.approx(2 / 9) and plain[0, token["right"]] == pytest.approx(1 / 9)
@@ -51,20 +62,30 @@ def test_summary_targets_give_the_motion_words_their_share(tokenizer):
     assert weighted[0, token["right"]] == pytest.approx(0.8)  # the one motion word
     assert weighted[0, token["moving"]] == pytest.approx(0.2 / 8)  # "moving" says no direction
     assert weighted[0, token["a"]] == pytest.approx(0.2 * 2 / 8)
-    assert weighted[1, token["still"]] == pytest.approx(0.8) and weighted[1, token["standing"]] == pytest.approx(0.2 / 4)
+    assert weighted[1, token["still"]] == pytest.approx(0.8) and weighted[1, token["standing"]] == pytest.approx(
+        0.2 / 4
+    )
     torch.testing.assert_close(weighted[2], plain[2])  # no motion word: the plain bag
     torch.testing.assert_close(weighted.sum(1), torch.ones(3))
 
 
 def test_summary_targets_give_motion_and_colour_words_their_shares(tokenizer):
-    captions = ["a red circle moving right on a green background", "a small blue square standing still",
-                "a red circle and a blue square moving up", "a circle moving left", "a red circle"]
+    captions = [
+        "a red circle moving right on a green background",
+        "a small blue square standing still",
+        "a red circle and a blue square moving up",
+        "a circle moving left",
+        "a red circle",
+    ]
     ids = caption_ids(tokenizer, captions)
     special = torch.tensor([tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id])
     content = ~torch.isin(ids, special)
     ids_of = lambda words: torch.tensor(tokenizer.convert_tokens_to_ids([f"{w}</w>" for w in words]))  # noqa: E731
     motion, colour = ids_of(MOTION_WORDS), ids_of(COLOUR_WORDS)
-    token = {w: tokenizer.convert_tokens_to_ids(f"{w}</w>") for w in ("a", "red", "blue", "green", "right", "still", "up", "left", "circle")}
+    token = {
+        w: tokenizer.convert_tokens_to_ids(f"{w}</w>")
+        for w in ("a", "red", "blue", "green", "right", "still", "up", "left", "circle")
+    }
 
     only_motion = summary_targets(ids, content, len(tokenizer), motion, motion_share=0.5)
     same = summary_targets(ids, content, len(tokenizer), motion, motion_share=0.5, colour_ids=colour, colour_share=0.0)
@@ -86,8 +107,16 @@ def test_summary_targets_give_motion_and_colour_words_their_shares(tokenizer):
 
 def test_refresh_rejects_shares_that_add_up_to_one(tokenizer):
     with pytest.raises(ValueError, match="below 1"):
-        refresh_text_encoder(tiny_encoder(tokenizer), tokenizer, ["a red circle"], steps=1, seed=0,
-                             motion_share=0.7, colour_share=0.3, log=lambda msg: None)  # 0.9999999999999999 in floats
+        refresh_text_encoder(
+            tiny_encoder(tokenizer),
+            tokenizer,
+            ["a red circle"],
+            steps=1,
+            seed=0,
+            motion_share=0.7,
+            colour_share=0.3,
+            log=lambda msg: None,
+        )  # 0.9999999999999999 in floats
 
 
 class FixedOutputs(torch.nn.Module):
@@ -105,7 +134,9 @@ def test_label_share_is_the_between_class_share_of_the_pooled_variance(tokenizer
     labels = torch.tensor([0, 0, 1, 1])
     # pooled (mean over 3 positions) rows: class 0 at +-1 around (5, 0), class 1 at +-1 around (-5, 0)
     pooled = torch.tensor([[6.0, 0.0], [4.0, 0.0], [-5.0, 1.0], [-5.0, -1.0]])
-    hidden = pooled[:, None].repeat(1, 3, 1) + torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0]])  # positions average out
+    hidden = pooled[:, None].repeat(1, 3, 1) + torch.tensor(
+        [[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0]]
+    )  # positions average out
     share = label_share(FixedOutputs(hidden), tokenizer, ["a"] * 4, labels)
     assert share == pytest.approx(100 / 104)  # between 4 * 25 over total 100 + 4 within
     # labels across the classes: class means (0.5, 0.5) and (-0.5, -0.5), between 4 * 0.5
@@ -120,13 +151,24 @@ def test_refresh_with_a_motion_share_makes_the_direction_a_larger_share(tokenize
     names = list(world.DIRECTIONS)
     labels = torch.arange(200) % 4
     colours, shapes = list(world.OBJECT_COLOURS), list(world.SHAPES)
-    probe = [f"a {colours[int(torch.randint(0, len(colours), (1,), generator=rng))]} "
-             f"{shapes[int(torch.randint(0, len(shapes), (1,), generator=rng))]} moving {names[int(k)]}" for k in labels]
+    probe = [
+        f"a {colours[int(torch.randint(0, len(colours), (1,), generator=rng))]} "
+        f"{shapes[int(torch.randint(0, len(shapes), (1,), generator=rng))]} moving {names[int(k)]}"
+        for k in labels
+    ]
     shares = {}
     for share in (0.0, 0.8):
         encoder = tiny_encoder(tokenizer)
-        refresh_text_encoder(encoder, tokenizer, captions, steps=150, seed=0, motion_share=share, distill_weight=0.0,
-                             log=lambda msg: None)
+        refresh_text_encoder(
+            encoder,
+            tokenizer,
+            captions,
+            steps=150,
+            seed=0,
+            motion_share=share,
+            distill_weight=0.0,
+            log=lambda msg: None,
+        )
         assert not any(p.requires_grad for p in encoder.parameters())
         shares[share] = label_share(encoder, tokenizer, probe, labels)
     assert shares[0.8] > 2 * shares[0.0] and shares[0.8] > 0.3, shares
@@ -135,8 +177,14 @@ def test_refresh_with_a_motion_share_makes_the_direction_a_larger_share(tokenize
 def test_refresh_trains_an_encoder_handed_in_frozen(tokenizer):
     encoder = tiny_encoder(tokenizer).requires_grad_(False).eval()
     before = encoder(caption_ids(tokenizer, ["a red circle moving up"]))[0].detach()
-    stats = refresh_text_encoder(encoder, tokenizer, ["a red circle moving up", "a blue square moving left"], steps=5,
-                                 seed=0, log=lambda msg: None)
+    stats = refresh_text_encoder(
+        encoder,
+        tokenizer,
+        ["a red circle moving up", "a blue square moving left"],
+        steps=5,
+        seed=0,
+        log=lambda msg: None,
+    )
     assert stats["distill"] > 0  # it moved
     assert not torch.equal(encoder(caption_ids(tokenizer, ["a red circle moving up"]))[0], before)
 

@@ -15,13 +15,27 @@ from recipes.shapes import world
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-RECIPE_MODULES = {'train_shapes_backbone.py': 'recipes.shapes.train', 'direction_toy.py': 'recipes.shapes.direction_toy', 'probe_text_use.py': 'recipes.shapes.probe_text_use', 'narrow_pool.py': 'recipes.shapes.narrow_pool', 'bench_quality.py': 'recipes.bench_quality', 'bench_tasks.py': 'recipes.bench_tasks', 'evaluate_shapes_model.py': 'recipes.shapes.evaluate_model'}
+RECIPE_MODULES = {
+    "train_shapes_backbone.py": "recipes.shapes.train",
+    "direction_toy.py": "recipes.shapes.direction_toy",
+    "probe_text_use.py": "recipes.shapes.probe_text_use",
+    "narrow_pool.py": "recipes.shapes.narrow_pool",
+    "bench_quality.py": "recipes.bench_quality",
+    "bench_tasks.py": "recipes.bench_tasks",
+    "evaluate_shapes_model.py": "recipes.shapes.evaluate_model",
+}
 
 
 def run(script: str, *args) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", RECIPE_MODULES[script], *map(str, args)], capture_output=True, text=True,
-                         env=env, timeout=300, cwd=ROOT)
+    res = subprocess.run(
+        [sys.executable, "-m", RECIPE_MODULES[script], *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -62,7 +76,9 @@ def test_bench_quality_metrics_on_ground_truth():
     bench = load_recipe("bench_quality.py")
     for clip in bench.cases(5):
         m = bench.metrics(clip.frames, clip, (64, 64))
-        assert m["first_frame_psnr"] == 99.0 and m["identity"] == 1.0 and m["direction"] == 1.0 and m["shape_kept"] == 1.0
+        assert (
+            m["first_frame_psnr"] == 99.0 and m["identity"] == 1.0 and m["direction"] == 1.0 and m["shape_kept"] == 1.0
+        )
         # constant velocity: the acceleration left is the centroid's segmentation jitter (< 1 px/f^2)
         assert m["background_psnr"] > 40 and m["acceleration"] < 1.0 and m["flicker"] < 0.1
         shuffled = clip.frames[np.random.default_rng(0).permutation(16)]
@@ -74,8 +90,15 @@ def test_bench_tasks_quick_and_baselines_on_truth(tmp_path, tiny_model_dir):
 
     run("bench_tasks.py", "--model", tiny_model_dir, "--quick", "--out", tmp_path)
     summary = json.loads((tmp_path / "tasks.json").read_text())["summary"]
-    assert {"predict: vidzero", "predict: repeat last frame", "infill: vidzero inward", "infill: vidzero forward",
-            "infill: cross-fade", "predict: vidzero, 4 per window", "infill: vidzero inward, 4 per window"} <= set(summary)
+    assert {
+        "predict: vidzero",
+        "predict: repeat last frame",
+        "infill: vidzero inward",
+        "infill: vidzero forward",
+        "infill: cross-fade",
+        "predict: vidzero, 4 per window",
+        "infill: vidzero inward, 4 per window",
+    } <= set(summary)
     for task in ("predict: vidzero", "infill: vidzero inward"):  # four frames per run: a quarter of the UNet calls
         assert summary[f"{task}, 4 per window"]["cfg_per_frame"] * 3 < summary[task]["cfg_per_frame"]
     bench = load_recipe("bench_tasks.py")
@@ -101,7 +124,9 @@ def test_training_time_reversal_is_exact():
         checked[kind] += 1
         assert score_clip(clip.frames[::-1], backwards)["direction_correct"] is not False, (clip.caption, backwards)
         if kind == "moving":
-            assert backwards != clip.caption and score_clip(clip.frames[::-1], clip.caption)["direction_correct"] is False
+            assert (
+                backwards != clip.caption and score_clip(clip.frames[::-1], clip.caption)["direction_correct"] is False
+            )
         else:
             assert backwards == clip.caption
     assert min(checked.values()) > 5
@@ -131,7 +156,9 @@ def test_one_colour_training_clips_and_the_pool_remembers_its_colour():
     train = load_recipe("train_shapes_backbone.py")
     plain = [train.training_clip(0, k, (1.5, 2.5)) for k in range(12)]
     white = [train.training_clip(0, k, (1.5, 2.5), "white") for k in range(12)]
-    assert all(len(c.tracks) == 1 and c.tracks[0].spec.colour == "white" and " white " in f" {c.caption} " for c in white)
+    assert all(
+        len(c.tracks) == 1 and c.tracks[0].spec.colour == "white" and " white " in f" {c.caption} " for c in white
+    )
     assert len({c.tracks[0].spec.colour for c in plain}) > 3
     assert all(a.seed == b.seed and a.background_name == b.background_name for a, b in zip(plain, white))
     pool = train.LatentPool(4, one_colour="white")
@@ -152,8 +179,12 @@ def test_draw_clips_oversamples_single_movers_and_is_plain_at_zero():
     from recipes.shapes.judge import single_mover
 
     train = load_recipe("train_shapes_backbone.py")
-    captions = ["a red circle moving right", "a blue square standing still", "a cyan triangle bouncing up and down",
-                "a red circle moving left and a blue square moving up"] * 25  # a quarter are single movers
+    captions = [
+        "a red circle moving right",
+        "a blue square standing still",
+        "a cyan triangle bouncing up and down",
+        "a red circle moving left and a blue square moving up",
+    ] * 25  # a quarter are single movers
     plain = torch.randint(0, len(captions), (64,), generator=torch.Generator().manual_seed(5))
     assert torch.equal(train.draw_clips(torch.Generator().manual_seed(5), captions, 64), plain)
     pick = train.draw_clips(torch.Generator().manual_seed(5), captions, 4000, 0.5)
@@ -172,8 +203,16 @@ def test_truncated_text_positions_give_the_same_outputs():
 
     train = load_recipe("train_shapes_backbone.py")
     torch.manual_seed(0)
-    cfg = dict(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-               bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    cfg = dict(
+        vocab_size=40,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
     long = CLIPTextModel(CLIPTextConfig(max_position_embeddings=77, **cfg)).eval()
     short = CLIPTextModel(CLIPTextConfig(max_position_embeddings=24, **cfg)).eval()
     short.load_state_dict(train.truncate_positions(long.state_dict(), 24))
@@ -242,7 +281,9 @@ def test_direction_contrast_hinge(tmp_path):
     # the reversed caption ("... moving right") now costs far more than the margin
     seeing = FakeUNet(1.0)
     per_item = ((seeing(noisy, t, emb).sample - noise) ** 2).mean(dim=(1, 2, 3, 4))
-    assert train.direction_contrast_loss(seeing, text_encoder, tok, noisy, t, noise, captions, per_item, weight, 0.2) == 0
+    assert (
+        train.direction_contrast_loss(seeing, text_encoder, tok, noisy, t, noise, captions, per_item, weight, 0.2) == 0
+    )
     # no motion named anywhere: nothing to contrast
     still = ["a red circle standing still", "a blue square bouncing up and down", ""]
     assert train.direction_contrast_loss(blind, text_encoder, tok, noisy, t, noise, still, per_item, weight, 0.2) == 0
@@ -285,7 +326,9 @@ def test_direction_toy_colour_blobs_keep_the_paths_and_name_the_colour():
     coloured, direction2, index2 = toy.make_batch(torch.Generator().manual_seed(2), 64, colours)
     assert torch.equal(direction, direction2) and (index == 0).all() and len(index2.unique()) > 3
     # clip = texture + colour * blob: unmixing with the known colours gives the same texture and blob
-    blob = (plain - coloured) / (torch.tensor(toy.BLOB_COLOUR)[:, None, None, None] - colours[index2][:, :, None, None, None])
+    blob = (plain - coloured) / (
+        torch.tensor(toy.BLOB_COLOUR)[:, None, None, None] - colours[index2][:, :, None, None, None]
+    )
     assert torch.allclose(blob[:, 0], blob[:, 1], atol=1e-3) and blob.min() > -1e-3 and blob.max() < 1 + 1e-3
     rng = torch.Generator().manual_seed(0)
     for name in world.OBJECT_COLOURS:
@@ -389,22 +432,28 @@ def test_direction_toy_saves_what_the_training_recipe_starts_from(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(real.state_dict().values(), unet.state_dict().values()))
 
 
-@pytest.mark.parametrize("script, args", [
-    ("direction_toy.py", ["--save", "x.pt"]),  # needs --text captions
-    ("direction_toy.py", ["--text-scale", "2"]),  # needs --text captions
-    ("direction_toy.py", ["--text", "captions", "--motion-share", "1.5"]),
-    ("train_shapes_backbone.py", ["--text-scale", "2"]),  # no refresh to act on
-    ("train_shapes_backbone.py", ["--text-motion-share", "1", "--freeze-text-from", "10"]),
-    ("train_shapes_backbone.py", ["--mover-fraction", "1.5"]),
-    ("direction_toy.py", ["--colours", "3"]),  # needs --colour-blobs
-    ("direction_toy.py", ["--text", "captions", "--colour-blobs", "--colours", "1"]),
-    ("direction_toy.py", ["--text", "captions", "--colour-share", "0.3"]),  # needs --motion-share
-    ("direction_toy.py", ["--text", "captions", "--motion-share", "0.6", "--colour-share", "0.4"]),  # adds up to 1
-    ("train_shapes_backbone.py", ["--text-colour-share", "0.3"]),  # no refresh to act on
-    ("train_shapes_backbone.py", ["--one-colour", "white"]),  # needs --one-colour-until
-    ("train_shapes_backbone.py", ["--one-colour", "purple", "--one-colour-until", "10"]),  # not a world colour
-    ("train_shapes_backbone.py", ["--text-motion-share", "0.7", "--text-colour-share", "0.3", "--freeze-text-from", "10"]),
-])
+@pytest.mark.parametrize(
+    "script, args",
+    [
+        ("direction_toy.py", ["--save", "x.pt"]),  # needs --text captions
+        ("direction_toy.py", ["--text-scale", "2"]),  # needs --text captions
+        ("direction_toy.py", ["--text", "captions", "--motion-share", "1.5"]),
+        ("train_shapes_backbone.py", ["--text-scale", "2"]),  # no refresh to act on
+        ("train_shapes_backbone.py", ["--text-motion-share", "1", "--freeze-text-from", "10"]),
+        ("train_shapes_backbone.py", ["--mover-fraction", "1.5"]),
+        ("direction_toy.py", ["--colours", "3"]),  # needs --colour-blobs
+        ("direction_toy.py", ["--text", "captions", "--colour-blobs", "--colours", "1"]),
+        ("direction_toy.py", ["--text", "captions", "--colour-share", "0.3"]),  # needs --motion-share
+        ("direction_toy.py", ["--text", "captions", "--motion-share", "0.6", "--colour-share", "0.4"]),  # adds up to 1
+        ("train_shapes_backbone.py", ["--text-colour-share", "0.3"]),  # no refresh to act on
+        ("train_shapes_backbone.py", ["--one-colour", "white"]),  # needs --one-colour-until
+        ("train_shapes_backbone.py", ["--one-colour", "purple", "--one-colour-until", "10"]),  # not a world colour
+        (
+            "train_shapes_backbone.py",
+            ["--text-motion-share", "0.7", "--text-colour-share", "0.3", "--freeze-text-from", "10"],
+        ),
+    ],
+)
 def test_recipes_reject_options_that_do_not_apply(tmp_path, script, args, capsys):
     module = load_recipe(script)
     tail = ["--out", str(tmp_path / "run")] if script.startswith("train") else ["--steps", "0"]
@@ -440,19 +489,39 @@ def test_direction_toy_pool_clips_and_alignment_readout(tmp_path):
     from recipes.shapes.components import MODELSCOPE_SCHEDULER_CONFIG
 
     toy = load_recipe("direction_toy.py")
-    captions = ["a red circle moving right", "a blue square moving left", "a red circle moving down",
-                "a red circle moving up", "a red circle bouncing up and down", "a red circle moving right and a blue square moving up"]
+    captions = [
+        "a red circle moving right",
+        "a blue square moving left",
+        "a red circle moving down",
+        "a red circle moving up",
+        "a red circle bouncing up and down",
+        "a red circle moving right and a blue square moving up",
+    ]
     latents = torch.randn(len(captions), 4, toy.FRAMES, 8, 8)
     torch.save({"latents": latents, "captions": captions, "count": 6, "capacity": 6}, tmp_path / "pool.pt")
     pool = toy.PoolClips(str(tmp_path / "pool.pt"))
     assert pool.captions == captions[:4] and pool.direction.tolist() == [0, 1, 2, 3]
     assert pool.object_words == {}  # a pool saved without a colour tag holds the full world
-    torch.save({"latents": latents, "captions": captions, "count": 6, "capacity": 6, "one_colour": "white"},
-               tmp_path / "white.pt")
+    torch.save(
+        {"latents": latents, "captions": captions, "count": 6, "capacity": 6, "one_colour": "white"},
+        tmp_path / "white.pt",
+    )
     assert toy.PoolClips(str(tmp_path / "white.pt")).object_words == {"colour": "white"}  # the readout asks for white
-    torch.save({"latents": latents, "captions": captions, "count": 6, "capacity": 6,
-                "object_words": {"colour": "white", "shape": "circle", "size": "large"}}, tmp_path / "narrow.pt")
-    assert toy.PoolClips(str(tmp_path / "narrow.pt")).object_words == {"colour": "white", "shape": "circle", "size": "large"}
+    torch.save(
+        {
+            "latents": latents,
+            "captions": captions,
+            "count": 6,
+            "capacity": 6,
+            "object_words": {"colour": "white", "shape": "circle", "size": "large"},
+        },
+        tmp_path / "narrow.pt",
+    )
+    assert toy.PoolClips(str(tmp_path / "narrow.pt")).object_words == {
+        "colour": "white",
+        "shape": "circle",
+        "size": "large",
+    }
     rng = torch.Generator().manual_seed(0)
     for _ in range(20):
         text = toy.random_caption(rng, "left", colour="white", shape="circle", size="large")
@@ -475,6 +544,7 @@ def test_direction_toy_pool_clips_and_alignment_readout(tmp_path):
             k = encoder_hidden_states[:, 0].argmax(1) if knows_word else torch.zeros(len(z), dtype=torch.long)
             eps = (z - abar.sqrt() * pool.means[k]) / (1 - abar).sqrt()  # its x0 estimate is exactly means[k]
             return SimpleNamespace(sample=eps)
+
         return call
 
     exact = toy.alignment(unet(True), scheduler, words, pool.means)
@@ -510,10 +580,19 @@ def test_text_refresh_parts_faded_words_and_keeps_the_rest(tmp_path):
     train = load_recipe("train_shapes_backbone.py")
     tok = build_tokenizer(world.vocabulary(), tmp_path / "tok")
     torch.manual_seed(0)
-    encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=77, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    ))
+    encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
     right, left = tok.convert_tokens_to_ids(["right</w>", "left</w>"])
     with torch.no_grad():
         table = encoder.get_input_embeddings().weight
@@ -548,7 +627,10 @@ def test_probe_text_use(tiny_model_dir, tiny_backbone, monkeypatch):
     import torch
 
     probe = load_recipe("probe_text_use.py")
-    assert world.reversed_caption("a red circle moving up on a gray background") == "a red circle moving down on a gray background"
+    assert (
+        world.reversed_caption("a red circle moving up on a gray background")
+        == "a red circle moving down on a gray background"
+    )
     assert probe.swap_colour("a small red circle moving up") == "a small green circle moving up"
     encode = tiny_backbone.encode_text
     import re
@@ -594,8 +676,21 @@ def test_narrow_pool_keeps_only_the_pinned_objects_and_writes_a_toy_pool(tmp_pat
     vae = shapes_model.make_vae()
     torch.save({"model": vae.state_dict(), "step": 1, "scaling_factor": 0.5, "latent_mean": 0.0}, run_dir / "vae.pt")
     out = tmp_path / "pool.pt"
-    run("narrow_pool.py", "--run", run_dir, "--out", out, "--shape", "circle", "--size", "large",
-        "--background", "plain", "--count", "3")
+    run(
+        "narrow_pool.py",
+        "--run",
+        run_dir,
+        "--out",
+        out,
+        "--shape",
+        "circle",
+        "--size",
+        "large",
+        "--background",
+        "plain",
+        "--count",
+        "3",
+    )
     state = torch.load(out)
     assert state["latents"].shape == (3, 4, world.FRAMES, world.SIZE // 8, world.SIZE // 8)
     assert state["captions"] == [c.caption for c in plain[:3]]
@@ -607,8 +702,14 @@ def test_narrow_pool_keeps_only_the_pinned_objects_and_writes_a_toy_pool(tmp_pat
 
     # misuse: an existing output, a run without a VAE; a usage error, nothing written
     for args in (["--run", run_dir, "--out", out], ["--run", tmp_path / "nowhere", "--out", tmp_path / "p2.pt"]):
-        res = subprocess.run([sys.executable, "-m", RECIPE_MODULES["narrow_pool.py"], *map(str, args)], capture_output=True, text=True, cwd=ROOT,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+        res = subprocess.run(
+            [sys.executable, "-m", RECIPE_MODULES["narrow_pool.py"], *map(str, args)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            timeout=120,
+        )
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert not (tmp_path / "p2.pt").exists()
 

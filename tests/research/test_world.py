@@ -27,7 +27,10 @@ def test_ground_truth_centres_match_the_rendered_colour():
             colour = np.array(world.OBJECT_COLOURS[track.spec.colour])
             for t in (0, world.FRAMES - 1):
                 others = [o for o in clip.tracks if o is not track]
-                if any(np.linalg.norm(o.centres[t] - track.centres[t]) < 1.25 * (o.spec.radius + track.spec.radius) + 2 for o in others):
+                if any(
+                    np.linalg.norm(o.centres[t] - track.centres[t]) < 1.25 * (o.spec.radius + track.spec.radius) + 2
+                    for o in others
+                ):
                     continue  # overlapping objects hide part of each other
                 mask = np.abs(clip.frames[t].astype(int) - colour).sum(-1) < 30
                 ys, xs = np.nonzero(mask)  # the two objects of a clip never share a colour
@@ -101,5 +104,9 @@ def test_object_colours_narrow_the_draw_and_one_colour_means_one_object():
 
 def test_moving_object_clips_can_hold_one_colour():
     clips = world.moving_object_clips(5, 1_000, object_colours=("white",))
-    assert all(c.tracks[0].spec.colour == "white" and c.tracks[0].spec.direction and not c.tracks[0].bounced for c in clips)
-    assert [c.seed for c in world.moving_object_clips(3, 1_000)] == [c.seed for c in world.moving_object_clips(3, 1_000, object_colours=None)]
+    assert all(
+        c.tracks[0].spec.colour == "white" and c.tracks[0].spec.direction and not c.tracks[0].bounced for c in clips
+    )
+    assert [c.seed for c in world.moving_object_clips(3, 1_000)] == [
+        c.seed for c in world.moving_object_clips(3, 1_000, object_colours=None)
+    ]
