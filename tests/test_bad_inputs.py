@@ -132,6 +132,7 @@ BAD_CLI = [
     ([*EXT, "--crf", "-1"], "--crf must be between 0 and 63"),
     ([*EXT, "--crf", "60"], "--crf for h264 must be between 0 and 51"),
     ([*EXT, "--vae-slice", "0"], "--vae-slice must be between"),
+    ([*EXT, "--forward-chunking", "3"], "--forward-chunking 3 must divide every sequence"),
     ([*EXT, "--resample-steps", "-2"], "--resample-steps must be between"),
     # extend: choices
     ([*EXT, "--queue", "disk"], "unknown --queue 'disk'"),

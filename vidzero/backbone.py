@@ -305,9 +305,24 @@ class Backbone:
         if attention_slicing:
             self.unet.set_attention_slice("auto")
         if forward_chunking:
+            lengths = self.sequence_lengths()
+            if any(n % forward_chunking for n in lengths):
+                divisors = [d for d in range(1, min(lengths) + 1) if all(n % d == 0 for n in lengths)]
+                raise BadInput(
+                    f"{{option}} {forward_chunking} must divide every sequence the UNet's feed-forward layers see "
+                    f"({', '.join(map(str, lengths))} here); use one of {', '.join(map(str, divisors))}",
+                    "forward_chunking",
+                )
             self.unet.enable_forward_chunking(chunk_size=forward_chunking, dim=1)
         if compile:
             self.unet.compile()  # in place: the module keeps its type and config
+
+    def sequence_lengths(self) -> list[int]:
+        """Token counts of the UNet's transformer blocks for this format: the window's frames (the
+        temporal blocks) and the latent grid at each resolution level (the spatial blocks)."""
+        _, h, w = self.latent_shape
+        levels = len(self.unet.config.block_out_channels)
+        return sorted({self.frames} | {(h >> i) * (w >> i) for i in range(levels)}, reverse=True)
 
     # ------------------------------------------------------------------ verbs
     @property

@@ -81,7 +81,7 @@ class RunOptions:
     offload: str = opt("none", "Keep weights on the CPU between uses: none, model (whole components) or sequential.")
     vae_tiling: bool = opt(False, "Decode and encode in tiles (large frames on small GPUs).")
     attention_slicing: bool = opt(False, "Compute attention in slices (less memory, a little slower).")
-    forward_chunking: int | None = opt(None, "Run the UNet's feed-forward layers in chunks of N frames.", metavar="N")
+    forward_chunking: int | None = opt(None, "Run the UNet's feed-forward layers N tokens at a time.", metavar="N")
     compile: bool = opt(False, "torch.compile the UNet (slow first window, faster after).")
     vae_slice: int = opt(8, "Frames per VAE call (less memory with fewer).", metavar="N")
     window: int | None = opt(
