@@ -225,3 +225,31 @@ def test_bf16_on_cpu_runs_and_stays_close_to_fp32(tiny_model_dir):
     assert np.abs(a - b).mean() < 8  # same sample, bf16 rounding only
     with pytest.raises(BadInput, match="fp16 is not supported on the CPU"):
         Backbone.load(str(tiny_model_dir), device="cpu", dtype="fp16")
+
+
+def test_guidance_reuse_halves_the_later_passes_and_changes_nothing_without_them(tiny_backbone, image_file):
+    def run(passes, resample):
+        r = vidzero.extend(
+            image_file,
+            "a red circle",
+            frames=3,
+            backbone=tiny_backbone,
+            steps=2,
+            resample=resample,
+            guidance_passes=passes,
+            progress=False,
+        )
+        return np.stack(r.frames()).astype(int), r.engine.stats
+
+    for passes in ("all", "first"):  # one pass per step: nothing to reuse
+        frames, stats = run(passes, 0)
+        if passes == "all":
+            plain, plain_stats = frames, stats
+    np.testing.assert_array_equal(frames, plain)
+    assert stats.unet_samples == plain_stats.unet_samples
+    full_frames, full = run("all", 2)
+    reuse_frames, reuse = run("first", 2)
+    assert full.unet_samples == 2 * 3 * 2 * 2  # windows x passes x steps x (cond + uncond)
+    assert reuse.unet_samples == 2 * (2 + 1 + 1) * 2  # later passes run the conditional branch only
+    assert full.cfg_evaluations == reuse.cfg_evaluations
+    assert not np.array_equal(full_frames, reuse_frames)

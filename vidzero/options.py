@@ -57,7 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT_PRESET = "paper"
-GUIDANCE_PASSES = ("all", "last")  # classifier-free guidance in every resampling pass, or only the step itself
+GUIDANCE_PASSES = ("all", "first")  # full guidance in every pass of a step, or the first pass's uncond reused
 
 
 def opt(default: Any, help: str, *, cli: bool = True, python: bool = True, metavar: str | None = None) -> Any:
@@ -95,7 +95,9 @@ class RunOptions:
     resample: int | None = opt(None, "Resampling iterations U per DDIM step.")
     resample_steps: int | None = opt(None, "Resample only in the first N DDIM steps (default: all).", metavar="N")
     guidance: float = opt(9.0, "Classifier-free guidance scale w (guidance_scale).")
-    guidance_passes: str | None = opt(None, "Guidance in 'all' resampling passes or only the 'last' (the step itself).")
+    guidance_passes: str | None = opt(
+        None, "'all': both guidance branches in every pass of a step; 'first': later passes reuse the first's uncond."
+    )
     eta: float = opt(0.0, "DDIM eta (0: deterministic DDIM).")
     init: str | None = opt(None, "New-slot init: 'inversion' (DDPM inversion of the nearest known frame) or 'random'.")
     new_per_window: int | None = opt(

@@ -20,7 +20,6 @@ RECIPE_MODULES = {
     "direction_toy.py": "recipes.shapes.direction_toy",
     "probe_text_use.py": "recipes.shapes.probe_text_use",
     "narrow_pool.py": "recipes.shapes.narrow_pool",
-    "bench_quality.py": "recipes.bench_quality",
     "bench_tasks.py": "recipes.bench_tasks",
     "evaluate_shapes_model.py": "recipes.shapes.evaluate_model",
 }
@@ -58,31 +57,6 @@ def test_held_out_prompts_are_distinct_and_unseen():
 
 def load_recipe(name):
     return importlib.import_module(RECIPE_MODULES[name])
-
-
-def test_bench_quality_quick(tmp_path, tiny_model_dir):
-    import json
-
-    run("bench_quality.py", "--model", tiny_model_dir, "--quick", "--no-sdedit", "--out", tmp_path)
-    results = json.loads((tmp_path / "quality.json").read_text())["results"]
-    assert set(results) >= {"replacing", "slide U=0", "slide U=4", "slide U=4 latent queue", "t2v"}
-    # cost is measured, not assumed: S (U + 1) window evaluations per new frame when sliding
-    assert results["slide U=4"]["cfg_per_frame"] == 2 * (4 + 1)
-    assert results["replacing"]["cfg_per_frame"] == 2 / 7
-    assert (tmp_path / "quality.png").exists() and (tmp_path / "quality.md").exists()
-
-
-def test_bench_quality_metrics_on_ground_truth():
-    bench = load_recipe("bench_quality.py")
-    for clip in bench.cases(5):
-        m = bench.metrics(clip.frames, clip, (64, 64))
-        assert (
-            m["first_frame_psnr"] == 99.0 and m["identity"] == 1.0 and m["direction"] == 1.0 and m["shape_kept"] == 1.0
-        )
-        # constant velocity: the acceleration left is the centroid's segmentation jitter (< 1 px/f^2)
-        assert m["background_psnr"] > 40 and m["acceleration"] < 1.0 and m["flicker"] < 0.1
-        shuffled = clip.frames[np.random.default_rng(0).permutation(16)]
-        assert bench.metrics(shuffled, clip, (64, 64))["acceleration"] > 5.0
 
 
 def test_bench_tasks_quick_and_baselines_on_truth(tmp_path, tiny_model_dir):
