@@ -11,6 +11,8 @@ bookkeeping, PNG flushing, encoding the video, the manifest, the contact sheet a
 report). Then the speed options on the same run: the UNet work they do per generated frame (in
 window samples: a full guided evaluation is 2) and the wall time, as ratios to the paper's
 settings. Their effect on fidelity is the fidelity bench's to measure (recipes.bench_fidelity).
+Last, one guided evaluation in fp32 against bf16 (on CPUs with bf16 instructions, AVX512-BF16 or
+AMX, bf16 is the one saving that needs no GPU).
 """
 
 from __future__ import annotations
@@ -90,6 +92,19 @@ def breakdown(name: str, bb, frames: int, steps: int, resample: int) -> list[dic
     return rows
 
 
+def precision_table(models: list[tuple[str, str]], device: str) -> list[dict]:
+    """Seconds of one guided evaluation in fp32 and in bf16, each model loaded both ways."""
+    rows = []
+    for name, source in models:
+        seconds = {}
+        for dtype in ("fp32", "bf16"):
+            bb = vidzero.load_backbone(source, device=device, dtype=dtype)
+            seconds[dtype] = time_one_evaluation(bb, repeats=1 if "modelscope" in name else 3)
+            del bb
+        rows.append({"model": name, **seconds, "speedup": seconds["fp32"] / seconds["bf16"]})
+    return rows
+
+
 def options_table(bb, frames: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(a.threads)
     from vidzero.tiny import build_tiny_checkpoint
 
-    models = []
+    models, sources = [], []
     with tempfile.TemporaryDirectory() as tiny:
         build_tiny_checkpoint(tiny)
         models.append(("tiny", vidzero.load_backbone(tiny, device="cpu"), a.frames, 10, 4))
@@ -131,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
             cpu = pick_device(a.device).type == "cpu"
             bb = vidzero.load_backbone(str(a.modelscope), device=a.device, dtype="bf16" if cpu else None)
             models.append(("modelscope (random weights)", bb, 3, 2, 0))
+            sources.append(("modelscope (random weights)", str(a.modelscope)))
         print("| model | queue | guided evaluations | s per evaluation | wall s | UNet s | outside the UNet |")
         print("|---|---|---|---|---|---|---|")
         for name, bb, frames, steps, resample in models:
@@ -151,6 +167,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"{r['seconds_per_frame']:.3f} | {r['unet_work_ratio']:.2f} | {r['time_ratio']:.2f} |",
                 flush=True,
             )
+        models = [m for m in models if not m[0].startswith("modelscope")]  # free its memory for fp32
+        print("\n| model | fp32 s per evaluation | bf16 s per evaluation | bf16 speedup |")
+        print("|---|---|---|---|")
+        for r in precision_table([("tiny", tiny), ("shapes", "shapes"), *sources], a.device):
+            print(f"| {r['model']} | {r['fp32']:.4f} | {r['bf16']:.4f} | {r['speedup']:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":
