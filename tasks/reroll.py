@@ -62,7 +62,7 @@ def reroll(
     if not 0 <= first <= last < count:
         raise BadInput(f"{{option}} {first}-{last} is outside the run's {count} frames (0..{count - 1})", "frames")
     offset = manifest["frames"] - count  # frames before the output (predict --new-only, extend --from)
-    given = {i - offset for i in manifest["known_frames"] if i >= offset}
+    given = {i - offset for i in manifest.get("given_frames", manifest["known_frames"]) if i >= offset}
     if given & set(range(first, last + 1)):
         raise BadInput(
             f"{{option}} {first}-{last} includes the run's given frame(s) "
@@ -116,4 +116,4 @@ def reroll(
         "loop": loop,
     }
     o.fps = manifest["fps"]
-    return planned("reroll", o, bb, jobs, count, known, new_prompt, inputs, input_paths=[out])
+    return planned("reroll", o, bb, jobs, count, known, new_prompt, inputs, input_paths=[out], report_known=given)

@@ -77,6 +77,11 @@ def test_reroll_regenerates_a_stretch_and_keeps_every_other_frame(tiny_model_dir
     original = json.loads((tmp_path / "run.manifest.json").read_text())
     assert manifest["inputs"]["reroll"]["original_fingerprint"] == original["fingerprint"]
     assert manifest["seed"] == original["seed"] + 1 and manifest["sampler"] == original["sampler"]
+    report = json.loads((tmp_path / "new.report.json").read_text())
+    assert report["known_frames"] == [0]  # measured against the user's image, not against the frames kept
+    again = tmp_path / "again"  # a reroll of a reroll: the kept frames are not the user's
+    res = runner.invoke(app, ["reroll", str(new), "--frames", "1-2", "-o", str(again), "--quiet"])
+    assert res.exit_code == 0, res.output
 
 
 @pytest.mark.parametrize(

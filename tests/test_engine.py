@@ -253,3 +253,23 @@ def test_guidance_reuse_halves_the_later_passes_and_changes_nothing_without_them
     assert reuse.unet_samples == 2 * (2 + 1 + 1) * 2  # later passes run the conditional branch only
     assert full.cfg_evaluations == reuse.cfg_evaluations
     assert not np.array_equal(full_frames, reuse_frames)
+
+
+def test_guidance_reuse_is_exact_when_the_guidance_direction_does_not_depend_on_the_window():
+    from vidzero.engine import GuidedDenoiser, RunStats
+
+    class AffineModel:  # eps_c and eps_u move with the window alike: their difference is constant
+        def guided_eps(self, z, t, prompt, guidance, negative_prompt="", return_uncond=False):
+            cond, uncond = 0.5 * z + 1.0, 0.5 * z - 1.0
+            if guidance <= 1.0:
+                return (cond, None) if return_uncond else cond
+            guided = uncond + guidance * (cond - uncond)
+            return (guided, uncond) if return_uncond else guided
+
+    model, stats = AffineModel(), RunStats()
+    denoiser = GuidedDenoiser(model, "p", "", 9.0, stats, reuse_uncond=True)
+    first, renoised = torch.randn(1, 4, 8, 4, 4, dtype=torch.float64), torch.randn(1, 4, 8, 4, 4, dtype=torch.float64)
+    denoiser(first, torch.tensor(500))
+    reused = denoiser(renoised, torch.tensor(500))  # a resampling pass: same timestep, fresh noise
+    torch.testing.assert_close(reused, model.guided_eps(renoised, 500, "p", 9.0), rtol=0, atol=1e-12)
+    assert stats.unet_samples == 3

@@ -14,8 +14,12 @@ Queue modes (how a generated frame conditions later windows):
 Known input frames are encoded once either way (the VAE encoder is deterministic: posterior mean).
 
 Guidance reuse (`guidance_passes="first"`): the U + 1 passes of one DDIM step all run at the same
-timestep on nearly the same window, so the unconditional branch of the first pass is reused by
-the others, which then run the conditional branch alone (half a guided evaluation each).
+timestep on windows that differ by their resampling noise. Guided eps = cond + (w - 1)(cond -
+uncond); the guidance direction (cond - uncond) of the first pass is reused by the others, which
+run the conditional branch alone (half a guided evaluation each). The direction, not the
+unconditional prediction: each branch predicts mostly the window's own noise, which a re-noised
+pass draws afresh, and that part cancels in the difference only when both branches saw the same
+window.
 """
 
 from __future__ import annotations
@@ -108,8 +112,9 @@ def from_pixels(frames: np.ndarray) -> torch.Tensor:
 class GuidedDenoiser:
     """eps(z, t) for one window with classifier-free guidance, counting the UNet work it does.
 
-    With `reuse_uncond`, the unconditional prediction of the first call at a timestep is reused
-    by later calls at the same timestep (the resampling passes of one DDIM step)."""
+    With `reuse_uncond`, the guidance direction (cond - uncond) of the first call at a timestep
+    is reused by later calls at the same timestep (the resampling passes of one DDIM step), which
+    then evaluate the conditional branch only."""
 
     def __init__(
         self,
@@ -132,11 +137,10 @@ class GuidedDenoiser:
         if self.reuse and self._cached is not None and self._cached[0] == int(t):
             self.stats.unet_samples += 1
             cond = self.bb.guided_eps(z, t, self.prompt, 1.0)
-            uncond = self._cached[1]
-            return uncond + self.guidance * (cond - uncond)
+            return cond + (self.guidance - 1.0) * self._cached[1]
         self.stats.unet_samples += 2
         eps, uncond = self.bb.guided_eps(z, t, self.prompt, self.guidance, self.negative, return_uncond=True)
-        self._cached = (int(t), uncond)
+        self._cached = (int(t), (eps - uncond) / self.guidance)  # cond - uncond
         return eps
 
 

@@ -127,6 +127,9 @@ class PlannedRun:
     codec: str | None = None
     crf: int | None = None
     options: dict = field(default_factory=dict)  # the resolved run options, for the manifest
+    # the frames the quality report measures against (the user's); default: every known frame.
+    # A reroll keeps most frames as known, but its report compares with what the user gave.
+    report_known: set[int] | None = None
 
     def __post_init__(self) -> None:
         self._made: list[Frame] = []  # frames generated so far, in order
@@ -225,6 +228,8 @@ class PlannedRun:
             "frames": self.length,
             "written_frames": self.length - self.first_output,
             "known_frames": sorted(self.known),
+            # the user's frames among them (a reroll's kept frames are known but not given)
+            "given_frames": sorted(self.known if self.report_known is None else self.report_known),
             "fps": self.fps,
             "inputs": self.inputs,
             "options": self.options,
@@ -386,7 +391,11 @@ class PlannedRun:
         if self.deflicker is not None:
             images = deflicker(images, anchors=self.known, settings=self.deflicker)
         writer = VideoWriter(out, self.fps, self.codec, self.crf)
-        known_out = {i - self.first_output: px for i, px in self.known.items() if i >= self.first_output}
+        known_out = {
+            i - self.first_output: px
+            for i, px in self.known.items()
+            if i >= self.first_output and (self.report_known is None or i in self.report_known)
+        }
         report = ReportBuilder(known_out or {0: None})
         try:
             for index, image in enumerate(images):
