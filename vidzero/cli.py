@@ -251,8 +251,21 @@ def save_run(make_run: Callable[..., Any], values: dict[str, Any], **task_args: 
     stats = run.engine.stats
     err.print(
         f"wrote {path} ({run.length - run.first_output} frames, {stats.cfg_evaluations} guided evaluations, "
-        f"{stats.seconds:.1f} s); sidecars {path.name}.manifest.json, {path.name}.contact.png"
+        f"{stats.seconds:.1f} s); sidecars {path.name}.manifest.json, {path.name}.contact.png, {path.name}.report.png"
     )
+    seams = (run.manifest_written or {}).get("report") or {}
+    print_seams(seams.get("seams", []))
+
+
+def print_seams(seams: list[dict], shown: int = 10) -> None:
+    """The seams a quality report flagged, each with the reroll that regenerates it."""
+    for seam in seams[:shown]:
+        err.print(
+            f"  seam at frame {seam['frame']} ({seam['signal']} {seam['value']:.2f}, around it "
+            f"{seam['local_median']:.2f}): {seam['reroll']}"
+        )
+    if len(seams) > shown:
+        err.print(f"  ... and {len(seams) - shown} more in the report")
 
 
 def announce(run: Any) -> None:
@@ -568,11 +581,7 @@ def report(**v: Any) -> None:
         f"{r['frames']} frames: flicker index {s['flicker_index']:.3f}, median step {s['median_step']:.2f} px, "
         f"max colour drift {s['max_colour_drift']:.1f} dE, {s['seams']} seam(s)"
     )
-    for seam in r["seams"][:10]:
-        err.print(
-            f"  seam at frame {seam['frame']} ({seam['signal']} {seam['value']:.1f}, around it "
-            f"{seam['local_median']:.1f}): {seam['reroll']}"
-        )
+    print_seams(r["seams"])
 
 
 @cli_command(

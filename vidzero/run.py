@@ -141,6 +141,7 @@ class PlannedRun:
         self._saved_to: Path | None = None
         self.stopped = False
         self.complete_already = False  # save(resume=True) found the run finished
+        self.manifest_written: dict | None = None  # what save() wrote next to the output
 
     # ------------------------------------------------------------------ generating (once)
     def _generate(self, resume: EngineState | None = None) -> Iterator[Frame]:
@@ -428,6 +429,7 @@ class PlannedRun:
             "encode_seconds": round(time.time() - started, 3),
         }
         write_json(manifest_path, manifest)
+        self.manifest_written = manifest
         fault_point("contact")
         wanted = [self.first_output + i for i in sample_indices(len(written))]
         write_png(sheet_path, contact_sheet([(i, read_png(partial / f"{i:06d}.png")) for i in wanted]))
