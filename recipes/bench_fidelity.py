@@ -42,6 +42,7 @@ VARIANTS: dict[str, dict] = {
     "U=2": {"kind": "extend", "preset": "paper", "resample": 2},
     "guidance reuse": {"kind": "extend", "preset": "paper", "guidance_passes": "first"},
     "resample 3 steps": {"kind": "extend", "preset": "paper", "resample_steps": 3},
+    "reuse + 3 steps": {"kind": "extend", "preset": "paper", "guidance_passes": "first", "resample_steps": 3},
     "4 per window": {"kind": "extend", "preset": "paper", "new_per_window": 4},
     "default": {"kind": "extend"},
     "fast": {"kind": "extend", "preset": "fast"},

@@ -6,7 +6,8 @@
 
 For each model and queue mode it times one guided UNet evaluation of a window (the median of a
 few, after a warm-up), then a saved image-to-video run, and splits the run's wall time into the
-UNet's share (evaluations x the time of one) and everything else (VAE encode and decode, queue
+UNet's share (the time inside the guided evaluations, which the engine records in every run's
+stats) and everything else (VAE encode and decode, queue
 bookkeeping, PNG flushing, encoding the video, the manifest, the contact sheet and the quality
 report). Then the speed options on the same run: the UNet work they do per generated frame (in
 window samples: a full guided evaluation is 2) and the wall time, as ratios to the paper's
@@ -77,7 +78,7 @@ def breakdown(name: str, bb, frames: int, steps: int, resample: int) -> list[dic
             wall, run = timed_run(
                 bb, image_for(bb), frames, Path(tmp) / f"{queue}.mp4", steps=steps, resample=resample, queue=queue
             )
-            unet = run.engine.stats.cfg_evaluations * per_eval
+            unet = run.engine.stats.unet_seconds  # timed inside the run: immune to load changing
             rows.append(
                 {
                     "model": name,

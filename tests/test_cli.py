@@ -44,7 +44,8 @@ def test_extend_end_to_end(tiny_model_dir, image_file, tmp_path):
     assert len(manifest["frame_seeds"]) == 4 and manifest["sampler"]["resample"] == 1
     # one run, counted once: 4 windows of 2 steps x (1 + 1 resampling) guided evaluations
     assert manifest["timings"]["windows"] == 4 and manifest["timings"]["cfg_evaluations"] == 4 * 2 * 2
-    assert manifest["versions"]["diffusers"] and manifest["options"]["preset"] == "paper"
+    assert manifest["versions"]["diffusers"] and manifest["options"]["preset"] == "fast"  # the default
+    assert manifest["queue"] == "latent"  # from the preset, where no option says otherwise
     assert manifest["vidzero"]["sha256"] and str(out) == manifest["output"]
     assert (tmp_path / "out.mp4.contact.png").exists() and (tmp_path / "out.mp4.state.safetensors").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -111,7 +112,8 @@ def test_progress_goes_to_logs_as_plain_lines(tiny_model_dir, image_file, tmp_pa
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
     assert [ln.split(",")[0] for ln in lines[:3]] == ["window 1/3", "window 2/3", "window 3/3"]
-    assert lines[-1].startswith("wrote ")
+    wrote = next(i for i, ln in enumerate(lines) if ln.startswith("wrote "))
+    assert all(ln.startswith("  seam at frame ") for ln in lines[wrote + 1 :])  # then the seams found, if any
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tiny_model_dir, image_file, tmp_path, monkeypatch):
@@ -120,7 +122,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tiny_model_dir, image_file, 
         "extend", image_file, "x", "-o", tmp_path / "o.mp4", "--model", tiny_model_dir, "--frames", 12, "--dry-run"
     )
     assert res.exit_code == 0, res.output
-    assert "11 windows" in res.output and "550 guided UNet evaluations" in res.output and "time: about" in res.output
+    assert "11 windows" in res.output and "110 guided UNet evaluations" in res.output and "time: about" in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.png"]
 
 

@@ -81,6 +81,7 @@ class RunStats:
     cfg_evaluations: int = 0  # guided evaluations of a window (the paper's unit of cost)
     unet_samples: int = 0  # window-sized UNet inputs actually run (2 per full guided evaluation)
     seconds: float = 0.0
+    unet_seconds: float = 0.0  # of `seconds`, inside the guided UNet evaluations
 
 
 Prompt = str | dict[int, str]  # one prompt, or a schedule: {first frame: prompt from there on}
@@ -130,6 +131,14 @@ class GuidedDenoiser:
         self._cached: tuple[int, torch.Tensor] | None = None
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        started = time.perf_counter()
+        eps = self._guided(z, t)
+        if eps.device.type == "cuda":  # kernels run asynchronously: time them, not their launch
+            torch.cuda.synchronize(eps.device)
+        self.stats.unet_seconds += time.perf_counter() - started
+        return eps
+
+    def _guided(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.stats.cfg_evaluations += 1
         if self.guidance <= 1.0:
             self.stats.unet_samples += 1

@@ -255,6 +255,7 @@ class PlannedRun:
             "versions": library_versions(),
             "timings": {
                 "seconds": round(stats.seconds, 3),
+                "unet_seconds": round(stats.unet_seconds, 3),
                 "windows": stats.jobs,
                 "cfg_evaluations": stats.cfg_evaluations,
                 "unet_samples": stats.unet_samples,
