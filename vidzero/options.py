@@ -56,7 +56,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "guidance_passes": "all",
     },
 }
-DEFAULT_PRESET = "fast"
+DEFAULT_PRESET = "paper"
 GUIDANCE_PASSES = ("all", "first")  # full guidance in every pass of a step, or the first pass's uncond reused
 
 
@@ -90,7 +90,7 @@ class RunOptions:
     height: int | None = opt(None, "Frame height in pixels (default: the checkpoint's).")
     width: int | None = opt(None, "Frame width in pixels (default: the checkpoint's).")
     # ---- the sampler
-    preset: str | None = opt(None, "Sampler preset: fast (default), paper or quality; options given win.")
+    preset: str | None = opt(None, "Sampler preset: paper (default), quality or fast; options given win.")
     steps: int | None = opt(None, "DDIM steps per window (num_inference_steps).")
     resample: int | None = opt(None, "Resampling iterations U per DDIM step.")
     resample_steps: int | None = opt(None, "Resample only in the first N DDIM steps (default: all).", metavar="N")
