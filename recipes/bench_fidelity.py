@@ -137,15 +137,19 @@ def run_variant(bb, cases, spec: dict, frames: int, seed: int) -> tuple[dict, li
 
 
 def quarters(video: np.ndarray, case) -> list[dict]:
-    """The metrics of each quarter of a long video (each against frame 0)."""
+    """The metrics of each quarter of a long video (each against frame 0), and its flicker index
+    (the quality report's, over the quarter's frames)."""
     from recipes.fidelity import measure as measure_video
+    from vidzero.report import quality_report
 
     n = len(video)
     per_frame = measure_video(video, case)["per_frame"]
     out = []
     for q in range(4):
-        part = per_frame[q * (n - 1) // 4 : (q + 1) * (n - 1) // 4]
-        out.append(summary([{"per_frame": part, "first_step_jump": None, "direction_correct": False}]))
+        span = slice(q * (n - 1) // 4, (q + 1) * (n - 1) // 4)
+        row = summary([{"per_frame": per_frame[span], "first_step_jump": None, "direction_correct": False}])
+        row["flicker_index"] = quality_report(iter(video[span]))["summary"]["flicker_index"]
+        out.append(row)
     return out
 
 

@@ -202,9 +202,9 @@ class CaptionText:
     ) -> None:
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        from vidzero.backbone import resolve_checkpoint
+        from vidzero.checkpoint import resolve_folder
 
-        folder = str(resolve_checkpoint(model)[0])
+        folder = str(resolve_folder(model, None, None, None, download=False)[0])  # also text-only folders
         self.tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", model_max_length=max_tokens)
         self.encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=torch.float32)
         self.encoder.train(trainable).requires_grad_(trainable)
