@@ -50,12 +50,29 @@ def extend_args(image, out, model, frames=FRAMES, *extra):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, tiny_model_dir, image_file_module):
-    """The uninterrupted run."""
+def uninterrupted(tmp_path_factory, tiny_model_dir, image_file_module):
+    """The uninterrupted run: its video and, from the same generation, its frames losslessly."""
+    import vidzero
+
     out = tmp_path_factory.mktemp("ref") / "ref.mp4"
-    res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir))
-    assert res.exit_code == 0, res.output
-    return out
+    run = vidzero.extend(
+        image_file_module,
+        "a red circle",
+        model=str(tiny_model_dir),
+        frames=FRAMES,
+        steps=2,
+        resample=1,
+        seed=5,
+        progress=False,
+    )
+    frames = np.stack(run.frames())
+    run.save(out)
+    return out, frames
+
+
+@pytest.fixture(scope="module")
+def reference(uninterrupted):
+    return uninterrupted[0]
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +90,8 @@ POINTS = ["window@1", "window@3", "between@2", "encode", "manifest", "final-stat
 
 
 @pytest.fixture(scope="module")
-def reference_frames(tmp_path_factory, tiny_model_dir, image_file_module):
-    """The uninterrupted run's frames, losslessly (a frame folder)."""
-    out = tmp_path_factory.mktemp("ref") / "frames"
-    res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir))
-    assert res.exit_code == 0, res.output
-    return frames_of(out)
+def reference_frames(uninterrupted):
+    return uninterrupted[1]
 
 
 def kill_with_frames_as_reference(args, fault, out, expected, attempts=3):
