@@ -53,6 +53,12 @@ def peak_tflops(name: str) -> float | None:
 
 
 def components(tiny: bool):
+    """(unet, vae, text_encoder, tokenizer, scheduler): the test suite's tiny model, or ModelScope's
+    architecture from its published configs, with random weights."""
+    if tiny:
+        from vidzero.tiny import tiny_components
+
+        return tiny_components()
     import tempfile
 
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
@@ -63,36 +69,8 @@ def components(tiny: bool):
     with tempfile.TemporaryDirectory() as tok_dir:
         write_byte_tokenizer(Path(tok_dir))
         tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=77)
-    if tiny:
-        unet = UNet3DConditionModel(
-            sample_size=8,
-            block_out_channels=(8, 16),
-            layers_per_block=1,
-            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-            up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-            cross_attention_dim=16,
-            attention_head_dim=4,
-            norm_num_groups=4,
-        )
-        vae = AutoencoderKL(
-            block_out_channels=(8, 8),
-            down_block_types=("DownEncoderBlock2D",) * 2,
-            up_block_types=("UpDecoderBlock2D",) * 2,
-            norm_num_groups=2,
-        )
-        text = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=16,
-                intermediate_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                max_position_embeddings=77,
-            )
-        )
-    else:
-        unet, vae = UNet3DConditionModel(**UNET), AutoencoderKL(**VAE)
-        text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, **TEXT))
+    unet, vae = UNet3DConditionModel(**UNET), AutoencoderKL(**VAE)
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, **TEXT))
     return unet, vae, text, tokenizer, DDIMScheduler(**SCHEDULER)
 
 

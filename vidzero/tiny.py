@@ -37,15 +37,15 @@ def write_byte_tokenizer(folder: Path) -> None:
     (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
 
 
-def build_tiny_checkpoint(folder: str | Path, seed: int = 0, window: int = TINY_WINDOW, size: int = TINY_SIZE):
+def tiny_components(seed: int = 0, size: int = TINY_SIZE) -> tuple:
+    """(unet, vae, text_encoder, tokenizer, scheduler): ModelScope's component classes at a tiny
+    size, random weights drawn from `seed`, the embedded model's scheduler config."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, TextToVideoSDPipeline, UNet3DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     from vidzero.backbone import EMBEDDED_MODEL_DIR
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     unet = UNet3DConditionModel(
         sample_size=size // 2,
@@ -89,6 +89,15 @@ def build_tiny_checkpoint(folder: str | Path, seed: int = 0, window: int = TINY_
                 p.add_(torch.randn_like(p) * 0.05)
     # The ModelScope scheduler config, as the embedded model ships it.
     scheduler = DDIMScheduler.from_pretrained(EMBEDDED_MODEL_DIR, subfolder="scheduler")
+    return unet, vae, text_encoder, tokenizer, scheduler
+
+
+def build_tiny_checkpoint(folder: str | Path, seed: int = 0, window: int = TINY_WINDOW, size: int = TINY_SIZE):
+    from diffusers import TextToVideoSDPipeline
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    unet, vae, text_encoder, tokenizer, scheduler = tiny_components(seed, size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pipe = TextToVideoSDPipeline(
