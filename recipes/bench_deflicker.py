@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from recipes.shapes import world
-from vidzero.flicker import deflicker, flicker_report
+from vidzero.quality.flicker import deflicker, flicker_report
 
 
 def add_flicker(clip: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:

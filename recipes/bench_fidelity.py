@@ -26,12 +26,12 @@ import torch
 
 import vidzero
 from recipes.fidelity import bootstrap_halfwidth, case_record, make_cases, measure, summary
-from vidzero.engine import Engine, to_pixels
-from vidzero.io import contact_sheet, write_png
-from vidzero.outputs import write_json
-from vidzero.run import PlannedRun
-from vidzero.sampler import SamplerSettings
-from vidzero.timeline import plan_single_window
+from vidzero.core.engine import Engine, to_pixels
+from vidzero.core.sampler import SamplerSettings
+from vidzero.core.timeline import plan_single_window
+from vidzero.media.outputs import write_json
+from vidzero.media.pictures import contact_sheet, write_png
+from vidzero.runs.run import PlannedRun
 
 # name -> how to make the video: a kind and its options
 VARIANTS: dict[str, dict] = {
@@ -140,7 +140,7 @@ def quarters(video: np.ndarray, case) -> list[dict]:
     """The metrics of each quarter of a long video (each against frame 0), and its flicker index
     (the quality report's, over the quarter's frames)."""
     from recipes.fidelity import measure as measure_video
-    from vidzero.report import quality_report
+    from vidzero.quality.report import quality_report
 
     n = len(video)
     per_frame = measure_video(video, case)["per_frame"]

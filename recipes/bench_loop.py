@@ -20,8 +20,8 @@ import torch
 
 import vidzero
 from recipes.fidelity import make_cases
-from vidzero.outputs import write_json
-from vidzero.report import quality_report
+from vidzero.media.outputs import write_json
+from vidzero.quality.report import quality_report
 
 
 def cross_faded(frames: list[np.ndarray], k: int = 4) -> list[np.ndarray]:

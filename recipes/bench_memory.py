@@ -18,7 +18,7 @@ from pathlib import Path
 
 CHILD = r"""
 import json, resource, sys, time
-from vidzero.cli import app
+from vidzero.app.cli import app
 args = json.loads(sys.argv[1])
 t = time.perf_counter()
 try:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = a.model
         if model is None:
-            from vidzero.tiny import build_tiny_checkpoint
+            from vidzero.models.tiny import build_tiny_checkpoint
 
             model = str(Path(tmp) / "tiny")
             build_tiny_checkpoint(model)

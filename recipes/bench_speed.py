@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 import vidzero
-from vidzero.backbone import pick_device
+from vidzero.models.loading import pick_device
 
 OPTIONS = {  # name -> run options, against the paper's settings
     "paper": {"preset": "paper"},
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    from vidzero.tiny import build_tiny_checkpoint
+    from vidzero.models.tiny import build_tiny_checkpoint
 
     models, sources = [], []
     with tempfile.TemporaryDirectory() as tiny:

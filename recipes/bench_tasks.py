@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 import vidzero
-import vidzero.io
+import vidzero.media.video
 from recipes.shapes import world
 from recipes.shapes.judge import Expected, score_clip
 
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         for per_window in PER_WINDOW:
             name = "predict: vidzero" + per_window_label(per_window)
             with tempfile.TemporaryDirectory() as tmp:  # the real clip, as a lossless PNG folder
-                context_dir = vidzero.io.write_video(frames[:CONTEXT], Path(tmp) / "context")
+                context_dir = vidzero.media.video.write_video(frames[:CONTEXT], Path(tmp) / "context")
                 run = vidzero.predict(
                     context_dir, clip.caption, frames=PREDICT, seed=i, new_per_window=per_window, **kw
                 )

@@ -3,7 +3,7 @@
     python -m recipes.continue_clips CLIPS_DIR OUT_DIR "PROMPT" [--frames 15] [--model shapes]
 
 Each CLIP becomes OUT_DIR/CLIP-predict.mp4 (context + new frames) with its manifest, contact
-sheet and report. Rerunning skips what is done and resumes what was interrupted (see vidzero.batch).
+sheet and report. Rerunning skips what is done and resumes what was interrupted (see vidzero.app.batch).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vidzero.batch import run_batch
+from vidzero.app.batch import run_batch
 
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif"}
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         for k, v in {"model": a.model, "steps": a.steps, "resample": a.resample, "seed": a.seed}.items()
         if v is not None
     }
-    run_batch(jobs, a.out, **options)
+    run_batch(jobs, a.out, defaults=options, log=print)
 
 
 if __name__ == "__main__":

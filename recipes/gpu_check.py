@@ -31,7 +31,7 @@ import torch
 
 import vidzero
 from recipes.modelscope_random import SCHEDULER, TEXT, UNET, VAE
-from vidzero.backbone import pick_device
+from vidzero.models.loading import pick_device
 
 # dense bf16/fp16 tensor-core peaks in TFLOP/s (vendor data sheets), by device name
 PEAKS = {
@@ -56,7 +56,7 @@ def components(tiny: bool):
     """(unet, vae, text_encoder, tokenizer, scheduler): the test suite's tiny model, or ModelScope's
     architecture from its published configs, with random weights."""
     if tiny:
-        from vidzero.tiny import tiny_components
+        from vidzero.models.tiny import tiny_components
 
         return tiny_components()
     import tempfile
@@ -64,7 +64,7 @@ def components(tiny: bool):
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from vidzero.tiny import write_byte_tokenizer
+    from vidzero.models.tiny import write_byte_tokenizer
 
     with tempfile.TemporaryDirectory() as tok_dir:
         write_byte_tokenizer(Path(tok_dir))

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vidzero.batch import run_batch
+from vidzero.app.batch import run_batch
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         for k, v in {"model": a.model, "steps": a.steps, "resample": a.resample, "seed": a.seed}.items()
         if v is not None
     }
-    run_batch(jobs, a.out, **options)
+    run_batch(jobs, a.out, defaults=options, log=print)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def build_modelscope(folder: str | Path, dtype: str = "fp16", zeroscope: bool = 
     from diffusers import AutoencoderKL, DDIMScheduler, TextToVideoSDPipeline, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from vidzero.tiny import write_byte_tokenizer
+    from vidzero.models.tiny import write_byte_tokenizer
 
     folder = Path(folder)
     torch.manual_seed(seed)

@@ -26,10 +26,10 @@ import json
 import re
 from pathlib import Path
 
-from vidzero.batch import run_batch
-from vidzero.checkpoint import inspect_checkpoint
-from vidzero.io import read_video, video_info, write_video
-from vidzero.outputs import write_json
+from vidzero.app.batch import run_batch
+from vidzero.media.outputs import write_json
+from vidzero.media.video import read_video, video_info, write_video
+from vidzero.models.checkpoint import inspect_checkpoint
 
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif"}
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         for k, v in {"model": a.model, "steps": a.steps, "resample": a.resample, "seed": a.seed}.items()
         if v is not None
     }
-    records = run_batch(job_file, a.out, **options)
+    records = run_batch(job_file, a.out, defaults=options, log=print)
     write_json(
         a.out / "fvd.json",
         {

@@ -1,1 +1,176 @@
-"""Tasks: each one a layout of known frames on the one sampler (installed as vidzero.tasks)."""
+"""The task table: every task vidzero runs, its inputs, and how they become a timeline.
+
+Each task is a layout of known frames on the one sampler. A task module holds its inputs (a
+frozen dataclass whose fields carry their help text and command-line form) and its `layout`:
+the timeline and window plan it makes of those inputs on a backbone. From this table the CLI
+makes its commands (vidzero.app.cli), the batch reads its job lines (vidzero.app.batch), and a
+run record is read back typed (`spec_from_record`). Installed as `vidzero.tasks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vidzero.errors import BadInput
+from vidzero.runs.options import RunOptions
+from vidzero.runs.spec import RunSpec, TaskPlan
+
+from . import deflicker, extend, generate, infill, predict, reroll
+from .common import FrameFormat
+
+if TYPE_CHECKING:
+    from vidzero.core.backbone import Backbone
+    from vidzero.runs.run import PlannedRun
+
+
+def keep(inputs: Any, options: RunOptions, given: set[str]) -> RunOptions:
+    return options
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    inputs: type
+    summary: str  # the command's help
+    examples: tuple[str, ...]
+    layout: Callable[[Any, FrameFormat, RunOptions], TaskPlan] | None  # None: no model runs (deflicker)
+    inherit: Callable[[Any, RunOptions, set[str]], RunOptions] = keep  # options the inputs decide
+
+    @property
+    def generates(self) -> bool:
+        return self.layout is not None
+
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        Task(
+            "generate",
+            generate.GenerateInputs,
+            "Plain text-to-video (no known frames): the reference the other tasks are measured against.",
+            ("vidzero generate 'a red circle moving right' -o circle.mp4 --frames 32",),
+            generate.layout,
+            generate.inherit,
+        ),
+        Task(
+            "extend",
+            extend.ExtendInputs,
+            "Image-to-video, and long video by repeat-and-slide (frames stream to the output as they are made).",
+            (
+                "vidzero extend cat.png 'a cat turning its head' -o cat.mp4",
+                "vidzero extend start.png 'a red circle moving right' -o long.mp4 --frames 128",
+                "vidzero extend --from long.mp4.state.safetensors -o more.mp4 --frames 32",
+            ),
+            extend.layout,
+            extend.inherit,
+        ),
+        Task(
+            "predict",
+            predict.PredictInputs,
+            "Continue a real clip: its last window-1 frames are the known prefix, then repeat-and-slide.",
+            ("vidzero predict clip.mp4 'the ball keeps rolling' -o more.mp4 --frames 32",),
+            predict.layout,
+            predict.inherit,
+        ),
+        Task(
+            "infill",
+            infill.InfillInputs,
+            "Fill the frames between known frames (two ends, keyframes, placed clips) zero-shot.",
+            (
+                "vidzero infill start.png end.png 'a red circle moving right' -o mid.mp4 --frames 16",
+                "vidzero infill 'a red circle moving right' -o t.mp4 --frames 41 --key 0=a.png --key 20=b.png",
+            ),
+            infill.layout,
+        ),
+        Task(
+            "reroll",
+            reroll.RerollInputs,
+            "Regenerate frames A..B of a finished run between the frames kept on both sides, with the run's own "
+            "settings (its manifest); every other frame is kept.",
+            ("vidzero reroll out.mp4 --frames 40-47 -o out-fixed.mp4 --seed 3",),
+            reroll.layout,
+            reroll.inherit,
+        ),
+        Task(
+            "deflicker",
+            deflicker.DeflickerInputs,
+            "Remove brightness/colour flicker and jitter from a clip; write a flicker report (JSON + plot).",
+            ("vidzero deflicker in.mp4 -o out.mp4 --anchor 0", "vidzero deflicker in.mp4 --report-only"),
+            None,
+        ),
+    )
+}
+
+
+def task_of(name: Any) -> Task:
+    if name not in TASKS:
+        raise BadInput(f"unknown task {name!r} (use {', '.join(TASKS)})")
+    return TASKS[name]
+
+
+def build_spec(inputs: Any, options: RunOptions, given: set[str]) -> RunSpec:
+    """The checked spec of a run: the task's own say on options it decides (`given`: the options
+    the caller set), then every input and option checked."""
+    task = task_of(inputs.task)
+    return RunSpec.checked(inputs, task.inherit(inputs, options, given))
+
+
+def read_inputs(task: str, record: Mapping[str, Any]) -> Any:
+    """A task's inputs from a record (a manifest's, a state file's, a batch job line)."""
+    return task_of(task).inputs.from_record(dict(record))  # type: ignore[attr-defined]
+
+
+def spec_from_record(record: Mapping[str, Any]) -> RunSpec:
+    """A run's spec read back typed from its record (manifest or state file)."""
+    if not isinstance(record, Mapping) or not {"task", "inputs", "options"} <= set(record):
+        raise BadInput("the run record is incomplete (task, inputs, options)")
+    return RunSpec(
+        record["task"], read_inputs(record["task"], record["inputs"]), RunOptions.from_record(record["options"])
+    )
+
+
+def load_for(options: RunOptions) -> Backbone:
+    """The backbone the options name, loaded as they say."""
+    from vidzero.models.families import load_backbone  # torch and diffusers: not on `vidzero --help`
+
+    return load_backbone(
+        options.model,
+        device=options.device,
+        dtype=options.dtype,
+        frames=options.window,
+        height=options.height,
+        width=options.width,
+        cache_dir=options.cache_dir,
+        revision=options.revision,
+        variant=options.variant,
+        download=options.download,
+        offload=options.offload,
+        vae_slice=options.vae_slice,
+        vae_tiling=options.vae_tiling,
+        attention_slicing=options.attention_slicing,
+        forward_chunking=options.forward_chunking,
+        compile=options.compile,
+    )
+
+
+def start(spec: RunSpec, backbone: Backbone | None = None) -> PlannedRun:
+    """The planned run of a spec on a backbone (loaded from the options when not given)."""
+    from vidzero.runs.run import PlannedRun  # torch: not on `vidzero --help`
+
+    task = task_of(spec.task)
+    if task.layout is None:
+        raise BadInput(f"{spec.task} runs no model: it has no planned run")
+    bb = backbone if backbone is not None else load_for(spec.options)
+    if spec.options.new_per_window is not None and spec.options.new_per_window > bb.frames - 1:
+        raise BadInput(
+            f"{{option}} must be between 1 and {bb.frames - 1} (the window minus one known slot), "
+            f"got {spec.options.new_per_window}",
+            "new_per_window",
+        )
+    plan = task.layout(spec.inputs, bb, spec.options)
+    return PlannedRun(spec, plan, bb)
+
+
+__all__ = ["TASKS", "Task", "TaskPlan", "build_spec", "read_inputs", "spec_from_record", "start", "task_of"]

@@ -1,118 +1,31 @@
-"""What every task shares: a backbone and an engine from the run options, prompts, images."""
+"""What the tasks share: image sources, prompt schedules, the frame format a layout is made for."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
-from vidzero.backbone import Backbone
-from vidzero.engine import Engine, Prompt
+from vidzero.core.timeline import Prompt
 from vidzero.errors import BadInput
-from vidzero.flicker import DeflickerSettings
-from vidzero.io import check_image_array, fit_frame, load_image, open_image
-from vidzero.options import RunOptions, text
-from vidzero.run import PlannedRun
-from vidzero.sampler import SamplerSettings
-from vidzero.timeline import WindowJob
+from vidzero.media.images import check_image_array, fit_frame, load_image, open_image
+from vidzero.runs.options import text
 
-ImageLike = str | Path | Image.Image | np.ndarray
-
-# Options that do not decide the frames (kept out of the manifest's options record).
-NOT_RECORDED = {"callback", "progress", "output_type"}
+ImageSource = str | Path | Image.Image | np.ndarray
 
 
-def load_backbone(o: RunOptions) -> Backbone:
-    return Backbone.load(
-        o.model,
-        device=o.device,
-        dtype=o.dtype,
-        frames=o.window,
-        height=o.height,
-        width=o.width,
-        cache_dir=o.cache_dir,
-        revision=o.revision,
-        variant=o.variant,
-        download=o.download,
-        offload=o.offload,
-        vae_tiling=o.vae_tiling,
-        attention_slicing=o.attention_slicing,
-        forward_chunking=o.forward_chunking,
-        compile=o.compile,
-        vae_slice=o.vae_slice,
-    )
+class FrameFormat(Protocol):
+    """The frame size and window a task lays its timeline out for (a backbone, or its stand-in)."""
+
+    frames: int
+    height: int
+    width: int
 
 
-def setup(options: RunOptions, backbone: Backbone | None) -> tuple[RunOptions, Backbone]:
-    """Checked options (presets applied) and the backbone: the given one, or loaded."""
-    o = options.check()
-    if backbone is not None and not all(hasattr(backbone, a) for a in ("frames", "height", "width", "latent_shape")):
-        raise BadInput(
-            f"{{option}} must be a vidzero Backbone (vidzero.load_backbone), got {type(backbone).__name__}", "backbone"
-        )
-    bb = backbone or load_backbone(o)
-    if o.new_per_window > bb.frames - 1:
-        raise BadInput(
-            f"{{option}} must be between 1 and {bb.frames - 1} (the window minus one known slot), "
-            f"got {o.new_per_window}",
-            "new_per_window",
-        )
-    return o, bb
-
-
-def planned(
-    task: str,
-    o: RunOptions,
-    bb: Backbone,
-    jobs: list[WindowJob],
-    length: int,
-    known: dict[int, np.ndarray],
-    prompt: Prompt,
-    inputs: dict,
-    input_paths: list[Path] | None = None,
-    job_offset: int = 0,
-    **extra: Any,
-) -> PlannedRun:
-    """The PlannedRun of a task, with its engine built from the options."""
-    settings = SamplerSettings(
-        steps=o.steps, resample=o.resample, guidance=o.guidance, eta=o.eta, init=o.init, resample_steps=o.resample_steps
-    )
-    engine = Engine(
-        bb,
-        settings,
-        seed=o.seed,
-        queue=o.queue,
-        job_offset=job_offset,
-        guidance_passes=o.guidance_passes,
-        callback=o.callback,
-    )
-    recorded = {k: v for k, v in asdict(o).items() if k not in NOT_RECORDED}
-    return PlannedRun(
-        task,
-        engine,
-        jobs,
-        length,
-        known,
-        prompt,
-        o.negative_prompt,
-        o.fps,
-        inputs,
-        o.progress,
-        DeflickerSettings() if o.deflicker else None,
-        input_paths=list(input_paths or []),
-        output_type=o.output_type,
-        codec=o.codec,
-        crf=o.crf,
-        options=recorded,
-        **extra,
-    )
-
-
-def schedule(prompt: Prompt, length: int) -> Prompt:
-    """A prompt, or a schedule {first frame: prompt}, checked against a video of `length` frames."""
+def check_schedule(prompt: Prompt, length: int | None = None) -> Prompt:
+    """A prompt, or a schedule {first frame: prompt}; with `length`, checked against the video."""
     if isinstance(prompt, str):
         return text(prompt, "prompt")
     if not isinstance(prompt, dict) or not prompt:
@@ -120,8 +33,9 @@ def schedule(prompt: Prompt, length: int) -> Prompt:
             f"{{option}} must be text or a non-empty dict {{first frame: text}}, got {type(prompt).__name__}", "prompt"
         )
     for frame, value in prompt.items():
-        if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < length:
-            raise BadInput(f"{{option}}: frame {frame!r} is outside the video (0..{length - 1})", "prompt_schedule")
+        if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0 or (length and frame >= length):
+            where = f" (0..{length - 1})" if length else ""
+            raise BadInput(f"{{option}}: frame {frame!r} is outside the video{where}", "prompt_schedule")
         text(value, "prompt")
         if not value.strip():
             raise BadInput(f"{{option}}: the prompt at frame {frame} is empty", "prompt_schedule")
@@ -130,21 +44,31 @@ def schedule(prompt: Prompt, length: int) -> Prompt:
     return prompt[0] if len(prompt) == 1 else dict(sorted(prompt.items()))
 
 
-def load_frame(image: ImageLike, backbone: Backbone, what: str = "image") -> np.ndarray:
-    """A user image (path, PIL image or HxWx3 uint8 array) fitted to the backbone's frame size."""
+def read_schedule(value: Any) -> Prompt:
+    """A prompt schedule from a record (JSON object keys are text)."""
+    if isinstance(value, dict):
+        try:
+            return {int(k): v for k, v in value.items()}
+        except ValueError:
+            raise BadInput("{option} positions must be whole frame numbers", "prompt_schedule") from None
+    return value
+
+
+def load_frame(image: ImageSource, fmt: FrameFormat, what: str = "image") -> np.ndarray:
+    """A user image (path, PIL image or HxWx3 uint8 array) fitted to the frame size."""
     if isinstance(image, (str, Path)):
-        return load_image(image, backbone.width, backbone.height)
+        return load_image(image, fmt.width, fmt.height)
     if isinstance(image, Image.Image):
-        return fit_frame(image, backbone.width, backbone.height)
+        return fit_frame(image, fmt.width, fmt.height)
     if isinstance(image, np.ndarray):
-        return fit_frame(check_image_array(image, what), backbone.width, backbone.height)
+        return fit_frame(check_image_array(image, what), fmt.width, fmt.height)
     raise BadInput(
         f"{{option}} must be a file path, a PIL image or an (H, W, 3) uint8 array, got {type(image).__name__}",
-        what if what in ("image",) else None,
+        "image" if what == "image" else None,
     )
 
 
-def check_image_source(image: ImageLike, what: str = "image") -> tuple[int, int]:
+def check_image_source(image: ImageSource, what: str = "image") -> tuple[int, int]:
     """Size (width, height) of an image, read before any model loads, so bad files fail first."""
     if isinstance(image, (str, Path)):
         h, w = open_image(image, what).shape[:2]
@@ -157,12 +81,5 @@ def check_image_source(image: ImageLike, what: str = "image") -> tuple[int, int]
     raise BadInput(f"{what} must be a file path, a PIL image or an (H, W, 3) uint8 array, got {type(image).__name__}")
 
 
-def source_name(image: ImageLike) -> str:
-    return str(image) if isinstance(image, (str, Path)) else type(image).__name__
-
-
 def paths_of(*items: Any) -> list[Path]:
     return [Path(i) for i in items if isinstance(i, (str, Path))]
-
-
-__all__ = ["ImageLike", "Prompt", "RunOptions", "check_image_source", "load_frame", "planned", "schedule", "setup"]

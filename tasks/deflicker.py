@@ -1,32 +1,85 @@
 """`vidzero deflicker`: remove flicker from an existing clip, or report on it.
 
-The algorithm lives in `vidzero.flicker` (it also runs on generated frames via --deflicker);
-this task reads a clip, streams it through, and writes the result with its manifest and a
-flicker report of the clip before and after (`OUT.flicker.json`, `OUT.flicker.png`).
+The algorithm lives in `vidzero.quality.flicker` (it also runs on generated frames via
+--deflicker); this task reads a clip, streams it through, and writes the result with its
+manifest and a flicker report of the clip before and after (`OUT.flicker.json`, `OUT.flicker.png`).
+It needs no model, so it takes no run options.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 from vidzero.errors import BadInput
-from vidzero.flicker import DeflickerSettings, deflicker, flicker_report, plot_report
-from vidzero.io import VideoWriter, read_video, video_info, write_png
-from vidzero.options import integer
-from vidzero.outputs import (
+from vidzero.media.outputs import (
     MANIFEST,
     OutputLock,
     check_file_destination,
     check_output,
     cleanup_temporaries,
     read_manifest,
+    remove_output,
     sha256_of,
     sidecar,
     write_json,
 )
+from vidzero.runs.options import integer
+from vidzero.runs.spec import inp, input_record, read_fields
 from vidzero.version import __version__
+
+
+@dataclass(frozen=True)
+class DeflickerInputs:
+    task: ClassVar[str] = "deflicker"
+
+    clip: Path = inp("Video file or folder of frames.", cli="argument")
+    anchors: tuple[int, ...] = inp(
+        "Index of a known frame: kept unchanged, pulls its neighbours' colours. Repeatable.",
+        (),
+        names=("--anchor",),
+        metavar="N",
+    )
+    window: int = inp("Frames on each side for the temporal median of colour statistics.", 4)
+    temporal: float = inp("Weight of the flow-warped previous frame (0 turns it off).", 0.5)
+    flow: str = inp("Optical flow: dis, farneback or none.", "dis")
+
+    @classmethod
+    def from_cli(cls, values: dict[str, Any]) -> DeflickerInputs:
+        anchors = tuple(values["anchors"] or ())
+        return cls(values["clip"], anchors, values["window"], values["temporal"], values["flow"])
+
+    def check(self) -> None:
+        from vidzero.media.video import read_video, video_info  # PyAV: not on `vidzero --help`
+
+        self.settings().check()
+        info = video_info(self.clip)
+        anchors = [integer(anchor, "anchors", 0, 10**9) for anchor in self.anchors]
+        if anchors:
+            count = info.get("frames") or sum(1 for _ in read_video(self.clip))
+            outside = [a for a in anchors if a >= count]
+            if outside:
+                raise BadInput(
+                    f"{{option}} {outside[0]} is outside the clip's {count} frames (0..{count - 1})", "anchors"
+                )
+
+    def settings(self) -> Any:
+        from vidzero.quality.flicker import DeflickerSettings  # OpenCV: not on `vidzero --help`
+
+        return DeflickerSettings(window=self.window, temporal=self.temporal, flow=self.flow)
+
+    def paths(self) -> list[Path]:
+        return [Path(self.clip)]
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> DeflickerInputs:
+        values = read_fields(cls, record, "deflicker")
+        values["clip"] = Path(values["clip"])
+        values["anchors"] = tuple(values.get("anchors", ()))
+        return cls(**values)
+
 
 FLICKER_JSON, FLICKER_PNG = ".flicker.json", ".flicker.png"
 
@@ -37,6 +90,10 @@ def report_paths(path: str | Path) -> tuple[Path, Path]:
 
 def report_clip(clip: str | Path, force: bool = False) -> dict:
     """Write `<clip>.flicker.json` and `<clip>.flicker.png` next to the clip; return the report."""
+    from vidzero.media.pictures import write_png
+    from vidzero.media.video import read_video, video_info
+    from vidzero.quality.flicker import flicker_report, plot_report
+
     video_info(clip)
     json_path, png_path = report_paths(clip)
     for path in (json_path, png_path):
@@ -52,19 +109,16 @@ def report_clip(clip: str | Path, force: bool = False) -> dict:
     return report
 
 
-def deflicker_clip(
-    clip: str | Path,
-    output: str | Path,
-    anchors: list[int] | None = None,
-    settings: DeflickerSettings | None = None,
-    force: bool = False,
-) -> dict:
-    """Deflicker `clip` into `output` (streaming); write its manifest and flicker reports; return
+def deflicker_clip(inputs: DeflickerInputs, output: str | Path, force: bool = False) -> dict:
+    """Deflicker the clip into `output` (streaming); write its manifest and flicker reports; return
     the before/after summary."""
+    from vidzero.media.pictures import write_png
+    from vidzero.media.video import VideoWriter, read_video, video_info
+    from vidzero.quality.flicker import deflicker, flicker_report, plot_report
+
+    inputs.check()
+    clip, settings, anchors = inputs.clip, inputs.settings(), list(inputs.anchors)
     info = video_info(clip)
-    settings = settings or DeflickerSettings()
-    settings.check()
-    anchors = [integer(a, "anchors", 0, 10**9) for a in anchors or []]
     json_path, png_path = report_paths(output)
     manifest_path = sidecar(output, MANIFEST)
     out = check_output(output, force, [clip], sidecars=[manifest_path, json_path, png_path])
@@ -95,7 +149,7 @@ def deflicker_clip(
             manifest_path,
             {
                 "vidzero": proof,
-                "task": "deflicker",
+                "spec": {"task": "deflicker", "inputs": input_record(inputs), "options": {}},
                 "input": str(clip),
                 "output": str(out),
                 "sidecars": [str(manifest_path), str(json_path), str(png_path)],
@@ -118,8 +172,6 @@ def deflicker_clip(
             png_path, plot_report(after, f"{Path(output).name} (input flicker index {before['flicker_index']:.3f})")
         )
         if out.is_dir() and not out.is_symlink():
-            from vidzero.outputs import remove_output
-
             remove_output(out)
         writer.commit()
     return summary

@@ -1,33 +1,57 @@
 """`vidzero generate`: plain text-to-video on the engine, no known frames (the reference).
 
 The first window is generated whole, exactly as the backbone's own diffusers pipeline would
-(the parity test checks this); longer videos slide on from it like `extend`.
+(the parity test checks this); longer videos slide on from it like `extend`. With nothing known
+there is nothing to harmonise with, so `resample` defaults to 0 here.
 """
 
 from __future__ import annotations
 
-from vidzero.backbone import Backbone
-from vidzero.options import RunOptions, frame_count, takes_run_options
-from vidzero.run import PlannedRun
-from vidzero.timeline import plan_prefix
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import ClassVar
 
-from .common import Prompt, planned, schedule, setup
+from vidzero.core.timeline import Layout, Prompt, plan_prefix
+from vidzero.runs.options import RunOptions, frame_count
+from vidzero.runs.spec import PROMPT, PROMPT_AT, CliParam, TaskPlan, inp, read_fields, with_schedule
+
+from .common import FrameFormat, check_schedule, read_schedule
 
 
-@takes_run_options
-def generate(
-    prompt: Prompt, frames: int | None = None, *, backbone: Backbone | None = None, options: RunOptions
-) -> PlannedRun:
-    """Plan a text-to-video run; iterate the result for frames or call `.save(path)`.
+@dataclass(frozen=True)
+class GenerateInputs:
+    task: ClassVar[str] = "generate"
 
-    `frames` defaults to the backbone's window. With nothing known there is nothing to harmonise
-    with, so `resample` defaults to 0 here.
-    """
-    if options.resample is None:
-        options.resample = 0
-    if frames is not None:
-        frame_count(frames, "frames", 2)
-    o, bb = setup(options, backbone)
-    length = frames or bb.frames
-    jobs = plan_prefix(length, 0, bb.frames, o.new_per_window)
-    return planned("generate", o, bb, jobs, length, {}, schedule(prompt, length), {})
+    prompt: Prompt = inp("What the video shows (text, or a schedule {first frame: text}).", cli=None)
+    frames: int | None = inp("Length (default: the model's window).", None, metavar="N")
+
+    cli_params: ClassVar[tuple[CliParam, ...]] = (PROMPT, PROMPT_AT)
+
+    @classmethod
+    def from_cli(cls, values: dict) -> GenerateInputs:
+        return cls(with_schedule(values["prompt"], values["prompt_at"]), values["frames"])
+
+    def check(self) -> None:
+        if self.frames is not None:
+            frame_count(self.frames, "frames", 2)
+        check_schedule(self.prompt, self.frames)
+
+    def paths(self) -> list[Path]:
+        return []
+
+    @classmethod
+    def from_record(cls, record: dict) -> GenerateInputs:
+        values = read_fields(cls, record, "generate")
+        values["prompt"] = read_schedule(values["prompt"])
+        return cls(**values)
+
+
+def inherit(inputs: GenerateInputs, options: RunOptions, given: set[str]) -> RunOptions:
+    return options if "resample" in given else replace(options, resample=0)
+
+
+def layout(inputs: GenerateInputs, fmt: FrameFormat, options: RunOptions) -> TaskPlan:
+    assert options.new_per_window is not None
+    length = inputs.frames or fmt.frames
+    jobs = plan_prefix(length, 0, fmt.frames, options.new_per_window)
+    return TaskPlan(Layout(length, {}, jobs, check_schedule(inputs.prompt, length)))

@@ -1,27 +1,34 @@
 """`vidzero infill` and keyframe timelines: known frames anywhere, the gaps generated zero-shot.
 
-A `Keyframes` timeline places still images (`keys`) and real clips (`clips`, their frames from a
-start position on) on a timeline of `length` frames. The planner (`vidzero.timeline.plan_timeline`)
-generates every other frame with one window each: the window - 1 available frames nearest in
-time, in temporal order, around the target. Gaps are filled `inward` (from both ends toward the
-middle, the default) or `forward` (left to right).
+Still images (`keys`) and real clips (`clips`, their frames from a start position on) sit on a
+timeline of `frames` frames. The planner (`vidzero.core.timeline.plan_timeline`) generates every
+other frame with one window each: the window - 1 available frames nearest in time, in temporal
+order, around the target. Gaps are filled `inward` (from both ends toward the middle, the
+default) or `forward` (left to right). `loop` treats the timeline as a circle.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
-from vidzero.backbone import Backbone
+from vidzero.core.timeline import FILL_ORDERS, Layout, Prompt, plan_timeline
 from vidzero.errors import BadInput
-from vidzero.io import read_video, video_info
-from vidzero.options import RunOptions, choice, frame_count, takes_run_options
-from vidzero.run import PlannedRun
-from vidzero.timeline import FILL_ORDERS, plan_timeline
+from vidzero.runs.options import RunOptions, choice, frame_count
+from vidzero.runs.spec import PROMPT_AT, CliParam, TaskPlan, inp, parse_position, read_fields, with_schedule
 
-from .common import ImageLike, Prompt, check_image_source, load_frame, paths_of, planned, schedule, setup, source_name
+from .common import (
+    FrameFormat,
+    ImageSource,
+    check_image_source,
+    check_schedule,
+    load_frame,
+    paths_of,
+    read_schedule,
+)
 
 
 def position(value: object, option: str, length: int) -> int:
@@ -32,93 +39,125 @@ def position(value: object, option: str, length: int) -> int:
     return int(value)
 
 
-@dataclass
-class Keyframes:
-    """Known frames on a timeline of `length` frames."""
+@dataclass(frozen=True)
+class InfillInputs:
+    task: ClassVar[str] = "infill"
 
-    length: int
-    keys: dict[int, ImageLike] = field(default_factory=dict)
-    clips: dict[int, str | Path] = field(default_factory=dict)  # start position -> video
+    prompt: Prompt = inp("What happens in between.", cli=None)
+    frames: int = inp("Total length of the timeline.", 16, metavar="N")
+    keys: dict[int, ImageSource] = inp("Known still frames: {position: image}.", {}, cli=None)
+    clips: dict[int, Path] = inp("Real clips placed on the timeline: {first position: video}.", {}, cli=None)
+    order: str = inp("Fill gaps 'inward' (from both ends) or 'forward' (left to right).", "inward")
+    loop: bool = inp("Treat the timeline as a circle: the last frame leads into the first.", False)
+
+    cli_params: ClassVar[tuple[CliParam, ...]] = (
+        CliParam(
+            "args",
+            list[str],
+            "[START END] PROMPT: two images for the ends, or only the prompt with --key/--clip.",
+            "argument",
+        ),
+        CliParam("key", list[str] | None, "N=IMAGE: a known frame at position N. Repeatable.", metavar="N=IMAGE"),
+        CliParam(
+            "clip", list[str] | None, "N:VIDEO: a real clip placed from position N. Repeatable.", metavar="N:VIDEO"
+        ),
+        PROMPT_AT,
+    )
+
+    @classmethod
+    def from_cli(cls, values: dict[str, Any]) -> InfillInputs:
+        args, frames = values["args"], values["frames"]
+        if len(args) not in (1, 3):
+            raise BadInput("give START END PROMPT, or PROMPT with --key/--clip")
+        *ends, prompt = args
+        frame_count(frames, "frames", 2)
+        keys: dict[int, ImageSource] = {}
+        for item in values["key"] or []:
+            pos, image = parse_position(item, "=", "keys")
+            if pos in keys:
+                raise BadInput(f"{{option}}: two keys at frame {pos}", "keys")
+            keys[pos] = image
+        for pos, image in zip((0, frames - 1), ends):
+            if pos in keys:
+                which = "START" if pos == 0 else "END"
+                raise BadInput(f"{{option}} at frame {pos} and the {which} image: two keys at one frame", "keys")
+            keys[pos] = image
+        clips: dict[int, Path] = {}
+        for item in values["clip"] or []:
+            pos, clip = parse_position(item, ":", "clips", "VIDEO")
+            if pos in clips:
+                raise BadInput(f"{{option}}: two clips at frame {pos}", "clips")
+            clips[pos] = Path(clip)
+        prompt_value = with_schedule(prompt, values["prompt_at"])
+        return cls(prompt_value, frames, keys, clips, values["order"], values["loop"])
 
     def check(self) -> None:
         """Positions and files, before any model loads."""
-        frame_count(self.length, "frames", 2)
+        from vidzero.media.video import video_info  # PyAV: not on `vidzero --help`
+
+        frame_count(self.frames, "frames", 2)
+        choice(self.order, "order", FILL_ORDERS)
+        check_schedule(self.prompt, self.frames)
         if not self.keys and not self.clips:
             raise BadInput("no known frames: give keyframes (keys) or clips")
-        for pos, image in self.keys.items():
-            position(pos, "keys", self.length)
-            check_image_source(image, "keyframe")
-        for pos, clip in self.clips.items():
-            position(pos, "clips", self.length)
-            video_info(clip)
-
-    def load(self, backbone: Backbone) -> dict[int, np.ndarray]:
-        """All known frames fitted to the backbone; a clear error for any inconsistency."""
-        known: dict[int, np.ndarray] = {}
         sizes: dict[tuple[int, int], int] = {}
-        for pos, image in sorted(self.keys.items()):
+        for pos, image in self.keys.items():
+            position(pos, "keys", self.frames)
             sizes.setdefault(check_image_source(image, "keyframe"), pos)
-            known[int(pos)] = load_frame(image, backbone, "keyframe")
         if len(sizes) > 1:
             (a, pa), (b, pb) = list(sizes.items())[:2]
             raise BadInput(f"keyframes differ in size: frame {pa} is {a[0]}x{a[1]}, frame {pb} is {b[0]}x{b[1]}")
-        for start, clip in sorted(self.clips.items()):
-            count = 0
-            for offset, frame in enumerate(read_video(clip, backbone.width, backbone.height)):
-                pos = int(start) + offset
-                if pos >= self.length:
-                    raise BadInput(f"clip {clip} at {start} runs past the end of the timeline ({self.length} frames)")
-                if pos in known:
-                    raise BadInput(f"clip {clip} at {start} overlaps a known frame at {pos}")
-                known[pos] = frame
-                count += 1
-            if count == 0:
-                raise BadInput(f"clip {clip} has no frames")
-        return known
+        for pos, clip in self.clips.items():
+            position(pos, "clips", self.frames)
+            video_info(clip)
 
     def paths(self) -> list[Path]:
         return paths_of(*self.keys.values(), *self.clips.values())
 
-
-@takes_run_options
-def infill(
-    timeline: Keyframes,
-    prompt: Prompt,
-    *,
-    order: str = "inward",
-    loop: bool = False,
-    backbone: Backbone | None = None,
-    options: RunOptions,
-) -> PlannedRun:
-    """Plan the generation of every frame of `timeline` that is not known. `loop=True` treats the
-    timeline as a circle: the frames after the last key lead into the first key."""
-    if not isinstance(timeline, Keyframes):
-        raise BadInput(f"timeline must be a vidzero.Keyframes, got {type(timeline).__name__}")
-    choice(order, "order", FILL_ORDERS)
-    timeline.check()
-    o, bb = setup(options, backbone)
-    known = timeline.load(bb)
-    jobs = plan_timeline(timeline.length, set(known), bb.frames, order, o.new_per_window, loop=bool(loop))
-    inputs = {
-        "keys": {k: source_name(v) for k, v in timeline.keys.items()},
-        "clips": {k: str(v) for k, v in timeline.clips.items()},
-        "order": order,
-        "loop": bool(loop),
-    }
-    return planned(
-        "infill",
-        o,
-        bb,
-        jobs,
-        timeline.length,
-        known,
-        schedule(prompt, timeline.length),
-        inputs,
-        input_paths=timeline.paths(),
-    )
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> InfillInputs:
+        """A record (a manifest's, or a batch job line, where `start` and `end` name the first and
+        the last frame's image)."""
+        values = dict(record)
+        start, end = values.pop("start", None), values.pop("end", None)
+        values = read_fields(cls, values, "infill")
+        values["prompt"] = read_schedule(values["prompt"])
+        try:
+            keys = {int(k): v for k, v in values.get("keys", {}).items()}
+            clips = {int(k): Path(v) for k, v in values.get("clips", {}).items()}
+        except (ValueError, AttributeError):
+            raise BadInput("keys and clips must be objects {frame: path} with whole frame numbers") from None
+        if (start is None) != (end is None):
+            raise BadInput("infill takes start and end together")
+        if start is not None:
+            frames = values.get("frames", 16)
+            keys.setdefault(0, start)
+            keys.setdefault(frames - 1, end)
+        return cls(**{**values, "keys": keys, "clips": clips})
 
 
-def infill_between(start: ImageLike, end: ImageLike, prompt: str, frames: int = 16, **kwargs) -> PlannedRun:
-    """Both ends known: `frames` in total, the first and last given (other keywords: see infill)."""
-    frame_count(frames, "frames", 3)
-    return infill(Keyframes(frames, {0: start, frames - 1: end}), prompt, **kwargs)
+def load_known(inputs: InfillInputs, fmt: FrameFormat) -> dict[int, np.ndarray]:
+    """All known frames fitted to the frame size; a clear error for any inconsistency."""
+    from vidzero.media.video import read_video  # PyAV: not on `vidzero --help`
+
+    known = {int(pos): load_frame(image, fmt, "keyframe") for pos, image in sorted(inputs.keys.items())}
+    for start, clip in sorted(inputs.clips.items()):
+        count = 0
+        for offset, frame in enumerate(read_video(clip, fmt.width, fmt.height)):
+            pos = int(start) + offset
+            if pos >= inputs.frames:
+                raise BadInput(f"clip {clip} at {start} runs past the end of the timeline ({inputs.frames} frames)")
+            if pos in known:
+                raise BadInput(f"clip {clip} at {start} overlaps a known frame at {pos}")
+            known[pos] = frame
+            count += 1
+        if count == 0:
+            raise BadInput(f"clip {clip} has no frames")
+    return known
+
+
+def layout(inputs: InfillInputs, fmt: FrameFormat, options: RunOptions) -> TaskPlan:
+    assert options.new_per_window is not None
+    known = load_known(inputs, fmt)
+    jobs = plan_timeline(inputs.frames, set(known), fmt.frames, inputs.order, options.new_per_window, inputs.loop)
+    return TaskPlan(Layout(inputs.frames, known, jobs, check_schedule(inputs.prompt, inputs.frames)))

@@ -3,69 +3,87 @@
 The part of the clip to continue from (`from_frame` .. `to_frame`, default: the whole clip) is
 read with PyAV and fitted to the backbone's size. Its last window-1 frames become the known
 prefix of the timeline, and repeat-and-slide generates `frames` new ones. The output holds the
-context frames followed by the new ones (`new_only` drops the context). The clip's frame rate
-is kept.
+context frames followed by the new ones (`new_only` drops the context). The clip's frame rate is
+kept unless `fps` is given.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
-from vidzero.backbone import Backbone
+from vidzero.core.timeline import Layout, Prompt, plan_prefix
 from vidzero.errors import BadInput
-from vidzero.io import read_video, video_info
-from vidzero.options import RunOptions, frame_count, integer, takes_run_options
-from vidzero.run import PlannedRun
-from vidzero.timeline import plan_prefix
+from vidzero.runs.options import RunOptions, frame_count, integer
+from vidzero.runs.spec import PROMPT_AT, CliParam, TaskPlan, inp, read_fields, with_schedule
 
-from .common import Prompt, paths_of, planned, schedule, setup
+from .common import FrameFormat, check_schedule, read_schedule
 
 
-@takes_run_options
-def predict(
-    clip: str | Path,
-    prompt: Prompt,
-    frames: int = 15,
-    *,
-    from_frame: int = 0,
-    to_frame: int | None = None,
-    new_only: bool = False,
-    backbone: Backbone | None = None,
-    options: RunOptions,
-) -> PlannedRun:
-    """Plan the continuation of `clip` by `frames` new frames."""
-    frame_count(frames, "frames", 1)
-    integer(from_frame, "from_frame", 0, 10**9)
-    if to_frame is not None and integer(to_frame, "to_frame", 1, 10**9) <= from_frame:
-        raise BadInput(f"{{option}} ({to_frame}) must be after from_frame ({from_frame})", "to_frame")
-    info = video_info(clip)
-    if options.fps == RunOptions.fps:
-        options.fps = info.get("fps") or RunOptions.fps
-    o, bb = setup(options, backbone)
-    stream = itertools.islice(read_video(clip, bb.width, bb.height), from_frame, to_frame)
-    context = list(deque(stream, maxlen=bb.frames - 1))  # only the last window-1 frames are kept
+@dataclass(frozen=True)
+class PredictInputs:
+    task: ClassVar[str] = "predict"
+
+    clip: Path = inp("The real clip to continue (video file or folder of frames).", cli="argument")
+    prompt: Prompt = inp("What happens next (text, or a schedule {first frame: text}).", cli=None)
+    frames: int = inp("Number of new frames.", 15, metavar="N")
+    from_frame: int = inp("First frame of the part of the clip to continue from.", 0)
+    to_frame: int | None = inp("End (exclusive) of that part (default: the clip's end).", None)
+    new_only: bool = inp("Write only the new frames, not the context.", False)
+
+    cli_params: ClassVar[tuple[CliParam, ...]] = (CliParam("prompt", str, "What happens next.", "argument"), PROMPT_AT)
+
+    @classmethod
+    def from_cli(cls, values: dict) -> PredictInputs:
+        prompt = with_schedule(values["prompt"], values["prompt_at"])
+        return cls(
+            values["clip"], prompt, values["frames"], values["from_frame"], values["to_frame"], values["new_only"]
+        )
+
+    def check(self) -> None:
+        from vidzero.media.video import video_info  # PyAV: not on `vidzero --help`
+
+        frame_count(self.frames, "frames", 1)
+        integer(self.from_frame, "from_frame", 0, 10**9)
+        if self.to_frame is not None and integer(self.to_frame, "to_frame", 1, 10**9) <= self.from_frame:
+            raise BadInput(f"{{option}} ({self.to_frame}) must be after from_frame ({self.from_frame})", "to_frame")
+        check_schedule(self.prompt)
+        video_info(self.clip)
+
+    def paths(self) -> list[Path]:
+        return [Path(self.clip)]
+
+    @classmethod
+    def from_record(cls, record: dict) -> PredictInputs:
+        values = read_fields(cls, record, "predict")
+        values["clip"] = Path(values["clip"])
+        values["prompt"] = read_schedule(values["prompt"])
+        return cls(**values)
+
+
+def inherit(inputs: PredictInputs, options: RunOptions, given: set[str]) -> RunOptions:
+    """The clip's own frame rate, unless fps is given."""
+    from vidzero.media.video import video_info
+
+    if "fps" in given:
+        return options
+    return replace(options, fps=video_info(inputs.clip).get("fps") or options.fps)
+
+
+def layout(inputs: PredictInputs, fmt: FrameFormat, options: RunOptions) -> TaskPlan:
+    from vidzero.media.video import read_video
+
+    assert options.new_per_window is not None
+    stream = itertools.islice(read_video(inputs.clip, fmt.width, fmt.height), inputs.from_frame, inputs.to_frame)
+    context = list(deque(stream, maxlen=fmt.frames - 1))  # only the last window-1 frames are kept
     if not context:
-        raise BadInput(f"{clip} has no frames in the range [{from_frame}, {to_frame or 'end'})")
-    length = len(context) + frames
-    jobs = plan_prefix(length, len(context), bb.frames, o.new_per_window)
-    inputs = {
-        "clip": str(clip),
-        "from_frame": from_frame,
-        "to_frame": to_frame,
-        "context_frames": len(context),
-        "new_only": new_only,
-    }
-    return planned(
-        "predict",
-        o,
-        bb,
-        jobs,
-        length,
-        dict(enumerate(context)),
-        schedule(prompt, length),
-        inputs,
-        input_paths=paths_of(clip),
-        first_output=len(context) if new_only else 0,
+        raise BadInput(f"{inputs.clip} has no frames in the range [{inputs.from_frame}, {inputs.to_frame or 'end'})")
+    length = len(context) + inputs.frames
+    jobs = plan_prefix(length, len(context), fmt.frames, options.new_per_window)
+    layout = Layout(length, dict(enumerate(context)), jobs, check_schedule(inputs.prompt, length))
+    return TaskPlan(
+        layout, first_output=len(context) if inputs.new_only else 0, details={"context_frames": len(context)}
     )

@@ -1,34 +1,33 @@
 """`vidzero reroll`: regenerate frames A..B of a finished run, keeping every other frame.
 
-The run's manifest says how it was made (task, prompt, sampler, model, window, seed); the frames
-outside A..B are read from the output and become the known frames of an infill that generates
-A..B between them, with the original settings and a new seed (the original's + 1 unless given)
-or a new prompt. Frames outside A..B are written exactly as read: byte-identical in a PNG-folder
-output (video codecs re-encode them, within the codec's loss). The new manifest records what was
-rerolled from what.
+The run's manifest holds its record (task, inputs, options); the frames outside A..B are read
+from the output and become the known frames of an infill that generates A..B between them,
+with the original options and a new seed (the original's + 1 unless given) or a new prompt.
+How the model loads (device, dtype, ...) may change, not which model. Frames outside A..B are
+written exactly as read: byte-identical in a PNG-folder output (video codecs re-encode them,
+within the codec's loss). The new manifest records what was rerolled from what.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, ClassVar
 
-from vidzero.backbone import Backbone
-from vidzero.engine import prompt_at
+from vidzero.core.timeline import Layout, plan_timeline, prompt_at
 from vidzero.errors import BadInput
-from vidzero.io import read_video
-from vidzero.options import RunOptions, integer, text
-from vidzero.outputs import clean_path, written_by_vidzero
-from vidzero.run import PlannedRun
-from vidzero.timeline import plan_timeline
+from vidzero.media.outputs import clean_path, written_by_vidzero
+from vidzero.runs.options import LOAD_OPTIONS, MAX_SEED, RunOptions, integer, text
+from vidzero.runs.spec import TaskPlan, inp, read_fields
 
-from .common import planned, setup
+from .common import FrameFormat, read_schedule
+
+# what may differ from the original run: how the model loads, and the seed
+CHANGEABLE = frozenset(LOAD_OPTIONS) - {"model", "window", "height", "width", "revision", "variant"} | {"seed"}
 
 
-def parse_range(frames: str | tuple[int, int]) -> tuple[int, int]:
-    if isinstance(frames, tuple):
-        return frames
+def parse_range(frames: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", str(frames))
     if not m:
         raise BadInput(f"{{option}} {frames!r} should look like A-B (frame numbers) or A", "frames")
@@ -36,84 +35,109 @@ def parse_range(frames: str | tuple[int, int]) -> tuple[int, int]:
     return first, int(m.group(2)) if m.group(2) else first
 
 
-def reroll(
-    output: str | Path,
-    frames: str | tuple[int, int],
-    *,
-    seed: int | None = None,
-    prompt: str | None = None,
-    backbone: Backbone | None = None,
-    progress: object = True,
-    **loading: object,
-) -> PlannedRun:
-    """Plan the regeneration of frames A..B (inclusive, output frame numbers) of a finished run.
-    `loading` may change how the model loads (device, dtype, offload, ...), not which model."""
-    out = clean_path(output)
+@dataclass(frozen=True)
+class RerollInputs:
+    task: ClassVar[str] = "reroll"
+
+    run: Path = inp("A finished vidzero output (its manifest says how it was made).", cli="argument")
+    frames: str = inp("A-B: the frames to regenerate (output frame numbers, inclusive).", metavar="A-B")
+    prompt: str | None = inp("A new prompt for the new frames (default: the run's at frame A).", None)
+
+    def check(self) -> None:
+        manifest = original(self.run)
+        first, last = parse_range(self.frames)
+        count = manifest["written_frames"]
+        if not 0 <= first <= last < count:
+            raise BadInput(f"{{option}} {first}-{last} is outside the run's {count} frames (0..{count - 1})", "frames")
+        given = given_frames(manifest) & set(range(first, last + 1))
+        if given:
+            raise BadInput(
+                f"{{option}} {first}-{last} includes the run's given frame(s) {sorted(given)}: reroll regenerates "
+                "generated frames only",
+                "frames",
+            )
+        if last - first + 1 >= count:
+            raise BadInput("{option} covers the whole run: nothing is left to keep (run it again instead)", "frames")
+        if self.prompt is not None:
+            text(self.prompt, "prompt")
+
+    def paths(self) -> list[Path]:
+        return [Path(self.run)]
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> RerollInputs:
+        values = read_fields(cls, record, "reroll")
+        values["run"] = Path(values["run"])
+        return cls(**values)
+
+
+def original(run: Path) -> dict[str, Any]:
+    """The manifest that proves vidzero made `run`, with the record of how."""
+    out = clean_path(run)
     if not out.exists():
         raise BadInput(f"run output not found: {out}")
     manifest = written_by_vidzero(out)
-    if manifest is None or "options" not in manifest:
+    if manifest is None or "spec" not in manifest:
         raise BadInput(
             f"{out} has no vidzero manifest that matches it ({out.name}.manifest.json): only a finished "
             "vidzero run can be rerolled"
         )
-    first, last = parse_range(frames)
-    count = manifest["written_frames"]
-    if not 0 <= first <= last < count:
-        raise BadInput(f"{{option}} {first}-{last} is outside the run's {count} frames (0..{count - 1})", "frames")
-    offset = manifest["frames"] - count  # frames before the output (predict --new-only, extend --from)
-    given = {i - offset for i in manifest.get("given_frames", manifest["known_frames"]) if i >= offset}
-    if given & set(range(first, last + 1)):
-        raise BadInput(
-            f"{{option}} {first}-{last} includes the run's given frame(s) "
-            f"{sorted(given & set(range(first, last + 1)))}: reroll regenerates generated frames only",
-            "frames",
-        )
-    if last - first + 1 >= count:
-        raise BadInput("{option} covers the whole run: nothing is left to keep (run it again instead)", "frames")
-    names = {f.name for f in dataclasses.fields(RunOptions)}
-    options = RunOptions(**{k: v for k, v in manifest["options"].items() if k in names})
-    for key, value in loading.items():
-        if key not in names or key in ("model", "window", "height", "width"):
-            raise BadInput(f"unknown argument {key!r} for reroll() (the model is the run's)")
-        setattr(options, key, value)
-    options.seed = integer(seed, "seed", 0, 2**63 - 1) if seed is not None else (manifest["seed"] + 1) % 2**63
-    options.progress = progress
-    o, bb = setup(options, backbone)
+    return manifest
+
+
+def given_frames(manifest: dict[str, Any]) -> set[int]:
+    """The original run's given frames, in output frame numbers."""
+    offset = manifest["frames"] - manifest["written_frames"]  # frames before the output (predict --new-only, ...)
+    return {i - offset for i in manifest["given_frames"] if i >= offset}
+
+
+def inherit(inputs: RerollInputs, options: RunOptions, given: set[str]) -> RunOptions:
+    """The original run's options; of the given ones only how the model loads, and the seed."""
+    manifest = original(inputs.run)
+    refused = sorted(given - CHANGEABLE)
+    if refused:
+        raise BadInput(f"reroll keeps the run's {refused[0]} (only how the model loads and the seed may change)")
+    kept = RunOptions.from_record(manifest["spec"]["options"])
+    seed = options.seed if "seed" in given else (manifest["spec"]["options"]["seed"] + 1) % (MAX_SEED + 1)
+    integer(seed, "seed", 0, MAX_SEED)
+    changes = {name: getattr(options, name) for name in given if name != "seed"}
+    return replace(
+        kept, **changes, seed=seed, fps=manifest["fps"], callback=options.callback, progress=options.progress
+    )
+
+
+def layout(inputs: RerollInputs, fmt: FrameFormat, options: RunOptions) -> TaskPlan:
+    from vidzero.media.video import read_video  # PyAV: not on `vidzero --help`
+
+    assert options.new_per_window is not None
+    manifest = original(inputs.run)
     model = manifest["model"]
-    if (bb.frames, bb.height, bb.width) != (model["window"], model["height"], model["width"]):
+    if (fmt.frames, fmt.height, fmt.width) != (model["window"], model["height"], model["width"]):
         raise BadInput(
-            f"{out} was made with a window of {model['window']} frames at {model['width']}x{model['height']}; "
-            f"this model has {bb.frames} at {bb.width}x{bb.height}"
+            f"{inputs.run} was made with a window of {model['window']} frames at {model['width']}x{model['height']}; "
+            f"this model has {fmt.frames} at {fmt.width}x{fmt.height}"
         )
-    if backbone is None and bb.revision != model.get("revision"):
+    first, last = parse_range(inputs.frames)
+    count = manifest["written_frames"]
+    video = list(read_video(inputs.run))
+    if len(video) != count or video[0].shape[:2] != (fmt.height, fmt.width):
         raise BadInput(
-            f"{out} was made with revision {model.get('revision')} of {model['id']}; the cache holds {bb.revision}"
-        )
-    video = list(read_video(out))
-    if len(video) != count or video[0].shape[:2] != (bb.height, bb.width):
-        raise BadInput(
-            f"{out} holds {len(video)} frames of {video[0].shape[1]}x{video[0].shape[0]}; its manifest "
-            f"says {count} of {bb.width}x{bb.height}"
+            f"{inputs.run} holds {len(video)} frames of {video[0].shape[1]}x{video[0].shape[0]}; its manifest "
+            f"says {count} of {fmt.width}x{fmt.height}"
         )
     known = {i: frame for i, frame in enumerate(video) if not first <= i <= last}
-    loop = bool(manifest.get("inputs", {}).get("loop"))
-    jobs = plan_timeline(count, set(known), bb.frames, "inward", o.new_per_window, loop=loop)
-    schedule = (
-        manifest["prompt"]
-        if isinstance(manifest["prompt"], str)
-        else {int(k): v for k, v in manifest["prompt"].items()}
+    loop = bool(manifest["spec"]["inputs"].get("loop"))
+    jobs = plan_timeline(count, set(known), fmt.frames, "inward", options.new_per_window, loop=loop)
+    offset = manifest["frames"] - count
+    prompt = (
+        inputs.prompt if inputs.prompt is not None else prompt_at(read_schedule(manifest["prompt"]), first + offset)
     )
-    new_prompt = text(prompt, "prompt") if prompt is not None else prompt_at(schedule, first + offset)
-    inputs = {
-        "reroll": {
-            "from": str(out),
-            "frames": [first, last],
-            "original_task": manifest["task"],
-            "original_fingerprint": manifest.get("fingerprint"),
-            "original_seed": manifest["seed"],
-        },
+    details = {
+        "from": str(inputs.run),
+        "original_task": manifest["spec"]["task"],
+        "original_fingerprint": manifest.get("fingerprint"),
+        "original_seed": manifest["spec"]["options"]["seed"],
         "loop": loop,
+        "revision": model.get("revision"),
     }
-    o.fps = manifest["fps"]
-    return planned("reroll", o, bb, jobs, count, known, new_prompt, inputs, input_paths=[out], report_known=given)
+    return TaskPlan(Layout(count, known, jobs, prompt, given=given_frames(manifest)), details=details)

@@ -20,7 +20,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from vidzero.tiny import build_tiny_checkpoint
+    from vidzero.models.tiny import build_tiny_checkpoint
 
     folder = tmp_path_factory.mktemp("tiny-t2v")
     build_tiny_checkpoint(folder)
@@ -29,9 +29,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_backbone(tiny_model_dir):
-    from vidzero.backbone import Backbone
+    from vidzero.models.families import load_backbone
 
-    return Backbone.load(str(tiny_model_dir), device="cpu")
+    return load_backbone(str(tiny_model_dir), device="cpu")
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-import vidzero.engine
+import vidzero.core.engine
 from tests.processes import killed_run
 from tests.synthetic import moving_square
-from vidzero.cli import app
-from vidzero.io import read_video, write_video
+from vidzero.app.cli import app
+from vidzero.media.video import read_video, write_video
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,13 +46,13 @@ def material(tmp_path, tiny_model_dir):
 
 def count_windows(monkeypatch) -> dict:
     calls = {"n": 0}
-    real = vidzero.engine.sample_window
+    real = vidzero.core.engine.sample_window
 
     def counting(*args, **kwargs):
         calls["n"] += 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(vidzero.engine, "sample_window", counting)
+    monkeypatch.setattr(vidzero.core.engine, "sample_window", counting)
     return calls
 
 
@@ -79,7 +79,7 @@ def test_a_batch_runs_every_task_records_failures_and_skips_what_is_done(materia
     broken = next(r for r in summary["rows"] if r["id"] == "broken")
     assert "image not found" in broken["error"] and "\n" not in broken["error"]
     assert len(list(read_video(out / "cat.mp4"))) == 4 and (out / "job-00001.gif").exists()
-    assert json.loads((out / "cat.mp4.manifest.json").read_text())["seed"] == 3
+    assert json.loads((out / "cat.mp4.manifest.json").read_text())["spec"]["options"]["seed"] == 3
     assert (out / "batch.csv").read_text().splitlines()[0] == "id,task,status,seconds,unet_passes,output,error"
     assert (out / "batch.index.png").stat().st_size > 1000
     first = calls["n"]
@@ -94,7 +94,7 @@ def test_a_batch_runs_every_task_records_failures_and_skips_what_is_done(materia
     (material / "jobs.jsonl").write_text("\n".join(lines) + "\n")
     batch(material)
     assert calls["n"] == first + 3
-    assert json.loads((out / "cat.mp4.manifest.json").read_text())["seed"] == 4
+    assert json.loads((out / "cat.mp4.manifest.json").read_text())["spec"]["options"]["seed"] == 4
     (material / "jobs.jsonl").write_bytes(job_file)
 
 
@@ -219,7 +219,7 @@ def test_two_processes_split_a_batch_and_run_every_job_once(material, tiny_model
             "--nproc_per_node",
             "2",
             "-m",
-            "vidzero.cli",
+            "vidzero.app.cli",
             "batch",
             str(material / "jobs.jsonl"),
             "-o",

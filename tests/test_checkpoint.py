@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import vidzero
-from vidzero.checkpoint import inspect_checkpoint
 from vidzero.errors import BadInput
+from vidzero.models.checkpoint import inspect_checkpoint
 
 
 @pytest.fixture(scope="module")

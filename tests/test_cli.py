@@ -7,8 +7,8 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
-from vidzero.cli import app
-from vidzero.io import read_video
+from vidzero.app.cli import app
+from vidzero.media.video import read_video
 
 runner = CliRunner()
 
@@ -40,12 +40,12 @@ def test_extend_end_to_end(tiny_model_dir, image_file, tmp_path):
     assert res.exit_code == 0, res.output
     assert len(list(read_video(out))) == 5
     manifest = json.loads((tmp_path / "out.mp4.manifest.json").read_text())
-    assert manifest["task"] == "extend" and manifest["seed"] == 7 and manifest["frames"] == 5
+    assert manifest["spec"]["task"] == "extend" and manifest["spec"]["options"]["seed"] == 7 and manifest["frames"] == 5
     assert len(manifest["frame_seeds"]) == 4 and manifest["sampler"]["resample"] == 1
     # one run, counted once: 4 windows of 2 steps x (1 + 1 resampling) guided evaluations
     assert manifest["timings"]["windows"] == 4 and manifest["timings"]["cfg_evaluations"] == 4 * 2 * 2
-    assert manifest["versions"]["diffusers"] and manifest["options"]["preset"] == "paper"  # the default
-    assert manifest["queue"] == "pixel"  # from the preset, where no option says otherwise
+    assert manifest["versions"]["diffusers"] and manifest["spec"]["options"]["preset"] == "paper"  # the default
+    assert manifest["spec"]["options"]["queue"] == "pixel"  # from the preset, where no option says otherwise
     assert manifest["vidzero"]["sha256"] and str(out) == manifest["output"]
     assert (tmp_path / "out.mp4.contact.png").exists() and (tmp_path / "out.mp4.state.safetensors").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -127,12 +127,12 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tiny_model_dir, image_file, 
 
 
 def test_internal_errors_exit_1(monkeypatch, tiny_model_dir, image_file, tmp_path):
-    import vidzero.engine
+    import vidzero.core.engine
 
     def boom(*a, **k):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(vidzero.engine, "sample_window", boom)
+    monkeypatch.setattr(vidzero.core.engine, "sample_window", boom)
     res = invoke(
         "extend", image_file, "x", "-o", tmp_path / "o.mp4", "--model", tiny_model_dir, "--steps", 1, "--quiet"
     )
@@ -143,7 +143,7 @@ def test_internal_errors_exit_1(monkeypatch, tiny_model_dir, image_file, tmp_pat
 
 
 def test_help_has_examples_and_every_run_option():
-    from vidzero.options import RunOptions
+    from vidzero.runs.options import RunOptions
 
     res = invoke("extend", "--help")
     assert res.exit_code == 0 and "Example" in res.output
@@ -205,18 +205,18 @@ def test_loop_planning_on_the_cli(tiny_model_dir, image_file, tmp_path):
     )
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "loop.mp4.manifest.json").read_text())
-    assert manifest["inputs"]["loop"] is True
+    assert manifest["spec"]["inputs"]["loop"] is True
     assert 0 in manifest["plan"][-1]["slots"][manifest["plan"][-1]["generate"][0] + 1 :]  # frame 0 follows the end
     assert len(np.stack(list(read_video(tmp_path / "loop.mp4")))) == 12
 
 
 def test_ctrl_c_while_the_model_loads_is_one_line_and_exit_130(tiny_model_dir, image_file, tmp_path, monkeypatch):
-    import vidzero.backbone
+    import vidzero.models.unet3d
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(vidzero.backbone.Backbone, "load", interrupted)
+    monkeypatch.setattr(vidzero.models.unet3d.UNet3DBackbone, "from_checkpoint", interrupted)
     res = invoke("extend", image_file, "x", "-o", tmp_path / "o.mp4", "--model", tiny_model_dir, "--quiet")
     assert res.exit_code == 130 and res.output.strip() == "interrupted; nothing was written"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.png"]

@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.synthetic import centroid, moving_square
-from vidzero.cli import app
+from vidzero.app.cli import app
 from vidzero.errors import BadInput
-from vidzero.flicker import DeflickerSettings, deflicker, flicker_report
-from vidzero.io import read_video, write_video
+from vidzero.media.video import read_video, write_video
+from vidzero.quality.flicker import DeflickerSettings, deflicker, flicker_report
 
 runner = CliRunner()
 
@@ -143,7 +143,7 @@ def test_generation_flag_keeps_the_input_image(tiny_model_dir, image_file, tmp_p
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "o.manifest.json").read_text())
     assert manifest["deflicker"]["window"] == DeflickerSettings().window
-    from vidzero.io import load_image
+    from vidzero.media.images import load_image
 
     first = next(read_video(out))
     np.testing.assert_array_equal(first, load_image(image_file, 16, 16))

@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.synthetic import moving_square
-from vidzero.cli import app
-from vidzero.io import write_video
-from vidzero.report import quality_report
-from vidzero.timeline import plan_prefix, plan_timeline
+from vidzero.app.cli import app
+from vidzero.core.timeline import plan_prefix, plan_timeline
+from vidzero.media.video import write_video
+from vidzero.quality.report import quality_report
 
 runner = CliRunner()
 FAST = ["--steps", "1", "--resample", "0", "--quiet"]
@@ -73,10 +73,11 @@ def test_reroll_regenerates_a_stretch_and_keeps_every_other_frame(tiny_model_dir
         same = (run / f"{i:06d}.png").read_bytes() == (new / f"{i:06d}.png").read_bytes()
         assert same == (not 4 <= i <= 6), i
     manifest = json.loads((tmp_path / "new.manifest.json").read_text())
-    assert manifest["task"] == "reroll" and manifest["inputs"]["reroll"]["frames"] == [4, 6]
+    assert manifest["spec"]["task"] == "reroll" and manifest["spec"]["inputs"]["frames"] == "4-6"
     original = json.loads((tmp_path / "run.manifest.json").read_text())
-    assert manifest["inputs"]["reroll"]["original_fingerprint"] == original["fingerprint"]
-    assert manifest["seed"] == original["seed"] + 1 and manifest["sampler"] == original["sampler"]
+    assert manifest["details"]["original_fingerprint"] == original["fingerprint"]
+    assert manifest["spec"]["options"]["seed"] == original["spec"]["options"]["seed"] + 1
+    assert manifest["sampler"] == original["sampler"]
     report = json.loads((tmp_path / "new.report.json").read_text())
     assert report["known_frames"] == [0]  # measured against the user's image, not against the frames kept
     again = tmp_path / "again"  # a reroll of a reroll: the kept frames are not the user's
@@ -117,4 +118,4 @@ def test_the_python_api_takes_loop(tiny_backbone, image_file):
         image_file, "x", frames=12, loop=True, backbone=tiny_backbone, steps=1, resample=0, progress=False
     )
     frames = run.frames()
-    assert len(frames) == 12 and run.manifest()["inputs"]["loop"] is True
+    assert len(frames) == 12 and run.manifest()["spec"]["inputs"]["loop"] is True

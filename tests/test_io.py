@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from vidzero.errors import BadInput
-from vidzero.io import VideoWriter, contact_sheet, load_image, open_image, read_video, sample_indices, write_video
-from vidzero.outputs import _process_umask, atomic_write_bytes, sha256_of
+from vidzero.media.images import load_image, open_image
+from vidzero.media.outputs import _process_umask, atomic_write_bytes, sha256_of
+from vidzero.media.pictures import contact_sheet, sample_indices
+from vidzero.media.video import VideoWriter, read_video, write_video
 
 
 def frames(n=6, size=32):
@@ -69,6 +73,34 @@ def test_encoding_is_deterministic(tmp_path, name):
     assert sha256_of(a) == sha256_of(b)
 
 
+ENCODE = """
+import sys
+import numpy as np
+from vidzero.media.video import write_video
+yy, xx = np.mgrid[0:64, 0:64]
+rng = np.random.default_rng(7)
+frames = []
+for i in range(12):  # a square moving over a gradient, then noise: each has shown the problem
+    img = np.stack([xx * 4, yy * 4, np.full_like(xx, 90)], -1).astype(np.uint8)
+    img[20:34, 6 + 2 * i : 20 + 2 * i] = (250, 40, 40)
+    frames.append(img if i < 6 else rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+write_video(frames, sys.argv[1], codec=sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("name,codec", [(".mp4", "h264"), (".mp4", "hevc")])
+def test_encoding_does_not_depend_on_what_the_process_allocated_before(tmp_path, name, codec):
+    """glibc's MALLOC_PERTURB_ fills new memory with a byte pattern: an encoder that reads memory
+    it never wrote (x264's MB-tree, x265's CU-tree on small frames) gives other bytes with it."""
+    digests = set()
+    for perturb in ("0", "85", "170"):
+        out = tmp_path / f"p{perturb}{name}"
+        env = {**os.environ, "MALLOC_PERTURB_": perturb, "OMP_NUM_THREADS": "1"}
+        subprocess.run([sys.executable, "-c", ENCODE, str(out), codec], env=env, check=True, timeout=120)
+        digests.add(sha256_of(out))
+    assert len(digests) == 1
+
+
 def test_crf_and_codec_choices(tmp_path):
     src = frames(6)
     small = write_video(src, tmp_path / "small.mp4", crf=40)
@@ -86,7 +118,7 @@ def test_outputs_get_ordinary_file_permissions(tmp_path):
     file (here umask 022: 0644), frames, sidecars, state files and videos alike."""
     import torch
 
-    from vidzero.runstate import save_state
+    from vidzero.runs.state import save_state
 
     old = os.umask(0o022)
     _process_umask.cache_clear()  # read once per process; this test sets its own

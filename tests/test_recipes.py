@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.synthetic import moving_square
-from vidzero.io import read_video, write_video
+from vidzero.media.video import read_video, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 

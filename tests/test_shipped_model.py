@@ -12,7 +12,8 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 import vidzero
 from tests.synthetic import moving_square
-from vidzero.backbone import DEFAULT_MODEL, EMBEDDED_MODEL_DIR, Backbone
+from vidzero.models.checkpoint import DEFAULT_MODEL, EMBEDDED_MODEL_DIR
+from vidzero.models.families import load_backbone
 
 # The scheduler of the ModelScope T2V release, which the embedded model shares.
 MODELSCOPE_SCHEDULER = {
@@ -36,7 +37,7 @@ PROMPTS = [
 
 def test_shipped_model_is_the_default_and_loads():
     assert DEFAULT_MODEL == "shapes"
-    backbone = Backbone.load("shapes", device="cpu")
+    backbone = load_backbone("shapes", device="cpu")
     assert isinstance(backbone.unet, UNet3DConditionModel)
     assert isinstance(backbone.vae, AutoencoderKL)
     assert isinstance(backbone.text_encoder, CLIPTextModel)
@@ -52,7 +53,7 @@ def test_shipped_model_is_the_default_and_loads():
 
 
 def test_shipped_vae_reconstructs_the_world_and_text_encoder_tells_captions_apart():
-    backbone = Backbone.load("shapes", device="cpu")
+    backbone = load_backbone("shapes", device="cpu")
     clip = moving_square(16, speed=2.0)
     pixels = torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 127.5 - 1
     back = backbone.decode(backbone.encode_frames(pixels))

@@ -10,10 +10,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import vidzero
-from vidzero.cli import app
-from vidzero.errors import BadInput
-from vidzero.io import read_video, write_video
-from vidzero.timeline import (
+from vidzero.app.cli import app
+from vidzero.core.timeline import (
     WindowJob,
     contiguous_runs,
     fill_order,
@@ -23,6 +21,8 @@ from vidzero.timeline import (
     window_for,
     window_for_run,
 )
+from vidzero.errors import BadInput
+from vidzero.media.video import read_video, write_video
 
 runner = CliRunner()
 FAST = dict(steps=1, resample=0)
@@ -112,7 +112,7 @@ def test_invalid_timelines(length, known, message):
 
 
 def fitted(path, bb):
-    from vidzero.io import load_image
+    from vidzero.media.images import load_image
 
     return load_image(path, bb.width, bb.height)
 
@@ -131,8 +131,9 @@ def test_infill_keeps_keys_and_placed_clip_frames(tiny_backbone, tmp_path):
     a, b, c = make_images(tmp_path)
     clip_frames = [np.full((16, 16, 3), 40 * i, np.uint8) for i in range(3)]
     clip = write_video(clip_frames, tmp_path / "clipframes")  # PNG folder: lossless
-    timeline = vidzero.Keyframes(14, {0: a, 6: b, 13: c}, {9: clip})
-    frames = list(vidzero.infill(timeline, "a cat", backbone=tiny_backbone, **FAST))
+    frames = list(
+        vidzero.infill("a cat", 14, keys={0: a, 6: b, 13: c}, clips={9: clip}, backbone=tiny_backbone, **FAST)
+    )
     assert [f.index for f in frames] == list(range(14))
     for pos, img in ((0, a), (6, b), (13, c)):
         np.testing.assert_array_equal(frames[pos].image, fitted(img, tiny_backbone))
@@ -189,7 +190,7 @@ def test_predict_cli_new_only_keeps_the_clip_fps(tiny_model_dir, tmp_path):
     assert res.exit_code == 0, res.output
     assert len(list(read_video(out))) == 3
     manifest = json.loads((tmp_path / "out.mp4.manifest.json").read_text())
-    assert manifest["fps"] == 12 and manifest["inputs"]["context_frames"] == 7
+    assert manifest["fps"] == 12 and manifest["details"]["context_frames"] == 7
 
 
 @pytest.mark.parametrize(
@@ -248,11 +249,12 @@ def test_public_api_names():
         "predict",
         "infill",
         "infill_between",
-        "Keyframes",
+        "extend_from",
+        "reroll",
         "deflicker",
         "flicker_report",
         "load_backbone",
-        "Backbone",
+        "backbone_from_pipeline",
         "BadInput",
     ):
         assert callable(getattr(vidzero, name)), name
@@ -260,13 +262,13 @@ def test_public_api_names():
 
 def test_prompt_schedule_switches_per_window(tiny_backbone, image_file, monkeypatch):
     seen = []
-    real = tiny_backbone.guided_eps
+    real = tiny_backbone.denoiser
 
-    def spy(z, t, prompt, guidance, negative="", return_uncond=False):
+    def spy(prompt, negative=""):
         seen.append(prompt)
-        return real(z, t, prompt, guidance, negative, return_uncond)
+        return real(prompt, negative)
 
-    monkeypatch.setattr(tiny_backbone, "guided_eps", spy)
+    monkeypatch.setattr(tiny_backbone, "denoiser", spy)
     run = vidzero.extend(str(image_file), {0: "a cat", 4: "a red circle"}, frames=7, backbone=tiny_backbone, **FAST)
     assert len(list(run)) == 7
     assert seen == ["a cat"] * 3 + ["a red circle"] * 3  # windows making frames 1-3, then 4-6

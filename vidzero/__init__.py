@@ -7,7 +7,8 @@
     run.save("cat.mp4")            # writes the frames made above: nothing is generated twice
 
 The public names load on first use (torch and diffusers take seconds to import), so
-`import vidzero` and `vidzero --help` stay fast.
+`import vidzero` and `vidzero --help` stay fast. The layers, bottom up (docs/layout.md):
+core (the method), models (backbone families), media, quality, runs, tasks, app.
 """
 
 from __future__ import annotations
@@ -19,66 +20,70 @@ from vidzero.version import __version__
 
 # public name -> module that defines it
 _EXPORTS = {
-    "Backbone": "vidzero.backbone",
     "BadInput": "vidzero.errors",
-    "DeflickerSettings": "vidzero.flicker",
-    "Engine": "vidzero.engine",
-    "Frame": "vidzero.engine",
-    "Keyframes": "vidzero.tasks.infill",
-    "SamplerSettings": "vidzero.sampler",
-    "deflicker": "vidzero.flicker",
-    "extend": "vidzero.tasks.extend",
-    "flicker_report": "vidzero.flicker",
-    "generate": "vidzero.tasks.generate",
-    "infill": "vidzero.tasks.infill",
-    "infill_between": "vidzero.tasks.infill",
-    "predict": "vidzero.tasks.predict",
+    "DeflickerSettings": "vidzero.quality.flicker",
+    "Engine": "vidzero.core.engine",
+    "Frame": "vidzero.core.frames",
+    "PlannedRun": "vidzero.runs.run",
+    "RunOptions": "vidzero.runs.options",
+    "RunSpec": "vidzero.runs.spec",
+    "SamplerSettings": "vidzero.core.sampler",
+    "backbone_from_pipeline": "vidzero.models.families",
+    "deflicker": "vidzero.quality.flicker",
+    "extend": "vidzero.app.api",
+    "extend_from": "vidzero.app.api",
+    "flicker_report": "vidzero.quality.flicker",
+    "generate": "vidzero.app.api",
+    "infill": "vidzero.app.api",
+    "infill_between": "vidzero.app.api",
+    "load_backbone": "vidzero.models.families",
+    "predict": "vidzero.app.api",
+    "reroll": "vidzero.app.api",
+    "run_batch": "vidzero.app.batch",
 }
-_ALIASES = {"load_backbone": ("vidzero.backbone", "Backbone.load")}
 
 __all__ = [
-    "Backbone",
     "BadInput",
     "DeflickerSettings",
     "Engine",
     "Frame",
-    "Keyframes",
+    "PlannedRun",
+    "RunOptions",
+    "RunSpec",
     "SamplerSettings",
     "__version__",
+    "backbone_from_pipeline",
     "deflicker",
     "extend",
+    "extend_from",
     "flicker_report",
     "generate",
     "infill",
     "infill_between",
     "load_backbone",
     "predict",
+    "reroll",
+    "run_batch",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from vidzero.backbone import Backbone
-    from vidzero.engine import Engine, Frame
+    from vidzero.app.api import extend, extend_from, generate, infill, infill_between, predict, reroll
+    from vidzero.app.batch import run_batch
+    from vidzero.core.engine import Engine
+    from vidzero.core.frames import Frame
+    from vidzero.core.sampler import SamplerSettings
     from vidzero.errors import BadInput
-    from vidzero.flicker import DeflickerSettings, deflicker, flicker_report
-    from vidzero.sampler import SamplerSettings
-    from vidzero.tasks.extend import extend
-    from vidzero.tasks.generate import generate
-    from vidzero.tasks.infill import Keyframes, infill, infill_between
-    from vidzero.tasks.predict import predict
-
-    load_backbone = Backbone.load
+    from vidzero.models.families import backbone_from_pipeline, load_backbone
+    from vidzero.quality.flicker import DeflickerSettings, deflicker, flicker_report
+    from vidzero.runs.options import RunOptions
+    from vidzero.runs.run import PlannedRun
+    from vidzero.runs.spec import RunSpec
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _ALIASES:
-        module, path = _ALIASES[name]
-        value = importlib.import_module(module)
-        for part in path.split("."):
-            value = getattr(value, part)
-    else:
+    if name not in _EXPORTS:
         raise AttributeError(f"module 'vidzero' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -22,7 +22,7 @@ from rich.progress import track
 import vidzero
 from recipes.shapes import world
 from recipes.shapes.judge import score_clip
-from vidzero.io import contact_sheet, write_png
+from vidzero.media.pictures import contact_sheet, write_png
 
 HELD_OUT_SEED_BASE = 3_000_000_000
 

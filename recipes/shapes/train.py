@@ -239,8 +239,8 @@ def atomic_save(obj: dict, path: Path) -> None:
 
 def plot_losses(history: dict[str, list[tuple[int, float]]], path: Path) -> None:
     """log10 of each stage's loss per step, raw and smoothed, as a PNG."""
-    from vidzero.io import write_png
-    from vidzero.plot import Panel, line_chart
+    from vidzero.media.pictures import write_png
+    from vidzero.quality.plot import Panel, line_chart
 
     panels = []
     for name, points in history.items():

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from vidzero.errors import BadInput
 
-EMBEDDED_MODEL_DIR = Path(__file__).parent / "shapes" / "model"
+EMBEDDED_MODEL_DIR = Path(__file__).parents[1] / "shapes" / "model"
 SHORT_NAMES = {"shapes": EMBEDDED_MODEL_DIR}
 DEFAULT_MODEL = "shapes"
 DEFAULT_FRAMES = 16

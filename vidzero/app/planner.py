@@ -12,62 +12,20 @@ otherwise, since only the time matters).
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from vidzero.checkpoint import inspect_checkpoint
+import torch
+
 from vidzero.errors import BadInput
-
-
-def timings_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "vidzero" / "timings.json"
-
-
-def timing_key(model: str, device: str, dtype: str, frames: int, height: int, width: int) -> str:
-    return f"{model}|{device}|{dtype}|{frames}x{height}x{width}"
-
-
-def recorded(key: str) -> dict:
-    """What the last saved run of this configuration measured: seconds per guided evaluation and
-    peak memory (GiB), or {}."""
-    try:
-        data = json.loads(timings_path().read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    value = data.get(key) if isinstance(data, dict) else None
-    return value if isinstance(value, dict) and isinstance(value.get("seconds"), (int, float)) else {}
-
-
-def peak_memory_gib(device: Any) -> float:
-    """Peak memory of this process so far: the GPU's allocator on CUDA, the resident set else."""
-    if getattr(device, "type", "cpu") == "cuda":
-        import torch
-
-        return torch.cuda.max_memory_allocated(device) / 1024**3
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
-
-
-def record_seconds(key: str, seconds_per_evaluation: float, peak_gib: float | None = None) -> None:
-    """Remember this machine's time per guided evaluation and peak memory (best effort: never
-    fails a run)."""
-    path = timings_path()
-    try:
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data = data if isinstance(data, dict) else {}
-        data[key] = {"seconds": round(seconds_per_evaluation, 5), "peak_gib": round(peak_gib, 3) if peak_gib else None}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(path)
-    except (OSError, json.JSONDecodeError):
-        pass
+from vidzero.models.checkpoint import inspect_checkpoint
+from vidzero.models.loading import parse_dtype, pick_device, quiet_loading
+from vidzero.runs.options import RunOptions
+from vidzero.runs.run import PlannedRun
+from vidzero.runs.spec import RunSpec
+from vidzero.runs.timings import key_for, peak_memory_gib, recorded
+from vidzero.tasks import start
 
 
 @dataclass
@@ -84,33 +42,25 @@ class PlanningBackbone:
     dtype: Any
     revision: str | None = None
     format_source: str = ""
+    family: str = "unet3d"
+    truncated_prompts: dict[str, int] = field(default_factory=dict)
+    info: Any = None
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         return (self.latent_channels, self.height // self.vae_scale, self.width // self.vae_scale)
 
-    truncated_prompts: dict = None  # type: ignore[assignment]
 
-
-def planning_backbone(kwargs: dict) -> PlanningBackbone:
-    import torch
-
-    from vidzero.backbone import parse_dtype, pick_device
-
-    info = inspect_checkpoint(
-        kwargs.get("model", "shapes"),
-        cache_dir=kwargs.get("cache_dir"),
-        revision=kwargs.get("revision"),
-        variant=kwargs.get("variant"),
-    )
+def planning_backbone(o: RunOptions) -> PlanningBackbone:
+    info = inspect_checkpoint(o.model, cache_dir=o.cache_dir, revision=o.revision, variant=o.variant)
     summary = info.summary()
-    device = pick_device(kwargs.get("device", "auto"))
-    dtype = parse_dtype(kwargs.get("dtype"), device)
-    frames = kwargs.get("window") or info.frames
-    height = kwargs.get("height") or summary["height"]
-    width = kwargs.get("width") or summary["width"]
+    device = pick_device(o.device)
+    dtype = parse_dtype(o.dtype, device)
+    frames = o.window or info.frames
+    height = o.height or summary["height"]
+    width = o.width or summary["width"]
     bb = PlanningBackbone(
-        str(kwargs.get("model", "shapes")),
+        o.model,
         frames,
         height,
         width,
@@ -120,20 +70,16 @@ def planning_backbone(kwargs: dict) -> PlanningBackbone:
         dtype,
         info.revision,
         info.format_source,
+        info=info,
     )
-    bb.truncated_prompts = {}
-    bb.info = info  # type: ignore[attr-defined]
     return bb
 
 
 def probe_seconds(bb: PlanningBackbone, evaluations: int = 2) -> float:
     """Seconds per guided evaluation of this checkpoint's UNet on this machine (a short probe)."""
-    import torch
     from diffusers import UNet3DConditionModel
 
-    from vidzero.backbone import quiet_loading
-
-    folder = bb.info.folder  # type: ignore[attr-defined]
+    folder = bb.info.folder
     with quiet_loading():
         if folder.stat().st_size and (folder / "unet" / "config.json").exists() and bb.model_id == "shapes":
             unet = UNet3DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=bb.dtype)
@@ -161,7 +107,7 @@ def estimated_memory(bb: PlanningBackbone) -> dict[str, float]:
     """GiB: the weights in their run dtypes, and one window's UNet activations (a rough
     rule: the batch-2 window's latents times the UNet's widest feature map, measured as
     about 2.3 GB per 16x32x32 window in fp16 for ModelScope)."""
-    summary = bb.info.summary()  # type: ignore[attr-defined]
+    summary = bb.info.summary()
     unet_bytes = (summary["unet_parameters"] or 0) * bb.dtype.itemsize
     text_bytes = (summary["text_encoder_parameters"] or 0) * bb.dtype.itemsize
     vae_bytes = (summary["vae_parameters"] or 0) * 4
@@ -171,14 +117,13 @@ def estimated_memory(bb: PlanningBackbone) -> dict[str, float]:
     return {"weights": (unet_bytes + text_bytes + vae_bytes) / gib, "activations": activation / gib}
 
 
-def dry_run(make_run: Any, task_args: dict, kwargs: dict) -> str:
+def dry_run(spec: RunSpec) -> str:
     """Plan the run on a stand-in backbone and describe its cost; writes nothing."""
-    bb = planning_backbone(kwargs)
-    run = make_run(**task_args, **kwargs, backbone=bb)
+    bb = planning_backbone(spec.options)
+    run: PlannedRun = start(spec, bb)  # type: ignore[arg-type]  # the stand-in has the format, no weights
     evaluations = len(run.jobs) * run.engine.settings.evaluations()
     generated = sum(1 for j in run.jobs for f in j.targets if f < run.length)
-    key = timing_key(bb.model_id, str(bb.device), str(bb.dtype).replace("torch.", ""), bb.frames, bb.height, bb.width)
-    last = recorded(key)
+    last = recorded(key_for(bb))
     per_eval, peak = last.get("seconds"), last.get("peak_gib")
     source = "the last run on this machine"
     if per_eval is None:

@@ -1,32 +1,31 @@
-"""Images and videos in and out; contact sheets.
+"""Videos in and out.
 
 Video files go through PyAV: `.mp4` (H.264 or HEVC), `.webm` (VP9 or AV1), `.gif` (an adaptive
 palette per frame, ffmpeg's palettegen/paletteuse); a name with no extension is a folder of PNG
 frames. Encoding is deterministic: each RGB frame is converted to the codec's pixel format
 explicitly and the encoder runs with a fixed thread count, so the same frames give the same
 bytes (which is what lets a resumed run finish to the file an uninterrupted run writes).
-Everything is written atomically (see vidzero.outputs).
+Everything is written atomically (see vidzero.media.outputs).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
-import warnings
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import av.filter
-import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vidzero.errors import BadInput
-from vidzero.outputs import (
+from vidzero.media.images import IMAGE_SUFFIXES, fit_frame, open_image
+from vidzero.media.outputs import (
     FRAME_FOLDER,
-    atomic_write_bytes,
     check_output,
     clean_path,
     discard,
@@ -34,9 +33,8 @@ from vidzero.outputs import (
     temporary_sibling,
     write_errors,
 )
+from vidzero.media.pictures import write_png
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
-MAX_IMAGE_PIXELS = 100_000_000  # refused before decoding: a header can claim any size
 # codec name -> (PyAV encoder, pixel format, default crf, crf range)
 CODECS = {
     "h264": ("libx264", "yuv420p", 16, 51),
@@ -46,89 +44,6 @@ CODECS = {
 }
 DEFAULT_CODEC = {".mp4": "h264", ".webm": "vp9"}
 CONTAINER_CODECS = {".mp4": ("h264", "hevc"), ".webm": ("vp9", "av1"), ".gif": ()}
-
-
-# ---------------------------------------------------------------------- images in
-def to_rgb(img: Image.Image) -> np.ndarray:
-    """Any image Pillow reads as (H, W, 3) uint8 RGB: 16-bit and 32-bit greyscale scaled to 8 bits
-    (not clipped), float images from [0, 1], transparency composited over white, palette, CMYK
-    and the rest converted by Pillow."""
-    mode = img.mode
-    if mode.startswith("I"):  # I;16, I;16B, I;16L, I (16-bit PNGs load as I or I;16)
-        grey = np.asarray(img, dtype=np.float64)
-        scale = 65535.0 if mode.startswith("I;16") or grey.max(initial=0) > 255 else 255.0
-        grey = np.rint(np.clip(grey / scale, 0, 1) * 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if mode == "F":
-        grey = np.asarray(img, dtype=np.float64)
-        grey = grey * 255 if grey.max(initial=0) <= 1.0 else grey
-        return np.repeat(np.rint(np.clip(grey, 0, 255)).astype(np.uint8)[..., None], 3, axis=2)
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8).copy()
-    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-
-
-def open_image(path: str | Path, what: str = "image") -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB, upright (EXIF orientation applied); a one-line error
-    for anything missing, unreadable, corrupt or absurdly large."""
-    path = Path(path)
-    if not path.exists():
-        raise BadInput(f"{what} not found: {path}")
-    if path.is_dir():
-        raise BadInput(f"expected an {what} file, got a folder: {path}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > MAX_IMAGE_PIXELS:
-                    raise BadInput(
-                        f"{what} {path} claims {width}x{height} pixels; vidzero reads images of up to "
-                        f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels"
-                    )
-                img.load()
-                return to_rgb(ImageOps.exif_transpose(img))
-    except BadInput:
-        raise
-    except Image.DecompressionBombError:
-        raise BadInput(
-            f"{what} {path} claims more pixels than vidzero reads ({MAX_IMAGE_PIXELS // 1_000_000} megapixels at most)"
-        ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise BadInput(f"cannot read {what} {path}: not an image, or corrupt ({type(exc).__name__})") from None
-
-
-def fit_frame(image: Image.Image | np.ndarray, width: int, height: int) -> np.ndarray:
-    """Centre-crop to the target aspect ratio and resize (the release's preprocessing), uint8 RGB."""
-    array = to_rgb(image) if isinstance(image, Image.Image) else image
-    if array.shape[:2] == (height, width):
-        return np.ascontiguousarray(array, dtype=np.uint8).copy()
-    # Crop first, then resize: resampling the uncropped image would bleed pixels from outside
-    # the crop into the border rows.
-    img = Image.fromarray(array)
-    src_w, src_h = img.size
-    scale = max(width / src_w, height / src_h)
-    crop_w, crop_h = round(width / scale), round(height / scale)
-    left, top = (src_w - crop_w) // 2, (src_h - crop_h) // 2
-    img = img.crop((left, top, left + crop_w, top + crop_h)).resize((width, height), Image.Resampling.BICUBIC)
-    return np.asarray(img, dtype=np.uint8).copy()
-
-
-def load_image(path: str | Path, width: int, height: int) -> np.ndarray:
-    return fit_frame(open_image(path), width, height)
-
-
-def check_image_array(image: np.ndarray, what: str = "image") -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        shape = getattr(image, "shape", None)
-        raise BadInput(
-            f"expected an (H, W, 3) uint8 {what} array, got {getattr(image, 'dtype', type(image).__name__)} {shape}"
-        )
-    if min(image.shape[:2]) < 1:
-        raise BadInput(f"the {what} array is empty")
-    return image
 
 
 # ---------------------------------------------------------------------- videos out
@@ -181,11 +96,18 @@ class VideoWriter:
             stream = self._container.add_stream(encoder, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             crf = str(default_crf if self.crf is None else self.crf)
-            # one encoder thread: threaded encoders do not promise the same bytes under load,
-            # and a resumed run must write exactly what an uninterrupted one writes
+            # A resumed run must write exactly what an uninterrupted one writes. One encoder
+            # thread: threaded encoders do not promise the same bytes under load. No MB-tree
+            # (x264), no CU-tree and no B-frames (x265): there the encoders read memory they never
+            # wrote, so the bytes depended on what the process had allocated before (the same
+            # frames encoded differently with MALLOC_PERTURB_ set; tests/test_io.py checks this).
             options = {
-                "libx264": {"crf": crf, "preset": "medium", "x264-params": "threads=1:lookahead-threads=1"},
-                "libx265": {"crf": crf, "preset": "medium", "x265-params": "pools=1:frame-threads=1:log-level=error"},
+                "libx264": {"crf": crf, "preset": "medium", "x264-params": "threads=1:lookahead-threads=1:mbtree=0"},
+                "libx265": {
+                    "crf": crf,
+                    "preset": "medium",
+                    "x265-params": "pools=1:frame-threads=1:log-level=error:cutree=0:bframes=0",
+                },
                 "libvpx-vp9": {"crf": crf, "b": "0", "row-mt": "0"},
                 "libsvtav1": {"crf": crf, "preset": "8", "svtav1-params": "lp=1"},
             }[encoder]
@@ -217,9 +139,10 @@ class VideoWriter:
         self.count += 1
 
     def _mux(self, frames: Iterable[av.VideoFrame | None]) -> None:
-        for vf in frames:
-            for packet in self._stream.encode(vf):
-                self._container.mux(packet)
+        with zeroed_allocations():
+            for vf in frames:
+                for packet in self._stream.encode(vf):
+                    self._container.mux(packet)
 
     def close(self) -> Path:
         """Flush and leave the finished file at `self.tmp`; `commit` moves it into place."""
@@ -254,6 +177,37 @@ class VideoWriter:
             self.commit()
         else:
             self.abort()
+
+
+M_PERTURB = -6  # glibc's mallopt parameter behind MALLOC_PERTURB_
+
+
+@contextlib.contextmanager
+def zeroed_allocations() -> Iterator[None]:
+    """While encoding, glibc hands out zero-filled memory. Encoders that read memory they never
+    wrote (seen in x264 and x265 on small frames) then read zeros, not whatever the process had
+    there before, so the same frames give the same bytes in any process at any moment. Elsewhere
+    (another C library) this does nothing; the codec settings above avoid the known cases."""
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    libc.mallopt(M_PERTURB, 0xFF)  # new blocks are filled with 0xFF ^ 0xFF = 0
+    try:
+        yield
+    finally:
+        before = os.environ.get("MALLOC_PERTURB_", "0")
+        libc.mallopt(M_PERTURB, int(before) & 0xFF if before.isdigit() else 0)
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it
+        return libc
+    except (OSError, AttributeError):
+        return None
 
 
 def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
@@ -399,52 +353,3 @@ def read_video(path: str | Path, width: int | None = None, height: int | None = 
                 yield fit_frame(frame, width, height) if width else frame
         except (av.error.FFmpegError, ValueError) as exc:
             raise BadInput(f"cannot decode video {path}: truncated or corrupt data ({type(exc).__name__})") from None
-
-
-# ---------------------------------------------------------------------- pictures
-def contact_sheet(frames: list[tuple[int, np.ndarray]], columns: int = 8, scale: int = 0) -> np.ndarray:
-    """A grid of frames labelled with their index; small frames are enlarged for viewing."""
-    if not frames:
-        raise ValueError("no frames")
-    h, w = frames[0][1].shape[:2]
-    scale = scale or max(1, 128 // max(h, w))
-    tiles = []
-    for index, frame in frames:
-        tile = cv2.resize(frame, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST) if scale > 1 else frame.copy()
-        tile = cv2.copyMakeBorder(tile, 14, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255))
-        cv2.putText(tile, str(index), (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
-        tiles.append(tile)
-    columns = min(columns, len(tiles))
-    while len(tiles) % columns:
-        tiles.append(np.full_like(tiles[0], 255))
-    rows = [np.concatenate(tiles[i : i + columns], axis=1) for i in range(0, len(tiles), columns)]
-    return np.concatenate(rows, axis=0)
-
-
-def read_png(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise BadInput(f"cannot read frame {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
-
-
-def write_png(path: Path, image: np.ndarray, atomic: bool = True) -> None:
-    if atomic:
-        atomic_write_bytes(path, png_bytes(image))
-    else:
-        with write_errors(path):
-            path.write_bytes(png_bytes(image))
-
-
-def sample_indices(length: int, count: int = 16) -> list[int]:
-    """Evenly spread frame indices (always the first and the last) for a contact sheet."""
-    if length <= count:
-        return list(range(length))
-    return sorted({round(i * (length - 1) / (count - 1)) for i in range(count)})

@@ -15,8 +15,9 @@ exactly the frames the uninterrupted run would have made. The state on disk is a
 complete one: it is replaced atomically, after the frames it accounts for are on disk.
 
 When the run finishes, the state is rewritten as a *final* state: the last window-1 frames (and
-their latents), the prompt, the settings and the next window index, so that `vidzero extend
---from OUT.state.safetensors` continues the video exactly as a longer run would have.
+their latents), the run's record (task, inputs, options) and the next window index, so that
+`vidzero extend --from OUT.state.safetensors` continues the video exactly as a longer run would
+have (`read_finished`).
 """
 
 from __future__ import annotations
@@ -24,19 +25,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from vidzero.engine import EngineState
+from vidzero.core.frames import EngineState
 from vidzero.errors import BadInput
-from vidzero.outputs import PARTIAL, STATE, _process_umask, sidecar, temporary_sibling, write_errors
+from vidzero.media.outputs import PARTIAL, STATE, _process_umask, sidecar, temporary_sibling, write_errors
 
 STATE_FORMAT = "vidzero-run-state"
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 def state_paths(output: str | Path) -> tuple[Path, Path]:
@@ -53,13 +56,28 @@ def fingerprint(params: dict, known: dict[int, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def state_digest(meta: dict, tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the record and of the tensors' names, dtypes, shapes and bytes: a damaged or
+    edited state file is found before it is used."""
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
+    for key in sorted(tensors):
+        value = tensors[key]
+        h.update(f"{key}|{value.dtype}|{tuple(value.shape)}|".encode())
+        h.update(value.contiguous().view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return h.hexdigest()
+
+
 def save_state(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
-    """Atomically replace the state file: tensors as safetensors, `meta` as JSON in its header."""
-    header = {"format": STATE_FORMAT, "version": STATE_VERSION, **meta}
+    """Atomically replace the state file: tensors as safetensors, `meta` and the tensors' digest as
+    JSON in its header."""
+    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}
+    # as JSON reads it back (text keys, lists), so that the digest checks what load_state sees
+    header = json.loads(json.dumps({"format": STATE_FORMAT, "version": STATE_VERSION, **meta}, default=str))
+    header["sha256"] = state_digest(header, tensors)
     tmp = temporary_sibling(path)
     with write_errors(path, cleanup=tmp):
         save_file(
-            {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()},
+            tensors,
             str(tmp),
             metadata={"vidzero": json.dumps(header, default=str)},
         )
@@ -94,6 +112,9 @@ def load_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
             f"this one reads {STATE_VERSION})",
             "state",
         )
+    digest = meta.pop("sha256", None)
+    if digest != state_digest(meta, tensors):
+        raise BadInput(f"{path} is damaged: its contents do not match the checksum it was saved with", "state")
     return meta, tensors
 
 
@@ -109,13 +130,56 @@ def engine_payload(es: EngineState) -> tuple[dict, dict[str, torch.Tensor]]:
     return meta, tensors
 
 
-def engine_state(meta: dict, tensors: dict[str, torch.Tensor]) -> EngineState:
-    pixels = {k: v.numpy() for k, v in frames_of(tensors, "pixels").items()}
-    return EngineState(
-        meta["next_job"],
-        meta["next_out"],
-        pixels,
-        frames_of(tensors, "latents"),
-        {int(k): v for k, v in meta["seeds"].items()},
-        frames_of(tensors, "tail"),
-    )
+def engine_state(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> EngineState:
+    """The engine's state of an interrupted run; a damaged record is refused with one line."""
+    try:
+        engine = meta["engine"]
+        pixels = {k: v.numpy() for k, v in frames_of(tensors, "pixels").items()}
+        return EngineState(
+            int(engine["next_job"]),
+            int(engine["next_out"]),
+            pixels,
+            frames_of(tensors, "latents"),
+            {int(k): int(v) for k, v in engine["seeds"].items()},
+            frames_of(tensors, "tail"),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise BadInput(
+            f"{path} is a damaged vidzero state file (its record of the windows done is incomplete)"
+        ) from None
+
+
+@dataclass
+class FinishedRun:
+    """A finished run's final state, read back typed (for `extend --from`)."""
+
+    spec_options: dict[str, Any]  # the run's options record
+    prompt: Any  # the prompt (or schedule) in force
+    window: int
+    height: int
+    width: int
+    fps: float
+    next_job_offset: int
+    tail_pixels: list[np.ndarray]
+    tail_latents: list[torch.Tensor]
+
+
+def read_finished(path: str | Path) -> FinishedRun:
+    meta, tensors = load_state(path)
+    if not meta.get("finished"):
+        raise BadInput(f"{path} is an interrupted run's state: resume that run with --resume instead", "state")
+    try:
+        pixels, latents = frames_of(tensors, "tail_pixels"), frames_of(tensors, "tail_latents")
+        return FinishedRun(
+            spec_options=meta["spec"]["options"],
+            prompt=meta["prompt"],
+            window=int(meta["window"]),
+            height=int(meta["height"]),
+            width=int(meta["width"]),
+            fps=float(meta["fps"]),
+            next_job_offset=int(meta["next_job_offset"]),
+            tail_pixels=[pixels[i].numpy() for i in sorted(pixels)],
+            tail_latents=[latents[i] for i in sorted(latents)],
+        )
+    except (KeyError, TypeError, ValueError):
+        raise BadInput(f"{path} is a damaged vidzero state file (its record is incomplete)", "state") from None

@@ -14,10 +14,24 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from vidzero.errors import BadInput
 
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
 MAX_FRAMES = 100_000
+Prompt = str | dict[int, str]  # one prompt, or a schedule: {first frame: prompt from there on}
+
+
+def prompt_at(prompt: Prompt, frame: int) -> str:
+    """The prompt in force at `frame` (the schedule entry with the largest start <= frame)."""
+    if isinstance(prompt, str):
+        return prompt
+    starts = [s for s in prompt if s <= frame]
+    return prompt[max(starts)] if starts else prompt[min(prompt)]
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,29 @@ class WindowJob:
         """Timeline frames this job needs as known content."""
         gen = set(self.generate)
         return tuple(f for i, f in enumerate(self.slots) if i not in gen)
+
+
+@dataclass
+class Layout:
+    """A task's timeline: its length, the known frames (pixels, and latents where given as such),
+    the prompt, and the plan of window jobs that generates every other frame."""
+
+    length: int
+    known: dict[int, np.ndarray]
+    jobs: list[WindowJob]
+    prompt: Prompt
+    known_latents: dict[int, torch.Tensor] | None = None  # used as they are, no VAE round trip
+    given: set[int] | None = None  # the user's frames among the known ones (default: all of them)
+
+    def given_frames(self) -> set[int]:
+        return set(self.known) if self.given is None else self.given
+
+    def prompt_for(self, job: WindowJob) -> str:
+        return prompt_at(self.prompt, min(job.targets))
+
+    def record(self) -> dict[str, Any]:
+        """The plan, as the manifest keeps it."""
+        return {"plan": [{"slots": list(j.slots), "generate": list(j.generate)} for j in self.jobs]}
 
 
 def check_length(length: int, window: int) -> None:

@@ -2,7 +2,7 @@
 drift, distance to known frames, flagged seams), written next to it as JSON and a plot.
 
 For a vidzero output the known frames come from its manifest; for any other clip frame 0 is
-taken as the known one. The algorithm is in `vidzero.report`.
+taken as the known one. The algorithm is in `vidzero.quality.report`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidzero.errors import BadInput
-from vidzero.io import read_video, video_info, write_png
-from vidzero.outputs import check_file_destination, read_manifest, write_json, written_by_vidzero
-from vidzero.report import plot_report, quality_report, report_paths
+from vidzero.media.outputs import check_file_destination, read_manifest, write_json, written_by_vidzero
+from vidzero.media.pictures import write_png
+from vidzero.media.video import read_video, video_info
+from vidzero.quality.report import plot_report, quality_report, report_paths
 from vidzero.version import __version__
 
 

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from vidzero.errors import BadInput
+from vidzero.quality.plot import Panel, line_chart
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,6 @@ def flicker_report(frames: Iterable[np.ndarray], flow: str = "dis") -> dict:
 
 def plot_report(report: dict, title: str = "") -> np.ndarray:
     """The report as an RGB image: brightness, colour, and the two per-frame error curves."""
-    from vidzero.plot import Panel, line_chart
 
     pf = report["per_frame"]
     ab = np.array(pf["colour_ab"])

@@ -44,7 +44,7 @@ def tiny_components(seed: int = 0, size: int = TINY_SIZE) -> tuple:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from vidzero.backbone import EMBEDDED_MODEL_DIR
+    from vidzero.models.checkpoint import EMBEDDED_MODEL_DIR
 
     torch.manual_seed(seed)
     unet = UNet3DConditionModel(

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vidzero.flicker import lab_stats, optical_flow, warp
+from vidzero.media.outputs import REPORT_JSON, REPORT_PNG, sidecar
+from vidzero.quality.flicker import lab_stats, optical_flow, warp
+from vidzero.quality.plot import Panel, line_chart
 
 SEAM_RATIO = 3.0
 SEAM_FLOORS = {"step": 1.5, "change": 4.0, "flicker": 1.0}  # px, 8-bit levels, L*
@@ -150,7 +152,6 @@ def find_seams(signals: dict[str, list[float]]) -> list[tuple[int, str]]:
 
 
 def plot_report(report: dict, title: str = "") -> np.ndarray:
-    from vidzero.plot import Panel, line_chart
 
     pf = report["per_frame"]
     marks = [s["frame"] for s in report["seams"]]
@@ -175,6 +176,5 @@ def plot_report(report: dict, title: str = "") -> np.ndarray:
 
 
 def report_paths(output: str | Path) -> tuple[Path, Path]:
-    from vidzero.outputs import REPORT_JSON, REPORT_PNG, sidecar
 
     return sidecar(output, REPORT_JSON), sidecar(output, REPORT_PNG)

@@ -1,13 +1,15 @@
-"""The frozen text-to-video backbone: diffusers components behind four verbs.
+"""The UNet3D family (ModelScope T2V, zeroscope, the embedded shapes model): diffusers
+components behind the engine's verbs (vidzero.core.backbone).
 
-`Backbone` loads a diffusers-format T2V checkpoint (ModelScope T2V, zeroscope, the embedded
-shapes model) component by component, never through the deprecated pipelines, and exposes:
+`UNet3DBackbone` loads a diffusers-format T2V checkpoint component by component, never through
+the deprecated pipelines, and exposes:
 
 - `encode_text(prompt)`: CLIP embeddings, computed once per prompt and cached;
 - `encode_frames(pixels)`: VAE posterior mean times the scaling factor;
 - `decode(latents)`: frames back to pixels, a few frames at a time to bound memory;
-- `guided_eps(z, t, prompt, guidance)`: the classifier-free-guided noise prediction for a
-  window, unconditional and conditional in one batch (unconditional first, as diffusers does).
+- `denoiser(prompt, negative)`: the noise prediction for a window, both guidance branches in one
+  batch (unconditional first, as diffusers does);
+- `noise_grid(settings)`: DDIM's levels with the checkpoint's scheduler config.
 
 What a checkpoint is (its folder, native window and size, weight variant) is worked out from
 its own files by `vidzero.checkpoint`, without loading any weights.
@@ -15,9 +17,7 @@ its own files by `vidzero.checkpoint`, without loading any weights.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,90 +25,25 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from vidzero.checkpoint import DEFAULT_FRAMES, DEFAULT_MODEL, EMBEDDED_MODEL_DIR, inspect_checkpoint
+from vidzero.core.sampler import Prediction, SamplerSettings
+from vidzero.core.schedule import DDIMGrid
 from vidzero.errors import BadInput
-
-__all__ = ["DEFAULT_MODEL", "EMBEDDED_MODEL_DIR", "Backbone", "parse_dtype", "pick_device"]
-
-DTYPE_NAMES = {
-    "fp32": torch.float32,
-    "float32": torch.float32,
-    "float": torch.float32,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-    "half": torch.float16,
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-}
+from vidzero.models.checkpoint import DEFAULT_FRAMES, DEFAULT_MODEL, CheckpointInfo, inspect_checkpoint
+from vidzero.models.loading import (
+    PromptTruncatedWarning,
+    SharedModules,
+    parse_dtype,
+    pick_device,
+    quiet_loading,
+)
 
 
-class PromptTruncatedWarning(UserWarning):
-    """A prompt is longer than the text encoder reads; the rest is cut off."""
+class UNet3DBackbone:
+    """A loaded UNet3D text-to-video checkpoint. Construct with :meth:`load`,
+    :meth:`from_pipeline`, or directly from components."""
 
-
-def pick_device(device: str | torch.device | None) -> torch.device:
-    """`auto` (CUDA when present, else the CPU), or a device that exists on this machine."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise BadInput(f"unknown {{option}} {device!r} (use cpu, cuda, cuda:N or auto)", "device") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BadInput(f"{{option}} {device!r} requested but no CUDA GPU is available", "device")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise BadInput(f"{{option}} {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)", "device")
-    elif dev.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise BadInput(f"{{option}} {device!r} is not available on this machine", "device")
-    elif dev.type != "cpu":
-        raise BadInput(f"{{option}} {device!r} is not supported (use cpu, cuda, cuda:N or auto)", "device")
-    return dev
-
-
-def parse_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """fp16 on CUDA and fp32 elsewhere by default; torch dtypes and the usual spellings accepted."""
-    if dtype is None or dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        value = dtype
-    elif isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in DTYPE_NAMES:
-        value = DTYPE_NAMES[dtype.lower().removeprefix("torch.")]
-    else:
-        raise BadInput(f"unknown {{option}} {dtype!r} (use fp32, fp16 or bf16)", "dtype")
-    if value not in (torch.float32, torch.float16, torch.bfloat16):
-        raise BadInput(f"{{option}} {dtype!r} is not supported (use fp32, fp16 or bf16)", "dtype")
-    if device.type == "cpu" and value == torch.float16:
-        raise BadInput("{option} fp16 is not supported on the CPU; use fp32 or bf16", "dtype")
-    return value
-
-
-@contextlib.contextmanager
-def quiet_loading() -> Iterator[None]:
-    """Silence diffusers' and transformers' loading chatter (per-file bars, hints) while loading,
-    then put their settings back as they were: the caller's logging is not ours to change."""
-    import diffusers.utils.logging as dlog
-    import transformers.utils.logging as tlog
-
-    saved = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in (dlog, tlog)]
-    for lib, _, _ in saved:
-        lib.set_verbosity_error()
-        lib.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            yield
-    finally:
-        for lib, verbosity, bars in saved:
-            lib.set_verbosity(verbosity)
-            if bars:
-                lib.enable_progress_bar()
-
-
-class Backbone:
-    """A loaded T2V checkpoint. Construct with :meth:`load`, :meth:`from_pipeline`, or directly
-    from components."""
+    family = "unet3d"
+    init_noise_sigma = 1.0  # DDIM's
 
     def __init__(
         self,
@@ -143,6 +78,14 @@ class Backbone:
                 module.to(self.device)
         else:
             self._offload(offload)
+        placed = self.device if offload == "none" else None  # offloaded weights move while they run
+        self.modules = SharedModules(
+            {
+                "UNet": (self.unet, dtype, placed),
+                "text encoder": (self.text_encoder, dtype, placed),
+                "VAE": (self.vae, torch.float32, placed),
+            }
+        )
         self.tokenizer = tokenizer
         self.scheduler = scheduler
         self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
@@ -197,15 +140,47 @@ class Backbone:
         attention_slicing: bool = False,
         forward_chunking: int | None = None,
         compile: bool = False,
-    ) -> Backbone:
+    ) -> UNet3DBackbone:
         """Load a checkpoint: 'shapes' (embedded), a diffusers folder, or a hub id from the local
         cache (downloaded only with `download=True`). Window, height and width default to the
         checkpoint's native format (read from its files; `frames`/`height`/`width` override)."""
-        torch_device = pick_device(device)
-        torch_dtype = parse_dtype(dtype, torch_device)
         info = inspect_checkpoint(
             str(model), cache_dir=cache_dir, revision=revision, variant=variant, download=download
         )
+        return cls.from_checkpoint(
+            info,
+            device=device,
+            dtype=dtype,
+            frames=frames,
+            height=height,
+            width=width,
+            offload=offload,
+            vae_slice=vae_slice,
+            vae_tiling=vae_tiling,
+            attention_slicing=attention_slicing,
+            forward_chunking=forward_chunking,
+            compile=compile,
+        )
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        info: CheckpointInfo,
+        device: str | torch.device | None = "auto",
+        dtype: str | torch.dtype | None = None,
+        frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        offload: str = "none",
+        vae_slice: int = 8,
+        vae_tiling: bool = False,
+        attention_slicing: bool = False,
+        forward_chunking: int | None = None,
+        compile: bool = False,
+    ) -> UNet3DBackbone:
+        """The backbone of a checkpoint `inspect_checkpoint` has found."""
+        torch_device = pick_device(device)
+        torch_dtype = parse_dtype(dtype, torch_device)
         kwargs: dict[str, Any] = {"local_files_only": True}
         try:
             with quiet_loading():
@@ -258,10 +233,12 @@ class Backbone:
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         model_id: str | None = None,
-    ) -> Backbone:
+    ) -> UNet3DBackbone:
         """A backbone on the components of an already loaded diffusers pipeline (e.g. a
-        `TextToVideoSDPipeline`); the pipeline's own weights are used, not copied. The scheduler
-        is driven as DDIM with the pipeline scheduler's config."""
+        `TextToVideoSDPipeline`); the pipeline's own weights are used, not copied. As diffusers'
+        `pipe.to()`, a `dtype` or `device` other than the pipeline's casts and moves its modules
+        in place; a backbone that finds its modules changed under it says so (`SharedModules`).
+        The scheduler is driven as DDIM with the pipeline scheduler's config."""
         missing = [
             n for n in ("unet", "vae", "text_encoder", "tokenizer", "scheduler") if getattr(pipe, n, None) is None
         ]
@@ -368,30 +345,13 @@ class Backbone:
             out.append(self.vae.decode(z).sample.clamp(-1, 1))
         return torch.cat(out)
 
-    @torch.no_grad()
-    def guided_eps(
-        self,
-        z: torch.Tensor,
-        t: int | torch.Tensor,
-        prompt: str,
-        guidance: float,
-        negative_prompt: str = "",
-        return_uncond: bool = False,
-    ) -> Any:
-        """Classifier-free-guided epsilon for a window z of shape (B, C, F, h, w), fp32; with
-        `return_uncond`, also the unconditional prediction (None when guidance <= 1 skips it)."""
-        cond = self.encode_text(prompt)
-        batch = z.shape[0]
-        z_in = self.scheduler.scale_model_input(z, t).to(self.dtype)
-        if guidance > 1.0:
-            uncond = self.encode_text(negative_prompt)
-            emb = torch.cat([uncond.expand(batch, -1, -1), cond.expand(batch, -1, -1)])
-            eps = self.unet(torch.cat([z_in, z_in]), t, encoder_hidden_states=emb).sample.float()
-            eps_uncond, eps_cond = eps.chunk(2)
-            guided = eps_uncond + guidance * (eps_cond - eps_uncond)
-            return (guided, eps_uncond) if return_uncond else guided
-        eps = self.unet(z_in, t, encoder_hidden_states=cond.expand(batch, -1, -1)).sample.float()
-        return (eps, None) if return_uncond else eps
+    def denoiser(self, prompt: str, negative_prompt: str = "") -> UNet3DDenoiser:
+        """The window's noise prediction under `prompt`, both guidance branches in one UNet batch."""
+        self.modules.check()
+        return UNet3DDenoiser(self, self.encode_text(prompt), self.encode_text(negative_prompt))
+
+    def noise_grid(self, settings: SamplerSettings) -> DDIMGrid:
+        return DDIMGrid(self.scheduler, settings.steps, settings.eta)
 
     def describe(self) -> dict:
         """Components, sizes and native window of the loaded backbone."""
@@ -417,3 +377,23 @@ class Backbone:
             "vae_dtype": "float32",
             "offload": self.offload,
         }
+
+
+class UNet3DDenoiser:
+    """eps(z, t) of a UNet3D for one prompt: uncond and cond in one batch (uncond first, as
+    diffusers' pipelines order them), or the conditional branch alone."""
+
+    def __init__(self, backbone: UNet3DBackbone, cond: torch.Tensor, uncond: torch.Tensor) -> None:
+        self.bb, self.cond, self.uncond = backbone, cond, uncond
+
+    @torch.no_grad()
+    def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
+        bb, batch = self.bb, z.shape[0]
+        z_in = bb.scheduler.scale_model_input(z, t).to(bb.dtype)
+        if not guided:
+            eps = bb.unet(z_in, t, encoder_hidden_states=self.cond.expand(batch, -1, -1)).sample.float()
+            return Prediction(eps, None)
+        emb = torch.cat([self.uncond.expand(batch, -1, -1), self.cond.expand(batch, -1, -1)])
+        eps = bb.unet(torch.cat([z_in, z_in]), t, encoder_hidden_states=emb).sample.float()
+        uncond, cond = eps.chunk(2)
+        return Prediction(cond, uncond)

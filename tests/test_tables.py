@@ -1,0 +1,87 @@
+"""One table of options and one of tasks: the Python API, the CLI and the batch job schema are
+made from them and hold the same names, and no option's default is written anywhere else."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import pytest
+
+import vidzero
+from vidzero.app import api, cli
+from vidzero.app.batch import JOB_KEYS, SUGAR, job_keys
+from vidzero.runs.options import NOT_RECORDED, RunOptions, option_fields
+from vidzero.tasks import TASKS
+
+OPTIONS = {f.name for f in dataclasses.fields(RunOptions)}
+# each API function and the fields of its task's inputs it takes (extend_from: the same task)
+API = {
+    "generate": ("generate", {"prompt", "frames"}),
+    "extend": ("extend", {"image", "prompt", "frames", "loop"}),
+    "extend_from": ("extend", {"state", "frames", "prompt"}),
+    "predict": ("predict", {"clip", "prompt", "frames", "from_frame", "to_frame", "new_only"}),
+    "infill": ("infill", {"prompt", "frames", "keys", "clips", "order", "loop"}),
+    "infill_between": ("infill", {"start", "end", "prompt", "frames", "order", "loop"}),
+    "reroll": ("reroll", {"run", "frames", "prompt"}),
+}
+
+
+def test_every_option_has_help_and_a_group():
+    for f in dataclasses.fields(RunOptions):
+        assert f.metadata["help"].strip() and f.metadata["group"] in ("model", "sampler", "output", "python"), f.name
+
+
+@pytest.mark.parametrize("name", sorted(API))
+def test_the_api_takes_every_option_as_a_keyword_with_no_default_of_its_own(name):
+    task, inputs = API[name]
+    params = inspect.signature(getattr(vidzero, name)).parameters
+    for option in OPTIONS:
+        assert option in params, (name, option)
+        assert params[option].kind == inspect.Parameter.KEYWORD_ONLY and params[option].default is None, option
+    fields = {f.name for f in dataclasses.fields(TASKS[task].inputs)}
+    assert set(params) == OPTIONS | inputs | {"backbone", "generator"}, name
+    # the task inputs it takes are its task's fields (extend_from's state is extend's from_state;
+    # infill_between's start and end are the job-line names of two keys)
+    assert inputs - {"state", "start", "end"} <= fields
+
+
+def test_every_api_function_is_exported_and_the_table_covers_every_generating_task():
+    assert {task for task, _ in API.values()} == {name for name, t in TASKS.items() if t.generates}
+    for name in API:
+        assert getattr(vidzero, name) is getattr(api, name)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_each_task_command_takes_its_inputs_and_the_cli_options(name):
+    task = TASKS[name]
+    command = next(c for c in cli.app.registered_commands if c.name == name)
+    params = set(inspect.signature(command.callback).parameters)
+    direct = {f.name for f in dataclasses.fields(task.inputs) if f.metadata.get("cli") is not None}
+    extra = {p.name for p in getattr(task.inputs, "cli_params", ())}
+    indirect = {f.name for f in dataclasses.fields(task.inputs) if f.metadata.get("cli") is None}
+    assert indirect <= {"prompt", "image", "keys", "clips"}, "fields set from CLI-only params need from_cli"
+    assert not indirect or hasattr(task.inputs, "from_cli")
+    assert direct | extra <= params
+    shown = {f.name for f in option_fields(cli=True)}
+    if task.generates:
+        assert shown <= params and OPTIONS - shown == set(NOT_RECORDED)
+        assert params - direct - extra - shown == {"output", "force", "resume", "quiet", "dry_run"}
+    else:
+        assert not (shown - direct) & params  # (its own --window is the deflicker window)
+
+
+def test_cli_flags_leave_defaults_to_the_table():
+    """A flag not given is None (or off), so the table's default applies; its help shows it."""
+    command = next(c for c in cli.app.registered_commands if c.name == "extend")
+    params = inspect.signature(command.callback).parameters
+    for f in option_fields(cli=True):
+        assert params[f.name].default in (None, False), f.name
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_the_batch_schema_is_the_tasks_inputs_and_the_options(name):
+    task = TASKS[name]
+    fields = {f.name for f in dataclasses.fields(task.inputs)}
+    options = OPTIONS - set(NOT_RECORDED) if task.generates else set()
+    assert job_keys(name) == fields | options | JOB_KEYS | SUGAR.get(name, set())

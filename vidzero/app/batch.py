@@ -1,0 +1,534 @@
+"""Batch jobs: many runs from one job file, resumable, across processes, GPUs and machines.
+
+A job file is JSON Lines (one object per line: `task`, an optional `id`, and the task's inputs
+and run options under their table names; an optional first line `{"defaults": {...}}` holds
+values for every job) or CSV (one row per job, the same names as columns; the simple case of one
+task over a folder). Relative paths are relative to the job file. Each job writes `DIR/<id>.<format>`
+(format mp4 unless the job says `format` or `output`) with its manifest, contact sheet and state,
+exactly as a single run does: a job line becomes the same `RunSpec` the CLI and the Python API
+build (vidzero.tasks.build_spec).
+
+Safe to rerun and to run many times at once, and it never loses a file:
+
+- the whole file is checked before any job runs: its structure, and every job's output as a
+  resolved path (symbolic links followed) inside the batch folder, no two jobs writing one file;
+- a job is **claimed** by the lock on its output before it runs, so processes started on the
+  same DIR (by hand, or one per GPU by `torchrun`/`accelerate launch`) never run one job twice;
+  each process starts at its own share of the jobs (rank r of W starts at job r, then r + W, ...)
+  and takes what the others have not claimed when it runs out, so a slow GPU holds no one up;
+- a job whose output exists with a manifest of the same fingerprint (its spec, plan and inputs)
+  is **skipped**; an interrupted one **resumes** from its own state; a job that fails is recorded
+  with its one-line error and the batch goes on;
+- an output this batch did not make (a file, or another vidzero run's video) is never replaced
+  without `--force`, and a file vidzero did not write never at all;
+- the job file is only read; the summary (`DIR/batch.json`, `DIR/batch.csv`, and
+  `DIR/batch.index.png`, every job's contact sheet) is rewritten after every job under a lock,
+  from one record per job in `DIR/.vidzero-batch/`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import fcntl
+import io
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidzero.errors import BadInput
+from vidzero.media.outputs import (
+    OutputLock,
+    atomic_write_bytes,
+    resolved,
+    run_sidecars,
+    write_errors,
+    write_json,
+    written_by_vidzero,
+)
+from vidzero.runs.options import LOAD_OPTIONS, NOT_RECORDED, RunOptions, option_fields
+from vidzero.runs.spec import RunSpec, input_record
+from vidzero.tasks import TASKS, build_spec, read_inputs, start, task_of
+
+RECORDS = ".vidzero-batch"
+JOB_KEYS = {"task", "id", "output", "format"}
+OPTION_KEYS = {f.name for f in option_fields()} - set(NOT_RECORDED)
+PATH_INPUTS = {"image", "clip", "from_state", "run", "start", "end"}  # input fields that name one file
+PATH_MAPS = {"keys", "clips"}  # input fields {position: file}
+SUGAR = {"infill": {"start", "end"}}  # job-line names a task's inputs read (InfillInputs.from_record)
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+
+
+@dataclass
+class Job:
+    index: int
+    line: int
+    id: str
+    task: str
+    inputs: dict[str, Any]  # the task's inputs record, paths resolved against the job file
+    options: dict[str, Any]  # run options: the job's over the batch's defaults
+    output: Path  # inside the batch folder
+
+    def spec(self, device: str | None = None) -> RunSpec:
+        """The job's checked spec (its input files are read here, when it runs)."""
+        options = dict(self.options)
+        if device is not None and "device" not in options:
+            options["device"] = device
+        return build_spec(read_inputs(self.task, self.inputs), RunOptions.given(options), set(options))
+
+
+def job_keys(task: str) -> set[str]:
+    """Every name a job line of this task may hold: the schema the task table makes."""
+    t = task_of(task)
+    names = {f.name for f in dataclasses.fields(t.inputs)} | SUGAR.get(task, set()) | JOB_KEYS
+    return names | OPTION_KEYS if t.generates else names
+
+
+# ---------------------------------------------------------------------- reading job files
+def read_jobs(path: str | Path, out_dir: str | Path, defaults: dict[str, Any] | None = None) -> list[Job]:
+    """Every job of a job file, checked before anything runs: lines, tasks, names, ids, and the
+    outputs (inside the batch folder once links are followed, none written by two jobs). Input
+    problems of one job (a missing image) are found when the job runs, and fail it alone."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"job file not found: {path}", "jobs")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read job file {path}: {type(exc).__name__}", "jobs") from None
+    rows, file_defaults = read_csv(text, path) if path.suffix.lower() == ".csv" else read_jsonl(text, path)
+    base = {**file_defaults, **(defaults or {})}
+    out_dir = Path(out_dir)
+    jobs: list[Job] = []
+    for number, (line, row) in enumerate(rows):
+        task = row.get("task", base.get("task"))
+        # defaults reach the jobs whose task takes them (a model default means nothing to deflicker)
+        merged = {**{k: v for k, v in base.items() if task in TASKS and k in job_keys(task)}, **row}
+        jobs.append(make_job(number, line, merged, path.parent, out_dir))
+    if not jobs:
+        raise BadInput(f"{path} holds no jobs", "jobs")
+    check_outputs(jobs, out_dir, path)
+    return jobs
+
+
+def read_jsonl(text: str, path: Path) -> tuple[list[tuple[int, dict]], dict]:
+    rows, defaults = [], {}
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"{path}:{line_number}: not valid JSON ({exc.msg})", "jobs") from None
+        if not isinstance(value, dict):
+            raise BadInput(f"{path}:{line_number}: a job must be a JSON object", "jobs")
+        if set(value) == {"defaults"}:
+            if rows or not isinstance(value["defaults"], dict):
+                raise BadInput(f"{path}:{line_number}: defaults must be an object on the first line", "jobs")
+            defaults = value["defaults"]
+            continue
+        rows.append((line_number, value))
+    return rows, defaults
+
+
+def read_csv(text: str, path: Path) -> tuple[list[tuple[int, dict]], dict]:
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames:
+        raise BadInput(f"{path}: no header row", "jobs")
+    rows = []
+    for row in reader:
+        values = {k.strip(): parse_cell(v) for k, v in row.items() if k and v is not None and v.strip() != ""}
+        rows.append((reader.line_num, values))
+    return rows, {}
+
+
+def parse_cell(text: str) -> Any:
+    """CSV cells: numbers and booleans as such, the rest as text."""
+    value = text.strip()
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def make_job(number: int, line: int, values: dict[str, Any], base: Path, out_dir: Path) -> Job:
+    where = f"line {line}"
+    task = values.get("task")
+    if task not in TASKS:
+        raise BadInput(f"{where}: unknown task {task!r} (use {', '.join(TASKS)})", "jobs")
+    unknown = sorted(set(values) - job_keys(task))
+    if unknown:
+        raise BadInput(f"{where}: {task} takes no {unknown[0]!r}", "jobs")
+    inputs = {k: v for k, v in values.items() if k not in JOB_KEYS | OPTION_KEYS}
+    options = {k: v for k, v in values.items() if k in OPTION_KEYS}
+    for key in PATH_INPUTS & set(inputs):
+        inputs[key] = resolve(base, inputs[key], where)
+    for key in PATH_MAPS & set(inputs):
+        if not isinstance(inputs[key], dict):
+            raise BadInput(f"{where}: {key} must be an object {{frame: path}}", "jobs")
+        inputs[key] = {k: resolve(base, v, where) for k, v in inputs[key].items()}
+    try:  # the inputs' structure now; their files when the job runs
+        parsed = read_inputs(task, inputs)
+    except BadInput as exc:
+        raise BadInput(f"{where}: {exc}", "jobs") from None
+    missing = parsed.missing() if hasattr(parsed, "missing") else None
+    if missing:
+        raise BadInput(f"{where}: {task} needs {missing!r}", "jobs")
+    job_id = str(values.get("id") or derived_id(task, inputs, number))
+    if not ID_PATTERN.match(job_id):
+        raise BadInput(f"{where}: job id {job_id!r} must be letters, digits, '.', '_' or '-'", "jobs")
+    if "output" in values:
+        name = Path(str(values["output"]))
+        if name.is_absolute() or ".." in name.parts or not name.parts:
+            raise BadInput(f"{where}: output must be a name inside the batch folder", "jobs")
+        output = out_dir / name
+    else:
+        fmt = str(values.get("format", "mp4")).lstrip(".")
+        output = out_dir / (job_id if fmt in ("", "png", "frames") else f"{job_id}.{fmt}")
+    return Job(number, line, job_id, task, inputs, options, output)
+
+
+def resolve(base: Path, value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadInput(f"{where}: file names must be text, got {value!r}", "jobs")
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
+def derived_id(task: str, inputs: dict[str, Any], number: int) -> str:
+    """An id from the job's inputs (the image or clip file name), else its place in the file."""
+    source = inputs.get("image") or inputs.get("clip") or inputs.get("start") or inputs.get("run")
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(source).stem)[:80] if source else ""
+    return f"{stem}-{task}" if stem else f"job-{number:05d}"
+
+
+def check_outputs(jobs: list[Job], out_dir: Path, path: Path) -> None:
+    """Every job writes inside the batch folder once links are followed, and no file (output or
+    sidecar) is written by two jobs; ids are unique (they name the jobs' records)."""
+    folder = resolved(out_dir)
+    ids: dict[str, int] = {}
+    owners: dict[Path, Job] = {}
+    for job in jobs:
+        if job.id in ids:
+            raise BadInput(
+                f"{path}:{job.line}: job id {job.id!r} is also the id of the job on line {ids[job.id]}", "jobs"
+            )
+        ids[job.id] = job.line
+        target = resolved(job.output)
+        if target.parent != folder and folder not in target.parents:
+            raise BadInput(
+                f"{path}:{job.line}: output {job.output} resolves to {target}, outside the batch folder", "jobs"
+            )
+        for written in (target, *(resolved(s) for s in run_sidecars(job.output))):
+            other = owners.get(written)
+            if other is not None:
+                raise BadInput(
+                    f"{path}:{job.line}: job {job.id!r} would write {written.name}, which the job on line "
+                    f"{other.line} ({other.id!r}) writes too",
+                    "jobs",
+                )
+            owners[written] = job
+
+
+# ---------------------------------------------------------------------- running
+@dataclass
+class Record:
+    id: str
+    task: str
+    status: str  # done, skipped (done already), failed, busy (claimed by another process), running
+    seconds: float = 0.0
+    unet_passes: int = 0
+    output: str = ""
+    error: str = ""
+    rank: int = 0
+    attempts: list[str] = field(default_factory=list)
+    fingerprint: str = ""  # of the run this batch wrote to `output`
+
+
+def process_order(count: int, rank: int, world: int) -> list[int]:
+    """Rank r first takes jobs r, r + W, ...; then the others' jobs (unclaimed ones), in order."""
+    own = list(range(rank, count, world))
+    return own + [i for i in range(count) if i % world != rank]
+
+
+def distributed_rank() -> tuple[int, int, str | None]:
+    """(rank, world size, device) under torchrun or `accelerate launch` (through accelerate's
+    PartialState); (0, 1, None) for a plain process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, None
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    device = str(state.device) if state.device.type == "cuda" else None
+    return state.process_index, state.num_processes, device
+
+
+class Batch:
+    def __init__(
+        self,
+        jobs: list[Job],
+        out_dir: Path,
+        job_file: Path,
+        force: bool = False,
+        rank: int = 0,
+        world: int = 1,
+        device: str | None = None,
+        progress: Callable[[Job], Any] | None = None,
+        log: Callable[[str], None] | None = None,
+        on_job: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.jobs, self.out_dir, self.job_file = jobs, out_dir, job_file
+        self.force, self.rank, self.world, self.device = force, rank, world, device
+        self.progress = progress  # job -> a progress object for its run (or None: silent)
+        self.log = log or (lambda text: None)
+        self.on_job = on_job or (lambda done, total: None)
+        self.records_dir = out_dir / RECORDS
+        self._backbone: tuple[tuple, Any] | None = None  # one model in memory at a time
+
+    def run(self) -> list[Record]:
+        with write_errors(self.records_dir):
+            self.records_dir.mkdir(parents=True, exist_ok=True)
+        mine: list[Record] = []
+        order = process_order(len(self.jobs), self.rank, self.world)
+        for done, index in enumerate(order):
+            job = self.jobs[index]
+            record = self.run_job(job)
+            if record.status != "busy":
+                mine.append(record)
+            self.log(
+                f"job {done + 1}/{len(order)} {job.id}: {record.status}"
+                + (f" ({record.seconds:.1f} s)" if record.status == "done" else "")
+                + (f": {record.error}" if record.error else "")
+            )
+            self.write_summary()
+            self.on_job(done + 1, len(order))
+        return mine
+
+    def run_job(self, job: Job) -> Record:
+        try:
+            with OutputLock(job.output):
+                return self._run_claimed(job)
+        except BadInput as exc:
+            if "being written by another vidzero process" in str(exc):
+                return Record(job.id, job.task, "busy", output=str(job.output), rank=self.rank)
+            return self._record(job, Record(job.id, job.task, "failed", error=exc.for_cli(), rank=self.rank))
+
+    def _run_claimed(self, job: Job) -> Record:
+        started = time.perf_counter()
+        previous = self._read_record(job.id)
+        attempts = [*(previous.attempts if previous else []), f"rank {self.rank} pid {os.getpid()}"]
+
+        def record(status: str, passes: int = 0, error: str = "", print_id: str = "") -> Record:
+            seconds = time.perf_counter() - started
+            made = print_id or (previous.fingerprint if previous else "")
+            return self._record(
+                job,
+                Record(job.id, job.task, status, seconds, passes, str(job.output), error, self.rank, attempts, made),
+            )
+
+        try:
+            work = self._deflicker if job.task == "deflicker" else self._generate
+            execute, print_id = work(job, previous)
+            if execute is None:  # done already, with the same fingerprint
+                if previous is not None and previous.status in ("done", "skipped"):
+                    return dataclasses.replace(previous, status="skipped")  # its record stays as its maker wrote it
+                attempts = []  # done by an earlier batch whose records are gone
+                return record("skipped", print_id=print_id)
+            self._record(
+                job, Record(job.id, job.task, "running", output=str(job.output), rank=self.rank, attempts=attempts)
+            )
+            passes = execute()
+        except BadInput as exc:
+            return record("failed", error=exc.for_cli())
+        except Exception as exc:  # one job's defect must not stop thousands of others
+            return record("failed", error=f"internal error: {type(exc).__name__}: {exc}")
+        return record("done", passes, print_id=print_id)
+
+    def _ours(self, job: Job, previous: Record | None, print_id: str | None = None) -> bool:
+        """Whether the output now at the job's place is one this batch wrote for this job."""
+        return (
+            previous is not None
+            and bool(previous.fingerprint)
+            and previous.output == str(job.output)
+            and (print_id is None or previous.fingerprint == print_id)
+        )
+
+    def _deflicker(self, job: Job, previous: Record | None) -> tuple[Callable[[], int] | None, str]:
+        """(the work, or None when the output is done already with the same inputs; a fingerprint)."""
+        from vidzero.tasks.deflicker import deflicker_clip
+
+        inputs = read_inputs("deflicker", job.inputs)
+        print_id = json.dumps(input_record(inputs), sort_keys=True)
+        manifest = written_by_vidzero(job.output) if job.output.exists() else None
+        if (
+            manifest is not None
+            and (manifest.get("spec") or {}).get("inputs") == input_record(inputs)
+            and not self.force
+        ):
+            return None, print_id
+        replace = manifest is not None and (self.force or self._ours(job, previous))
+        if manifest is not None and not replace:
+            raise BadInput(f"output exists: {job.output} (another run made it, not this batch; --force replaces it)")
+
+        def work() -> int:
+            deflicker_clip(inputs, job.output, force=replace)
+            return 0
+
+        return work, print_id
+
+    def _generate(self, job: Job, previous: Record | None) -> tuple[Callable[[], int] | None, str]:
+        """(the work, or None for a job done with the same fingerprint; the fingerprint). The work
+        resumes an interrupted run, or runs it anew (replacing this batch's own earlier output of
+        a job that has since changed, never another run's without --force)."""
+        from vidzero.runs.state import load_state, state_paths  # torch: only when a job runs
+
+        run = start(job.spec(self.device), self.backbone_for(job))
+        print_id = run.fingerprint()
+        manifest = written_by_vidzero(job.output) if job.output.exists() else None
+        if manifest is not None and manifest.get("fingerprint") == print_id and not self.force:
+            return None, print_id
+        state = state_paths(job.output)[0]
+        resume = False
+        if state.exists():
+            meta, _ = load_state(state)
+            resume = not meta.get("finished") and meta.get("fingerprint") == print_id and not self.force
+        exists = job.output.exists() or job.output.is_symlink()
+        if exists and not resume and not self.force and not self._ours(job, previous):
+            raise BadInput(f"output exists: {job.output} (another run made it, not this batch; --force replaces it)")
+
+        def work() -> int:
+            run.progress = self.progress(job) if self.progress is not None else False
+            run.save(job.output, force=not resume and (self.force or exists or state.exists()), resume=resume)
+            return run.engine.stats.unet_samples
+
+        return work, print_id
+
+    def backbone_for(self, job: Job) -> Any:
+        """The loaded backbone the job's options name (kept while the next job names the same)."""
+        from vidzero.tasks import load_for
+
+        options = RunOptions.given({**job.options, **({"device": self.device} if self.device else {})})
+        key = tuple(str(getattr(options, name)) for name in LOAD_OPTIONS)
+        if self._backbone is None or self._backbone[0] != key:
+            self._backbone = None  # free the previous model first
+            self._backbone = (key, load_for(options))
+        return self._backbone[1]
+
+    # ------------------------------------------------------------------ records and summary
+    def _record_path(self, job_id: str) -> Path:
+        return self.records_dir / f"{job_id}.json"
+
+    def _read_record(self, job_id: str) -> Record | None:
+        try:
+            return Record(**json.loads(self._record_path(job_id).read_text()))
+        except (OSError, json.JSONDecodeError, TypeError):
+            return None
+
+    def _record(self, job: Job, record: Record) -> Record:
+        write_json(self._record_path(job.id), vars(record))
+        return record
+
+    def write_summary(self) -> None:
+        """batch.json, batch.csv and batch.index.png from every job's record (under a lock)."""
+        lock_path = self.records_dir / ".summary.lock"
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            rows = []
+            for job in self.jobs:
+                record = self._read_record(job.id)
+                rows.append(vars(record) if record else vars(Record(job.id, job.task, "pending")))
+            counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed", "pending", "busy")}
+            write_json(
+                self.out_dir / "batch.json",
+                {"job_file": str(self.job_file), "jobs": len(rows), "counts": counts, "rows": rows},
+            )
+            buffer = io.StringIO()
+            columns = ["id", "task", "status", "seconds", "unet_passes", "output", "error"]
+            writer = csv.DictWriter(buffer, columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows({**r, "seconds": round(r["seconds"], 3)} for r in rows)
+            atomic_write_bytes(self.out_dir / "batch.csv", buffer.getvalue().encode())
+            self._write_index(rows)
+
+    def _write_index(self, rows: list[dict], limit: int = 64) -> None:
+        """Every finished job's contact sheet, scaled to one row of thumbnails, with its id."""
+        from vidzero.media.pictures import index_sheet, read_png, write_png
+
+        sheets = []
+        for row in rows:
+            sheet = Path(row["output"] + ".contact.png") if row.get("output") else None
+            if row["status"] in ("done", "skipped") and sheet is not None and sheet.exists():
+                sheets.append((row["id"], read_png(sheet)))
+            if len(sheets) == limit:
+                break
+        if sheets:
+            write_png(self.out_dir / "batch.index.png", index_sheet(sheets))
+
+
+def run_batch(
+    jobs: str | Path,
+    output: str | Path,
+    force: bool = False,
+    quiet: bool = False,
+    defaults: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+    interactive: bool = False,
+) -> list[Record]:
+    """Run a job file as `vidzero batch` does (defaults: run options for every job); returns this
+    process's records."""
+    from vidzero.runs.progress import LineProgress, RichRunProgress, make_bars
+
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{{option}} {out} is a file, not a folder", "output")
+    rank, world, device = distributed_rank()
+    label = f"rank {rank}/{world}: " if world > 1 else ""
+    parsed = read_jobs(jobs, out, defaults)
+    bars = make_bars() if interactive and world == 1 and not quiet else None
+    jobs_bar = bars.add_task("jobs", total=len(parsed)) if bars else None
+
+    def progress(job: Job) -> Any:
+        if quiet:
+            return False
+        return RichRunProgress(bars, job.id[:12]) if bars else LineProgress(label=f"{label}{job.id}")
+
+    def on_job(done: int, total: int) -> None:
+        if bars is not None and jobs_bar is not None:
+            bars.update(jobs_bar, completed=done, total=total)
+
+    def say(text: str) -> None:
+        if bars is None and not quiet and log is not None:
+            log(f"{label}{text}")
+
+    runner = Batch(parsed, out, Path(jobs), force, rank, world, device, progress, say, on_job)
+    if bars is None:
+        return runner.run()
+    with bars:
+        return runner.run()
+
+
+def run_batch_command(
+    jobs: Path, out: Path, defaults: dict[str, Any], force: bool, quiet: bool, log: Callable[[str], None]
+) -> int:
+    """`vidzero batch`: run the file, print the counts; returns the number of failed jobs."""
+    from vidzero.runs.progress import is_interactive
+
+    records = run_batch(jobs, out, force, quiet, defaults, log, interactive=is_interactive())
+    counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
+    rank, world, _ = distributed_rank()
+    label = f"rank {rank}/{world}: " if world > 1 else ""
+    log(
+        f"{label}batch {jobs}: {counts['done']} done, {counts['skipped']} done before, "
+        f"{counts['failed']} failed (this process); summary in {out / 'batch.csv'}"
+    )
+    return counts["failed"]

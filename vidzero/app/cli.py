@@ -1,0 +1,501 @@
+"""The `vidzero` command line, made from the task table and the option table.
+
+Every task of `vidzero.tasks.TASKS` is a command: its parameters are the task's input fields
+(with their help text and command-line form) and, for the tasks that run a model, the run
+options of `vidzero.runs.options.RunOptions`; the values become the task's inputs and a
+`RunOptions`, and from there the run is the one the Python API and a batch job line start
+(`vidzero.tasks.build_spec`, `vidzero.tasks.start`). `report`, `info` and `batch` are written here.
+
+Exit codes: 0 success; 2 a problem with the user's input, environment or files (one line on
+stderr, no traceback, nothing written); 130 interrupted (one line: what was kept and how to
+resume); 1 a defect of vidzero (one line; VIDZERO_DEBUG=1 shows the traceback); 3 a batch that
+finished with failed jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import json
+import os
+import shlex
+import sys
+import typing
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from vidzero.errors import BadInput, StopRun
+from vidzero.media.outputs import (
+    ENVIRONMENT_ERRNOS,
+    PARTIAL,
+    STATE,
+    check_destination,
+    check_parent,
+    output_kind,
+    sidecar,
+)
+from vidzero.runs.options import RunOptions, option_fields
+from vidzero.runs.spec import CliParam
+from vidzero.tasks import TASKS, Task, build_spec, start
+
+app = typer.Typer(
+    name="vidzero",
+    help="Zero-shot image-to-video, long video and more on a frozen text-to-video model (TI2V-Zero).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+SIMPLE_TYPES = (str, int, float, bool, Path)
+
+
+# ---------------------------------------------------------------- errors and interrupts
+_current_output: list[Path] = []  # the output being written, for the interrupt message
+
+
+def interrupted_message() -> str:
+    if _current_output:
+        state, partial = sidecar(_current_output[-1], STATE), sidecar(_current_output[-1], PARTIAL)
+        if state.exists() and partial.exists():
+            argv = [a for a in sys.argv[1:] if a != "--resume"]
+            command = shlex.join(["vidzero", *argv, "--resume"])
+            return f"interrupted; the frames made so far are kept in {partial.name}: continue with  {command}"
+    return "interrupted; nothing was written"
+
+
+def run_cli(body: Callable[[], None]) -> None:
+    """Map errors to exit codes and one-line messages."""
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = lambda message, *args, **kwargs: err.print(f"[yellow]warning:[/yellow] {message}")
+            body()
+    except BadInput as exc:
+        err.print(f"[red]error:[/red] {exc.for_cli()}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print(interrupted_message())
+        raise typer.Exit(130) from None
+    except StopRun as exc:
+        err.print(f"stopped: {exc}")
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except OSError as exc:
+        if exc.errno in ENVIRONMENT_ERRNOS and not os.environ.get("VIDZERO_DEBUG"):
+            where = f" ({exc.filename})" if exc.filename else ""
+            err.print(f"[red]error:[/red] {ENVIRONMENT_ERRNOS[exc.errno]}{where}")
+            raise typer.Exit(2) from None
+        internal(exc)
+    except MemoryError as exc:
+        err.print(
+            "[red]error:[/red] out of memory: fewer frames per window (--window), --vae-slice 1, or "
+            "--offload model on a GPU"
+        )
+        raise typer.Exit(2) from exc
+    except Exception as exc:
+        if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch here
+            err.print(
+                "[red]error:[/red] the GPU ran out of memory: try --offload model, --attention-slicing, "
+                "--forward-chunking 1 or --vae-slice 1"
+            )
+            raise typer.Exit(2) from None
+        internal(exc)
+
+
+def internal(exc: BaseException) -> None:
+    if os.environ.get("VIDZERO_DEBUG"):
+        raise exc
+    err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set VIDZERO_DEBUG=1 for the traceback)")
+    raise typer.Exit(1) from None
+
+
+# ---------------------------------------------------------------- parameters from the tables
+def cli_type(hint: Any) -> Any:
+    """The type typer parses a field as: simple types as they are, repeatable ones as lists, the
+    rest (Python-only objects such as images or schedules) as text."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = type(None) in typing.get_args(hint)
+    if hint in SIMPLE_TYPES:
+        return hint
+    if typing.get_origin(hint) in (list, tuple):
+        return hint if typing.get_origin(hint) is list else list[args[0]] | None  # type: ignore[valid-type]
+    if optional and len(args) == 1 and args[0] in SIMPLE_TYPES:
+        return hint
+    return str | None
+
+
+def parameter(
+    name: str, hint: Any, help: str, kind: str, default: Any, names: tuple[str, ...] = (), metavar: str | None = None
+) -> inspect.Parameter:
+    if kind == "argument":
+        info: Any = typer.Argument(help=help, show_default=False, metavar=metavar or name.upper())
+        return inspect.Parameter(
+            name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=Annotated[hint, info]
+        )
+    flags = names or ("--" + name.replace("_", "-"),)
+    info = typer.Option(*flags, help=help, metavar=metavar, show_default=default not in (None, False, ()))
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[hint, info])
+
+
+def input_parameters(task: Task) -> list[inspect.Parameter]:
+    """The task's input fields that the command line spells directly, and its CLI-only params."""
+    hints = typing.get_type_hints(task.inputs)
+    params = []
+    for f in dataclasses.fields(task.inputs):
+        meta = f.metadata
+        if meta.get("cli") is None:
+            continue
+        default: Any = inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+        if default == ():
+            default = None
+        params.append(
+            parameter(
+                f.name, cli_type(hints[f.name]), meta["help"], meta["cli"], default, meta["names"], meta["metavar"]
+            )
+        )
+    extra: tuple[CliParam, ...] = getattr(task.inputs, "cli_params", ())
+    for p in extra:
+        default = inspect.Parameter.empty if p.kind == "argument" and "None" not in str(p.type) else p.default
+        params.append(parameter(p.name, p.type, p.help, p.kind, default, p.names, p.metavar))
+    return params
+
+
+def option_parameters() -> list[inspect.Parameter]:
+    """One flag per run option the CLI shows; unset flags are None (the table's default)."""
+    hints = typing.get_type_hints(RunOptions)
+    params = []
+    for f in option_fields(cli=True):
+        hint = hints[f.name]
+        # a switch is off unless given; any other flag is None (unset: the table's default) unless given
+        flag_type, default = (
+            (bool, False) if hint is bool else (hint if type(None) in typing.get_args(hint) else hint | None, None)
+        )
+        flag = "--" + f.name.replace("_", "-")
+        info = typer.Option(
+            *((flag, "-m") if f.name == "model" else (flag,)),
+            help=f"{f.metadata['help']} [default: {f.default}]"
+            if f.default not in (None, False)
+            else f.metadata["help"],
+            metavar=f.metadata.get("metavar"),
+            show_default=False,
+            rich_help_panel="Run options",
+        )
+        params.append(
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[flag_type, info]
+            )
+        )
+    return params
+
+
+OUTPUT = parameter(
+    "output",
+    Path | None,
+    "Output: .mp4, .webm, .gif, or a folder name for PNG frames.",
+    "option",
+    None,
+    ("--output", "-o"),
+)
+FORCE = parameter(
+    "force",
+    bool,
+    "Replace a previous vidzero output of the same name (never a file vidzero did not write).",
+    "option",
+    False,
+)
+SAVING = [
+    OUTPUT,
+    FORCE,
+    parameter(
+        "resume", bool, "Continue an interrupted run from OUTPUT's saved state (same parameters).", "option", False
+    ),
+    parameter("quiet", bool, "No progress display.", "option", False, ("--quiet", "-q")),
+    parameter(
+        "dry_run",
+        bool,
+        "Print the plan, its cost and an estimated time and memory, then exit without writing.",
+        "option",
+        False,
+    ),
+]
+DEFLICKER_ONLY = [
+    OUTPUT,
+    parameter("report_only", bool, "Only measure: write CLIP.flicker.json and CLIP.flicker.png.", "option", False),
+    FORCE,
+]
+
+
+def register(
+    name: str, params: list[inspect.Parameter], help_text: str, epilog: str, body: Callable[..., None]
+) -> None:
+    def command(**values: Any) -> None:
+        run_cli(lambda: body(values))
+
+    ordered = sorted(
+        params,
+        key=lambda p: (p.kind, p.default is not inspect.Parameter.empty if p.kind == p.POSITIONAL_OR_KEYWORD else 0),
+    )
+    command.__signature__ = inspect.Signature(ordered)  # type: ignore[attr-defined]
+    command.__name__ = name
+    command.__doc__ = help_text
+    app.command(name=name, epilog=epilog)(command)
+
+
+def examples(task: Task) -> str:
+    return "Examples:\n\n" + "\n\n".join(f"  {e}" for e in task.examples)
+
+
+# ---------------------------------------------------------------- running a task
+def inputs_from(task: Task, values: dict[str, Any]) -> Any:
+    make = getattr(task.inputs, "from_cli", None)
+    if make is not None:
+        return make(values)
+    return task.inputs(**{f.name: values[f.name] for f in dataclasses.fields(task.inputs)})
+
+
+def unset(value: Any) -> bool:
+    """A flag not given: None, or a switch left off (not 0, which is a value)."""
+    return value is None or value is False
+
+
+def options_from(values: dict[str, Any]) -> tuple[RunOptions, set[str]]:
+    given = {f.name: values[f.name] for f in option_fields(cli=True) if not unset(values.get(f.name))}
+    given["progress"] = not values.get("quiet", False)
+    return RunOptions.given(given), set(given) - {"progress"}
+
+
+def run_task(task: Task, values: dict[str, Any]) -> None:
+    """Build the spec (bad input fails here, before any model loads where possible), then save."""
+    output = values.get("output")
+    if output is None:
+        raise BadInput("give {option}", "output")
+    from vidzero.media.video import check_codec  # PyAV: not on `vidzero --help`
+
+    check_destination(output)  # before loading a model
+    check_codec(output_kind(output), values.get("codec"), values.get("crf"))
+    options, given = options_from(values)
+    spec = build_spec(inputs_from(task, values), options, given)
+    if values.get("dry_run"):
+        from vidzero.app.planner import dry_run  # torch: not on `vidzero --help`
+
+        err.print(dry_run(spec))
+        return
+    quiet = values.get("quiet", False)
+    spinner = err.status("loading the model and inputs", spinner="dots") if not quiet and err.is_terminal else None
+    with spinner or contextlib.nullcontext():
+        run = start(spec)
+    _current_output.append(Path(output))
+    if not quiet:
+        announce(run)
+    path = run.save(output, force=values["force"], resume=values["resume"])
+    if run.complete_already:
+        err.print(f"{path} is complete already: nothing to resume")
+        return
+    stats = run.engine.stats
+    err.print(
+        f"wrote {path} ({run.length - run.first_output} frames, {stats.cfg_evaluations} guided evaluations, "
+        f"{stats.seconds:.1f} s); sidecars {path.name}.manifest.json, {path.name}.contact.png, {path.name}.report.png"
+    )
+    seams = (run.manifest_written or {}).get("report") or {}
+    print_seams(seams.get("seams", []))
+
+
+def print_seams(seams: list[dict], shown: int = 10) -> None:
+    """The seams a quality report flagged, each with the reroll that regenerates it."""
+    for seam in seams[:shown]:
+        err.print(
+            f"  seam at frame {seam['frame']} ({seam['signal']} {seam['value']:.2f}, around it "
+            f"{seam['local_median']:.2f}): {seam['reroll']}"
+        )
+    if len(seams) > shown:
+        err.print(f"  ... and {len(seams) - shown} more in the report")
+
+
+def announce(run: Any) -> None:
+    """Before a long run: its plan and, from the last run of the same configuration on this
+    machine, an estimated time (no probe: that is what --dry-run is for)."""
+    from vidzero.runs.timings import key_for, recorded
+
+    evaluations = len(run.jobs) * run.engine.settings.evaluations()
+    seconds = recorded(key_for(run.backbone)).get("seconds")
+    if seconds and seconds * evaluations >= 60:
+        err.print(
+            f"plan: {len(run.jobs)} windows, {evaluations} guided evaluations, about "
+            f"{seconds * evaluations / 60:.0f} min on this machine (from its last run)"
+        )
+
+
+def run_deflicker(task: Task, values: dict[str, Any]) -> None:
+    from vidzero.tasks.deflicker import deflicker_clip, report_clip
+
+    inputs = inputs_from(task, values)
+    if values["report_only"]:
+        r = report_clip(inputs.clip, force=values["force"])
+        err.print(
+            f"flicker index {r['flicker_index']:.4f}, colour {r['colour_flicker_index']:.4f}, "
+            f"warp error {r['warp_error']:.3f} ({r['frames']} frames)"
+        )
+        return
+    if values["output"] is None:
+        raise BadInput("give {option} (or --report-only)", "output")
+    with err.status("deflickering") if err.is_terminal else contextlib.nullcontext():
+        summary = deflicker_clip(inputs, values["output"], force=values["force"])
+    err.print(
+        f"wrote {values['output']}: flicker index {summary['input']['flicker_index']:.4f} -> "
+        f"{summary['output']['flicker_index']:.4f}, warp error {summary['input']['warp_error']:.3f} -> "
+        f"{summary['output']['warp_error']:.3f}"
+    )
+
+
+for _task in TASKS.values():
+    if _task.generates:
+        register(
+            _task.name,
+            [*input_parameters(_task), *SAVING, *option_parameters()],
+            _task.summary,
+            examples(_task),
+            lambda values, task=_task: run_task(task, values),
+        )
+    else:
+        register(
+            _task.name,
+            [*input_parameters(_task), *DEFLICKER_ONLY],
+            _task.summary,
+            examples(_task),
+            lambda values, task=_task: run_deflicker(task, values),
+        )
+
+
+# ---------------------------------------------------------------- commands that are not tasks
+def info(values: dict[str, Any]) -> None:
+    from vidzero.models.checkpoint import inspect_checkpoint
+
+    desc = inspect_checkpoint(
+        values["model"], cache_dir=values["cache_dir"], revision=values["revision"], variant=values["variant"]
+    ).summary()
+    if values["as_json"]:
+        typer.echo(json.dumps(desc, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"vidzero info {values['model']}", show_header=False)
+    for key, value in desc.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+    Console().print(table)
+
+
+register(
+    "info",
+    [
+        parameter("model", str, "'shapes', a diffusers folder, or a hub id in the local cache.", "argument", "shapes"),
+        parameter("revision", str | None, "Hub revision in the cache.", "option", None),
+        parameter("cache_dir", Path | None, "Hugging Face cache folder.", "option", None),
+        parameter("variant", str | None, "Weight file variant (default: found from the files).", "option", None),
+        parameter("as_json", bool, "Print JSON.", "option", False, ("--json",)),
+    ],
+    "A checkpoint's components, sizes and native window, from its configs and file headers (no weights loaded).",
+    "Example: vidzero info shapes",
+    info,
+)
+
+
+def report(values: dict[str, Any]) -> None:
+    from vidzero.app.clip_report import report_clip
+
+    r = report_clip(values["video"], force=values["force"])
+    s = r["summary"]
+    err.print(
+        f"{r['frames']} frames: flicker index {s['flicker_index']:.3f}, median step {s['median_step']:.2f} px, "
+        f"max colour drift {s['max_colour_drift']:.1f} dE, {s['seams']} seam(s)"
+    )
+    print_seams(r["seams"])
+
+
+register(
+    "report",
+    [
+        parameter(
+            "video",
+            Path,
+            "A clip (video file or folder of frames), vidzero's or any other.",
+            "argument",
+            inspect.Parameter.empty,
+        ),
+        parameter("force", bool, "Replace a previous vidzero report.", "option", False),
+    ],
+    "Write VIDEO.report.json and VIDEO.report.png: per-frame flicker, motion, change, colour drift and "
+    "distance to known frames, and the seams that stand out, each with the reroll command that fixes it.",
+    "Example: vidzero report out.mp4",
+    report,
+)
+
+
+def batch(values: dict[str, Any]) -> None:
+    from vidzero.app.batch import run_batch_command
+
+    if values["output"] is None:
+        raise BadInput("give {option} (a folder)", "output")
+    out = Path(values["output"])
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{{option}} {out} is a file, not a folder", "output")
+    check_parent(out)
+    defaults, _ = options_from(values)
+    given = {
+        f.name: getattr(defaults, f.name) for f in option_fields(cli=True) if values.get(f.name) not in (None, False)
+    }
+    failed = run_batch_command(values["jobs"], out, given, force=values["force"], quiet=values["quiet"], log=err.print)
+    if failed:
+        raise typer.Exit(3)  # the batch finished, some jobs failed (see the summary)
+
+
+register(
+    "batch",
+    [
+        parameter(
+            "jobs",
+            Path,
+            "Job file: JSON Lines (one job object per line) or CSV (one job per row).",
+            "argument",
+            inspect.Parameter.empty,
+        ),
+        parameter(
+            "output",
+            Path | None,
+            "Folder for every job's output, manifest, contact sheet and state; batch.json, batch.csv and "
+            "batch.index.png summarise the batch.",
+            "option",
+            None,
+            ("--output", "-o"),
+        ),
+        parameter(
+            "force", bool, "Rerun jobs that are done already (their outputs are the batch's own).", "option", False
+        ),
+        parameter("quiet", bool, "No progress display.", "option", False, ("--quiet", "-q")),
+        *option_parameters(),
+    ],
+    "Run every job of a job file (any task, each with its own inputs and options): resumable, skips what is "
+    "done, records failures and goes on; several processes (one per GPU, or machines sharing the folder) "
+    "split the jobs. Run options given here are every job's defaults.",
+    "Examples:\n\n  vidzero batch jobs.jsonl -o out/\n\n  torchrun --nproc_per_node 8 -m vidzero.app.cli batch "
+    "jobs.jsonl -o out/   # one process per GPU",
+    batch,
+)
+
+
+def main() -> None:
+    try:
+        app(prog_name="vidzero")
+    except KeyboardInterrupt:  # outside a command (while parsing or importing)
+        err.print("interrupted; nothing was written")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""What the engine needs of a frozen text-to-video model: a window format and four verbs.
+
+The families (vidzero.models: ModelScope/zeroscope's UNet3D with DDIM, Wan's transformer with a
+rectified flow) implement this protocol; the engine and the sampler see nothing else of them.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from vidzero.core.sampler import Denoiser, SamplerSettings
+from vidzero.core.schedule import NoiseGrid
+
+
+class Backbone(Protocol):
+    model_id: str
+    revision: str | None
+    family: str  # "unet3d" or "wan"
+    device: torch.device
+    dtype: torch.dtype
+    frames: int  # the native window, in latent frames
+    height: int
+    width: int
+    init_noise_sigma: float
+    truncated_prompts: dict[str, int]  # prompt -> its length in tokens, for prompts cut short
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one latent frame."""
+
+    def encode_frames(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) pixels in [-1, 1] -> (N, C, h, w) latents."""
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) latents -> (N, 3, H, W) pixels in [-1, 1]."""
+
+    def denoiser(self, prompt: str, negative_prompt: str) -> Denoiser:
+        """The model's prediction for a window under this prompt (and the negative one)."""
+
+    def noise_grid(self, settings: SamplerSettings) -> NoiseGrid:
+        """The levels of one sampling run with these settings."""

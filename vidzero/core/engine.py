@@ -1,0 +1,151 @@
+"""The frame-queue conditioning engine: runs a plan of windows on the one sampler.
+
+    pixels -> (frames) known latents -> (timeline) windows -> (sampler) new latents
+           -> (backbone) pixels -> frames out, streamed in timeline order
+
+Each window job draws its noise from its own generator, seeded from the run seed and the job
+index, so a resumed or continued run draws what an uninterrupted one would; the seed of every
+generated frame is reported with it. What the engine keeps between windows, and when it hands a
+frame out, is `FrameStore`'s business.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from vidzero.core.backbone import Backbone
+from vidzero.core.frames import EngineState, Frame, FrameStore
+from vidzero.core.sampler import Denoiser, Prediction, SamplerSettings, StepCallback, StepInfo
+from vidzero.core.sampler import initial_window as initial_window
+from vidzero.core.sampler import sample_window as sample_window
+from vidzero.core.timeline import Layout
+from vidzero.errors import StopRun
+
+
+class Progress(Protocol):
+    def job(self, done: int, total: int) -> None: ...
+    def step(self, done: int, total: int) -> None: ...
+
+
+class NoProgress:
+    def job(self, done: int, total: int) -> None:
+        pass
+
+    def step(self, done: int, total: int) -> None:
+        pass
+
+
+@dataclass
+class RunStats:
+    frame_seeds: dict[int, int] = field(default_factory=dict)
+    jobs: int = 0
+    cfg_evaluations: int = 0  # model evaluations of a window (the paper's unit of cost)
+    unet_samples: int = 0  # window-sized model inputs actually run (2 per guided evaluation)
+    seconds: float = 0.0
+    unet_seconds: float = 0.0  # of `seconds`, inside the model's evaluations
+
+
+def job_seed(seed: int, job_index: int) -> int:
+    """A well-mixed 63-bit seed per window job, a pure function of (run seed, job index)."""
+    return int(np.random.SeedSequence([seed, job_index]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+class CountingDenoiser:
+    """A backbone's denoiser that counts and times the model work it does."""
+
+    def __init__(self, inner: Denoiser, stats: RunStats) -> None:
+        self.inner, self.stats = inner, stats
+
+    def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
+        started = time.perf_counter()
+        out = self.inner(z, t, guided)
+        if out.cond.device.type == "cuda":  # kernels run asynchronously: time them, not their launch
+            torch.cuda.synchronize(out.cond.device)
+        self.stats.unet_seconds += time.perf_counter() - started
+        self.stats.cfg_evaluations += 1
+        self.stats.unet_samples += 2 if guided else 1
+        return out
+
+
+class Engine:
+    def __init__(
+        self,
+        backbone: Backbone,
+        settings: SamplerSettings,
+        seed: int = 0,
+        queue: str = "pixel",
+        negative_prompt: str = "",
+        job_offset: int = 0,
+        callback: StepCallback | None = None,
+    ) -> None:
+        self.backbone = backbone
+        self.settings = settings
+        self.seed = seed
+        self.queue = queue
+        self.negative_prompt = negative_prompt
+        # Window seeds derive from (seed, job_offset + job index): a run continued from a
+        # finished one's state draws the windows an uninterrupted longer run would.
+        self.job_offset = job_offset
+        self.callback = callback
+        self.stats = RunStats()
+        self.tail_latents: dict[int, torch.Tensor] = {}
+
+    def run(
+        self,
+        layout: Layout,
+        progress: Progress | None = None,
+        resume: EngineState | None = None,
+        on_job_done: Callable[[EngineState], None] | None = None,
+    ) -> Iterator[Frame]:
+        """Run the plan; yield every frame of the timeline in order, as soon as it exists.
+
+        `resume` restarts after the jobs it records; `on_job_done` receives the state after each
+        job, once its frames have been yielded. Statistics (`self.stats`) belong to this run.
+        """
+        self.stats = stats = RunStats()
+        progress = progress or NoProgress()
+        frames = FrameStore(layout, self.backbone, self.queue, resume)
+        grid = self.backbone.noise_grid(self.settings)
+        started = time.perf_counter()
+        progress.job(frames.next_job, len(layout.jobs))
+        for job in layout.jobs[frames.next_job :]:
+            window = frames.window(job)
+            model = CountingDenoiser(self.backbone.denoiser(layout.prompt_for(job), self.negative_prompt), stats)
+            seed = job_seed(self.seed, self.job_offset + job.index)
+            generator = torch.Generator("cpu").manual_seed(seed)
+            start = self.settings.given_start if frames.starts_from_given(job) else 0
+            z = initial_window(window, grid, self.settings, generator, start, self.backbone.init_noise_sigma)
+            on_step = self._on_step(job.index, len(layout.jobs), grid.timestep, progress)
+            z = sample_window(model, grid, window, z, self.settings, generator, start, on_step)
+            frames.add(job, z, seed)
+            stats.jobs += 1
+            progress.job(job.index + 1, len(layout.jobs))
+            yield from frames.ready(job.index)
+            if on_job_done is not None:
+                on_job_done(frames.state())
+        yield from frames.rest()
+        stats.frame_seeds.update(frames.seeds)
+        stats.seconds = time.perf_counter() - started
+        self.tail_latents = frames.tail
+
+    def _on_step(
+        self, window: int, windows: int, timestep: Callable[[int], torch.Tensor], progress: Progress
+    ) -> Callable[[int, torch.Tensor, torch.Tensor], None]:
+        """Progress and the user's step callback after each step of a window."""
+        steps = self.settings.steps
+
+        def on_step(j: int, z: torch.Tensor, x0: torch.Tensor) -> None:
+            progress.step(j + 1, steps)
+            if self.callback is None:
+                return
+            info = StepInfo(window, windows, j + 1, steps, int(timestep(j)), z, x0)
+            if self.callback(info) is False:
+                raise StopRun(f"stopped by the step callback at window {window + 1}, step {j + 1}")
+
+        return on_step

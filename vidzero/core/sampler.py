@@ -1,0 +1,216 @@
+"""The TI2V-Zero sampling run for one window, as small pure functions (k-diffusion style).
+
+A window z of shape (B, C, F, h, w) has *known* slots (clean latents s, given) and generated
+ones. With the levels of a `NoiseGrid` (DDIM for ModelScope, the rectified flow for Wan), one run
+is Algorithm 1 of the paper with RePaint-style resampling:
+
+    z <- init: every new slot from q(s[nearest known slot], level 0) (DDPM inversion), or noise
+    for each step j (level j -> level after j):
+        c, c' <- q(s, level j), q(s, level after j)     fresh, independent noise every step
+        z[known] <- c
+        repeat U times:
+            z <- step(z, guided(z));  z[known] <- c';  z <- renoise(z, after j -> j)
+        z <- step(z, guided(z))
+    z[known] <- s
+
+guided(z) = uncond + w (cond - uncond), classifier-free guidance.
+
+Options beyond the paper, each off by default (`SamplerSettings`): resampling in the first steps
+only; guidance only inside a range of steps (the conditional branch alone elsewhere); known slots
+replaced in the first steps only, after which the whole window refines together (a dual clock);
+noise rectification (the model's error on the known slots, whose true noise is known, taken off
+the new slot that starts from each); a start at a later step for windows that generate next to a
+user's frame (SDEdit-like); a low-pass init of the new slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+
+from vidzero.core.schedule import NoiseGrid, guide
+
+INITS = ("inversion", "random", "lowpass")
+
+
+class Prediction(NamedTuple):
+    cond: torch.Tensor
+    uncond: torch.Tensor | None  # None when only the conditional branch ran
+
+
+class Denoiser(Protocol):
+    """The backbone's prediction for a whole window at the model timestep t: both guidance
+    branches when `guided`, the conditional one alone otherwise."""
+
+    def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction: ...
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a step callback sees after each reverse step of a window."""
+
+    window: int  # index of the window job in the run's plan
+    windows: int
+    step: int  # 1-based within the window
+    steps: int
+    timestep: int
+    latents: torch.Tensor  # the window after the step, (B, C, F, h, w)
+    x0: torch.Tensor  # the step's estimate of the clean window
+
+
+StepCallback = Callable[[StepInfo], object]  # returning False stops the run
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How one window is sampled; every option beyond the paper's is off by default."""
+
+    steps: int = 10
+    resample: int = 4  # U, the RePaint-style resampling iterations per step
+    guidance: float = 9.0
+    eta: float = 0.0  # DDIM's eta (0: deterministic); the flow family has no eta
+    init: str = "inversion"  # "random": the ablation without DDPM inversion; "lowpass": FrameInit
+    resample_steps: int | None = None  # resample in the first N steps only (None: all)
+    guidance_steps: tuple[int, int] | None = None  # guided in steps [a, b) only (None: all)
+    replace_steps: int | None = None  # known slots replaced in the first N steps only (None: all)
+    rectify: float = 0.0  # weight of noise rectification (0: off)
+    given_start: int = 0  # windows whose new slots start from a user's frame begin at this step
+
+    def resamples_at(self, step: int) -> int:
+        """U at step `step` (0-based)."""
+        return self.resample if self.resample_steps is None or step < self.resample_steps else 0
+
+    def guided_at(self, step: int) -> bool:
+        if self.guidance <= 1.0:
+            return False
+        return self.guidance_steps is None or self.guidance_steps[0] <= step < self.guidance_steps[1]
+
+    def replaces_at(self, step: int) -> bool:
+        return self.replace_steps is None or step < self.replace_steps
+
+    def evaluations(self, start: int = 0) -> int:
+        """Model evaluations of one window from step `start`: S + U x (steps that resample)."""
+        return sum(1 + self.resamples_at(j) for j in range(start, self.steps))
+
+    def unet_samples(self, start: int = 0) -> int:
+        """Window-sized model inputs of one window (2 per guided evaluation, 1 otherwise)."""
+        return sum((1 + self.resamples_at(j)) * (2 if self.guided_at(j) else 1) for j in range(start, self.steps))
+
+
+@dataclass(frozen=True)
+class Window:
+    """The layout of one window: known slots, their clean latents, where each new slot starts."""
+
+    clean: torch.Tensor  # (B, C, F, h, w); values at generated slots are ignored
+    known: torch.Tensor  # (F,) bool
+    init_source: tuple[int | None, ...]  # per slot: the known slot its inversion starts from
+
+
+def noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return randn_tensor(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def lowpass(x: torch.Tensor, cutoff: float = 0.25) -> torch.Tensor:
+    """The spatial low frequencies of x (..., h, w): a Gaussian filter in the frequency domain with
+    its standard deviation at `cutoff` of the Nyquist frequency (FrameInit's filter, in space)."""
+    h, w = x.shape[-2:]
+    fy = torch.fft.fftfreq(h, device=x.device, dtype=torch.float64)[:, None] * 2
+    fx = torch.fft.fftfreq(w, device=x.device, dtype=torch.float64)[None, :] * 2
+    gain = torch.exp(-(fx**2 + fy**2) / (2 * cutoff**2))
+    return torch.fft.ifft2(torch.fft.fft2(x.to(torch.float64)) * gain).real.to(x.dtype)
+
+
+def initial_window(
+    window: Window,
+    grid: NoiseGrid,
+    settings: SamplerSettings,
+    generator: torch.Generator | None,
+    start: int = 0,
+    init_noise_sigma: float = 1.0,
+) -> torch.Tensor:
+    """The window at step `start`.
+
+    Every new slot i with a source slot j starts as q(clean[j], level of step `start`) (DDPM
+    inversion); "random" (or no known slot to invert from) starts it as pure noise, "lowpass"
+    keeps only the low spatial frequencies of the inverted latent and takes the high ones from
+    fresh noise. With no known slot this is one randn draw of the window's shape, the draw
+    diffusers' pipelines make. Known slots are replaced at the first step anyway.
+    """
+    clean, known = window.clean, window.known
+    if settings.init == "random" or not bool(known.any()):
+        return noise_like(clean, generator) * init_noise_sigma
+    z = clean.clone()
+    noise = noise_like(clean, generator)
+    extra = noise_like(clean, generator) if settings.init == "lowpass" else None
+    for slot, source in enumerate(window.init_source):
+        if known[slot]:
+            continue
+        if source is None:
+            z[:, :, slot] = noise[:, :, slot] * init_noise_sigma
+            continue
+        z[:, :, slot] = grid.noised(clean[:, :, source], start, noise[:, :, slot])
+        if extra is not None:
+            z[:, :, slot] = lowpass(z[:, :, slot]) + extra[:, :, slot] - lowpass(extra[:, :, slot])
+    return z
+
+
+def rectified(
+    out: torch.Tensor, z: torch.Tensor, grid: NoiseGrid, j: int, window: Window, weight: float
+) -> torch.Tensor:
+    """Noise rectification: on a known slot the true model output is known (its noise is), so the
+    model's error there, which carries its prior (e.g. the size it prefers), is taken off, times
+    `weight`, from every new slot that starts from that known slot."""
+    ideal = grid.ideal_output(z, j, window.clean)
+    fixed = out.clone()
+    for slot, source in enumerate(window.init_source):
+        if not window.known[slot] and source is not None:
+            fixed[:, :, slot] -= weight * (out[:, :, source] - ideal[:, :, source])
+    return fixed
+
+
+def sample_window(
+    model: Denoiser,
+    grid: NoiseGrid,
+    window: Window,
+    z: torch.Tensor,
+    settings: SamplerSettings,
+    generator: torch.Generator | None = None,
+    start: int = 0,
+    on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """One sampling run over a window from step `start`; returns the window with its generated
+    slots filled in (and its known slots exactly `window.clean`).
+
+    z: the window at step `start` (see `initial_window`); on_step(j, z, x0) after each step.
+    """
+    mask = window.known.view(1, 1, -1, 1, 1).to(z.device)
+    any_known = bool(window.known.any())
+    rectify = settings.rectify > 0 and any_known
+
+    def predict(z: torch.Tensor, j: int) -> torch.Tensor:
+        guided = settings.guided_at(j)
+        cond, uncond = model(z, grid.timestep(j), guided)
+        out = guide(uncond, cond, settings.guidance) if guided and uncond is not None else cond
+        return rectified(out, z, grid, j, window, settings.rectify) if rectify else out
+
+    for j in range(start, grid.steps):
+        replace = any_known and settings.replaces_at(j)
+        if replace:
+            c_now = grid.noised(window.clean, j, noise_like(window.clean, generator))
+            c_after = grid.noised_after(window.clean, j, noise_like(window.clean, generator))
+            z = torch.where(mask, c_now, z)
+        for _ in range(settings.resamples_at(j)):
+            z = grid.step(z, predict(z, j), j, generator)
+            if replace:
+                z = torch.where(mask, c_after, z)
+            z = grid.renoise(z, j, noise_like(z, generator))
+        out = predict(z, j)
+        x0 = grid.clean_estimate(z, out, j) if on_step is not None else None
+        z = grid.step(z, out, j, generator)
+        if on_step is not None and x0 is not None:
+            on_step(j, z, x0)
+    return torch.where(mask, window.clean, z) if any_known else z

@@ -1,0 +1,74 @@
+"""Which backbone family a checkpoint is, from its own files, and loading it as that family.
+
+    bb = load_backbone("damo-vilab/text-to-video-ms-1.7b", device="cuda", dtype="fp16")
+
+`model_index.json` names the pipeline and component classes: UNet3DConditionModel with
+AutoencoderKL and CLIP is the UNet3D family (ModelScope T2V, zeroscope, the embedded model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidzero.core.backbone import Backbone
+from vidzero.errors import BadInput
+from vidzero.models.checkpoint import DEFAULT_MODEL, inspect_checkpoint
+from vidzero.models.unet3d import UNet3DBackbone
+
+
+def load_backbone(
+    model: str | Path = DEFAULT_MODEL,
+    device: str | torch.device | None = "auto",
+    dtype: str | torch.dtype | None = None,
+    frames: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    cache_dir: str | Path | None = None,
+    revision: str | None = None,
+    variant: str | None = None,
+    download: bool = False,
+    offload: str = "none",
+    vae_slice: int = 8,
+    vae_tiling: bool = False,
+    attention_slicing: bool = False,
+    forward_chunking: int | None = None,
+    compile: bool = False,
+) -> Backbone:
+    """Load a checkpoint: 'shapes' (embedded), a diffusers folder, or a hub id from the local
+    cache (downloaded only with `download=True`), as the family its files name. Window, height
+    and width default to the checkpoint's native format (read from its files)."""
+    info = inspect_checkpoint(str(model), cache_dir=cache_dir, revision=revision, variant=variant, download=download)
+    return UNet3DBackbone.from_checkpoint(
+        info,
+        device=device,
+        dtype=dtype,
+        frames=frames,
+        height=height,
+        width=width,
+        offload=offload,
+        vae_slice=vae_slice,
+        vae_tiling=vae_tiling,
+        attention_slicing=attention_slicing,
+        forward_chunking=forward_chunking,
+        compile=compile,
+    )
+
+
+def backbone_from_pipeline(
+    pipe: Any,
+    frames: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    model_id: str | None = None,
+) -> Backbone:
+    """A backbone on the components of a loaded diffusers text-to-video pipeline (its weights are
+    used, not copied; a dtype or device other than the pipeline's changes them in place, as
+    `pipe.to()` does)."""
+    if hasattr(pipe, "unet"):
+        return UNet3DBackbone.from_pipeline(pipe, frames, height, width, device, dtype, model_id)
+    raise BadInput(f"vidzero cannot drive a {type(pipe).__name__}: it needs a UNet3D text-to-video pipeline")

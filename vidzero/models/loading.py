@@ -1,0 +1,113 @@
+"""Loading helpers every backbone family shares: the device, the precision, quiet loading."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+
+import torch
+
+from vidzero.errors import BadInput
+
+DTYPE_NAMES = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "float": torch.float32,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """`auto` (CUDA when present, else the CPU), or a device that exists on this machine."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise BadInput(f"unknown {{option}} {device!r} (use cpu, cuda, cuda:N or auto)", "device") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInput(f"{{option}} {device!r} requested but no CUDA GPU is available", "device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise BadInput(f"{{option}} {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)", "device")
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise BadInput(f"{{option}} {device!r} is not available on this machine", "device")
+    elif dev.type != "cpu":
+        raise BadInput(f"{{option}} {device!r} is not supported (use cpu, cuda, cuda:N or auto)", "device")
+    return dev
+
+
+def parse_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """fp16 on CUDA and fp32 elsewhere by default; torch dtypes and the usual spellings accepted."""
+    if dtype is None or dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        value = dtype
+    elif isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in DTYPE_NAMES:
+        value = DTYPE_NAMES[dtype.lower().removeprefix("torch.")]
+    else:
+        raise BadInput(f"unknown {{option}} {dtype!r} (use fp32, fp16 or bf16)", "dtype")
+    if value not in (torch.float32, torch.float16, torch.bfloat16):
+        raise BadInput(f"{{option}} {dtype!r} is not supported (use fp32, fp16 or bf16)", "dtype")
+    if device.type == "cpu" and value == torch.float16:
+        raise BadInput("{option} fp16 is not supported on the CPU; use fp32 or bf16", "dtype")
+    return value
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence diffusers' and transformers' loading chatter (per-file bars, hints) while loading,
+    then put their settings back as they were: the caller's logging is not ours to change."""
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    saved = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in (dlog, tlog)]
+    for lib, _, _ in saved:
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        for lib, verbosity, bars in saved:
+            lib.set_verbosity(verbosity)
+            if bars:
+                lib.enable_progress_bar()
+
+
+class PromptTruncatedWarning(UserWarning):
+    """A prompt is longer than the text encoder reads; the rest is cut off."""
+
+
+class SharedModules:
+    """The modules a backbone runs, with the device and precision it put them in.
+
+    A backbone built over modules the caller holds (`from_pipeline`, or two backbones over one
+    pipeline) casts and moves them in place, as diffusers' `pipe.to()` does: copies would double
+    the memory of a model that barely fits. What must not happen is one holder changing them
+    under another silently (a bf16 backbone used after an fp16 one was built over the same
+    modules fails deep inside a convolution). So the backbone checks, before every window, that
+    its modules are still where it put them, and says what changed if not.
+    """
+
+    def __init__(self, expected: dict[str, tuple[torch.nn.Module, torch.dtype, torch.device | None]]) -> None:
+        self.expected = expected
+
+    def check(self) -> None:
+        for name, (module, dtype, device) in self.expected.items():
+            param = next(module.parameters(), None)
+            if param is None:
+                continue
+            if param.dtype != dtype or (device is not None and param.device != device):
+                raise BadInput(
+                    f"the {name} is now {str(param.dtype).replace('torch.', '')} on {param.device}, not "
+                    f"{str(dtype).replace('torch.', '')} on {device}: another backbone or your code changed modules "
+                    "this backbone uses; build this backbone again after the change"
+                )

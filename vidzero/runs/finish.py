@@ -1,0 +1,158 @@
+"""Finishing a saved run: a fixed sequence, each step atomic and each repeatable, so that
+`--resume` after a kill at any point ends with the bytes an uninterrupted run writes:
+
+1. every frame is in OUT.partial/ and the state says every window is done;
+2. the video is encoded (deterministically) to a hidden temporary file;
+3. the manifest is written, with the video's SHA-256 (the proof that vidzero wrote it);
+4. the contact sheet and the quality report are written;
+5. the video is moved into place;
+6. the final state is written (the last frames, for `extend --from`);
+7. OUT.partial/ is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from vidzero.core.frames import from_pixels
+from vidzero.media.outputs import (
+    FRAME_FOLDER,
+    discard,
+    output_kind,
+    remove_output,
+    run_sidecars,
+    sha256_of,
+    sidecar_paths,
+    write_json,
+)
+from vidzero.media.pictures import contact_sheet, read_png, sample_indices, write_png
+from vidzero.media.video import VideoWriter
+from vidzero.quality.flicker import deflicker
+from vidzero.quality.report import ReportBuilder, plot_report, report_paths
+from vidzero.runs.records import manifest, prompt_record
+from vidzero.runs.state import save_state
+from vidzero.runs.timings import key_for, peak_memory_gib, record_seconds
+from vidzero.version import __version__
+
+if TYPE_CHECKING:
+    from vidzero.runs.run import PlannedRun
+
+_faults_seen: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """Kill this process at a named point of saving when VIDZERO_FAULT names it (`name` or
+    `name@N` for the N-th time): the hook the interruption tests use. Off unless set."""
+    wanted = os.environ.get("VIDZERO_FAULT")
+    if not wanted:
+        return
+    point, _, count = wanted.partition("@")
+    if point != name:
+        return
+    _faults_seen[name] = _faults_seen.get(name, 0) + 1
+    if _faults_seen[name] >= int(count or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def finish(run: PlannedRun, out: Path, partial: Path, state_path: Path, print_id: str, resumed: bool) -> dict:
+    """Steps 2-7 of the sequence above; returns the manifest written."""
+    started = time.time()
+    o = run.spec.options
+    kind = output_kind(out)
+    fault_point("encode")
+    written = range(run.first_output, run.length)
+    images: Any = (read_png(partial / f"{i:06d}.png") for i in range(run.length))
+    if run.deflicker is not None:
+        images = deflicker(images, anchors=run.layout.known, settings=run.deflicker)
+    writer = VideoWriter(out, o.fps, o.codec, o.crf)
+    given = run.layout.given_frames()
+    known_out = {i - run.first_output: px for i, px in run.layout.known.items() if i >= run.first_output and i in given}
+    report = ReportBuilder(known_out or {0: None})
+    try:
+        for index, image in enumerate(images):
+            if index >= run.first_output:
+                writer.write(image)
+                report.add(image)
+        encoded = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    manifest_path, sheet_path = sidecar_paths(out)
+    proof: dict[str, Any] = {"version": __version__, "kind": kind}
+    if kind == FRAME_FOLDER:
+        proof["frames"] = len(written)
+    else:
+        proof["sha256"] = sha256_of(encoded)
+    quality = report.finish(str(out)) if len(written) >= 2 else None
+    fault_point("manifest")
+    record = manifest(run) | {
+        "vidzero": proof,
+        "output": str(out),
+        "sidecars": [str(p) for p in run_sidecars(out)],
+        "fingerprint": print_id,
+        "resumed": resumed,
+        "deflicker": asdict(run.deflicker) if run.deflicker is not None else None,
+        "report": None
+        if quality is None
+        else quality["summary"] | {"known_frames": quality["known_frames"], "seams": quality["seams"]},
+        "encode_seconds": round(time.time() - started, 3),
+    }
+    write_json(manifest_path, record)
+    fault_point("contact")
+    wanted = [run.first_output + i for i in sample_indices(len(written))]
+    write_png(sheet_path, contact_sheet([(i, read_png(partial / f"{i:06d}.png")) for i in wanted]))
+    if quality is not None:
+        report_json, report_png = report_paths(out)
+        write_json(report_json, {"vidzero": proof | {"kind": "quality report"}, **quality})
+        write_png(report_png, plot_report(quality, out.name))
+    if out.is_dir() and not out.is_symlink():
+        remove_output(out)  # a previous vidzero frame folder, proven by check_output
+    writer.commit()
+    fault_point("final-state")
+    save_final_state(run, partial, state_path, print_id)
+    fault_point("cleanup")
+    discard(partial)
+    stats = run.engine.stats
+    if stats.cfg_evaluations >= 4:
+        record_seconds(
+            key_for(run.backbone), stats.seconds / stats.cfg_evaluations, peak_memory_gib(run.backbone.device)
+        )
+    return record
+
+
+def save_final_state(run: PlannedRun, partial: Path, state_path: Path, print_id: str) -> None:
+    """The last window-1 frames, in pixels and latents, and the run's record, for `extend --from`."""
+    bb = run.backbone
+    tail = list(range(max(0, run.length - (bb.frames - 1)), run.length))
+    generated = run.tail_latents()
+    known_latents = run.layout.known_latents or {}
+    tensors: dict[str, torch.Tensor] = {}
+    for i, index in enumerate(tail):
+        pixels = read_png(partial / f"{index:06d}.png")
+        tensors[f"tail_pixels.{i}"] = torch.from_numpy(pixels)
+        latent = generated.get(index)
+        if latent is None:
+            latent = known_latents.get(index)
+        if latent is None:  # a known frame: its latent is its (deterministic) encoding
+            latent = bb.encode_frames(from_pixels(pixels[None]))[0]
+        tensors[f"tail_latents.{i}"] = latent.float()
+    meta = {
+        "fingerprint": print_id,
+        "finished": True,
+        "spec": run.spec.record(),
+        "prompt": prompt_record(run.layout.prompt),
+        "next_job_offset": run.plan.job_offset + len(run.jobs),
+        "window": bb.frames,
+        "height": bb.height,
+        "width": bb.width,
+        "fps": run.spec.options.fps,
+        "tail": len(tail),
+    }
+    save_state(state_path, meta, tensors)

@@ -1,0 +1,295 @@
+"""A planned run: a spec, the plan its task made, the engine; streamed to frames or saved to disk.
+
+`vidzero.tasks.start(spec)` makes a `PlannedRun`. It generates its frames once: iterating it
+streams them as they are made (and keeps them, so that a later `save` writes them without
+generating again); `save` writes the video and its records (vidzero.runs.finish), resumable
+after an interruption at any moment.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidzero.core.backbone import Backbone
+from vidzero.core.engine import Engine
+from vidzero.core.frames import EngineState, Frame
+from vidzero.core.sampler import SamplerSettings
+from vidzero.errors import BadInput, StopRun
+from vidzero.media.outputs import (
+    FRAME_NAME,
+    OutputLock,
+    check_destination,
+    check_output,
+    cleanup_temporaries,
+    discard,
+    output_kind,
+    write_errors,
+)
+from vidzero.media.pictures import write_png
+from vidzero.media.video import check_codec
+from vidzero.quality.flicker import DeflickerSettings
+from vidzero.runs.finish import fault_point, finish
+from vidzero.runs.options import RunOptions
+from vidzero.runs.progress import progress_for
+from vidzero.runs.records import manifest, run_fingerprint
+from vidzero.runs.spec import RunSpec, TaskPlan
+from vidzero.runs.state import engine_payload, engine_state, load_state, save_state, state_paths
+
+
+def sampler_settings(o: RunOptions) -> SamplerSettings:
+    """The sampler's settings from checked options (presets applied)."""
+    if o.steps is None or o.resample is None or o.init is None:
+        raise ValueError("the options are not checked (RunOptions.check)")
+    return SamplerSettings(
+        steps=o.steps,
+        resample=o.resample,
+        guidance=o.guidance,
+        eta=o.eta,
+        init=o.init,
+        resample_steps=o.resample_steps,
+        guidance_steps=o.guidance_range(),
+        replace_steps=o.replace_steps,
+        rectify=o.rectify,
+        given_start=o.given_start,
+    )
+
+
+def as_output_type(frame: Frame, output_type: str) -> Frame:
+    if output_type == "uint8":
+        return frame
+    image: Any
+    if output_type == "float":
+        image = np.asarray(frame.image).astype(np.float32) / 255.0
+    elif output_type == "pil":
+        from PIL import Image
+
+        image = Image.fromarray(np.asarray(frame.image))
+    else:  # latent
+        image = frame.latent
+    return Frame(frame.index, image, frame.known, frame.seed, frame.latent)
+
+
+class PlannedRun:
+    def __init__(self, spec: RunSpec, plan: TaskPlan, backbone: Backbone) -> None:
+        o = spec.options
+        if o.queue is None:
+            raise ValueError("the options are not checked (RunOptions.check)")
+        self.spec, self.plan, self.layout = spec, plan, plan.layout
+        self.engine = Engine(
+            backbone,
+            sampler_settings(o),
+            seed=o.seed,
+            queue=o.queue,
+            negative_prompt=o.negative_prompt,
+            job_offset=plan.job_offset,
+            callback=o.callback,
+        )
+        self.deflicker = DeflickerSettings() if o.deflicker else None
+        self.progress: Any = o.progress
+        self._made: list[Frame] = []  # frames generated so far, in order
+        self._stream: Iterator[Frame] | None = None
+        self._finished = False
+        self._last_state: EngineState | None = None
+        self._checkpoint: Callable[[EngineState], None] | None = None
+        self._progress: Any = None
+        self._saved_to: Path | None = None
+        self.stopped = False
+        self.complete_already = False  # save(resume=True) found the run finished
+        self.manifest_written: dict | None = None  # what save() wrote next to the output
+
+    # ------------------------------------------------------------------ what it is
+    @property
+    def task(self) -> str:
+        return self.spec.task
+
+    @property
+    def backbone(self) -> Backbone:
+        return self.engine.backbone
+
+    @property
+    def length(self) -> int:
+        return self.layout.length
+
+    @property
+    def jobs(self) -> list:
+        return self.layout.jobs
+
+    @property
+    def first_output(self) -> int:
+        return self.plan.first_output
+
+    @property
+    def input_paths(self) -> list[Path]:
+        return [Path(p) for p in self.spec.inputs.paths()]
+
+    def fingerprint(self) -> str:
+        """What identifies this run's frames and file (its spec, plan and known pixels)."""
+        return run_fingerprint(self)
+
+    def manifest(self) -> dict:
+        """How the run was made, as its manifest records it (the output's own fields aside)."""
+        return manifest(self)
+
+    # ------------------------------------------------------------------ generating (once)
+    def _generate(self, resume: EngineState | None = None) -> Iterator[Frame]:
+        """Frames not made yet, from the one stream this run has."""
+        if self._stream is None:
+            if self._finished:
+                return
+            self._progress = progress_for(self.progress)
+            self._stream = self.engine.run(self.layout, self._progress, resume=resume, on_job_done=self._job_done)
+        elif resume is not None:
+            raise BadInput("this run has already started; resume applies to a run that has not")
+        # next() by hand, not `yield from`: a caller that stops iterating early closes this
+        # generator, and the engine's stream must survive that to go on later.
+        try:
+            while True:
+                try:
+                    frame = next(self._stream)
+                except StopIteration:
+                    break
+                yield frame
+        except StopRun:
+            self._stream = None
+            raise
+        finally:
+            if self._progress is not None and hasattr(self._progress, "close"):
+                self._progress.close()
+        self._stream = None
+        self._finished = True
+
+    def _job_done(self, state: EngineState) -> None:
+        self._last_state = state
+        if self._checkpoint is not None:
+            self._checkpoint(state)
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Every frame, in order; frames made by an earlier iteration are not made again. A step
+        callback that returns False ends the iteration early (`self.stopped` is then True)."""
+        output_type = self.spec.options.output_type
+        for frame in self._made:
+            yield as_output_type(frame, output_type)
+        if self._finished:
+            return
+        self._check_not_streamed_away()
+        try:
+            for frame in self._generate():
+                self._made.append(frame)
+                yield as_output_type(frame, output_type)
+        except StopRun:
+            self.stopped = True
+
+    def _check_not_streamed_away(self) -> None:
+        if self._saved_to is not None and self._finished:
+            raise BadInput(
+                f"this run was saved to {self._saved_to} without keeping its frames; plan it again "
+                "(or iterate it before saving) to have them twice"
+            )
+
+    def frames(self) -> list[Any]:
+        """All frames (of the run's output_type), in order (holds the whole video in memory)."""
+        return [f.image for f in self]
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path: str | Path, force: bool = False, resume: bool = False) -> Path:
+        """Generate (unless done already) and write `path` with its manifest, contact sheet,
+        quality report and final state; resumable with `resume=True` after an interruption."""
+        out = check_destination(path, self.input_paths)  # names and folders, before the lock
+        check_codec(output_kind(out), self.spec.options.codec, self.spec.options.crf)
+        if self._finished and len(self._made) < self.length:
+            self._check_not_streamed_away()
+        state_path, partial = state_paths(out)
+        with OutputLock(out):
+            cleanup_temporaries(out)
+            print_id = self.fingerprint()
+            resume_from = self._prepare(out, state_path, partial, print_id, force, resume)
+            if resume_from == "complete":
+                self.complete_already = True
+                return out
+            try:
+                self._write_frames(partial, state_path, print_id, resume_from)
+            except BaseException:
+                if not state_path.exists():  # nothing a resume could use: leave nothing behind
+                    discard(partial)
+                raise
+            self.manifest_written = finish(self, out, partial, state_path, print_id, resume)
+        self._saved_to = out
+        return out
+
+    def _prepare(
+        self, out: Path, state_path: Path, partial: Path, print_id: str, force: bool, resume: bool
+    ) -> EngineState | str | None:
+        """Check what is on disk for `out`; clear what a fresh run replaces; return where to start."""
+        meta = tensors = None
+        if state_path.exists():
+            meta, tensors = load_state(state_path)
+            if meta.get("fingerprint") != print_id:
+                if resume:
+                    raise BadInput(f"{state_path} belongs to a different run (parameters, plan or inputs differ)")
+                if not meta.get("finished") and not force:
+                    raise BadInput(
+                        f"an interrupted run of other settings left {state_path}: --force starts this one over it"
+                    )
+        own_state = [state_path] if meta is not None else []
+        if resume and meta is not None and meta.get("fingerprint") == print_id:
+            if meta.get("finished"):
+                check_output(out, True, self.input_paths, known_own=own_state)
+                discard(partial)  # killed while cleaning up: the run is complete
+                return "complete"
+            if not partial.is_dir():
+                raise BadInput(f"cannot resume: the frames folder {partial} is missing")
+            check_output(out, True, self.input_paths, known_own=own_state)
+            assert tensors is not None
+            return engine_state(state_path, meta, tensors)
+        if meta is not None and not meta.get("finished") and not force and not resume:
+            raise BadInput(
+                f"an interrupted run of {out} exists ({state_path.name}): add --resume to continue it, "
+                "or --force to start over"
+            )
+        # a fresh start (also `--resume` when nothing was saved yet)
+        check_output(out, force or resume, self.input_paths, known_own=own_state)
+        if partial.exists():
+            if not partial.is_dir() or any(not FRAME_NAME.match(e.name) for e in partial.iterdir()):
+                raise BadInput(f"{partial} holds files vidzero did not write; move it away")
+            discard(partial)
+        if meta is not None:
+            state_path.unlink()
+        with write_errors(partial):
+            partial.mkdir()
+        return None
+
+    def _write_frames(self, partial: Path, state_path: Path, print_id: str, resume_from: EngineState | None) -> None:
+        def checkpoint(state: EngineState) -> None:
+            fault_point("between")
+            meta, tensors = engine_payload(state)
+            save_state(state_path, {"fingerprint": print_id, "finished": False, "engine": meta}, tensors)
+
+        def window_fault(info: Any) -> object:
+            if info.step == 1:
+                fault_point("window")
+            return callback(info) if callback is not None else None
+
+        self._checkpoint = checkpoint
+        callback = self.engine.callback
+        if os.environ.get("VIDZERO_FAULT", "").startswith("window"):
+            self.engine.callback = window_fault
+        try:
+            pending = itertools.chain(self._made, self._generate(resume=resume_from))
+            for frame in pending:
+                write_png(partial / f"{frame.index:06d}.png", np.asarray(frame.image), atomic=False)
+        finally:
+            self._checkpoint = None
+            self.engine.callback = callback
+        if resume_from is not None and self._last_state is None:
+            self._last_state = resume_from
+
+    def tail_latents(self) -> dict[int, torch.Tensor]:
+        """The generated latents among the last window-1 frames (for the final state)."""
+        return self._last_state.tail_latents if self._last_state is not None else {}
