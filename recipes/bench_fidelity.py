@@ -26,12 +26,14 @@ import torch
 
 import vidzero
 from recipes.fidelity import bootstrap_halfwidth, case_record, make_cases, measure, summary
-from vidzero.core.engine import Engine, to_pixels
-from vidzero.core.sampler import SamplerSettings
-from vidzero.core.timeline import plan_single_window
+from vidzero.core.frames import to_pixels
+from vidzero.core.timeline import Layout, plan_single_window
 from vidzero.media.outputs import write_json
 from vidzero.media.pictures import contact_sheet, write_png
+from vidzero.runs.options import RunOptions
 from vidzero.runs.run import PlannedRun
+from vidzero.runs.spec import RunSpec, TaskPlan
+from vidzero.tasks.extend import ExtendInputs
 
 # name -> how to make the video: a kind and its options
 VARIANTS: dict[str, dict] = {
@@ -40,9 +42,19 @@ VARIANTS: dict[str, dict] = {
     "random init": {"kind": "extend", "preset": "paper", "init": "random"},
     "U=0": {"kind": "extend", "preset": "paper", "resample": 0},
     "U=2": {"kind": "extend", "preset": "paper", "resample": 2},
-    "guidance reuse": {"kind": "extend", "preset": "paper", "guidance_passes": "first"},
     "resample 3 steps": {"kind": "extend", "preset": "paper", "resample_steps": 3},
-    "reuse + 3 steps": {"kind": "extend", "preset": "paper", "guidance_passes": "first", "resample_steps": 3},
+    "resample 2 steps": {"kind": "extend", "preset": "paper", "resample_steps": 2},
+    "rectify 0.5": {"kind": "extend", "preset": "paper", "rectify": 0.5},
+    "rectify 1": {"kind": "extend", "preset": "paper", "rectify": 1.0},
+    "fast rectify 0.5": {"kind": "extend", "preset": "fast", "rectify": 0.5},
+    "fast rectify 1": {"kind": "extend", "preset": "fast", "rectify": 1.0},
+    "fast given start 2": {"kind": "extend", "preset": "fast", "given_start": 2},
+    "fast given start 4": {"kind": "extend", "preset": "fast", "given_start": 4},
+    "fast replace 5": {"kind": "extend", "preset": "fast", "replace_steps": 5},
+    "fast replace 8": {"kind": "extend", "preset": "fast", "replace_steps": 8},
+    "fast lowpass": {"kind": "extend", "preset": "fast", "init": "lowpass"},
+    "fast guidance 2:10": {"kind": "extend", "preset": "fast", "guidance_steps": "2:10"},
+    "fast guidance 0:5": {"kind": "extend", "preset": "fast", "guidance_steps": "0:5"},
     "4 per window": {"kind": "extend", "preset": "paper", "new_per_window": 4},
     "default": {"kind": "extend"},
     "fast": {"kind": "extend", "preset": "fast"},
@@ -98,17 +110,11 @@ def make_video(bb, case, spec: dict, frames: int, seed: int) -> tuple[np.ndarray
         used = int(steps * spec["strength"])
         video = (np.clip(video, 0, 1) * 255).round().astype(np.uint8)
         return np.concatenate([image[None], video[1:frames]]), used, 2 * used
-    if kind == "replacing":
-        settings = SamplerSettings(steps=10, resample=0, init="random")
-        run = PlannedRun(
-            "replacing",
-            Engine(bb, settings, seed=seed),
-            plan_single_window(1, bb.frames),
-            bb.frames,
-            {0: image},
-            case.prompt,
-            progress=False,
-        )
+    if kind == "replacing":  # one window, the image in slot 0, every other slot generated at once
+        options = RunOptions(steps=10, resample=0, init="random", seed=seed, progress=False)
+        spec = RunSpec.checked(ExtendInputs(image, case.prompt, bb.frames), options)
+        layout = Layout(bb.frames, {0: image}, plan_single_window(1, bb.frames), case.prompt)
+        run = PlannedRun(spec, TaskPlan(layout), bb)
         out = np.stack(run.frames())[:frames]
         return out, run.engine.stats.cfg_evaluations, run.engine.stats.unet_samples
     options = {k: v for k, v in spec.items() if k != "kind"}
@@ -133,7 +139,56 @@ def run_variant(bb, cases, spec: dict, frames: int, seed: int) -> tuple[dict, li
         "seconds_per_frame": seconds / generated,
     }
     result |= {f"{k}_noise": bootstrap_halfwidth(measured, k) for k in NOISE}
+    result["by_size"] = {
+        size: summary([m for m, c in zip(measured, cases) if size_class(c.radius) == size])
+        for size in SIZE_CLASSES
+        if any(size_class(c.radius) == size for c in cases)
+    }
     return result, measured, videos
+
+
+SIZE_CLASSES = ("small", "medium", "large")
+
+
+def size_class(radius: float) -> str:
+    """small: under 7 px (under one latent pixel of radius, at 8 px per latent pixel), medium:
+    7-10 px, large: above 10 px."""
+    return "small" if radius < 7 else "medium" if radius <= 10 else "large"
+
+
+def size_sweep(bb, variants: list[str], radii: list[float], frames: int, seed: int) -> dict:
+    """Discs of each radius (two colours, two backgrounds, moving right): the median area ratio
+    and IoU>=0.8 share per radius, for each variant. An r-pixel disc is r/8 latent pixels wide."""
+    from recipes.fidelity import BACKGROUNDS, COLOURS, Case
+
+    table: dict[str, dict[str, dict]] = {}
+    for name in variants:
+        table[name] = {}
+        for r in radii:
+            cases = [
+                Case(
+                    f"disc-{r}-{i}",
+                    "disc",
+                    r,
+                    colour,
+                    COLOURS[colour],
+                    "plain",
+                    BACKGROUNDS[bg],
+                    18.0,
+                    32.0,
+                    "right",
+                    9000 + i,
+                )
+                for i, (colour, bg) in enumerate((("red", "navy"), ("yellow", "plum")))
+            ]
+            measured = [measure(make_video(bb, c, VARIANTS[name], frames, seed)[0], c) for c in cases]
+            table[name][str(r)] = summary(measured)
+            row = table[name][str(r)]
+            print(
+                f"{name} r={r} ({r / 8:.2f} latent px): area {row['area']:.2f}, IoU>=0.8 {row['iou_0.8']:.0%}",
+                flush=True,
+            )
+    return table
 
 
 def quarters(video: np.ndarray, case) -> list[dict]:
@@ -165,6 +220,17 @@ def table(results: dict[str, dict], title: str) -> str:
                 cell += " ±" + fmt.format(r[f"{key}_noise"]).rstrip("%")
             cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    sizes = [size for size in SIZE_CLASSES if any(size in r.get("by_size", {}) for r in results.values())]
+    if sizes:
+        lines += ["", "By object size (IoU>=0.8 / area ±15 % / area ratio):", ""]
+        lines.append("| variant | " + " | ".join(sizes) + " |")
+        lines.append("|" + "---|" * (len(sizes) + 1))
+        for name, r in results.items():
+            cells = []
+            for size in sizes:
+                row = r.get("by_size", {}).get(size)
+                cells.append(f"{row['iou_0.8']:.0%} / {row['area_15']:.0%} / {row['area']:.2f}" if row else "-")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -180,6 +246,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("docs/bench"))
     p.add_argument("--quick", action="store_true", help="2 cases, 4 frames, 2 variants (a smoke run)")
+    p.add_argument(
+        "--sizes",
+        default="",
+        metavar="R,R,...",
+        help="instead: the object-size sweep, discs of these radii in px (area ratio against radius)",
+    )
     a = p.parse_args(argv)
     names = [v.strip() for v in a.variants.split(",") if v.strip()]
     unknown = [n for n in names if n not in VARIANTS]
@@ -192,6 +264,11 @@ def main(argv: list[str] | None = None) -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     bb = vidzero.load_backbone(a.model, device="cpu")
     cases = make_cases(a.split, a.cases)
+    if a.sizes:
+        radii = [float(r) for r in a.sizes.split(",")]
+        sweep = size_sweep(bb, names, radii, a.frames, a.seed)
+        write_json(a.out / "fidelity-sizes.json", {"frames": a.frames, "radii": radii, "variants": sweep})
+        return
     if a.long:
         report = {}
         for name in names:

@@ -10,7 +10,7 @@ import pytest
 
 import vidzero
 from vidzero.app import api, cli
-from vidzero.app.batch import JOB_KEYS, SUGAR, job_keys
+from vidzero.app.jobs import JOB_KEYS, SUGAR, job_keys
 from vidzero.runs.options import NOT_RECORDED, RunOptions, option_fields
 from vidzero.tasks import TASKS
 

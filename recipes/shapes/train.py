@@ -34,11 +34,11 @@ from recipes.shapes import components as shapes_model
 from recipes.shapes import world
 from recipes.shapes.components import timestep_loss_weights
 from recipes.shapes.judge import single_mover
+from recipes.shapes.pool import TRAIN_SEED_BASE, ClipRecipe, ClipSource, LatentPool, object_weights, training_clip
 from recipes.shapes.text_refresh import log, refresh_text_encoder, scale_text_output, shares_fit
 from recipes.shapes.world import reversed_caption
 
 FOCUS_TIMESTEPS = (600, 950)  # where the trajectory is decided (see draw_timesteps)
-TRAIN_SEED_BASE = 10**7  # world seeds below 10**7 * (seed + 1) are training clips; evaluation uses others
 
 
 def make_clips(seed: int, step: int, batch: int) -> list[world.ShapesClip]:
@@ -110,61 +110,6 @@ def direction_contrast_loss(
     true = per_item[idx]
     gap = swapped - true
     return (F.relu(margin * true.detach() - gap) * weight[idx]).sum() / len(captions)
-
-
-class LatentPool:
-    """A ring buffer of VAE-encoded training clips: (N, C, F, h, w) scaled latents + captions."""
-
-    def __init__(self, capacity: int, one_colour: str | None = None) -> None:
-        self.capacity = capacity
-        self.one_colour = one_colour  # the one object colour of every clip (--one-colour), or None
-        self.latents: torch.Tensor | None = None
-        self.captions: list[str] = [""] * capacity
-        self.count = 0  # clips added so far; clip k sits in slot k % capacity
-
-    def __len__(self) -> int:
-        return min(self.count, self.capacity)
-
-    def add(self, latents: torch.Tensor, captions: list[str]) -> None:
-        if self.latents is None:
-            self.latents = torch.empty(self.capacity, *latents.shape[1:], dtype=latents.dtype)
-        for lat, cap in zip(latents, captions):
-            slot = self.count % self.capacity
-            self.latents[slot] = lat
-            self.captions[slot] = cap
-            self.count += 1
-
-    def state_dict(self) -> dict:
-        return {
-            "latents": self.latents,
-            "captions": self.captions,
-            "count": self.count,
-            "capacity": self.capacity,
-            "one_colour": self.one_colour,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.capacity, self.count = state["capacity"], state["count"]
-        self.latents, self.captions = state["latents"], list(state["captions"])
-        self.one_colour = state.get("one_colour")  # pools saved before --one-colour existed hold the full world
-
-
-def training_clip(
-    seed: int, k: int, speed_range: tuple[float, float], one_colour: str | None = None, appearance: float = 0.0
-) -> world.ShapesClip:
-    """Training clip k of a run: a pure function of (seed, k, one_colour, appearance), so a resumed
-    run rebuilds its pool exactly. With `one_colour`, every object is drawn in that colour (one
-    object per clip); `appearance` is the share of clips from the appearance world (world.Form),
-    spread evenly over k by the golden-ratio sequence.
-
-    Why a one-colour phase: the direction toy (recipes/direction_toy.py) learns the direction from
-    one blob colour in 800 steps but not from eight colours named by the caption in 1,200; trained
-    on one colour first, it keeps the direction once the eight colours come in."""
-    colours = None if one_colour is None else (one_colour,)
-    from_appearance = (k * 0.6180339887498949) % 1.0 < appearance
-    return world.make_clip(
-        seed * TRAIN_SEED_BASE + k, speed_range=speed_range, object_colours=colours, appearance=from_appearance
-    )
 
 
 def object_masks(clips: list[world.ShapesClip]) -> torch.Tensor:
@@ -414,7 +359,7 @@ class Trainer:
         while step < a.decoder_steps and not self.out_of_time():
             k0 = step * a.decoder_batch
             clips = [
-                training_clip(a.seed + 5, k0 + i, a.world_speed, appearance=a.appearance)
+                training_clip(ClipRecipe(a.seed + 5, a.world_speed, a.appearance), k0 + i)
                 for i in range(a.decoder_batch)
             ]
             gen = torch.Generator().manual_seed(a.seed * 7907 + step)
@@ -536,17 +481,33 @@ class Trainer:
             """--one-colour: before that step every clip (the whole pool) is one-colour, after it none."""
             return a.one_colour if step < a.one_colour_until else None
 
-        def encode_clips(first: int, count: int) -> tuple[torch.Tensor, list[str]]:
-            clips = [
-                training_clip(a.seed, k, a.world_speed, pool_colour(), a.appearance)
-                for k in range(first, first + count)
-            ]
-            latents = encode_video(vae, clips_video(clips).to(self.device)) * sf
-            return latents.cpu(), [c.caption for c in clips]
+        def recipe(colour: str | None) -> ClipRecipe:
+            return ClipRecipe(a.seed, a.world_speed, a.appearance, a.small_share, colour)
+
+        def tokenize(captions: list[str]) -> torch.Tensor:
+            return self.tokenizer(
+                captions,
+                padding="max_length",
+                max_length=self.tokenizer.model_max_length,
+                truncation=True,
+                return_tensors="pt",
+            ).input_ids.to(self.device)
+
+        source = ClipSource(recipe(pool_colour()), a.workers)
+
+        def encode_clips(first: int, count: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+            clips = source.take(first, count)
+            video = torch.from_numpy(np.stack([c.frames for c in clips])).float() / 127.5 - 1
+            latents = encode_video(vae, video.permute(0, 4, 1, 2, 3).to(self.device)) * sf
+            coverage = torch.from_numpy(np.stack([c.coverage for c in clips]))[:, None].to(self.device)
+            return latents, coverage, [c.caption for c in clips]
 
         def rebuild_pool() -> LatentPool:
             """Exactly the clips an uninterrupted run holds at this step."""
-            fresh = LatentPool(a.pool_size, pool_colour())
+            nonlocal source
+            source.close()
+            source = ClipSource(recipe(pool_colour()), a.workers)
+            fresh = LatentPool(a.pool_size, self.device, pool_colour())
             last = pool_count(step)
             first = max(0, last - a.pool_size)
             fresh.count = first
@@ -555,27 +516,51 @@ class Trainer:
                 + (f", objects {fresh.one_colour}" if fresh.one_colour else "")
             )
             for k in range(first, last, 64):
-                fresh.add(*encode_clips(k, min(64, last - k)))
+                fresh.add(*encode_clips(k, min(64, last - k)), tokenize=tokenize)
             return fresh
 
-        pool = LatentPool(a.pool_size)
+        pool = LatentPool(a.pool_size, self.device)
         pool_path = self.out / "latent_pool.pt"
-        if pool_path.exists():
-            pool.load_state_dict(torch.load(pool_path, map_location="cpu"))
-        if pool.count != pool_count(step) or pool.capacity != a.pool_size or pool.one_colour != pool_colour():
+        loaded = pool_path.exists() and pool.load_state_dict(torch.load(pool_path, map_location="cpu"), tokenize)
+        if (
+            not loaded
+            or pool.count != pool_count(step)
+            or pool.capacity != a.pool_size
+            or pool.one_colour != pool_colour()
+        ):
             pool = rebuild_pool()
 
         def save_all() -> None:
             atomic_save(pool.state_dict(), pool_path)
             save()
 
+        # A frozen text encoder gives every caption the same embedding every step: computed once.
+        embedded: dict[bytes, torch.Tensor] = {}
+
+        def embed(ids: torch.Tensor) -> torch.Tensor:
+            if not text_frozen:
+                return text_encoder(ids)[0]
+            rows = []
+            for row in ids:
+                key = row.cpu().numpy().tobytes()
+                if key not in embedded:
+                    with torch.no_grad():
+                        embedded[key] = text_encoder(row[None])[0][0]
+                rows.append(embedded[key])
+            return torch.stack(rows)
+
+        empty_ids = tokenize([""])[0]
+        ema_pairs = [(list(ema_unet.parameters()), list(unet.parameters()))] + (
+            [] if text_frozen else [(list(ema_text.parameters()), list(text_encoder.parameters()))]
+        )
         last_save = time.time()
         if a.direction_contrast > 0 and not text_frozen and a.freeze_text_from is None:
             raise SystemExit(
                 "--direction-contrast needs a frozen text encoder (--text-encoder-from or --freeze-text-from)"
             )
         refresh_at = 0 if a.text_encoder_from is not None else a.freeze_text_from
-        t0, s0 = time.time(), step
+        t0, s0, in_unet = time.time(), step, 0.0
+        noise_gen = torch.Generator(self.device)
         while step < a.unet_steps and not self.out_of_time():
             if pool.one_colour != pool_colour():  # the end of --one-colour: the whole pool turns to the full world
                 pool = rebuild_pool()
@@ -588,10 +573,8 @@ class Trainer:
                     )
                     captions = pool.captions[: len(pool)]
                     if pool.one_colour is not None:  # the encoder must keep every colour word apart
-                        captions = [
-                            training_clip(a.seed, k, a.world_speed, appearance=a.appearance).caption
-                            for k in range(pool.count - len(pool), pool.count)
-                        ]
+                        full = recipe(None)
+                        captions = [training_clip(full, k).caption for k in range(pool.count - len(pool), pool.count)]
                     refresh_text_encoder(
                         text_encoder,
                         self.tokenizer,
@@ -608,36 +591,37 @@ class Trainer:
                     scale_text_output(text_encoder, a.text_scale)
                 ema_text.load_state_dict(text_encoder.state_dict())
                 text_frozen = True
+                ema_pairs = ema_pairs[:1]
                 save_all()
+            # the draws: a CPU generator seeded with (seed, step), so a resumed run draws the same
             gen = torch.Generator().manual_seed(a.seed * 104729 + step)
             pick = draw_clips(gen, pool.captions[: len(pool)], a.batch, a.mover_fraction)
-            backwards = (torch.rand(a.batch, generator=gen) < 0.5).tolist()
-            latents = pool.latents[pick].clone()
-            captions = [pool.captions[i] for i in pick.tolist()]
-            for i, back in enumerate(backwards):
-                if back:
-                    latents[i] = latents[i].flip(1)
-                    captions[i] = reversed_caption(captions[i])
-            latents = latents.to(self.device)
-            drop = torch.rand(len(captions), generator=gen) < a.caption_dropout
-            captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
-            b = latents.shape[0]
-            ids = self.tokenizer(
-                captions,
-                padding="max_length",
-                max_length=self.tokenizer.model_max_length,
-                truncation=True,
-                return_tensors="pt",
-            ).input_ids.to(self.device)
-            t = draw_timesteps(gen, b, scheduler.config.num_train_timesteps, a.focus_fraction, a.focus_timesteps).to(
-                self.device
-            )
-            noise = torch.randn(latents.shape, generator=gen).to(self.device)
+            backwards = torch.rand(a.batch, generator=gen) < 0.5
+            drop = torch.rand(a.batch, generator=gen) < a.caption_dropout
+            t = draw_timesteps(gen, a.batch, scheduler.config.num_train_timesteps, a.focus_fraction, a.focus_timesteps)
+            assert pool.latents is not None and pool.coverage is not None and pool.ids is not None
+            at, back, t = pick.to(self.device), backwards.to(self.device), t.to(self.device)
+            latents = torch.where(back[:, None, None, None, None], pool.latents[at].flip(2), pool.latents[at])
+            coverage = torch.where(back[:, None, None, None, None], pool.coverage[at].flip(2), pool.coverage[at])
+            ids = torch.where(back[:, None], pool.reversed_ids[at], pool.ids[at])
+            ids = torch.where(drop.to(self.device)[:, None], empty_ids[None], ids)
+            captions = [
+                "" if d else (reversed_caption(pool.captions[i]) if bk else pool.captions[i])
+                for i, bk, d in zip(pick.tolist(), backwards.tolist(), drop.tolist())
+            ]
+            noise_gen.manual_seed(a.seed * 7877 + step)
+            noise = torch.randn(latents.shape, generator=noise_gen, device=self.device)
             noisy = scheduler.add_noise(latents, noise, t)
             with torch.set_grad_enabled(not text_frozen):
-                emb = text_encoder(ids)[0]
+                emb = embed(ids)
+            started = time.perf_counter()
             pred = unet(noisy, t, encoder_hidden_states=emb).sample
-            per_item = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3, 4))
+            weight = object_weights(coverage, a.object_weight) if a.object_weight > 0 else None
+            err = (pred.float() - noise).pow(2)
+            if weight is None:
+                per_item = err.mean(dim=(1, 2, 3, 4))
+            else:
+                per_item = (err * weight).mean(dim=(1, 2, 3, 4)) / weight.mean(dim=(1, 2, 3, 4))
             loss = (per_item * loss_weight[t]).mean()
             if a.direction_contrast > 0:
                 loss = loss + a.direction_contrast * direction_contrast_loss(
@@ -657,24 +641,32 @@ class Trainer:
                 g["lr"] = lr
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            in_unet += time.perf_counter() - started
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
             decay = min(a.ema, (1 + step) / (10 + step))
             with torch.no_grad():
-                for ema, live in ((ema_unet, unet),) if text_frozen else ((ema_unet, unet), (ema_text, text_encoder)):
-                    for pe, pl in zip(ema.parameters(), live.parameters()):
-                        pe.lerp_(pl, 1 - decay)
+                for ema_params, live_params in ema_pairs:
+                    torch._foreach_lerp_(ema_params, live_params, 1 - decay)
             if a.pool_refresh:
-                pool.add(*encode_clips(pool.count, a.pool_refresh))
+                pool.add(*encode_clips(pool.count, a.pool_refresh), tokenize=tokenize)
             self.history["unet"].append((step, per_item.mean().item()))
             if step % 25 == 0:
-                rate = (time.time() - t0) / max(1, step - s0)
-                log(f"unet step {step}/{a.unet_steps} loss {per_item.mean().item():.4f} ({rate:.2f} s/step)")
+                elapsed = time.time() - t0
+                rate = elapsed / max(1, step - s0)
+                outside = 1 - in_unet / max(elapsed, 1e-9)
+                log(
+                    f"unet step {step}/{a.unet_steps} loss {per_item.mean().item():.4f} ({rate:.2f} s/step, "
+                    f"{outside:.0%} of it outside the UNet's forward and backward)"
+                )
             if step % a.every == 0 or time.time() - last_save > 600:
                 save_all()
                 last_save = time.time()
         save_all()
+        source.close()
 
     # ---------------------------------------------------------------- export
     def export(self, folder: Path) -> None:
@@ -885,6 +877,28 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         metavar="PT",
         help="use the fine-tuned decoder of another run's decoder.pt (for --export)",
+    )
+    p.add_argument(
+        "--small-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of appearance-world objects whose radius is drawn from the small range only (0: the "
+        "whole range, as before)",
+    )
+    p.add_argument(
+        "--object-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight the noise error by 1 + W on the latent pixels objects touch and the ring around them "
+        "(where size is decided); 0: the plain loss",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes that render training clips ahead (0: in the training process; on a GPU use several)",
     )
     p.add_argument(
         "--appearance",

@@ -236,11 +236,14 @@ def form_coverage(form: Form, centre: tuple[float, float], size: int = SIZE) -> 
     return np.stack([outer, inner], axis=-1)
 
 
-def random_form(rng: np.random.Generator, shape: str, colour: str) -> Form:
+def random_form(rng: np.random.Generator, shape: str, colour: str, small_share: float = 0.0) -> Form:
     """An appearance-world look for a (shape word, colour word): continuous size, one of the
-    shape word's forms, a colour near the named one, sometimes two-tone."""
+    shape word's forms, a colour near the named one, sometimes two-tone. `small_share` of the
+    objects take their radius from the small range (below SIZE_WORD_LIMIT) only, the rest from the
+    whole range; with 0 the draws are exactly those of the world without the option."""
     sides, (lo, hi), rotates = FORMS[shape][rng.integers(len(FORMS[shape]))]
-    radius = float(rng.uniform(*APPEARANCE_RADIUS))
+    small = small_share > 0 and bool(rng.random() < small_share)
+    radius = float(rng.uniform(APPEARANCE_RADIUS[0], SIZE_WORD_LIMIT if small else APPEARANCE_RADIUS[1]))
     aspect = float(rng.uniform(lo, hi))
     angle = float(rng.uniform(0, np.pi)) if rotates else 0.0
     rgb = tuple(int(np.clip(c + rng.integers(-20, 21), 0, 255)) for c in OBJECT_COLOURS[colour])
@@ -325,6 +328,7 @@ def random_object(
     speed_range: tuple[float, float] = SPEED_RANGE,
     colours: tuple[str, ...] | None = None,
     appearance: bool = False,
+    small_share: float = 0.0,
 ) -> ObjectSpec:
     """A random object; unless it is drawn to bounce, it starts where it cannot reach a wall
     within `frames`, so that "moving right" captions describe the whole clip. `colours` narrows
@@ -338,7 +342,7 @@ def random_object(
     if appearance:  # drawn after the classic draws, so that those stay as they were
         shape = SHAPES[rng.integers(len(SHAPES))]
         colour = colours[rng.integers(len(colours))]
-        form = random_form(rng, shape, colour)
+        form = random_form(rng, shape, colour, small_share)
         r = form.radius
         size_name = "small" if r < SIZE_WORD_LIMIT else "large"
     direction = None if rng.random() < 0.12 else list(DIRECTIONS)[rng.integers(len(DIRECTIONS))]
@@ -375,6 +379,7 @@ def make_clip(
     speed_range: tuple[float, float] = SPEED_RANGE,
     object_colours: tuple[str, ...] | None = None,
     appearance: bool = False,
+    small_share: float = 0.0,
 ) -> ShapesClip:
     """One clip, a pure function of its arguments. `objects` overrides the random draw;
     `object_colours` narrows the colours it draws from (one colour: one object per clip);
@@ -382,7 +387,15 @@ def make_clip(
     rng = np.random.default_rng(seed)
     background, background_name = render_background(rng, size)
     if objects is None:
-        first = random_object(rng, size, frames, speed_range=speed_range, colours=object_colours, appearance=appearance)
+        first = random_object(
+            rng,
+            size,
+            frames,
+            speed_range=speed_range,
+            colours=object_colours,
+            appearance=appearance,
+            small_share=small_share,
+        )
         objects = [first]
         # two objects always differ in colour, so one allowed colour means one object
         if rng.random() < two_object_probability and (object_colours is None or len(object_colours) > 1):
@@ -395,6 +408,7 @@ def make_clip(
                     speed_range=speed_range,
                     colours=object_colours,
                     appearance=appearance,
+                    small_share=small_share,
                 )
             )
     tracks = [simulate(spec, frames, size) for spec in objects]

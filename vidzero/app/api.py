@@ -11,6 +11,9 @@ the same way the CLI and a batch job line do (vidzero.tasks.build_spec, vidzero.
 The option parameters are the option table's fields (vidzero.runs.options.RunOptions, where
 their defaults and help live); None leaves an option at its default. `generator=` takes a
 torch.Generator whose initial_seed() becomes the run seed, as diffusers' pipelines do.
+
+The module runs past 400 lines because every function spells out every option: a reader and an
+IDE see the real keyword parameters, and tests/test_tables.py holds each list to the table.
 """
 
 from __future__ import annotations

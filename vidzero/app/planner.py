@@ -120,7 +120,7 @@ def estimated_memory(bb: PlanningBackbone) -> dict[str, float]:
 def dry_run(spec: RunSpec) -> str:
     """Plan the run on a stand-in backbone and describe its cost; writes nothing."""
     bb = planning_backbone(spec.options)
-    run: PlannedRun = start(spec, bb)  # type: ignore[arg-type]  # the stand-in has the format, no weights
+    run: PlannedRun = start(spec, bb)  # the stand-in has the format, no weights
     evaluations = len(run.jobs) * run.engine.settings.evaluations()
     generated = sum(1 for j in run.jobs for f in j.targets if f < run.length)
     last = recorded(key_for(bb))

@@ -158,8 +158,8 @@ def window_for_run(
     def distance(p: int) -> int:
         return first - p if p < first else p - last
 
-    positions = [unwrap(f, first, last, loop) for f in available]
-    nearest = sorted(sorted(positions, key=lambda p: (distance(p), p))[:context])
+    unwrapped = [unwrap(f, first, last, loop) for f in available]
+    nearest = sorted(sorted(unwrapped, key=lambda p: (distance(p), p))[:context])
     before = [p for p in nearest if p < first]
     after = [p for p in nearest if p > last]
     missing = context - len(nearest)
@@ -171,14 +171,16 @@ def window_for_run(
         pad_before, pad_after = 0, missing
     before = [before[0]] * pad_before + before if before else before
     after = after + [after[-1]] * pad_after if after else after
-    positions = (*before, *targets, *after)
+    positions: tuple[int, ...] = (*before, *targets, *after)
     target_slots = tuple(range(len(before), len(before) + len(targets)))
     known_slots = [i for i in range(window) if i not in target_slots]
-    # nearest in time; among repeats of that frame, the slot next to the target
-    sources = tuple(
-        min(known_slots, key=lambda i, t=t: (abs(positions[i] - positions[t]), abs(i - t), i)) for t in target_slots
-    )
-    slots = tuple(p % loop for p in positions) if loop else positions
+
+    def nearest_slot(t: int) -> int:
+        """The known slot nearest in time; among repeats of that frame, the one next to the target."""
+        return min(known_slots, key=lambda i: (abs(positions[i] - positions[t]), abs(i - t), i))
+
+    sources = tuple(nearest_slot(t) for t in target_slots)
+    slots: tuple[int, ...] = tuple(p % loop for p in positions) if loop else positions
     return slots, target_slots, sources
 
 

@@ -274,7 +274,7 @@ def write_errors(path: Path, cleanup: Path | None = None) -> Iterator[None]:
     except OSError as exc:
         if cleanup is not None:
             discard(cleanup)
-        reason = ENVIRONMENT_ERRNOS.get(exc.errno)
+        reason = ENVIRONMENT_ERRNOS.get(exc.errno) if exc.errno is not None else None
         if reason is None:
             raise
         raise BadInput(f"cannot write {path}: {reason}") from None

@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import av.filter
@@ -72,7 +73,7 @@ class VideoWriter:
         self.crf = crf
         self.count = 0
         self._container: av.container.OutputContainer | None = None
-        self._stream = None
+        self._stream: Any = None  # av's VideoStream, once the first frame sets its size
         self._palette: av.filter.Graph | None = None
         self.tmp = temporary_sibling(self.path, ".part" + (self.path.suffix or ""))
         if self.kind == FRAME_FOLDER:
@@ -92,6 +93,7 @@ class VideoWriter:
             stream.width, stream.height, stream.pix_fmt = width, height, "pal8"
             self._palette = palette_graph(width, height, rate)
         else:
+            assert self.codec is not None  # check_codec gives every container but gif a codec
             encoder, pix_fmt, default_crf, _ = CODECS[self.codec]
             stream = self._container.add_stream(encoder, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
@@ -139,6 +141,7 @@ class VideoWriter:
         self.count += 1
 
     def _mux(self, frames: Iterable[av.VideoFrame | None]) -> None:
+        assert self._container is not None
         with zeroed_allocations():
             for vf in frames:
                 for packet in self._stream.encode(vf):
@@ -336,7 +339,7 @@ def read_video(path: str | Path, width: int | None = None, height: int | None = 
     if path.is_dir():
         for frame_path in frame_files(path):
             frame = open_image(frame_path, "frame")
-            yield fit_frame(frame, width, height) if width else frame
+            yield fit_frame(frame, width, height) if width and height else frame
         return
     try:
         container = av.open(str(path))
@@ -350,6 +353,6 @@ def read_video(path: str | Path, width: int | None = None, height: int | None = 
         try:
             for vf in container.decode(video=0):
                 frame = to_rgb24(vf)
-                yield fit_frame(frame, width, height) if width else frame
+                yield fit_frame(frame, width, height) if width and height else frame
         except (av.error.FFmpegError, ValueError) as exc:
             raise BadInput(f"cannot decode video {path}: truncated or corrupt data ({type(exc).__name__})") from None

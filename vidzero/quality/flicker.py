@@ -87,7 +87,7 @@ def optical_flow(reference: np.ndarray, moving: np.ndarray, method: str) -> np.n
     b = cv2.cvtColor(moving, cv2.COLOR_RGB2GRAY)
     if method == "farneback":
         return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
     return dis.calc(a, b, None)
 
 

@@ -19,7 +19,7 @@ Each flagged seam comes with the `vidzero reroll` command that regenerates the f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ def mean_lab(frame: np.ndarray) -> np.ndarray:
 class ReportBuilder:
     """Builds the report one frame at a time (constant memory: two frames)."""
 
-    def __init__(self, known: dict[int, np.ndarray | None] | None = None) -> None:
+    def __init__(self, known: Mapping[int, np.ndarray | None] | None = None) -> None:
         self.known = dict(known) if known else {0: None}
         self.known_labs = {i: mean_lab(f) for i, f in self.known.items() if f is not None}
         self.brightness: list[float] = []
@@ -56,8 +56,9 @@ class ReportBuilder:
         self.brightness.append(float(lab[0]))
         self.labs.append(lab)
         self.distance.append(None)
-        if index in known and known[index] is not None:
-            self.distance[index] = float(np.abs(frame.astype(np.float32) - known[index].astype(np.float32)).mean())
+        given = known.get(index)
+        if given is not None:
+            self.distance[index] = float(np.abs(frame.astype(np.float32) - given.astype(np.float32)).mean())
         if self.previous is not None:
             previous = self.previous
             flow = optical_flow(frame, previous, "dis")
@@ -79,10 +80,11 @@ class ReportBuilder:
 
             raise BadInput(f"a report needs at least 2 frames, got {n}")
         labs = self.known_labs
-        drift = [
-            float(np.linalg.norm(lab - labs[min(labs, key=lambda k, i=i: (abs(k - i), k))]))
-            for i, lab in enumerate(self.labs)
-        ]
+
+        def nearest_known(i: int) -> int:
+            return min(labs, key=lambda k: (abs(k - i), k))
+
+        drift = [float(np.linalg.norm(lab - labs[nearest_known(i)])) for i, lab in enumerate(self.labs)]
         b = np.array(self.brightness)
         jitter = [0.0] + [float(abs(b[i] - 0.5 * (b[i - 1] + b[i + 1]))) for i in range(1, n - 1)] + [0.0]
         signals = {"step": self.steps, "change": self.changes, "flicker": jitter}
@@ -109,7 +111,7 @@ class ReportBuilder:
 
 
 def quality_report(
-    frames: Iterable[np.ndarray], known: dict[int, np.ndarray | None] | None = None, output: str | None = None
+    frames: Iterable[np.ndarray], known: Mapping[int, np.ndarray | None] | None = None, output: str | None = None
 ) -> dict:
     """The report of a stream of (H, W, 3) uint8 frames. `known` maps the index of each known
     frame to the pixels that were given for it (None: take the clip's own); default: frame 0."""

@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from vidzero.core.frames import from_pixels
@@ -73,7 +74,9 @@ def finish(run: PlannedRun, out: Path, partial: Path, state_path: Path, print_id
         images = deflicker(images, anchors=run.layout.known, settings=run.deflicker)
     writer = VideoWriter(out, o.fps, o.codec, o.crf)
     given = run.layout.given_frames()
-    known_out = {i - run.first_output: px for i, px in run.layout.known.items() if i >= run.first_output and i in given}
+    known_out: dict[int, np.ndarray | None] = {
+        i - run.first_output: px for i, px in run.layout.known.items() if i >= run.first_output and i in given
+    }
     report = ReportBuilder(known_out or {0: None})
     try:
         for index, image in enumerate(images):

@@ -156,7 +156,7 @@ class RunOptions:
     def check(self) -> RunOptions:
         """Validate every value; return the resolved options. Raises BadInput naming the option."""
         o = self.resolved()
-        integer(o.steps, "steps", 1, 1000)
+        steps = integer(o.steps, "steps", 1, 1000)
         integer(o.resample, "resample", 0, 100)
         number(o.guidance, "guidance", 0, 100)
         number(o.eta, "eta", 0, 1)
@@ -171,11 +171,11 @@ class RunOptions:
             if getattr(o, name) is not None:
                 integer(getattr(o, name), name, 0, 1000)
         integer(o.given_start, "given_start", 0, 1000)
-        if o.given_start >= o.steps:
-            raise BadInput(f"{{option}} must be below steps ({o.steps}), got {o.given_start}", "given_start")
+        if o.given_start >= steps:
+            raise BadInput(f"{{option}} must be below steps ({steps}), got {o.given_start}", "given_start")
         number(o.rectify, "rectify", 0, 10)
         if o.guidance_steps is not None:
-            step_range(o.guidance_steps, "guidance_steps", o.steps)
+            step_range(o.guidance_steps, "guidance_steps", steps)
         if o.forward_chunking is not None:
             integer(o.forward_chunking, "forward_chunking", 1, 4096)
         if o.crf is not None:

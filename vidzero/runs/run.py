@@ -210,7 +210,7 @@ class PlannedRun:
             cleanup_temporaries(out)
             print_id = self.fingerprint()
             resume_from = self._prepare(out, state_path, partial, print_id, force, resume)
-            if resume_from == "complete":
+            if isinstance(resume_from, str):  # "complete": killed after it finished
                 self.complete_already = True
                 return out
             try:

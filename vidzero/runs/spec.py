@@ -143,9 +143,7 @@ def read_fields(cls: type, record: Mapping[str, Any], where: str) -> dict[str, A
     if unknown:
         raise BadInput(f"{where} takes no {unknown[0]!r}")
     missing = [
-        f.name
-        for f in fields(cls)
-        if f.name not in record and f.default is MISSING and f.default_factory is MISSING  # type: ignore[misc]
+        f.name for f in fields(cls) if f.name not in record and f.default is MISSING and f.default_factory is MISSING
     ]
     if missing:
         raise BadInput(f"{where} needs {missing[0]!r}")
