@@ -54,8 +54,9 @@ def imports(name: str, path: Path) -> list[tuple[int, str]]:
             out += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "vidzero"]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            if node.level:  # from .x import y: relative to the module's package
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
             if base.split(".")[0] == "vidzero":
                 out.append((node.lineno, base))
     return out
