@@ -152,7 +152,7 @@ def test_generation_flag_keeps_the_input_image(tiny_model_dir, image_file, tmp_p
 def test_bench_beats_ffmpeg_deflicker_on_a_quick_run():
     """The bench's claim as a regression check: lower flicker than ffmpeg at equal or better PSNR."""
     pytest.importorskip("imageio_ffmpeg")
-    from recipes import bench_deflicker as bench
+    from recipes.bench import deflicker as bench
 
     rng = np.random.default_rng(1)
     clean = moving_square(24, start=(20.0, 24.0), speed=1.0)

@@ -31,7 +31,7 @@ def material(tmp_path):
 
 def test_continue_clips(material, tiny_model_dir):
     run(
-        "recipes.continue_clips",
+        "recipes.cookbook.continue_clips",
         material / "clips",
         material / "out",
         "x",
@@ -49,7 +49,7 @@ def test_continue_clips(material, tiny_model_dir):
 
 def test_infill_pairs(material, tiny_model_dir):
     run(
-        "recipes.infill_pairs",
+        "recipes.cookbook.infill_pairs",
         material / "photos",
         material / "out",
         "x",
@@ -68,7 +68,7 @@ def test_infill_pairs(material, tiny_model_dir):
 def test_long_video_schedule(material, tiny_model_dir):
     out = material / "long.mp4"
     run(
-        "recipes.long_video_schedule",
+        "recipes.cookbook.long_video_schedule",
         material / "photos" / "p0.png",
         out,
         "--frames",
@@ -89,7 +89,7 @@ def test_long_video_schedule(material, tiny_model_dir):
 
 def test_paper_protocol(material, tiny_model_dir):
     run(
-        "recipes.paper_protocol",
+        "recipes.cookbook.paper_protocol",
         material / "clips",
         material / "fvd",
         "--prompt-from",
@@ -112,6 +112,6 @@ def test_paper_protocol(material, tiny_model_dir):
 
 
 def test_ucf101_prompts():
-    from recipes.paper_protocol import ucf101_prompt
+    from recipes.cookbook.paper_protocol import ucf101_prompt
 
     assert ucf101_prompt("v_ApplyEyeMakeup_g01_c01") == "a person apply eye makeup"

@@ -7,9 +7,6 @@ ModelScope scheduler config); only the sizes differ.
 
 from __future__ import annotations
 
-import io
-import subprocess
-import tarfile
 from pathlib import Path
 
 import torch
@@ -21,10 +18,7 @@ from recipes.shapes.tokenizer import build_tokenizer
 
 TEXT_WIDTH = 128
 REPO = Path(__file__).resolve().parents[2]
-# The shapes model shipped before the current one. Its text encoder (trained jointly with a first
-# UNet, then refreshed and frozen) is where the current text encoder and the blob toy start from.
-PREVIEW_COMMIT = "4ac0c65"
-PREVIEW_TEXT = REPO / "build" / "shapes" / "preview-text"
+FRESH_TEXT = REPO / "build" / "shapes" / "fresh-text"
 
 # The scheduler config of the ModelScope T2V release (see docs/how-it-works.md).
 MODELSCOPE_SCHEDULER_CONFIG = dict(
@@ -40,19 +34,15 @@ MODELSCOPE_SCHEDULER_CONFIG = dict(
 )
 
 
-def preview_text_encoder(folder: Path = PREVIEW_TEXT) -> Path:
-    """A folder with the preview model's `text_encoder/` and `tokenizer/`, extracted from the git
-    history of this repository on first use (they are not kept in the working tree)."""
+def fresh_text_encoder(folder: Path = FRESH_TEXT, seed: int = 0, max_tokens: int = 24) -> Path:
+    """A folder with a `text_encoder/` of the shapes model's architecture, newly initialised from
+    `seed` (not refreshed, not scaled), and its `tokenizer/`: where the blob toy starts by default.
+    The shipped model's phase 1 started from an earlier release's trained encoder instead (see the
+    README of this folder); pass such a folder to the toy with --text-model."""
     if not (folder / "text_encoder" / "model.safetensors").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        parts = ["vidzero/shapes/model/text_encoder", "vidzero/shapes/model/tokenizer"]
-        archive = subprocess.run(
-            ["git", "-C", str(REPO), "archive", PREVIEW_COMMIT, *parts], capture_output=True, check=True
-        )
-        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-            for member in tar.getmembers():
-                member.name = member.name.removeprefix("vidzero/shapes/model/")
-                tar.extract(member, folder, filter="data")
+        tokenizer = make_tokenizer(folder / "tokenizer", max_tokens)
+        torch.manual_seed(seed)
+        make_text_encoder(tokenizer).save_pretrained(folder / "text_encoder")
     return folder
 
 

@@ -17,8 +17,9 @@ UNetMotionModel's temporal attention has sinusoidal frame positions.
 --text captions swaps the fixed tokens for what the shapes backbone actually sees: a world-style
 caption ("a small red circle moving right on a navy background", random colour, shape, size and
 background words, only the direction tied to the clip) through a frozen shapes text
-encoder at 24 tokens (by default the preview model's, which the shipped model's training started
-from; --save hands the toy's UNet and encoder to recipes.shapes.train). If the toy learns the
+encoder at 24 tokens (by default a newly initialised one; --text-model names another, e.g. the
+earlier release's the shipped model's training started from; --save hands the toy's UNet and
+encoder to recipes.shapes.train). If the toy learns the
 direction with tokens but not with captions, the text
 path is what hides the word; if it learns both, the culprit is the richer world. --fixed-caption
 keeps the encoder but drops the random words, one caption per direction; --train-text lets the
@@ -59,7 +60,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet3DConditionModel, UNetMotionModel
 
 from recipes.shapes import world
-from recipes.shapes.components import MODELSCOPE_SCHEDULER_CONFIG, preview_text_encoder, timestep_loss_weights
+from recipes.shapes.components import MODELSCOPE_SCHEDULER_CONFIG, fresh_text_encoder, timestep_loss_weights
 from recipes.shapes.judge import single_mover
 from recipes.shapes.text_refresh import caption_ids, label_share, refresh_text_encoder, scale_text_output, shares_fit
 from recipes.shapes.train import atomic_save
@@ -441,8 +442,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--text-model",
         default=None,
-        help="with --text captions: whose text encoder (default: the preview model's, not yet refreshed or "
-        "scaled, which the shipped model's training started from; 'shapes' is the shipped one)",
+        help="with --text captions: a folder with the text encoder to use (default: a newly initialised one; "
+        "'shapes' is the shipped one)",
     )
     p.add_argument(
         "--fixed-caption",
@@ -557,7 +558,7 @@ def main(argv: list[str] | None = None) -> None:
         words = behind_shared_keys(words, a.shared_keys)
     if a.text == "captions":
         words = CaptionText(
-            a.text_model or str(preview_text_encoder()),
+            a.text_model or str(fresh_text_encoder()),
             a.max_tokens,
             a.seed,
             fixed=a.fixed_caption,

@@ -20,7 +20,7 @@ RECIPE_MODULES = {
     "direction_toy.py": "recipes.shapes.direction_toy",
     "probe_text_use.py": "recipes.shapes.probe_text_use",
     "narrow_pool.py": "recipes.shapes.narrow_pool",
-    "bench_tasks.py": "recipes.bench_tasks",
+    "bench_tasks.py": "recipes.bench.tasks",
     "evaluate_shapes_model.py": "recipes.shapes.evaluate_model",
 }
 
@@ -368,7 +368,7 @@ def test_direction_toy_motion_share_refresh_raises_the_direction_share():
     import torch
 
     toy = load_recipe("direction_toy.py")
-    text = toy.CaptionText(str(toy.preview_text_encoder()), 24, seed=0)  # not yet refreshed or scaled
+    text = toy.CaptionText(str(toy.fresh_text_encoder()), 24, seed=0)  # not yet refreshed or scaled
     before = text.direction_share(count=128)
     assert 0 < before < 0.15
     text.refresh(0.8, steps=40, seed=0, distill_weight=0.0)
@@ -387,7 +387,7 @@ def test_direction_toy_saves_what_the_training_recipe_starts_from(tmp_path):
 
     toy = load_recipe("direction_toy.py")
     train = load_recipe("train_shapes_backbone.py")
-    text = toy.CaptionText(str(toy.preview_text_encoder()), 24, seed=0, scale=2.5)
+    text = toy.CaptionText(str(toy.fresh_text_encoder()), 24, seed=0, scale=2.5)
     torch.manual_seed(0)
     unet = toy.make_unet("unet3d")
     toy.save_for_training(tmp_path / "toy.pt", unet, text, step=7)

@@ -1,6 +1,6 @@
 """Peak GPU memory of ModelScope T2V and zeroscope windows, estimated on any machine in a minute.
 
-    python -m recipes.memory_estimate [--out docs/bench]
+    python -m recipes.bench.memory_estimate [--out docs/bench]
 
 The real architectures (recipes/modelscope_random.py's published configurations) run on fake
 tensors (torch's FakeTensorMode: shapes, dtypes and storages, no arithmetic) under a dispatch
@@ -13,7 +13,7 @@ The estimate of a run's peak is the resident weights plus the largest phase; wit
 (accelerate's hooks keep one component on the GPU at a time) it is the largest component plus
 its phase. These are lower bounds of what `torch.cuda.max_memory_allocated` reports: the caching
 allocator's rounding and fragmentation, cuDNN workspaces and the CUDA context (about 0.3-0.5 GiB)
-come on top; `recipes/gpu_check.py` measures the real figure on a GPU.
+come on top; `recipes/gpu/check.py` measures the real figure on a GPU.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from recipes.modelscope_random import TEXT, UNET, VAE
+from recipes.gpu.modelscope_random import TEXT, UNET, VAE
 
 GIB = 1024**3
 FORMATS = {"ModelScope T2V (16 x 256 x 256)": (16, 256, 256), "zeroscope_v2_576w (24 x 320 x 576)": (24, 320, 576)}

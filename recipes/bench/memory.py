@@ -1,6 +1,6 @@
 """Peak memory of `vidzero extend` at two lengths, measured side by side in one run.
 
-    python -m recipes.bench_memory [--model DIR] [--short 16] [--long 128]
+    python -m recipes.bench.memory [--model DIR] [--short 16] [--long 128]
 
 Each length runs in a fresh subprocess (peak RSS is per process); the ratio long/short should be
 close to 1: the engine keeps one window of frames and streams the rest to the output file.

@@ -1,6 +1,6 @@
 """A long video (256 frames by default) from one image and a prompt schedule.
 
-    python -m recipes.long_video_schedule IMAGE OUT.mp4 [--frames 256] [--model shapes] [--queue latent]
+    python -m recipes.cookbook.long_video_schedule IMAGE OUT.mp4 [--frames 256] [--model shapes] [--queue latent]
 
 The schedule below switches the prompt every 64 frames; edit SCHEDULE or pass --prompt-at-style
 entries with --at 64="a red circle moving left". Memory stays flat (one window of frames), frames

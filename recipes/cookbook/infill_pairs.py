@@ -1,7 +1,7 @@
 """Fill the frames between consecutive pairs of photos in a folder (sorted by name): a job file
 for `vidzero batch`, then the batch.
 
-    python -m recipes.infill_pairs PHOTOS_DIR OUT_DIR "PROMPT" [--frames 16] [--order inward|forward]
+    python -m recipes.cookbook.infill_pairs PHOTOS_DIR OUT_DIR "PROMPT" [--frames 16] [--order inward|forward]
 
 Photos 1-2, 3-4, ... each become OUT_DIR/NAME1_NAME2.mp4: the first and last frames are the
 photos (centre-cropped to the model's size), the frames between are generated.

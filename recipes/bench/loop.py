@@ -1,8 +1,8 @@
 """Seamless loops: is the step from the last frame back to the first like any other step?
 
-    python -m recipes.bench_loop --split dev --cases 8 [--frames 16] [--preset default]
+    python -m recipes.bench.loop --split dev --cases 8 [--frames 16] [--preset default]
 
-For each held-out case of the fidelity bench (recipes/fidelity.py) it makes an N-frame
+For each held-out case of the fidelity bench (recipes/bench/fidelity_cases.py) it makes an N-frame
 `extend --loop` and, as the naive baseline, an N-frame `extend` whose last 4 frames are
 cross-faded into frame 0. Each video is measured played as a loop (frames 0..N-1, 0, 1) with the
 quality report: the wrap step (N-1 -> 0) against the median of the other steps, for motion (flow,
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import vidzero
-from recipes.fidelity import make_cases
+from recipes.bench.fidelity_cases import make_cases
 from vidzero.media.outputs import write_json
 from vidzero.quality.report import quality_report
 

@@ -1,8 +1,8 @@
 """The paper's evaluation protocol over a folder of clips, on `vidzero batch`, ready for FVD.
 
-    python -m recipes.paper_protocol CLIPS_DIR OUT_DIR --mode i2v --frames 16 --prompt-from ucf101
-    python -m recipes.paper_protocol CLIPS_DIR OUT_DIR --mode predict --context 8 --frames 16 --prompt "..."
-    torchrun --nproc_per_node 8 -m recipes.paper_protocol ...       # one process per GPU
+    python -m recipes.cookbook.paper_protocol CLIPS_DIR OUT_DIR --mode i2v --frames 16 --prompt-from ucf101
+    python -m recipes.cookbook.paper_protocol CLIPS_DIR OUT_DIR --mode predict --context 8 --frames 16 --prompt "..."
+    torchrun --nproc_per_node 8 -m recipes.cookbook.paper_protocol ...       # one process per GPU
 
 For every clip: image-to-video from its first frame (`i2v`, the paper's UCF101/MUG protocol), or
 prediction from its first K frames (`predict`), `--frames` long in all. Writes

@@ -1,8 +1,8 @@
 """A GPU check that runs in minutes: the real ModelScope architecture (random weights, no
 download) on the GPU, its speed, the share of the GPU's peak it reaches, and its memory.
 
-    python -m recipes.gpu_check --out build/gpu-check           # on a machine with a CUDA GPU
-    python -m recipes.gpu_check --tiny --device cpu --out /tmp/x   # the same code on a tiny model
+    python -m recipes.gpu.check --out build/gpu-check           # on a machine with a CUDA GPU
+    python -m recipes.gpu.check --tiny --device cpu --out /tmp/x   # the same code on a tiny model
 
 Prints, and writes to OUT/gpu-check.json:
 
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import vidzero
-from recipes.modelscope_random import SCHEDULER, TEXT, UNET, VAE
+from recipes.gpu.modelscope_random import SCHEDULER, TEXT, UNET, VAE
 from vidzero.models.loading import pick_device
 
 # dense bf16/fp16 tensor-core peaks in TFLOP/s (vendor data sheets), by device name

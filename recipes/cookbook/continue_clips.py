@@ -1,6 +1,6 @@
 """Continue every clip in a folder (video prediction): a job file for `vidzero batch`, then the batch.
 
-    python -m recipes.continue_clips CLIPS_DIR OUT_DIR "PROMPT" [--frames 15] [--model shapes]
+    python -m recipes.cookbook.continue_clips CLIPS_DIR OUT_DIR "PROMPT" [--frames 15] [--model shapes]
 
 Each CLIP becomes OUT_DIR/CLIP-predict.mp4 (context + new frames) with its manifest, contact
 sheet and report. Rerunning skips what is done and resumes what was interrupted (see vidzero.app.batch).

@@ -1,6 +1,6 @@
 """vidzero's deflicker against ffmpeg's `deflicker` filter on clips with known synthetic flicker.
 
-    python -m recipes.bench_deflicker [--clips 8] [--frames 48] [--quick]
+    python -m recipes.bench.deflicker [--clips 8] [--frames 48] [--quick]
 
 Clean shapes-world clips get one of three kinds of flicker (global brightness gain, per-channel
 colour gain, per-frame gain + offset + slight noise). Both tools then run on the same frames,

@@ -1,6 +1,6 @@
 """The real ModelScope T2V architecture with random weights, as a diffusers folder (no download).
 
-    python -m recipes.modelscope_random build/modelscope-random [--dtype fp16] [--zeroscope]
+    python -m recipes.gpu.modelscope_random build/modelscope-random [--dtype fp16] [--zeroscope]
 
 The component configurations are ModelScope T2V's published ones (damo-vilab/text-to-video-ms-1.7b:
 UNet3DConditionModel with blocks 320/640/1280/1280, two layers per block, head size 64,

@@ -1,7 +1,7 @@
 """Prediction and infilling on the shapes world, scored against the ground truth.
 
-    python -m recipes.bench_tasks --model shapes [--cases 16] [--out docs/bench]
-    python -m recipes.bench_tasks --model DIR --quick
+    python -m recipes.bench.tasks --model shapes [--cases 16] [--out docs/bench]
+    python -m recipes.bench.tasks --model DIR --quick
 
 Cases are held-out 32-frame shapes-world clips with one object moving without a bounce.
 

@@ -1,11 +1,11 @@
 """The fidelity bench: the paper's ablation, baselines and vidzero's options on held-out images.
 
-    python -m recipes.bench_fidelity --split dev --cases 8                 # choose settings here
-    python -m recipes.bench_fidelity --split test --cases 8 --variants paper,default
-    python -m recipes.bench_fidelity --quick --model DIR                   # a smoke run (CI)
-    python -m recipes.bench_fidelity --long 128 --cases 4                  # long video, per quarter
+    python -m recipes.bench.fidelity --split dev --cases 8                 # choose settings here
+    python -m recipes.bench.fidelity --split test --cases 8 --variants paper,default
+    python -m recipes.bench.fidelity --quick --model DIR                   # a smoke run (CI)
+    python -m recipes.bench.fidelity --long 128 --cases 4                  # long video, per quarter
 
-Each case (recipes/fidelity.py) is a first frame and a prompt; each variant makes a 16-frame
+Each case (recipes/bench/fidelity_cases.py) is a first frame and a prompt; each variant makes a 16-frame
 image-to-video from it with the same seed; every variant's frames are measured on pixels alone
 (shape IoU, area, colour, background, first-step jump, direction) and its cost in the same run
 (guided UNet evaluations and seconds per generated frame, and the UNet work in window samples).
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 import vidzero
-from recipes.fidelity import bootstrap_halfwidth, case_record, make_cases, measure, summary
+from recipes.bench.fidelity_cases import bootstrap_halfwidth, case_record, make_cases, measure, summary
 from vidzero.core.frames import to_pixels
 from vidzero.core.timeline import Layout, plan_single_window
 from vidzero.media.outputs import write_json
@@ -159,7 +159,7 @@ def size_class(radius: float) -> str:
 def size_sweep(bb, variants: list[str], radii: list[float], frames: int, seed: int) -> dict:
     """Discs of each radius (two colours, two backgrounds, moving right): the median area ratio
     and IoU>=0.8 share per radius, for each variant. An r-pixel disc is r/8 latent pixels wide."""
-    from recipes.fidelity import BACKGROUNDS, COLOURS, Case
+    from recipes.bench.fidelity_cases import BACKGROUNDS, COLOURS, Case
 
     table: dict[str, dict[str, dict]] = {}
     for name in variants:
@@ -194,7 +194,7 @@ def size_sweep(bb, variants: list[str], radii: list[float], frames: int, seed: i
 def quarters(video: np.ndarray, case) -> list[dict]:
     """The metrics of each quarter of a long video (each against frame 0), and its flicker index
     (the quality report's, over the quarter's frames)."""
-    from recipes.fidelity import measure as measure_video
+    from recipes.bench.fidelity_cases import measure as measure_video
     from vidzero.quality.report import quality_report
 
     n = len(video)

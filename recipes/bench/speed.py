@@ -1,8 +1,8 @@
 """Where the time of a run goes, and what the speed options save, measured side by side in one run.
 
-    python -m recipes.bench_speed                                 # tiny checkpoint and the embedded model
-    python -m recipes.bench_speed --modelscope build/ms-random   # + the real ModelScope architecture
-                                                                  #   (recipes.modelscope_random builds it)
+    python -m recipes.bench.speed                                 # tiny checkpoint and the embedded model
+    python -m recipes.bench.speed --modelscope build/ms-random   # + the real ModelScope architecture
+                                                                  #   (recipes.gpu.modelscope_random builds it)
 
 For each model and queue mode it times one guided UNet evaluation of a window (the median of a
 few, after a warm-up), then a saved image-to-video run, and splits the run's wall time into the
@@ -11,7 +11,7 @@ stats) and everything else (VAE encode and decode, queue
 bookkeeping, PNG flushing, encoding the video, the manifest, the contact sheet and the quality
 report). Then the speed options on the same run: the UNet work they do per generated frame (in
 window samples: a full guided evaluation is 2) and the wall time, as ratios to the paper's
-settings. Their effect on fidelity is the fidelity bench's to measure (recipes.bench_fidelity).
+settings. Their effect on fidelity is the fidelity bench's to measure (recipes.bench.fidelity).
 Last, one guided evaluation in fp32 against bf16 (on CPUs with bf16 instructions, AVX512-BF16 or
 AMX, bf16 is the one saving that needs no GPU).
 """
@@ -129,7 +129,7 @@ def options_table(bb, frames: int) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--modelscope", type=Path, help="a folder from recipes.modelscope_random (or a real checkpoint)")
+    p.add_argument("--modelscope", type=Path, help="a folder from recipes.gpu.modelscope_random (or a real checkpoint)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--frames", type=int, default=16)
