@@ -33,7 +33,9 @@ def check_schedule(prompt: Prompt, length: int | None = None) -> Prompt:
             f"{{option}} must be text or a non-empty dict {{first frame: text}}, got {type(prompt).__name__}", "prompt"
         )
     for frame, value in prompt.items():
-        if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0 or (length and frame >= length):
+        if isinstance(frame, bool) or not isinstance(frame, int):
+            raise BadInput(f"{{option}}: frame {frame!r} must be a whole frame number", "prompt_schedule")
+        if frame < 0 or (length and frame >= length):
             where = f" (0..{length - 1})" if length else ""
             raise BadInput(f"{{option}}: frame {frame!r} is outside the video{where}", "prompt_schedule")
         text(value, "prompt")

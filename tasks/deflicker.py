@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vidzero.errors import BadInput
+from vidzero.media.locks import OutputLock
 from vidzero.media.outputs import (
     MANIFEST,
-    OutputLock,
     check_file_destination,
     check_output,
     cleanup_temporaries,

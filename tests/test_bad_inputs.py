@@ -88,7 +88,34 @@ def ws(tmp_path_factory, tiny_model_dir):
         ],
     )
     assert res.exit_code == 0, res.output
+    os.mkfifo(d / "pipe.png")  # a named pipe: opening it would block forever
+    audio_only(d / "audio.mp4")
+    state = (d / "done.mp4.state.safetensors").read_bytes()
+    (d / "damaged.state.safetensors").write_bytes(state[:-9] + bytes([state[-9] ^ 0xFF]) + state[-8:])
+    (d / "edited.state.safetensors").write_bytes(edited_header(state, '\\"finished\\": true', '\\"finished\\": false'))
+    (d / "edited.mp4.partial").mkdir()
+    (d / "edited.mp4.state.safetensors").write_bytes((d / "edited.state.safetensors").read_bytes())
     return d
+
+
+def audio_only(path: Path) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=44100)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 44100
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+
+
+def edited_header(data: bytes, old: str, new: str) -> bytes:
+    """A safetensors file whose JSON header has `old` replaced by `new` (the tensors untouched)."""
+    (length,) = struct.unpack("<Q", data[:8])
+    header = data[8 : 8 + length].decode().replace(old, new)
+    assert new in header
+    raw = header.encode()
+    return struct.pack("<Q", len(raw)) + raw + data[8 + length :]
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -124,7 +151,11 @@ BAD_CLI = [
     ([*EXT, "--seed", "-1"], "--seed must be between 0"),
     ([*EXT, "--seed", str(2**64)], "--seed must be between 0"),
     ([*EXT, "--fps", "0"], "--fps must be in"),
-    ([*EXT, "--fps", "1000"], "--fps must be in"),
+    ([*EXT, "--fps", "2000"], "--fps must be in"),
+    (["extend", "img.png", "x", "-o", "o.gif", "--model", M, "--fps", "60"], "--fps 60 is too fast for a .gif"),
+    ([*EXT, "--frames", "2.5"], "Invalid value for '--frames'"),
+    (["extend", "img.png", "-x moving right", "-o", "o.mp4", "--model", M], "a PROMPT that starts with '-'"),
+    (["extend", "img.png", "x", "-o", "o.mp4", "--model", M, "--bogus"], "No such option: --bogus"),
     ([*EXT, "--fps", "1e-9"], "--fps must be in"),
     ([*EXT, "--new-per-window", "0"], "--new-per-window must be between"),
     ([*EXT, "--new-per-window", "99"], "--new-per-window must be between 1 and 7"),
@@ -183,6 +214,22 @@ BAD_CLI = [
     ([*EXT, "--prompt-at", "x=a"], "should look like N=TEXT"),
     ([*EXT, "--prompt-at", "99=a"], "outside the video"),
     ([*EXT, "--prompt-at", "\u00b2=a"], "should look like N=TEXT"),
+    # special files and kernel file systems, judged by stat before anything opens them
+    (["extend", "pipe.png", "x", "-o", "o.mp4", "--model", M], "pipe.png is a named pipe, not a file"),
+    (["extend", "/proc/self/status", "x", "-o", "o.mp4", "--model", M], "is in /proc, a kernel file system"),
+    (["extend", "img.png", "x", "-o", "/proc/o.mp4", "--model", M], "in /proc, a kernel file system"),
+    (["extend", "img.png", "x", "-o", "/sys/o.mp4", "--model", M], "in /sys, a kernel file system"),
+    (["predict", "pipe.png", "x", "-o", "o.mp4", "--model", M], "is a named pipe, not a file"),
+    (["predict", "audio.mp4", "x", "-o", "o.mp4", "--model", M], "has no video stream (it holds audio)"),
+    (["deflicker", "audio.mp4", "-o", "o.mp4"], "has no video stream (it holds audio)"),
+    # damaged or edited state files
+    (["extend", "--from", "damaged.state.safetensors", "-o", "o.mp4", "--model", M], "is damaged"),
+    (["extend", "--from", "edited.state.safetensors", "-o", "o.mp4", "--model", M], "is damaged"),
+    (["extend", "--from", "pipe.png", "-o", "o.mp4", "--model", M], "is a named pipe"),
+    (
+        ["extend", "img.png", "x", "-o", "edited.mp4", "--model", M, "--frames", "3", "--steps", "1", "--resume"],
+        "edited.mp4.state.safetensors is damaged",
+    ),
     # extend --from
     (["extend", "--from", "nothing.state.safetensors", "-o", "o.mp4", "--model", M], "state file not found"),
     (["extend", "--from", "foreign.state.safetensors", "-o", "o.mp4", "--model", M], "not a vidzero state file"),
@@ -235,6 +282,7 @@ BAD_CLI = [
     (["deflicker", "clip.mp4", "-o", "o.mp4", "--window", "100"], "window must be in [0, 64]"),
     (["deflicker", "clip.mp4", "-o", "o.mp4", "--flow", "magic"], "unknown flow"),
     (["deflicker", "clip.mp4", "-o", "o.mp4", "--anchor", "-1"], "--anchor must be between 0"),
+    (["deflicker", "clip.mp4", "-o", "o.mp4", "--anchor", "999"], "--anchor 999 is outside the clip's 6 frames"),
     # generate, info
     (["generate", "x", "-o", "o.mp4", "--model", M, "--frames", "0"], "--frames must be between 2"),
     (["generate", "x", "-o", "mine.mp4", "--model", M], "output exists"),
@@ -276,7 +324,8 @@ def api_cases(ws: Path, model: str):
         (lambda: vidzero.extend(img, "x", generator="seed", **common), "generator must be a torch.Generator"),
         (lambda: vidzero.extend(img, "x", dtype=torch.float16, **common), "dtype fp16 is not supported on the CPU"),
         (lambda: vidzero.extend(np.zeros((4, 4), np.uint8), "x", **common), "expected an (H, W, 3) uint8"),
-        (lambda: vidzero.extend(img, {0: "a", 3.5: "b"}, **common), "prompt_schedule: frame 3.5 is outside"),
+        (lambda: vidzero.extend(img, {0: "a", 3.5: "b"}, **common), "prompt_schedule: frame 3.5 must be a whole"),
+        (lambda: vidzero.extend(img, {"0": "a"}, **common), "prompt_schedule: frame '0' must be a whole frame"),
         (lambda: vidzero.extend(img, "x", output_type="tensor", **common), "unknown output_type"),
         (lambda: vidzero.extend(img, "x", callback=3, **common), "callback must be callable"),
         (lambda: vidzero.infill("x", 10, keys={2.5: img}, **common), "keys positions must be whole"),

@@ -184,13 +184,68 @@ def test_csv_jobs_and_defaults_from_the_command_line(material, tiny_model_dir):
         ('{"task": "generate", "id": "../up", "prompt": "a"}', "must be letters"),
         ('{"task": "generate", "prompt": "a", "output": "../../etc/x.mp4"}', "inside the batch folder"),
         ("", "holds no jobs"),
+        (
+            '{"task": "generate", "id": "a", "prompt": "a", "output": "same.mp4"}\n'
+            '{"task": "generate", "id": "b", "prompt": "b", "output": "same.mp4"}',
+            "would write same.mp4, which the job on line 1 ('a') writes too",
+        ),
+        (
+            '{"task": "generate", "id": "a", "prompt": "a"}\n{"task": "generate", "id": "b", "prompt": "b", "output": "a.mp4"}',
+            "which the job on line 1 ('a') writes too",
+        ),
+        (
+            '{"task": "generate", "id": "a", "prompt": "a"}\n'
+            '{"task": "generate", "id": "b", "prompt": "b", "output": "a.mp4.manifest.json"}',
+            "writes too",
+        ),
+        ('{"task": "generate", "prompt": "a", "output": "escape/x.mp4"}', "outside the batch folder"),
+        ('{"task": "deflicker", "clip": "clip.mp4", "anchors": [0], "model": "x"}', "deflicker takes no 'model'"),
     ],
 )
-def test_a_bad_job_file_is_refused_before_anything_runs(material, content, message):
+def test_a_bad_job_file_is_refused_before_anything_runs(material, tmp_path_factory, content, message):
     (material / "jobs.jsonl").write_text(content + "\n")
+    outside = tmp_path_factory.mktemp("outside")
+    (material / "out").mkdir()
+    (material / "out" / "escape").symlink_to(outside)  # a link in the batch folder to elsewhere
     res = batch(material)
     assert res.exit_code == 2 and message in res.output, res.output
-    assert not (material / "out").exists()
+    assert sorted(p.name for p in (material / "out").iterdir()) == ["escape"] and not list(outside.iterdir())
+
+
+def test_a_batch_never_replaces_a_video_it_did_not_make(material, tiny_model_dir):
+    jobs = '{"task": "extend", "id": "cat", "image": "a.png", "prompt": "a cat", "frames": 3}\n'
+    options = ["--model", str(tiny_model_dir), "--steps", "1", "--resample", "0"]
+    other = material / "other"
+    res = runner.invoke(app, ["batch", str(material / "jobs.jsonl"), "-o", str(other), "--quiet", *options])
+    (material / "jobs.jsonl").write_text(jobs)
+    assert batch(material, *options).exit_code == 0
+    out = material / "out"
+    made = (out / "cat.mp4").read_bytes()
+    # another vidzero run (not this batch) now sits where the job writes
+    res = runner.invoke(
+        app,
+        [
+            "extend",
+            str(material / "b.png"),
+            "a dog",
+            "-o",
+            str(out / "cat.mp4"),
+            "--force",
+            "--quiet",
+            "--frames",
+            "3",
+            *options,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    foreign = (out / "cat.mp4").read_bytes()
+    assert foreign != made
+    res = batch(material, *options)
+    summary = json.loads((out / "batch.json").read_text())
+    assert res.exit_code == 3 and "another run made it" in summary["rows"][0]["error"]
+    assert (out / "cat.mp4").read_bytes() == foreign  # untouched
+    assert batch(material, *options, "--force").exit_code == 0  # --force replaces a vidzero output
+    assert (out / "cat.mp4").read_bytes() == made
 
 
 def test_two_processes_split_a_batch_and_run_every_job_once(material, tiny_model_dir):

@@ -220,3 +220,35 @@ def test_ctrl_c_while_the_model_loads_is_one_line_and_exit_130(tiny_model_dir, i
     res = invoke("extend", image_file, "x", "-o", tmp_path / "o.mp4", "--model", tiny_model_dir, "--quiet")
     assert res.exit_code == 130 and res.output.strip() == "interrupted; nothing was written"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.png"]
+
+
+def test_tiny_frames_and_fast_clips_run_to_the_end(tiny_model_dir, image_file, tmp_path):
+    """8x8 frames (the quality report's flow needs frames of 12 px: smaller ones are enlarged for
+    it) and a clip of 250 fps (its rate kept) both finish with every file written."""
+    from tests.synthetic import moving_square
+    from vidzero.media.video import video_info, write_video
+
+    common = ["--model", str(tiny_model_dir), "--steps", "1", "--resample", "0", "--quiet"]
+    res = runner.invoke(
+        app,
+        [
+            "extend",
+            str(image_file),
+            "x",
+            "-o",
+            str(tmp_path / "s.mp4"),
+            "--height",
+            "8",
+            "--width",
+            "8",
+            "--frames",
+            "3",
+            *common,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "s.mp4.report.json").exists()
+    clip = write_video(moving_square(10, 16), tmp_path / "fast.mp4", fps=250)
+    res = runner.invoke(app, ["predict", str(clip), "x", "-o", str(tmp_path / "p.mp4"), "--frames", "2", *common])
+    assert res.exit_code == 0, res.output
+    assert video_info(tmp_path / "p.mp4")["fps"] == 250

@@ -158,6 +158,13 @@ def test_full_disk_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(BadInput, match="no space left"):
         atomic_write_bytes(tmp_path / "x.json", b"{}")
     assert list(tmp_path.iterdir()) == []
+    import torch
+
+    from vidzero.runs.state import save_state
+
+    with pytest.raises(BadInput, match="no space left"):  # a state file too: one line, no temporary
+        save_state(tmp_path / "o.state.safetensors", {}, {"x": torch.zeros(8)})
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------- images in
@@ -167,6 +174,13 @@ def test_images_are_centre_cropped_and_resized(tmp_path):
     Image.fromarray(img).save(tmp_path / "a.png")
     out = load_image(tmp_path / "a.png", 16, 16)
     assert out.shape == (16, 16, 3) and out.min() == 255
+
+
+def test_a_32_bit_greyscale_image_is_scaled_from_its_range(tmp_path):
+    ramp = (np.linspace(0, 1, 64 * 64).reshape(64, 64) * (2**31 - 1)).astype(np.int32)
+    Image.fromarray(ramp, mode="I").save(tmp_path / "i32.tif")
+    out = open_image(tmp_path / "i32.tif")
+    assert out[0, 0, 0] == 0 and out[-1, -1, 0] == 255 and abs(float(out.mean()) - 127.5) < 1
 
 
 def grey_ramp() -> np.ndarray:

@@ -14,8 +14,8 @@ TASKS = PACKAGE.parent / "tasks"
 LAYERS = [
     ("vidzero.errors", "vidzero.version"),
     ("vidzero.core",),
-    ("vidzero.models",),
     ("vidzero.media",),
+    ("vidzero.models",),
     ("vidzero.quality",),
     ("vidzero.runs",),
     ("vidzero.tasks",),

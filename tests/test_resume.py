@@ -175,7 +175,7 @@ def test_a_second_process_on_the_same_output_is_refused(tiny_model_dir, image_fi
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; "
-            "from vidzero.media.outputs import OutputLock\nwith OutputLock(Path(sys.argv[1])):\n"
+            "from vidzero.media.locks import OutputLock\nwith OutputLock(Path(sys.argv[1])):\n"
             "    print('held', flush=True); time.sleep(60)",
             str(out),
         ],

@@ -8,7 +8,7 @@
 
 The public names load on first use (torch and diffusers take seconds to import), so
 `import vidzero` and `vidzero --help` stay fast. The layers, bottom up (docs/layout.md):
-core (the method), models (backbone families), media, quality, runs, tasks, app.
+core (the method), media, models (backbone families), quality, runs, tasks, app.
 """
 
 from __future__ import annotations

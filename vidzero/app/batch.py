@@ -42,8 +42,8 @@ from typing import Any
 
 from vidzero.app.jobs import Job, read_jobs
 from vidzero.errors import BadInput
+from vidzero.media.locks import OutputLock
 from vidzero.media.outputs import (
-    OutputLock,
     atomic_write_bytes,
     write_errors,
     write_json,
@@ -68,7 +68,7 @@ class Record:
     error: str = ""
     rank: int = 0
     attempts: list[str] = field(default_factory=list)
-    fingerprint: str = ""  # of the run this batch wrote to `output`
+    made: str = ""  # the proof (manifest "vidzero" entry) of the output this batch wrote
 
 
 def process_order(count: int, rank: int, world: int) -> list[int]:
@@ -145,9 +145,9 @@ class Batch:
         previous = self._read_record(job.id)
         attempts = [*(previous.attempts if previous else []), f"rank {self.rank} pid {os.getpid()}"]
 
-        def record(status: str, passes: int = 0, error: str = "", print_id: str = "") -> Record:
+        def record(status: str, passes: int = 0, error: str = "") -> Record:
             seconds = time.perf_counter() - started
-            made = print_id or (previous.fingerprint if previous else "")
+            made = proof_of(job.output) if status == "done" else previous.made if previous else ""
             return self._record(
                 job,
                 Record(job.id, job.task, status, seconds, passes, str(job.output), error, self.rank, attempts, made),
@@ -155,12 +155,12 @@ class Batch:
 
         try:
             work = self._deflicker if job.task == "deflicker" else self._generate
-            execute, print_id = work(job, previous)
-            if execute is None:  # done already, with the same fingerprint
+            execute = work(job, previous)
+            if execute is None:  # done already, with the same inputs and options
                 if previous is not None and previous.status in ("done", "skipped"):
                     return dataclasses.replace(previous, status="skipped")  # its record stays as its maker wrote it
                 attempts = []  # done by an earlier batch whose records are gone
-                return record("skipped", print_id=print_id)
+                return record("skipped")
             self._record(
                 job, Record(job.id, job.task, "running", output=str(job.output), rank=self.rank, attempts=attempts)
             )
@@ -169,66 +169,61 @@ class Batch:
             return record("failed", error=exc.for_cli())
         except Exception as exc:  # one job's defect must not stop thousands of others
             return record("failed", error=f"internal error: {type(exc).__name__}: {exc}")
-        return record("done", passes, print_id=print_id)
+        return record("done", passes)
 
-    def _ours(self, job: Job, previous: Record | None, print_id: str | None = None) -> bool:
-        """Whether the output now at the job's place is one this batch wrote for this job."""
-        return (
-            previous is not None
-            and bool(previous.fingerprint)
-            and previous.output == str(job.output)
-            and (print_id is None or previous.fingerprint == print_id)
-        )
+    def _may_replace(self, job: Job, previous: Record | None) -> bool:
+        """Whether the job may write over what is at its output now: with --force, or when that
+        is the very output this batch wrote for this job (its proof unchanged)."""
+        if self.force:
+            return True
+        made = previous.made if previous is not None and previous.output == str(job.output) else ""
+        return bool(made) and proof_of(job.output) == made
 
-    def _deflicker(self, job: Job, previous: Record | None) -> tuple[Callable[[], int] | None, str]:
-        """(the work, or None when the output is done already with the same inputs; a fingerprint)."""
+    def _deflicker(self, job: Job, previous: Record | None) -> Callable[[], int] | None:
+        """The work, or None when the output is done already with the same inputs."""
         from vidzero.tasks.deflicker import deflicker_clip
 
         inputs = read_inputs("deflicker", job.inputs)
-        print_id = json.dumps(input_record(inputs), sort_keys=True)
         manifest = written_by_vidzero(job.output) if job.output.exists() else None
-        if (
-            manifest is not None
-            and (manifest.get("spec") or {}).get("inputs") == input_record(inputs)
-            and not self.force
-        ):
-            return None, print_id
-        replace = manifest is not None and (self.force or self._ours(job, previous))
-        if manifest is not None and not replace:
+        done = manifest is not None and (manifest.get("spec") or {}).get("inputs") == input_record(inputs)
+        if done and not self.force:
+            return None
+        exists = job.output.exists() or job.output.is_symlink()
+        if exists and not self._may_replace(job, previous):
             raise BadInput(f"output exists: {job.output} (another run made it, not this batch; --force replaces it)")
 
         def work() -> int:
-            deflicker_clip(inputs, job.output, force=replace)
+            deflicker_clip(inputs, job.output, force=exists)
             return 0
 
-        return work, print_id
+        return work
 
-    def _generate(self, job: Job, previous: Record | None) -> tuple[Callable[[], int] | None, str]:
-        """(the work, or None for a job done with the same fingerprint; the fingerprint). The work
-        resumes an interrupted run, or runs it anew (replacing this batch's own earlier output of
-        a job that has since changed, never another run's without --force)."""
+    def _generate(self, job: Job, previous: Record | None) -> Callable[[], int] | None:
+        """The work, or None for a job done with the same fingerprint. The work resumes an
+        interrupted run, or runs it anew (over this batch's own earlier output of a job that has
+        since changed; over another run's only with --force)."""
         from vidzero.runs.state import load_state, state_paths  # torch: only when a job runs
 
         run = start(job.spec(self.device), self.backbone_for(job))
         print_id = run.fingerprint()
         manifest = written_by_vidzero(job.output) if job.output.exists() else None
         if manifest is not None and manifest.get("fingerprint") == print_id and not self.force:
-            return None, print_id
+            return None
         state = state_paths(job.output)[0]
         resume = False
         if state.exists():
             meta, _ = load_state(state)
             resume = not meta.get("finished") and meta.get("fingerprint") == print_id and not self.force
         exists = job.output.exists() or job.output.is_symlink()
-        if exists and not resume and not self.force and not self._ours(job, previous):
+        if exists and not resume and not self._may_replace(job, previous):
             raise BadInput(f"output exists: {job.output} (another run made it, not this batch; --force replaces it)")
 
         def work() -> int:
             run.progress = self.progress(job) if self.progress is not None else False
-            run.save(job.output, force=not resume and (self.force or exists or state.exists()), resume=resume)
+            run.save(job.output, force=not resume and (exists or state.exists()), resume=resume)
             return run.engine.stats.unet_samples
 
-        return work, print_id
+        return work
 
     def backbone_for(self, job: Job) -> Any:
         """The loaded backbone the job's options name (kept while the next job names the same)."""
@@ -290,6 +285,12 @@ class Batch:
                 break
         if sheets:
             write_png(self.out_dir / "batch.index.png", index_sheet(sheets))
+
+
+def proof_of(output: Path) -> str:
+    """The proof vidzero wrote `output` as it is now (its manifest's "vidzero" entry), or ""."""
+    manifest = written_by_vidzero(output) if output.exists() else None
+    return json.dumps(manifest["vidzero"], sort_keys=True) if manifest is not None else ""
 
 
 def run_batch(

@@ -27,6 +27,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from vidzero.app.commands import (
     DEFLICKER_ONLY,
@@ -52,8 +53,37 @@ from vidzero.media.outputs import (
 from vidzero.runs.options import option_fields
 from vidzero.tasks import TASKS, Task, build_spec, start
 
+# click's UsageError, whichever copy of click typer parses with (newer typer carries its own)
+UsageError: type[Exception] = typer.BadParameter.__bases__[0]
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a value of the wrong type) as one line and status 2, like
+    every other input vidzero refuses, instead of click's usage box."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `vidzero` alone: the help
+                Console(stderr=True).print(exc.ctx.get_help())  # type: ignore[attr-defined]
+                sys.exit(2)
+            message = exc.format_message()  # type: ignore[attr-defined]
+            option = str(getattr(exc, "option_name", "") or "")
+            if message.startswith("No such option") and not option.startswith("--"):
+                message += " (a PROMPT that starts with '-' goes after '--': vidzero extend IMAGE -- '-PROMPT')"
+            err.print(f"[red]error:[/red] {message}")
+            sys.exit(2)
+        except typer.Abort:
+            err.print("interrupted; nothing was written")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="vidzero",
+    cls=OneLineErrors,
     help="Zero-shot image-to-video, long video and more on a frozen text-to-video model (TI2V-Zero).",
     no_args_is_help=True,
     add_completion=False,
@@ -137,7 +167,7 @@ def run_task(task: Task, values: dict[str, Any]) -> None:
     from vidzero.media.video import check_codec  # PyAV: not on `vidzero --help`
 
     check_destination(output)  # before loading a model
-    check_codec(output_kind(output), values.get("codec"), values.get("crf"))
+    check_codec(output_kind(output), values.get("codec"), values.get("crf"), values.get("fps"))
     options, given = options_from(values)
     spec = build_spec(inputs_from(task, values), options, given)
     if values.get("dry_run"):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vidzero.errors import BadInput
-from vidzero.media.outputs import resolved, run_sidecars
+from vidzero.media.outputs import check_input_file, resolved, run_sidecars
 from vidzero.runs.options import NOT_RECORDED, RunOptions, option_fields
 from vidzero.runs.spec import RunSpec
 from vidzero.tasks import TASKS, build_spec, read_inputs, task_of
@@ -59,6 +59,7 @@ def read_jobs(path: str | Path, out_dir: str | Path, defaults: dict[str, Any] | 
     outputs (inside the batch folder once links are followed, none written by two jobs). Input
     problems of one job (a missing image) are found when the job runs, and fail it alone."""
     path = Path(path)
+    check_input_file(path, "job file")
     if not path.is_file():
         raise BadInput(f"job file not found: {path}", "jobs")
     try:

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vidzero.errors import BadInput
+from vidzero.media.outputs import check_input_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 MAX_IMAGE_PIXELS = 100_000_000  # refused before decoding: a header can claim any size
@@ -17,11 +18,19 @@ MAX_IMAGE_PIXELS = 100_000_000  # refused before decoding: a header can claim an
 def to_rgb(img: Image.Image) -> np.ndarray:
     """Any image Pillow reads as (H, W, 3) uint8 RGB: 16-bit and 32-bit greyscale scaled to 8 bits
     (not clipped), float images from [0, 1], transparency composited over white, palette, CMYK
-    and the rest converted by Pillow."""
+    and the rest converted by Pillow.
+
+    32-bit integer greyscale ("I") carries 8-, 16- or 32-bit data (16-bit PNGs load as "I"); the
+    smallest of those ranges that holds every value is the one scaled from. Negative values are
+    black."""
     mode = img.mode
-    if mode.startswith("I"):  # I;16, I;16B, I;16L, I (16-bit PNGs load as I or I;16)
+    if mode.startswith("I"):  # I;16, I;16B, I;16L, I
         grey = np.asarray(img, dtype=np.float64)
-        scale = 65535.0 if mode.startswith("I;16") or grey.max(initial=0) > 255 else 255.0
+        top = grey.max(initial=0)
+        if mode.startswith("I;16"):
+            scale = 65535.0
+        else:
+            scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else 2147483647.0  # "I" is signed 32-bit
         grey = np.rint(np.clip(grey / scale, 0, 1) * 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     if mode == "F":
@@ -39,8 +48,7 @@ def open_image(path: str | Path, what: str = "image") -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB, upright (EXIF orientation applied); a one-line error
     for anything missing, unreadable, corrupt or absurdly large."""
     path = Path(path)
-    if not path.exists():
-        raise BadInput(f"{what} not found: {path}")
+    check_input_file(path, what)
     if path.is_dir():
         raise BadInput(f"expected an {what} file, got a folder: {path}")
     try:

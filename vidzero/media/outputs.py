@@ -14,9 +14,7 @@
   renamed when complete. Write errors (a full disk, a read-only folder, a name too long) become a
   one-line error with the temporary file removed; temporaries a killed run left behind are
   removed by the next run on the same output.
-- **One writer per output.** A run holds an advisory lock on its output (`fcntl.flock`, released
-  by the kernel even when the process is killed), so a second process on the same output is
-  refused while the first runs.
+- **One writer per output**: see vidzero.media.locks.
 """
 
 from __future__ import annotations
@@ -29,10 +27,10 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import ClassVar
 
 from vidzero.errors import BadInput
 
@@ -101,8 +99,51 @@ def is_within(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
 
+# Kernel file systems: what looks like a file there is an interface, never a place for a video.
+VIRTUAL_FILE_SYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))
+WRITABLE_UNDER_DEV = (Path("/dev/shm"),)  # a tmpfs
+
+
+def virtual_root(path: Path) -> Path | None:
+    """The kernel file system `path` (links resolved) lies in, if any."""
+    real = resolved(path)
+    if any(is_within(real, ok) for ok in WRITABLE_UNDER_DEV):
+        return None
+    return next((root for root in VIRTUAL_FILE_SYSTEMS if is_within(real, root)), None)
+
+
+FILE_KINDS = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def check_input_file(path: Path, what: str) -> None:
+    """An input that is a regular file, judged by `stat` before anything opens it: a named pipe
+    would block the open forever, a device or a kernel file is no image or video. A folder is
+    the caller's to judge."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise BadInput(f"{what} not found: {path}") from None
+    except OSError as exc:
+        reason = ENVIRONMENT_ERRNOS.get(exc.errno) if exc.errno is not None else None
+        raise BadInput(f"cannot read {what} {path}: {reason or exc.strerror}") from None
+    kind = FILE_KINDS.get(stat.S_IFMT(info.st_mode))
+    if kind is not None:
+        raise BadInput(f"{what} {path} is {kind}, not a file")
+    root = virtual_root(path)
+    if root is not None and not stat.S_ISDIR(info.st_mode):
+        raise BadInput(f"{what} {path} is in {root}, a kernel file system, not a file")
+
+
 def check_parent(out: Path) -> None:
     parent = out.parent if str(out.parent) else Path(".")
+    root = virtual_root(parent)
+    if root is not None:
+        raise BadInput(f"{{option}} {out} is in {root}, a kernel file system: choose a folder on a disk", "output")
     if parent.exists() and not parent.is_dir():
         raise BadInput(f"{{option}} {out}: {parent} is a file, not a folder", "output")
     if not parent.is_dir():
@@ -313,52 +354,3 @@ def cleanup_temporaries(out: Path) -> int:
                 discard(entry)
                 removed += 1
     return removed
-
-
-# ---------------------------------------------------------------------- locks
-class OutputLock:
-    """An exclusive advisory lock on an output, held while a run writes it. Re-entrant within a
-    process (a batch claims a job's output, then the run saves to it)."""
-
-    _held: ClassVar[dict[str, int]] = {}  # lock file -> nesting depth, in this process
-
-    def __init__(self, out: Path) -> None:
-        self.path = out.with_name(f".{out.name}.lock")
-        self.out = out
-        self._fd: int | None = None
-        self._key = os.path.realpath(self.path)
-
-    def __enter__(self) -> OutputLock:
-        if self._held.get(self._key):
-            self._held[self._key] += 1
-            return self
-        try:
-            import fcntl
-        except ImportError:  # no flock on this platform: no lock, as before
-            return self
-        with write_errors(self.path):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_process_umask())
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            holder = self.path.read_text(errors="replace").strip() or "another process"
-            raise BadInput(
-                f"{self.out} is being written by another vidzero process ({holder}); wait for it to finish or stop it"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
-        self._fd = fd
-        self._held[self._key] = 1
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._held.get(self._key, 0) > 1:
-            self._held[self._key] -= 1
-            return
-        self._held.pop(self._key, None)
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-            os.close(self._fd)
-            self._fd = None

@@ -27,6 +27,7 @@ from vidzero.errors import BadInput
 from vidzero.media.images import IMAGE_SUFFIXES, fit_frame, open_image
 from vidzero.media.outputs import (
     FRAME_FOLDER,
+    check_input_file,
     check_output,
     clean_path,
     discard,
@@ -48,8 +49,13 @@ CONTAINER_CODECS = {".mp4": ("h264", "hevc"), ".webm": ("vp9", "av1"), ".gif": (
 
 
 # ---------------------------------------------------------------------- videos out
-def check_codec(kind: str, codec: str | None, crf: int | None) -> str | None:
+MAX_GIF_FPS = 50.0  # a GIF's frame delays count hundredths of a second; viewers slow shorter ones down
+
+
+def check_codec(kind: str, codec: str | None, crf: int | None, fps: float | None = None) -> str | None:
     """The codec for an output kind (its default when None); a clear error for a mismatch."""
+    if kind == ".gif" and fps is not None and fps > MAX_GIF_FPS:
+        raise BadInput(f"{{option}} {fps:g} is too fast for a .gif (at most {MAX_GIF_FPS:g}; use .mp4)", "fps")
     if kind in CONTAINER_CODECS and codec is not None and codec not in CONTAINER_CODECS[kind]:
         allowed = ", ".join(CONTAINER_CODECS[kind]) or "no codec option"
         raise BadInput(f"{{option}} {codec!r} does not go in a {kind} file (use {allowed})", "codec")
@@ -311,8 +317,7 @@ def frame_files(folder: Path) -> list[Path]:
 
 def video_info(path: str | Path) -> dict:
     path = Path(path)
-    if not path.exists():
-        raise BadInput(f"video not found: {path}")
+    check_input_file(path, "video")
     if path.is_dir():
         frames = frame_files(path)
         if not frames:
@@ -321,10 +326,13 @@ def video_info(path: str | Path) -> dict:
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise BadInput(f"{path} has no video stream (an audio file?)")
+                kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+                raise BadInput(f"{path} has no video stream (it holds {', '.join(kinds)})")
             stream = container.streams.video[0]
             fps = float(stream.average_rate or stream.guessed_rate or 8)
             return {"frames": stream.frames, "fps": fps, "width": stream.width, "height": stream.height}
+    except BadInput:
+        raise
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise BadInput(
             f"cannot read video {path}: not a video, or truncated or corrupt ({type(exc).__name__})"
@@ -334,8 +342,7 @@ def video_info(path: str | Path) -> dict:
 def read_video(path: str | Path, width: int | None = None, height: int | None = None) -> Iterator[np.ndarray]:
     """Frames of a video file or image folder as (H, W, 3) uint8, optionally fitted to a size."""
     path = Path(path)
-    if not path.exists():
-        raise BadInput(f"video not found: {path}")
+    check_input_file(path, "video")
     if path.is_dir():
         for frame_path in frame_files(path):
             frame = open_image(frame_path, "frame")
@@ -349,7 +356,8 @@ def read_video(path: str | Path, width: int | None = None, height: int | None = 
         ) from None
     with container:
         if not container.streams.video:
-            raise BadInput(f"{path} has no video stream (an audio file?)")
+            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+            raise BadInput(f"{path} has no video stream (it holds {', '.join(kinds)})")
         try:
             for vf in container.decode(video=0):
                 frame = to_rgb24(vf)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidzero.errors import BadInput
+from vidzero.media.outputs import check_input_file
 
 EMBEDDED_MODEL_DIR = Path(__file__).parents[1] / "shapes" / "model"
 SHORT_NAMES = {"shapes": EMBEDDED_MODEL_DIR}
@@ -125,6 +126,8 @@ class CheckpointInfo:
 # ---------------------------------------------------------------------- reading files
 def read_json(path: Path, what: str) -> dict:
     """A JSON object from `path`, or a one-line error naming it."""
+    if path.exists() or path.is_symlink():
+        check_input_file(path, what)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

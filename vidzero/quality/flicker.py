@@ -81,14 +81,26 @@ def match_histograms(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return out
 
 
+MIN_FLOW_SIDE = 16  # DIS needs frames of 12 px and more; smaller ones are enlarged for the flow
+
+
 def optical_flow(reference: np.ndarray, moving: np.ndarray, method: str) -> np.ndarray:
-    """Dense flow such that reference(x) ~ moving(x + flow(x)), on grey levels."""
+    """Dense flow such that reference(x) ~ moving(x + flow(x)), on grey levels. Frames smaller
+    than MIN_FLOW_SIDE are enlarged for the flow, which is then brought back to their size."""
     a = cv2.cvtColor(reference, cv2.COLOR_RGB2GRAY)
     b = cv2.cvtColor(moving, cv2.COLOR_RGB2GRAY)
+    h, w = a.shape
+    scale = -(-MIN_FLOW_SIDE // min(h, w))  # ceil
+    if scale > 1:
+        a, b = (cv2.resize(x, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR) for x in (a, b))
     if method == "farneback":
-        return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
-    return dis.calc(a, b, None)
+        flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    else:
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
+        flow = dis.calc(a, b, None)
+    if scale > 1:
+        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / scale
+    return flow
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:

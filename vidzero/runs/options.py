@@ -23,6 +23,7 @@ from typing import Any
 from vidzero.errors import BadInput
 
 MAX_SEED = 2**63 - 1
+MIN_FPS, MAX_FPS = 0.1, 1000.0  # what the containers keep exactly (a .gif: see media.video.MAX_GIF_FPS)
 QUEUES = ("pixel", "latent")
 INITS = ("inversion", "random", "lowpass")
 OFFLOADS = ("none", "model", "sequential")
@@ -162,7 +163,7 @@ class RunOptions:
         number(o.eta, "eta", 0, 1)
         integer(o.seed, "seed", 0, MAX_SEED)
         integer(o.new_per_window, "new_per_window", 1, 4096)
-        number(o.fps, "fps", 0.1, 240)
+        number(o.fps, "fps", MIN_FPS, MAX_FPS)
         for name in ("window", "height", "width"):
             if getattr(o, name) is not None:
                 integer(getattr(o, name), name, 2, 8192)

@@ -22,9 +22,9 @@ from vidzero.core.engine import Engine
 from vidzero.core.frames import EngineState, Frame
 from vidzero.core.sampler import SamplerSettings
 from vidzero.errors import BadInput, StopRun
+from vidzero.media.locks import OutputLock
 from vidzero.media.outputs import (
     FRAME_NAME,
-    OutputLock,
     check_destination,
     check_output,
     cleanup_temporaries,
@@ -202,7 +202,7 @@ class PlannedRun:
         """Generate (unless done already) and write `path` with its manifest, contact sheet,
         quality report and final state; resumable with `resume=True` after an interruption."""
         out = check_destination(path, self.input_paths)  # names and folders, before the lock
-        check_codec(output_kind(out), self.spec.options.codec, self.spec.options.crf)
+        check_codec(output_kind(out), self.spec.options.codec, self.spec.options.crf, self.spec.options.fps)
         if self._finished and len(self._made) < self.length:
             self._check_not_streamed_away()
         state_path, partial = state_paths(out)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,11 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from vidzero.core.frames import EngineState
 from vidzero.errors import BadInput
-from vidzero.media.outputs import PARTIAL, STATE, _process_umask, sidecar, temporary_sibling, write_errors
+from vidzero.media.outputs import PARTIAL, STATE, atomic_write_bytes, check_input_file, sidecar
 
 STATE_FORMAT = "vidzero-run-state"
 STATE_VERSION = 3
@@ -74,20 +73,15 @@ def save_state(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> None
     # as JSON reads it back (text keys, lists), so that the digest checks what load_state sees
     header = json.loads(json.dumps({"format": STATE_FORMAT, "version": STATE_VERSION, **meta}, default=str))
     header["sha256"] = state_digest(header, tensors)
-    tmp = temporary_sibling(path)
-    with write_errors(path, cleanup=tmp):
-        save_file(
-            tensors,
-            str(tmp),
-            metadata={"vidzero": json.dumps(header, default=str)},
-        )
-        os.chmod(tmp, 0o666 & ~_process_umask())  # safetensors writes the file anew, private
-        tmp.replace(path)
+    # serialised in memory and written by our own atomic write: a full disk is then an OSError
+    # like any other (safetensors' own writer reports it as its own error type)
+    atomic_write_bytes(path, save(tensors, metadata={"vidzero": json.dumps(header, default=str)}))
 
 
 def load_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """(meta, tensors) of a vidzero state file; a clear error for anything else."""
     path = Path(path)
+    check_input_file(path, "state file")
     if not path.is_file():
         raise BadInput(f"state file not found: {path}", "state")
     try:
