@@ -190,7 +190,8 @@ def test_csv_jobs_and_defaults_from_the_command_line(material, tiny_model_dir):
             "would write same.mp4, which the job on line 1 ('a') writes too",
         ),
         (
-            '{"task": "generate", "id": "a", "prompt": "a"}\n{"task": "generate", "id": "b", "prompt": "b", "output": "a.mp4"}',
+            '{"task": "generate", "id": "a", "prompt": "a"}\n'
+            '{"task": "generate", "id": "b", "prompt": "b", "output": "a.mp4"}',
             "which the job on line 1 ('a') writes too",
         ),
         (
