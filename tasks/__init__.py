@@ -163,6 +163,10 @@ def start(spec: RunSpec, backbone: Backbone | None = None) -> PlannedRun:
     if task.layout is None:
         raise BadInput(f"{spec.task} runs no model: it has no planned run")
     bb = backbone if backbone is not None else load_for(spec.options)
+    if bb.temporal_stride > 1 and spec.options.queue != "latent":
+        # a decode and re-encode through a causal VAE is no round trip of one frame: latent frames
+        # that hold several video frames condition later windows as latents
+        spec = spec.with_options(queue="latent")
     if spec.options.new_per_window is not None and spec.options.new_per_window > bb.frames - 1:
         raise BadInput(
             f"{{option}} must be between 1 and {bb.frames - 1} (the window minus one known slot), "

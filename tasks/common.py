@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from vidzero.core.timeline import Prompt
+from vidzero.core.timeline import Prompt, VideoPlacement
 from vidzero.errors import BadInput
 from vidzero.media.images import check_image_array, fit_frame, load_image, open_image
 from vidzero.runs.options import text
@@ -17,11 +17,58 @@ ImageSource = str | Path | Image.Image | np.ndarray
 
 
 class FrameFormat(Protocol):
-    """The frame size and window a task lays its timeline out for (a backbone, or its stand-in)."""
+    """The frame size and window a task lays its timeline out for (a backbone, or its stand-in).
+    `frames` counts latent frames; each after the first holds `temporal_stride` video frames."""
 
     frames: int
     height: int
     width: int
+    temporal_stride: int
+
+    def encode_video(self, pixels: Any) -> Any:
+        """(T, 3, H, W) pixels in [-1, 1], T = 1 + stride k -> (1 + k, C, h, w) latents."""
+
+
+def window_video_frames(fmt: FrameFormat) -> int:
+    """The video frames a window of the format shows (its latent window, in video frames)."""
+    return 1 + fmt.temporal_stride * (fmt.frames - 1)
+
+
+def place_video(fmt: FrameFormat, length: int, given: dict[int, np.ndarray]) -> tuple[dict, dict, VideoPlacement]:
+    """Known latent frames from the user's video frames, when latent frames hold several video
+    frames (Wan): (latent frame -> a given frame it holds, latent frame -> its latent, placement).
+
+    A latent frame is known when it holds a given frame. The given frames from frame 0 on, as far
+    as they run unbroken over whole latent frames, are encoded together as one clip (the VAE's
+    own causal encoding: exactly what encoding the video would give). Any other known latent frame
+    (a keyframe, a clip placed later, a group cut short) is the second latent frame of encoding
+    the group's first given frame followed by its four frames, the missing ones repeating the last
+    one before them: for a still image, the image held for four frames after itself.
+    """
+    from vidzero.core.frames import from_pixels  # torch: not on `vidzero --help`
+
+    stride = fmt.temporal_stride
+    placement = VideoPlacement(stride, length, dict(given))
+    slots = sorted({placement.slot_of(v) for v in given})
+    prefix = 0
+    while prefix in slots and all(v in given for v in placement.frames_of(prefix)) and prefix * stride < length:
+        prefix += 1
+    latents: dict[int, Any] = {}
+    if prefix:
+        clip = [given[v] for v in range(1 + stride * (prefix - 1))]
+        latents.update(enumerate(fmt.encode_video(from_pixels(np.stack(clip)))))
+    for slot in slots:
+        if slot in latents:
+            continue
+        frames = list(placement.frames_of(slot))
+        group, last = [], given[min(v for v in frames if v in given)]
+        for v in frames:
+            last = given.get(v, last)
+            group.append(last)
+        clip = group[:1] if slot == 0 else [group[0], *group]
+        latents[slot] = fmt.encode_video(from_pixels(np.stack(clip)))[-1]
+    pixels = {slot: given[min(v for v in placement.frames_of(slot) if v in given)] for slot in slots}
+    return pixels, latents, placement
 
 
 def check_schedule(prompt: Prompt, length: int | None = None) -> Prompt:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from vidzero.core.timeline import Layout, Prompt, plan_prefix
+from vidzero.core.timeline import Layout, Prompt, VideoPlacement, latent_length, plan_prefix
 from vidzero.errors import BadInput
 from vidzero.runs.options import RunOptions, frame_count
 from vidzero.runs.spec import PROMPT_AT, CliParam, TaskPlan, inp, read_fields, with_schedule
@@ -29,7 +29,9 @@ from .common import (
     check_schedule,
     load_frame,
     paths_of,
+    place_video,
     read_schedule,
+    window_video_frames,
 )
 
 if TYPE_CHECKING:
@@ -150,9 +152,16 @@ def layout(inputs: ExtendInputs, fmt: FrameFormat, options: RunOptions) -> TaskP
     if inputs.from_state is not None:
         return continuation(read_finished(inputs.from_state), inputs, fmt, options)
     assert inputs.image is not None and inputs.prompt is not None  # check() says so
+    first = load_frame(inputs.image, fmt)
+    if fmt.temporal_stride > 1:  # latent frames of several video frames (Wan): the image is latent frame 0
+        video_length = inputs.frames or window_video_frames(fmt)
+        pixels, latents, video = place_video(fmt, video_length, {0: first})
+        length = latent_length(video_length, fmt.temporal_stride)
+        jobs = plan_prefix(length, 1, fmt.frames, options.new_per_window, loop=inputs.loop)
+        prompt = check_schedule(inputs.prompt, video_length)
+        return TaskPlan(Layout(length, pixels, jobs, prompt, known_latents=latents, video=video))
     length = inputs.frames or fmt.frames
     jobs = plan_prefix(length, 1, fmt.frames, options.new_per_window, loop=inputs.loop)
-    first = load_frame(inputs.image, fmt)
     return TaskPlan(Layout(length, {0: first}, jobs, check_schedule(inputs.prompt, length)))
 
 
@@ -163,13 +172,35 @@ def continuation(finished: FinishedRun, inputs: ExtendInputs, fmt: FrameFormat, 
             f"{inputs.from_state} was made with a window of {finished.window} frames at "
             f"{finished.width}x{finished.height}; this model has {fmt.frames} at {fmt.width}x{fmt.height}"
         )
+    prompt = inputs.prompt if inputs.prompt is not None else read_schedule(finished.prompt)
+    if fmt.temporal_stride > 1:
+        return video_continuation(finished, inputs, fmt, options, prompt)
     context = len(finished.tail_pixels)
     new = inputs.frames or fmt.frames - 1
     latents = None
     if options.queue == "latent":
         latents = {i: latent.float() for i, latent in enumerate(finished.tail_latents)}
-    prompt = inputs.prompt if inputs.prompt is not None else read_schedule(finished.prompt)
     jobs = plan_prefix(context + new, context, fmt.frames, options.new_per_window)
     known = dict(enumerate(finished.tail_pixels))
     layout = Layout(context + new, known, jobs, check_schedule(prompt), known_latents=latents)
     return TaskPlan(layout, first_output=context, job_offset=finished.next_job_offset)
+
+
+def video_continuation(
+    finished: FinishedRun, inputs: ExtendInputs, fmt: FrameFormat, options: RunOptions, prompt: Prompt
+) -> TaskPlan:
+    """Going on from the last window-1 latent frames (Wan): the new latents continue the run's as
+    a longer run's would; the decoder is primed on the context, which is decoded and not written
+    (its cache reached further back in the longer run, so the first new frames can differ from that
+    run's in their last bits)."""
+    assert options.new_per_window is not None
+    context = len(finished.tail_latents)
+    context_video = 1 + fmt.temporal_stride * (context - 1)
+    new = inputs.frames or window_video_frames(fmt) - 1
+    video = VideoPlacement(fmt.temporal_stride, context_video + new, {})
+    length = latent_length(video.length, fmt.temporal_stride)
+    latents = {i: latent.float() for i, latent in enumerate(finished.tail_latents)}
+    pixels = {i: finished.tail_pixels[0] for i in range(context)}  # stand-ins: known, not written
+    jobs = plan_prefix(length, context, fmt.frames, options.new_per_window)
+    layout = Layout(length, pixels, jobs, check_schedule(prompt), known_latents=latents, video=video)
+    return TaskPlan(layout, first_output=context_video, job_offset=finished.next_job_offset)

@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
-from vidzero.core.timeline import Layout, Prompt, plan_prefix
+from vidzero.core.timeline import Layout, Prompt, VideoPlacement, latent_length, plan_prefix
 from vidzero.runs.options import RunOptions, frame_count
 from vidzero.runs.spec import PROMPT, PROMPT_AT, CliParam, TaskPlan, inp, read_fields, with_schedule
 
-from .common import FrameFormat, check_schedule, read_schedule
+from .common import FrameFormat, check_schedule, read_schedule, window_video_frames
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,12 @@ def inherit(inputs: GenerateInputs, options: RunOptions, given: set[str]) -> Run
 
 def layout(inputs: GenerateInputs, fmt: FrameFormat, options: RunOptions) -> TaskPlan:
     assert options.new_per_window is not None
+    if fmt.temporal_stride > 1:  # latent frames of several video frames (Wan)
+        video_length = inputs.frames or window_video_frames(fmt)
+        length = latent_length(video_length, fmt.temporal_stride)
+        jobs = plan_prefix(length, 0, fmt.frames, options.new_per_window)
+        video = VideoPlacement(fmt.temporal_stride, video_length, {})
+        return TaskPlan(Layout(length, {}, jobs, check_schedule(inputs.prompt, video_length), video=video))
     length = inputs.frames or fmt.frames
     jobs = plan_prefix(length, 0, fmt.frames, options.new_per_window)
     return TaskPlan(Layout(length, {}, jobs, check_schedule(inputs.prompt, length)))

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vidzero.core.timeline import FILL_ORDERS, Layout, Prompt, plan_timeline
+from vidzero.core.timeline import FILL_ORDERS, Layout, Prompt, latent_length, plan_timeline
 from vidzero.errors import BadInput
 from vidzero.runs.options import RunOptions, choice, frame_count
 from vidzero.runs.spec import PROMPT_AT, CliParam, TaskPlan, inp, parse_position, read_fields, with_schedule
@@ -27,6 +27,7 @@ from .common import (
     check_schedule,
     load_frame,
     paths_of,
+    place_video,
     read_schedule,
 )
 
@@ -159,5 +160,13 @@ def load_known(inputs: InfillInputs, fmt: FrameFormat) -> dict[int, np.ndarray]:
 def layout(inputs: InfillInputs, fmt: FrameFormat, options: RunOptions) -> TaskPlan:
     assert options.new_per_window is not None
     known = load_known(inputs, fmt)
+    if fmt.temporal_stride > 1:  # known video frames placed in latent frames (Wan); see place_video
+        pixels, latents, video = place_video(fmt, inputs.frames, known)
+        length = latent_length(inputs.frames, fmt.temporal_stride)
+        if len(latents) == length:
+            raise BadInput("every latent frame holds a known frame: nothing to generate (space the keys wider)")
+        jobs = plan_timeline(length, set(latents), fmt.frames, inputs.order, options.new_per_window, inputs.loop)
+        prompt = check_schedule(inputs.prompt, inputs.frames)
+        return TaskPlan(Layout(length, pixels, jobs, prompt, known_latents=latents, video=video))
     jobs = plan_timeline(inputs.frames, set(known), fmt.frames, inputs.order, options.new_per_window, inputs.loop)
     return TaskPlan(Layout(inputs.frames, known, jobs, check_schedule(inputs.prompt, inputs.frames)))

@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
-from vidzero.core.timeline import Layout, Prompt, plan_prefix
+from vidzero.core.timeline import Layout, Prompt, latent_length, plan_prefix
 from vidzero.errors import BadInput
 from vidzero.runs.options import RunOptions, frame_count, integer
 from vidzero.runs.spec import PROMPT_AT, CliParam, TaskPlan, inp, read_fields, with_schedule
 
-from .common import FrameFormat, check_schedule, read_schedule
+from .common import FrameFormat, check_schedule, place_video, read_schedule
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,23 @@ def layout(inputs: PredictInputs, fmt: FrameFormat, options: RunOptions) -> Task
     from vidzero.media.video import read_video
 
     assert options.new_per_window is not None
+    stride = fmt.temporal_stride
+    keep = 1 + stride * (fmt.frames - 2)  # the video frames of window-1 latent frames
     stream = itertools.islice(read_video(inputs.clip, fmt.width, fmt.height), inputs.from_frame, inputs.to_frame)
-    context = list(deque(stream, maxlen=fmt.frames - 1))  # only the last window-1 frames are kept
+    context = list(deque(stream, maxlen=keep))  # only the last window-1 (latent) frames are kept
     if not context:
         raise BadInput(f"{inputs.clip} has no frames in the range [{inputs.from_frame}, {inputs.to_frame or 'end'})")
+    if stride > 1:  # whole latent frames of context (1 + 4k video frames), encoded as one clip
+        context = context[(len(context) - 1) % stride :]
+        video_length = len(context) + inputs.frames
+        pixels, latents, video = place_video(fmt, video_length, dict(enumerate(context)))
+        length = latent_length(video_length, stride)
+        jobs = plan_prefix(length, len(latents), fmt.frames, options.new_per_window)
+        prompt = check_schedule(inputs.prompt, video_length)
+        layout = Layout(length, pixels, jobs, prompt, known_latents=latents, video=video)
+        return TaskPlan(
+            layout, first_output=len(context) if inputs.new_only else 0, details={"context_frames": len(context)}
+        )
     length = len(context) + inputs.frames
     jobs = plan_prefix(length, len(context), fmt.frames, options.new_per_window)
     layout = Layout(length, dict(enumerate(context)), jobs, check_schedule(inputs.prompt, length))

@@ -15,13 +15,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vidzero.core.timeline import Layout, plan_timeline, prompt_at
+from vidzero.core.timeline import Layout, latent_length, latent_slot, plan_timeline, prompt_at
 from vidzero.errors import BadInput
 from vidzero.media.outputs import clean_path, written_by_vidzero
 from vidzero.runs.options import LOAD_OPTIONS, MAX_SEED, RunOptions, integer, text
 from vidzero.runs.spec import TaskPlan, inp, read_fields
 
-from .common import FrameFormat, read_schedule
+from .common import FrameFormat, place_video, read_schedule
 
 # what may differ from the original run: how the model loads, and the seed
 CHANGEABLE = frozenset(LOAD_OPTIONS) - {"model", "window", "height", "width", "revision", "variant"} | {"seed"}
@@ -127,17 +127,30 @@ def layout(inputs: RerollInputs, fmt: FrameFormat, options: RunOptions) -> TaskP
         )
     known = {i: frame for i, frame in enumerate(video) if not first <= i <= last}
     loop = bool(manifest["spec"]["inputs"].get("loop"))
-    jobs = plan_timeline(count, set(known), fmt.frames, "inward", options.new_per_window, loop=loop)
     offset = manifest["frames"] - count
-    prompt = (
-        inputs.prompt if inputs.prompt is not None else prompt_at(read_schedule(manifest["prompt"]), first + offset)
-    )
-    details = {
+    schedule = read_schedule(manifest["prompt"])
+    prompt = inputs.prompt if inputs.prompt is not None else prompt_at(schedule, first + offset)
+    if fmt.temporal_stride > 1:  # whole latent frames are regenerated; kept frames are written as read
+        stride = fmt.temporal_stride
+        redone = {latent_slot(v, stride) for v in range(first, last + 1)}
+        outside = {v: f for v, f in known.items() if latent_slot(v, stride) not in redone}
+        pixels, latents, placement = place_video(fmt, count, outside)
+        placement.given = known
+        length = latent_length(count, stride)
+        jobs = plan_timeline(length, set(latents), fmt.frames, "inward", options.new_per_window, loop=loop)
+        layout = Layout(length, pixels, jobs, prompt, known_latents=latents, video=placement)
+        return TaskPlan(layout, details=details_of(inputs, manifest, loop))
+    jobs = plan_timeline(count, set(known), fmt.frames, "inward", options.new_per_window, loop=loop)
+    layout = Layout(count, known, jobs, prompt, given=given_frames(manifest))
+    return TaskPlan(layout, details=details_of(inputs, manifest, loop))
+
+
+def details_of(inputs: RerollInputs, manifest: dict[str, Any], loop: bool) -> dict[str, Any]:
+    return {
         "from": str(inputs.run),
         "original_task": manifest["spec"]["task"],
         "original_fingerprint": manifest.get("fingerprint"),
         "original_seed": manifest["spec"]["options"]["seed"],
         "loop": loop,
-        "revision": model.get("revision"),
+        "revision": manifest["model"].get("revision"),
     }
-    return TaskPlan(Layout(count, known, jobs, prompt, given=given_frames(manifest)), details=details)

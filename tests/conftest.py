@@ -43,3 +43,19 @@ def image_file(tmp_path) -> Path:
     path = tmp_path / "input.png"
     Image.fromarray(img).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_dir(tmp_path_factory) -> Path:
+    from vidzero.models.tiny import build_tiny_wan_checkpoint
+
+    folder = tmp_path_factory.mktemp("tiny-wan")
+    build_tiny_wan_checkpoint(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_wan(tiny_wan_dir):
+    from vidzero.models.families import load_backbone
+
+    return load_backbone(str(tiny_wan_dir), device="cpu")

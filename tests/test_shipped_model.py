@@ -12,8 +12,9 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 import vidzero
 from tests.synthetic import moving_square
-from vidzero.models.checkpoint import DEFAULT_MODEL, EMBEDDED_MODEL_DIR
+from vidzero.models.checkpoint import DEFAULT_MODEL
 from vidzero.models.families import load_backbone
+from vidzero.models.hub import EMBEDDED_MODEL_DIR
 
 # The scheduler of the ModelScope T2V release, which the embedded model shares.
 MODELSCOPE_SCHEDULER = {

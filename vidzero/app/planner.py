@@ -43,8 +43,14 @@ class PlanningBackbone:
     revision: str | None = None
     format_source: str = ""
     family: str = "unet3d"
+    temporal_stride: int = 1
     truncated_prompts: dict[str, int] = field(default_factory=dict)
     info: Any = None
+
+    def encode_video(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Latents of the right shape (the plan needs which frames are known, not their content)."""
+        count = 1 + (pixels.shape[0] - 1) // self.temporal_stride if self.temporal_stride > 1 else pixels.shape[0]
+        return torch.zeros(count, *self.latent_shape)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -56,7 +62,9 @@ def planning_backbone(o: RunOptions) -> PlanningBackbone:
     summary = info.summary()
     device = pick_device(o.device)
     dtype = parse_dtype(o.dtype, device)
-    frames = o.window or info.frames
+    stride = summary.get("vae_temporal_factor", 1) if info.family == "wan" else 1
+    video_window = o.window or info.frames
+    frames = 1 + (video_window - 1) // stride  # the window in latent frames
     height = o.height or summary["height"]
     width = o.width or summary["width"]
     bb = PlanningBackbone(
@@ -70,6 +78,8 @@ def planning_backbone(o: RunOptions) -> PlanningBackbone:
         dtype,
         info.revision,
         info.format_source,
+        family=info.family,
+        temporal_stride=stride,
         info=info,
     )
     return bb
@@ -77,6 +87,8 @@ def planning_backbone(o: RunOptions) -> PlanningBackbone:
 
 def probe_seconds(bb: PlanningBackbone, evaluations: int = 2) -> float:
     """Seconds per guided evaluation of this checkpoint's UNet on this machine (a short probe)."""
+    if bb.family != "unet3d":
+        raise ValueError("the probe runs UNet3D checkpoints")
     from diffusers import UNet3DConditionModel
 
     folder = bb.info.folder
@@ -108,7 +120,8 @@ def estimated_memory(bb: PlanningBackbone) -> dict[str, float]:
     rule: the batch-2 window's latents times the UNet's widest feature map, measured as
     about 2.3 GB per 16x32x32 window in fp16 for ModelScope)."""
     summary = bb.info.summary()
-    unet_bytes = (summary["unet_parameters"] or 0) * bb.dtype.itemsize
+    denoiser = "transformer" if bb.family == "wan" else "unet"
+    unet_bytes = (summary[f"{denoiser}_parameters"] or 0) * bb.dtype.itemsize
     text_bytes = (summary["text_encoder_parameters"] or 0) * bb.dtype.itemsize
     vae_bytes = (summary["vae_parameters"] or 0) * 4
     _, h, w = bb.latent_shape
@@ -122,7 +135,7 @@ def dry_run(spec: RunSpec) -> str:
     bb = planning_backbone(spec.options)
     run: PlannedRun = start(spec, bb)  # the stand-in has the format, no weights
     evaluations = len(run.jobs) * run.engine.settings.evaluations()
-    generated = sum(1 for j in run.jobs for f in j.targets if f < run.length)
+    generated = sum(1 for j in run.jobs for f in j.targets if f < run.layout.length)
     last = recorded(key_for(bb))
     per_eval, peak = last.get("seconds"), last.get("peak_gib")
     source = "the last run on this machine"
@@ -134,9 +147,10 @@ def dry_run(spec: RunSpec) -> str:
         except (RuntimeError, ValueError, OSError, BadInput) as exc:
             per_eval, source = None, f"no estimate ({type(exc).__name__})"
     memory = estimated_memory(bb)
+    unit = "frames" if bb.temporal_stride == 1 else f"latent frames of {bb.temporal_stride} video frames"
     lines = [
-        f"plan: {run.task}, {run.length} frames ({generated} generated), {len(run.jobs)} windows of {bb.frames} frames "
-        f"at {bb.width}x{bb.height}",
+        f"plan: {run.task}, {run.length} frames ({generated} {unit} generated), {len(run.jobs)} windows of "
+        f"{bb.frames} {unit} at {bb.width}x{bb.height}",
         f"cost: {evaluations} guided UNet evaluations ({evaluations / max(1, generated):.1f} per generated frame; "
         f"steps {run.engine.settings.steps}, resample {run.engine.settings.resample})",
     ]

@@ -6,7 +6,7 @@ rectified flow) implement this protocol; the engine and the sampler see nothing 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -21,6 +21,7 @@ class Backbone(Protocol):
     device: torch.device
     dtype: torch.dtype
     frames: int  # the native window, in latent frames
+    temporal_stride: int  # video frames per latent frame after the first (1: one each)
     height: int
     width: int
     init_noise_sigma: float
@@ -31,7 +32,10 @@ class Backbone(Protocol):
         """(channels, height, width) of one latent frame."""
 
     def encode_frames(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) pixels in [-1, 1] -> (N, C, h, w) latents."""
+        """(N, 3, H, W) pixels in [-1, 1] -> (N, C, h, w) latents, each frame on its own."""
+
+    def encode_video(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(T, 3, H, W) pixels of a clip -> its latent frames (T of them, or 1 + (T - 1) / stride)."""
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) latents -> (N, 3, H, W) pixels in [-1, 1]."""
@@ -41,3 +45,16 @@ class Backbone(Protocol):
 
     def noise_grid(self, settings: SamplerSettings) -> NoiseGrid:
         """The levels of one sampling run with these settings."""
+
+    def decoder(self) -> StreamDecoder:
+        """Decodes latent frames in timeline order (families whose latent frames hold several
+        video frames decode causally, with a cache)."""
+
+
+class StreamDecoder(Protocol):
+    def push(self, latent: torch.Tensor) -> torch.Tensor:
+        """(C, h, w) -> the (n, 3, H, W) video frames this latent frame holds."""
+
+    def state(self) -> list[Any]: ...
+
+    def load(self, cache: list[Any], count: int) -> None: ...

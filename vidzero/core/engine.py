@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vidzero.core.backbone import Backbone
-from vidzero.core.frames import EngineState, Frame, FrameStore
+from vidzero.core.frames import EngineState, Frame, FrameStore, VideoFrameStore
 from vidzero.core.sampler import Denoiser, Prediction, SamplerSettings, StepCallback, StepInfo
 from vidzero.core.sampler import initial_window as initial_window
 from vidzero.core.sampler import sample_window as sample_window
@@ -110,7 +110,8 @@ class Engine:
         """
         self.stats = stats = RunStats()
         progress = progress or NoProgress()
-        frames = FrameStore(layout, self.backbone, self.queue, resume)
+        store = VideoFrameStore if self.backbone.temporal_stride > 1 else FrameStore
+        frames = store(layout, self.backbone, self.queue, resume)
         grid = self.backbone.noise_grid(self.settings)
         started = time.perf_counter()
         progress.job(frames.next_job, len(layout.jobs))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +50,7 @@ class EngineState:
     latents: dict[int, torch.Tensor]  # queue latents later jobs read (latent queue, or given)
     seeds: dict[int, int]
     tail_latents: dict[int, torch.Tensor] = field(default_factory=dict)  # generated frames among the last window-1
+    decoder_cache: list[Any] | None = None  # a causal decoder's state after the frames handed out
 
 
 def to_pixels(images: torch.Tensor) -> np.ndarray:
@@ -158,3 +160,80 @@ class FrameStore:
         fresh = self.fresh.pop(index, None)
         latent = fresh if fresh is not None else self.latents.get(index)
         return Frame(index, self.pixels[index], index in self.layout.known, self.seeds.get(index), latent)
+
+
+class VideoFrameStore(FrameStore):
+    """The frames of a plan whose timeline counts latent frames that hold several video frames
+    (Wan). Known latent frames come as latents (the task encoded them); generated ones are the
+    queue as they are (a latent queue: a decode and re-encode of a group of frames through the
+    causal VAE is no round trip of one frame). Frames are handed out as video frames, decoded in
+    timeline order by the backbone's streaming decoder, the user's own pixels where given."""
+
+    def __init__(self, layout: Layout, backbone: Backbone, queue: str, resume: EngineState | None = None) -> None:
+        if layout.video is None or queue != "latent":
+            raise ValueError("latent frames of several video frames need a video placement and the latent queue")
+        self.video = layout.video
+        self.decoder = backbone.decoder()
+        super().__init__(layout, backbone, queue, resume)
+        self.pixels = {}
+        if resume is not None and resume.decoder_cache is not None:
+            self.decoder.load(resume.decoder_cache, resume.next_out)
+
+    def latent_of(self, frame: int) -> torch.Tensor:
+        return self.latents[frame]
+
+    def add(self, job: WindowJob, window: torch.Tensor, seed: int) -> None:
+        for slot, frame in zip(job.generate, job.targets):
+            if frame < self.layout.length:
+                latent = window[0, :, slot]
+                self.latents[frame] = self.fresh[frame] = latent
+                self.seeds[frame] = seed
+                if frame >= self.tail_from:
+                    self.tail[frame] = latent
+
+    def ready(self, done_job: int) -> Iterator[Frame]:
+        while self.next_out < self.layout.length and self.next_out in self.latents:
+            yield from self._video_frames(self.next_out)
+            self.next_out += 1
+        self.next_job = done_job + 1
+        self._forget(done_job)
+
+    def rest(self) -> Iterator[Frame]:
+        while self.next_out < self.layout.length:
+            if self.next_out not in self.latents:
+                raise RuntimeError(f"the plan never produced latent frame {self.next_out}")
+            yield from self._video_frames(self.next_out)
+            self.next_out += 1
+
+    def _video_frames(self, slot: int) -> Iterator[Frame]:
+        latent = self.latents[slot]
+        self.fresh.pop(slot, None)
+        decoded = to_pixels(self.decoder.push(latent))
+        for offset, index in enumerate(self.video.frames_of(slot)):
+            if index >= self.video.length:
+                break
+            given = self.video.given.get(index)
+            image = given if given is not None else decoded[offset]
+            yield Frame(index, image, given is not None, self.seeds.get(slot), latent if offset == 0 else None)
+
+    def state(self) -> EngineState:
+        return EngineState(
+            self.next_job,
+            self.next_out,
+            {},
+            {
+                f: self.latents[f]
+                for f in self.latents
+                if self.last_read.get(f, -1) >= self.next_job or f >= self.next_out
+            },
+            dict(self.seeds),
+            dict(self.tail),
+            self.decoder.state(),
+        )
+
+    def held(self) -> int:
+        return len(self.latents)
+
+    def _forget(self, done_job: int) -> None:
+        for frame in [f for f in self.latents if f < self.next_out and self.last_read.get(f, -1) <= done_job]:
+            self.latents.pop(frame)

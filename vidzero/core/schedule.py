@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from diffusers import DDIMScheduler
@@ -75,11 +75,13 @@ def flow_renoise(z: torch.Tensor, sigma_from: float, sigma_to: float, noise: tor
     return scale * z + extra * noise
 
 
-def flow_step(z: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
-    """One Euler step of the flow ODE, computed in float32 or wider as diffusers' flow-matching
-    schedulers do: z + (sigma_next - sigma) v."""
+def flow_step(
+    z: torch.Tensor, velocity: torch.Tensor, sigma: torch.Tensor | float, sigma_next: torch.Tensor | float
+) -> torch.Tensor:
+    """One Euler step of the flow ODE, in the order and precision diffusers' flow-matching
+    scheduler computes it: z (in float32 or wider) + (sigma_next - sigma) v."""
     wide = z.dtype if z.dtype == torch.float64 else torch.float32
-    return (z.to(wide) + (sigma_next - sigma) * velocity.to(wide)).to(velocity.dtype)
+    return (z.to(wide) + (sigma_next - sigma) * velocity).to(velocity.dtype)
 
 
 def flow_clean(z: torch.Tensor, velocity: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -183,3 +185,40 @@ class DDIMGrid:
 
     def ideal_output(self, z: torch.Tensor, j: int, clean: torch.Tensor) -> torch.Tensor:
         return implied_noise(z, self.abar[j], clean)
+
+
+@dataclass
+class FlowGrid:
+    """A rectified flow's levels for `steps` steps, as diffusers' FlowMatchEulerDiscreteScheduler
+    sets them (with its shift); the reverse step is the Euler step, stateless (diffusers' own
+    step() counts its calls, which resampling at one level would break)."""
+
+    scheduler: Any  # a FlowMatchEulerDiscreteScheduler; a copy is set to the run's steps
+    steps: int
+
+    def __post_init__(self) -> None:
+        self.scheduler = copy.deepcopy(self.scheduler)
+        self.scheduler.set_timesteps(self.steps)
+        self.sigmas = self.scheduler.sigmas.to(torch.float32)  # steps + 1 levels, the last 0
+        self.timesteps = self.scheduler.timesteps
+
+    def timestep(self, j: int) -> torch.Tensor:
+        return self.timesteps[j]
+
+    def noised(self, clean: torch.Tensor, j: int, noise: torch.Tensor) -> torch.Tensor:
+        return flow_sample(clean, float(self.sigmas[j]), noise)
+
+    def noised_after(self, clean: torch.Tensor, j: int, noise: torch.Tensor) -> torch.Tensor:
+        return flow_sample(clean, float(self.sigmas[j + 1]), noise)
+
+    def renoise(self, z: torch.Tensor, j: int, noise: torch.Tensor) -> torch.Tensor:
+        return flow_renoise(z, float(self.sigmas[j + 1]), float(self.sigmas[j]), noise)
+
+    def step(self, z: torch.Tensor, out: torch.Tensor, j: int, generator: torch.Generator | None) -> torch.Tensor:
+        return flow_step(z, out, self.sigmas[j], self.sigmas[j + 1])
+
+    def clean_estimate(self, z: torch.Tensor, out: torch.Tensor, j: int) -> torch.Tensor:
+        return flow_clean(z, out, float(self.sigmas[j]))
+
+    def ideal_output(self, z: torch.Tensor, j: int, clean: torch.Tensor) -> torch.Tensor:
+        return flow_velocity(z, float(self.sigmas[j]), clean)

@@ -53,9 +53,38 @@ class WindowJob:
 
 
 @dataclass
+class VideoPlacement:
+    """How a timeline of latent frames maps to video frames when each latent frame after the first
+    holds `stride` video frames (Wan's causal VAE: latent 0 is video frame 0 alone, latent k holds
+    video frames stride*(k-1)+1 .. stride*k), and the user's frames at their video indices."""
+
+    stride: int
+    length: int  # video frames
+    given: dict[int, np.ndarray]  # video index -> the user's pixels, written exactly
+
+    def slot_of(self, video_frame: int) -> int:
+        """The latent frame that holds a video frame."""
+        return latent_slot(video_frame, self.stride)
+
+    def frames_of(self, slot: int) -> range:
+        return range(0, 1) if slot == 0 else range(self.stride * (slot - 1) + 1, self.stride * slot + 1)
+
+
+def latent_slot(video_frame: int, stride: int) -> int:
+    """The latent frame that holds video frame `video_frame`: 0 for frame 0, else ceil(v / stride)."""
+    return 0 if video_frame <= 0 else (video_frame - 1) // stride + 1
+
+
+def latent_length(video_frames: int, stride: int) -> int:
+    """Latent frames of a video of `video_frames` frames (its last latent frame may hold fewer)."""
+    return latent_slot(video_frames - 1, stride) + 1
+
+
+@dataclass
 class Layout:
     """A task's timeline: its length, the known frames (pixels, and latents where given as such),
-    the prompt, and the plan of window jobs that generates every other frame."""
+    the prompt, and the plan of window jobs that generates every other frame. With `video`, the
+    timeline counts latent frames and `video` places them in the output's video frames."""
 
     length: int
     known: dict[int, np.ndarray]
@@ -63,12 +92,26 @@ class Layout:
     prompt: Prompt
     known_latents: dict[int, torch.Tensor] | None = None  # used as they are, no VAE round trip
     given: set[int] | None = None  # the user's frames among the known ones (default: all of them)
+    video: VideoPlacement | None = None
 
     def given_frames(self) -> set[int]:
         return set(self.known) if self.given is None else self.given
 
+    def given_video(self) -> dict[int, np.ndarray]:
+        """The user's frames by their index in the video written."""
+        if self.video is not None:
+            return self.video.given
+        return {i: self.known[i] for i in sorted(self.given_frames()) if i in self.known}
+
+    @property
+    def output_length(self) -> int:
+        """Frames of the video: the timeline's, or the video placement's."""
+        return self.length if self.video is None else self.video.length
+
     def prompt_for(self, job: WindowJob) -> str:
-        return prompt_at(self.prompt, min(job.targets))
+        """The prompt at the job's first new frame (a video frame, when latent frames hold several)."""
+        first = min(job.targets)
+        return prompt_at(self.prompt, first if self.video is None else self.video.frames_of(first)[0])
 
     def record(self) -> dict[str, Any]:
         """The plan, as the manifest keeps it."""

@@ -19,18 +19,14 @@ imports torch.
 
 from __future__ import annotations
 
-import json
-import math
 import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidzero.errors import BadInput
-from vidzero.media.outputs import check_input_file
+from vidzero.models.files import pick_variant, read_json, weight_stats
+from vidzero.models.hub import repo_from_cache_path, resolve_folder
 
-EMBEDDED_MODEL_DIR = Path(__file__).parents[1] / "shapes" / "model"
-SHORT_NAMES = {"shapes": EMBEDDED_MODEL_DIR}
 DEFAULT_MODEL = "shapes"
 DEFAULT_FRAMES = 16
 FORMAT_FILE = "vidzero.json"
@@ -45,21 +41,36 @@ class NativeFormat:
 
 # Checkpoints whose configs do not say their training window and size (zeroscope's sample_size
 # does not match its training resolution); keys are lower-case repo ids.
+# (Wan: frames counts video frames; its window is (frames - 1) / 4 + 1 latent frames.)
 KNOWN_FORMATS: dict[str, NativeFormat] = {
     "damo-vilab/text-to-video-ms-1.7b": NativeFormat(16, 256, 256),
     "ali-vilab/text-to-video-ms-1.7b": NativeFormat(16, 256, 256),
     "cerspense/zeroscope_v2_576w": NativeFormat(24, 320, 576),
     "cerspense/zeroscope_v2_xl": NativeFormat(24, 576, 1024),
+    "wan-ai/wan2.1-t2v-1.3b-diffusers": NativeFormat(81, 480, 832),
+    "wan-ai/wan2.1-t2v-14b-diffusers": NativeFormat(81, 720, 1280),
 }
-REQUIRED = {
-    "unet": "UNet3DConditionModel",
-    "vae": "AutoencoderKL",
-    "text_encoder": "CLIPTextModel",
-    "tokenizer": "CLIPTokenizer",
-    "scheduler": "DDIMScheduler",
+# family -> component -> the classes model_index.json may name (None: any)
+REQUIRED: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "unet3d": {
+        "unet": ("UNet3DConditionModel",),
+        "vae": ("AutoencoderKL",),
+        "text_encoder": ("CLIPTextModel",),
+        "tokenizer": ("CLIPTokenizer", "CLIPTokenizerFast"),
+        "scheduler": None,  # any scheduler config is driven as DDIM
+    },
+    "wan": {
+        "transformer": ("WanTransformer3DModel",),
+        "vae": ("AutoencoderKLWan",),
+        "text_encoder": ("UMT5EncoderModel",),
+        "tokenizer": None,
+        "scheduler": None,  # driven as the flow-matching Euler scheduler with the config's shift
+    },
 }
-WEIGHT_STEMS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
+WEIGHT_STEMS: dict[str, dict[str, str]] = {
+    "unet3d": {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"},
+    "wan": {"transformer": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"},
+}
 
 
 @dataclass
@@ -74,10 +85,55 @@ class CheckpointInfo:
     format_source: str
     variants: dict[str, str | None]
     index: dict = field(default_factory=dict)
+    family: str = "unet3d"
+
+    def scheduler_config(self) -> dict:
+        return read_json(self.folder / "scheduler" / "scheduler_config.json", "the scheduler config")
 
     def summary(self) -> dict:
         """Components, parameter counts, weight dtypes and sizes, native format: from configs
         and safetensors headers, no weights loaded."""
+        out = self._wan_summary() if self.family == "wan" else self._unet3d_summary()
+        for name, stem in WEIGHT_STEMS[self.family].items():
+            stats = weight_stats(self.folder / name, stem, self.variants[name])
+            out[f"{name}_parameters"] = stats["parameters"]
+            out[f"{name}_weights"] = stats["dtypes"]
+            out[f"{name}_variant"] = self.variants[name]
+        return out
+
+    def _wan_summary(self) -> dict:
+        transformer = read_json(self.folder / "transformer" / "config.json", "the transformer config")
+        vae = read_json(self.folder / "vae" / "config.json", "the VAE config")
+        text = read_json(self.folder / "text_encoder" / "config.json", "the text encoder config")
+        spatial, temporal = vae.get("scale_factor_spatial") or 8, vae.get("scale_factor_temporal") or 4
+        height, width = self.height or 480, self.width or 832
+        scheduler = self.scheduler_config()
+        return {
+            "model": self.model_id,
+            "family": "wan",
+            "folder": str(self.folder),
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "window_frames": self.frames,
+            "window_latent_frames": (self.frames - 1) // temporal + 1,
+            "height": height,
+            "width": width,
+            "format_from": self.format_source,
+            "latent_shape": [vae.get("z_dim", 16), height // spatial, width // spatial],
+            "vae_scale_factor": spatial,
+            "vae_temporal_factor": temporal,
+            "transformer_layers": transformer.get("num_layers"),
+            "transformer_width": (transformer.get("num_attention_heads") or 0)
+            * (transformer.get("attention_head_dim") or 0),
+            "text_width": text.get("d_model"),
+            "scheduler": {
+                "class": scheduler.get("_class_name"),
+                "shift": scheduler.get("flow_shift") or scheduler.get("shift"),
+                "prediction_type": scheduler.get("prediction_type", "flow_prediction"),
+            },
+        }
+
+    def _unet3d_summary(self) -> dict:
         unet = read_json(self.folder / "unet" / "config.json", "the UNet config")
         vae = read_json(self.folder / "vae" / "config.json", "the VAE config")
         text = read_json(self.folder / "text_encoder" / "config.json", "the text encoder config")
@@ -88,8 +144,9 @@ class CheckpointInfo:
         sample = unet.get("sample_size", 32)
         sample_h, sample_w = (sample, sample) if isinstance(sample, int) else sample
         height, width = self.height or sample_h * factor, self.width or sample_w * factor
-        out = {
+        return {
             "model": self.model_id,
+            "family": "unet3d",
             "folder": str(self.folder),
             "repo_id": self.repo_id,
             "revision": self.revision,
@@ -115,151 +172,6 @@ class CheckpointInfo:
                 )
             },
         }
-        for name in WEIGHT_STEMS:
-            stats = weight_stats(self.folder / name, WEIGHT_STEMS[name], self.variants[name])
-            out[f"{name}_parameters"] = stats["parameters"]
-            out[f"{name}_weights"] = stats["dtypes"]
-            out[f"{name}_variant"] = self.variants[name]
-        return out
-
-
-# ---------------------------------------------------------------------- reading files
-def read_json(path: Path, what: str) -> dict:
-    """A JSON object from `path`, or a one-line error naming it."""
-    if path.exists() or path.is_symlink():
-        check_input_file(path, what)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(f"{path.parent} is incomplete: {path.name} ({what}) is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"{path} ({what}) is not valid JSON: {type(exc).__name__}") from None
-    if not isinstance(data, dict):
-        raise BadInput(f"{path} ({what}) must hold a JSON object, not {type(data).__name__}")
-    return data
-
-
-def safetensors_header(path: Path) -> dict:
-    """The JSON header of a safetensors file: tensor names -> dtype, shape, offsets."""
-    with open(path, "rb") as f:
-        raw = f.read(8)
-        if len(raw) != 8:
-            raise BadInput(f"{path} is not a safetensors file (truncated)")
-        (length,) = struct.unpack("<Q", raw)
-        if length > 100_000_000:
-            raise BadInput(f"{path} is not a safetensors file (header of {length} bytes)")
-        try:
-            return json.loads(f.read(length))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadInput(f"{path} is not a safetensors file (bad header)") from None
-
-
-def weight_files(component: Path, stem: str, variant: str | None) -> list[Path]:
-    """The weight files of a component for a variant (sharded files through their index)."""
-    for suffix in WEIGHT_SUFFIXES:
-        name = f"{stem}.{variant}{suffix}" if variant else f"{stem}{suffix}"
-        if (component / name).is_file():
-            return [component / name]
-        index_name = f"{stem}{suffix}.index.{variant}.json" if variant else f"{stem}{suffix}.index.json"
-        if (component / index_name).is_file():
-            weight_map = read_json(component / index_name, "a weight index").get("weight_map", {})
-            return sorted({component / f for f in weight_map.values()})
-    return []
-
-
-def available_variants(component: Path, stem: str) -> list[str | None]:
-    found: set[str | None] = set()
-    if not component.is_dir():
-        return []
-    pattern = re.compile(rf"^{re.escape(stem)}(?:\.(?P<v>[A-Za-z0-9_-]+))?\.(?:safetensors|bin)$")
-    index = re.compile(rf"^{re.escape(stem)}\.(?:safetensors|bin)\.index(?:\.(?P<v>[A-Za-z0-9_-]+))?\.json$")
-    for path in component.iterdir():
-        m = pattern.match(path.name) or index.match(path.name)
-        if m:
-            found.add(m.group("v"))
-    return sorted(found, key=lambda v: (v is not None, v or ""))
-
-
-def pick_variant(component: Path, stem: str, requested: str | None) -> str | None:
-    """The requested variant if the files exist; else the plain weights; else the only (or the
-    fp16) variant present: a folder holding only fp16 weights loads without being told."""
-    found = available_variants(component, stem)
-    if requested is not None:
-        if requested not in found:
-            have = ", ".join(v or "(plain)" for v in found) or "none"
-            raise BadInput(f"{component} has no {requested!r} weights (found: {have})", "variant")
-        return requested
-    if None in found:
-        return None
-    if not found:
-        raise BadInput(f"{component} holds no weight files ({stem}.safetensors or .bin)")
-    return "fp16" if "fp16" in found else found[0]
-
-
-def weight_stats(component: Path, stem: str, variant: str | None) -> dict:
-    params, dtypes = 0, set()
-    files = weight_files(component, stem, variant)
-    if not files or any(f.suffix != ".safetensors" for f in files):
-        return {"parameters": None, "dtypes": ["(pickle weights: counted only when loaded)"] if files else []}
-    for f in files:
-        if not f.is_file():
-            raise BadInput(f"{component} is incomplete: {f.name} is missing")
-        for name, entry in safetensors_header(f).items():
-            if name == "__metadata__" or not isinstance(entry, dict):
-                continue
-            params += math.prod(entry.get("shape", []))
-            dtypes.add(str(entry.get("dtype")))
-    return {"parameters": params, "dtypes": sorted(dtypes)}
-
-
-# ---------------------------------------------------------------------- finding the folder
-def resolve_folder(
-    model: str, cache_dir: str | Path | None, revision: str | None, variant: str | None, download: bool
-) -> tuple[Path, str | None, str | None]:
-    """(folder, repo id, revision) for a short name, a folder or a hub id; never touches the
-    network unless `download`."""
-    if model in SHORT_NAMES:
-        return SHORT_NAMES[model], None, None
-    path = Path(model).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise BadInput(
-                f"{{option}} {model!r} is a file; expected a diffusers checkpoint folder or a hub id", "model"
-            )
-        return path, repo_from_cache_path(path), None
-    if model.count("/") != 1 or model.startswith(("/", ".", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", model):
-        raise BadInput(f"{{option}} {model!r}: no such folder, and not a hub id of the form ORG/NAME", "model")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        folder = snapshot_download(model, revision=revision, cache_dir=cache_dir, local_files_only=True)
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
-        if not download:
-            raise BadInput(
-                f"{{option}} {model!r} is not in the local Hugging Face cache: fetch it with `hf download {model}` "
-                "(or add --download on a connected machine)",
-                "model",
-            ) from None
-        weights = [f"*.{variant}.safetensors"] if variant else ["*.safetensors"]
-        try:
-            folder = snapshot_download(
-                model, revision=revision, cache_dir=cache_dir, allow_patterns=["*.json", "*.txt", "*.md", *weights]
-            )
-        except (HfHubHTTPError, OSError, ValueError) as exc:
-            raise BadInput(
-                f"could not download {model!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-            ) from None
-    folder = Path(folder)
-    return folder, model, folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else revision
-
-
-def repo_from_cache_path(folder: Path) -> str | None:
-    """A hub cache snapshot (`.../models--ORG--NAME/snapshots/REV`) names its repo."""
-    for part in folder.resolve().parts:
-        if part.startswith("models--") and part.count("--") >= 2:
-            return part.removeprefix("models--").replace("--", "/", 1)
-    return None
 
 
 def named_by_files(folder: Path, index: dict) -> tuple[str, str] | None:
@@ -300,7 +212,9 @@ def named_by_card(text: str) -> str | None:
     return None
 
 
-def native_format(folder: Path, typed: str, index: dict) -> tuple[NativeFormat, str, str | None]:
+def native_format(
+    folder: Path, typed: str, index: dict, family: str = "unet3d"
+) -> tuple[NativeFormat, str, str | None]:
     """(format, where it came from, identified repo id)."""
     override = folder / FORMAT_FILE
     if override.exists():
@@ -318,27 +232,38 @@ def native_format(folder: Path, typed: str, index: dict) -> tuple[NativeFormat, 
         return KNOWN_FORMATS[repo], f"{repo} (named by {where})", repo
     if typed.lower() in KNOWN_FORMATS:
         return KNOWN_FORMATS[typed.lower()], typed.lower(), typed.lower()
+    if family == "wan":
+        return NativeFormat(81, 480, 832), "Wan 2.1's defaults (81 frames at 832x480)", None
     return NativeFormat(DEFAULT_FRAMES), "the UNet config (window: the default 16 frames)", None
 
 
-def check_index(folder: Path) -> dict:
-    """The parsed model_index.json, or a clear error if this is no diffusers T2V checkpoint."""
+def family_of(index: dict) -> str:
+    """The backbone family model_index.json names: its pipeline class, else its components."""
+    if index.get("_class_name", "").startswith("Wan") or "transformer" in index:
+        return "wan"
+    return "unet3d"
+
+
+def check_index(folder: Path) -> tuple[dict, str]:
+    """The parsed model_index.json and the family it names, or a clear error if this is no
+    text-to-video checkpoint vidzero drives."""
     if not (folder / "model_index.json").exists():
         raise BadInput(f"{folder} is not a diffusers checkpoint (no model_index.json)")
     index = read_json(folder / "model_index.json", "the pipeline index")
-    for name, cls in REQUIRED.items():
+    family = family_of(index)
+    for name, classes in REQUIRED[family].items():
         entry = index.get(name)
         found = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
-        # Some zeroscope siblings name the library oddly: the class counts. Any scheduler config
-        # is driven as DDIM, and a fast tokenizer reads the same files.
-        ok = found == cls or (name == "tokenizer" and found == "CLIPTokenizerFast") or (name == "scheduler" and found)
-        if not ok:
+        # Some zeroscope siblings name the library oddly: the class counts.
+        if found is None or (classes is not None and found not in classes):
+            expected = " or ".join(classes) if classes else "a component"
             raise BadInput(
-                f"{folder} is not a text-to-video checkpoint: component {name!r} should be {cls}, found {entry}"
+                f"{folder} is not a text-to-video checkpoint vidzero drives (ModelScope, zeroscope, Wan 2.1): "
+                f"component {name!r} should be {expected}, found {entry}"
             )
         if not (folder / name).is_dir():
             raise BadInput(f"{folder} is incomplete: the folder {name}/ is missing")
-    return index
+    return index, family
 
 
 def inspect_checkpoint(
@@ -349,9 +274,19 @@ def inspect_checkpoint(
     download: bool = False,
 ) -> CheckpointInfo:
     folder, repo, resolved_revision = resolve_folder(model, cache_dir, revision, variant, download)
-    index = check_index(folder)
-    variants = {name: pick_variant(folder / name, stem, variant) for name, stem in WEIGHT_STEMS.items()}
-    fmt, source, named = native_format(folder, model, index)
+    index, family = check_index(folder)
+    variants = {name: pick_variant(folder / name, stem, variant) for name, stem in WEIGHT_STEMS[family].items()}
+    fmt, source, named = native_format(folder, model, index, family)
     return CheckpointInfo(
-        folder, model, named or repo, resolved_revision, fmt.frames, fmt.height, fmt.width, source, variants, index
+        folder,
+        model,
+        named or repo,
+        resolved_revision,
+        fmt.frames,
+        fmt.height,
+        fmt.width,
+        source,
+        variants,
+        index,
+        family,
     )

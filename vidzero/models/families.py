@@ -1,9 +1,11 @@
 """Which backbone family a checkpoint is, from its own files, and loading it as that family.
 
     bb = load_backbone("damo-vilab/text-to-video-ms-1.7b", device="cuda", dtype="fp16")
+    bb = load_backbone("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", dtype="bf16")
 
 `model_index.json` names the pipeline and component classes: UNet3DConditionModel with
-AutoencoderKL and CLIP is the UNet3D family (ModelScope T2V, zeroscope, the embedded model).
+AutoencoderKL and CLIP is the UNet3D family (ModelScope T2V, zeroscope, the embedded model);
+WanTransformer3DModel with AutoencoderKLWan and UMT5 is Wan.
 """
 
 from __future__ import annotations
@@ -41,6 +43,23 @@ def load_backbone(
     cache (downloaded only with `download=True`), as the family its files name. Window, height
     and width default to the checkpoint's native format (read from its files)."""
     info = inspect_checkpoint(str(model), cache_dir=cache_dir, revision=revision, variant=variant, download=download)
+    if info.family == "wan":
+        for name, given in (("attention_slicing", attention_slicing), ("forward_chunking", forward_chunking)):
+            if given:
+                raise BadInput("{option} is a switch of the UNet3D family; Wan's transformer has none like it", name)
+        from vidzero.models.wan import WanBackbone  # imported only for Wan checkpoints
+
+        return WanBackbone.from_checkpoint(
+            info,
+            device=device,
+            dtype=dtype,
+            frames=frames,
+            height=height,
+            width=width,
+            offload=offload,
+            vae_tiling=vae_tiling,
+            compile=compile,
+        )
     return UNet3DBackbone.from_checkpoint(
         info,
         device=device,
@@ -69,6 +88,13 @@ def backbone_from_pipeline(
     """A backbone on the components of a loaded diffusers text-to-video pipeline (its weights are
     used, not copied; a dtype or device other than the pipeline's changes them in place, as
     `pipe.to()` does)."""
-    if hasattr(pipe, "unet"):
+    if getattr(pipe, "unet", None) is not None:
         return UNet3DBackbone.from_pipeline(pipe, frames, height, width, device, dtype, model_id)
-    raise BadInput(f"vidzero cannot drive a {type(pipe).__name__}: it needs a UNet3D text-to-video pipeline")
+    if type(getattr(pipe, "transformer", None)).__name__ == "WanTransformer3DModel":
+        from vidzero.models.wan import WanBackbone
+
+        return WanBackbone.from_pipeline(pipe, frames, height, width, device, dtype, model_id)
+    raise BadInput(
+        f"vidzero cannot drive a {type(pipe).__name__}: it needs a UNet3D (ModelScope, zeroscope) or a Wan "
+        "text-to-video pipeline"
+    )

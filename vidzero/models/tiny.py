@@ -3,7 +3,8 @@
 They have the component classes of ModelScope T2V and load through the same code path as real
 checkpoints, but their weights are random: videos made with them show the mechanics, not content.
 
-    python -m vidzero.tiny build/tiny     # writes a checkpoint folder (about 0.5 MB)
+    python -m vidzero.models.tiny build/tiny          # a UNet3D checkpoint folder (about 0.5 MB)
+    python -m vidzero.models.tiny build/tiny-wan --wan  # a Wan one
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def tiny_components(seed: int = 0, size: int = TINY_SIZE) -> tuple:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from vidzero.models.checkpoint import EMBEDDED_MODEL_DIR
+    from vidzero.models.hub import EMBEDDED_MODEL_DIR
 
     torch.manual_seed(seed)
     unet = UNet3DConditionModel(
@@ -108,8 +109,96 @@ def build_tiny_checkpoint(folder: str | Path, seed: int = 0, window: int = TINY_
     return pipe
 
 
+TINY_WAN_FRAMES = 9  # video frames: 3 latent frames (the VAE compresses time by 4)
+TINY_WAN_SIZE = 32  # pixels: 4x4 latents, 2x2 transformer patches
+
+
+def byte_t5_tokenizer() -> object:
+    """A fast tokenizer in T5's manner (pad 0, end of text 1 after every prompt) over byte-level
+    symbols, built in memory: any prompt tokenises, no vocabulary file is fetched."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[symbol] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
+    )
+
+
+def tiny_wan_components(seed: int = 0) -> dict:
+    """Wan 2.1's component classes at a tiny size, random weights drawn from `seed`: transformer,
+    causal VAE, UMT5 text encoder, tokenizer, and the flow-matching Euler scheduler (shift 3)."""
+    import torch
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(seed)
+    tokenizer = byte_t5_tokenizer()
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(tokenizer),  # type: ignore[arg-type]
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            relative_attention_max_distance=16,
+        )
+    )
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    )
+    with torch.no_grad():  # as the UNet3D tiny model: every parameter matters a little
+        for module in (transformer, vae, text_encoder):
+            for p in module.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    return {
+        "transformer": transformer,
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "scheduler": scheduler,
+    }
+
+
+def build_tiny_wan_checkpoint(folder: str | Path, seed: int = 0, frames: int = TINY_WAN_FRAMES) -> object:
+    """A tiny random-weight Wan checkpoint folder (WanPipeline's layout) with its native format."""
+    from diffusers import WanPipeline
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pipe = WanPipeline(**tiny_wan_components(seed))
+    pipe.save_pretrained(folder)
+    (folder / "vidzero.json").write_text(
+        json.dumps({"frames": frames, "height": TINY_WAN_SIZE, "width": TINY_WAN_SIZE})
+    )
+    return pipe
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m vidzero.tiny FOLDER")
-    build_tiny_checkpoint(sys.argv[1])
+    if len(sys.argv) not in (2, 3) or (len(sys.argv) == 3 and sys.argv[2] != "--wan"):
+        sys.exit("usage: python -m vidzero.models.tiny FOLDER [--wan]")
+    (build_tiny_wan_checkpoint if len(sys.argv) == 3 else build_tiny_checkpoint)(sys.argv[1])
     print(f"wrote a tiny random-weight checkpoint to {sys.argv[1]}")

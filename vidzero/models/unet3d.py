@@ -18,7 +18,6 @@ its own files by `vidzero.checkpoint`, without loading any weights.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,7 +27,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from vidzero.core.sampler import Prediction, SamplerSettings
 from vidzero.core.schedule import DDIMGrid
 from vidzero.errors import BadInput
-from vidzero.models.checkpoint import DEFAULT_FRAMES, DEFAULT_MODEL, CheckpointInfo, inspect_checkpoint
+from vidzero.models.checkpoint import DEFAULT_FRAMES, CheckpointInfo
 from vidzero.models.loading import (
     PromptTruncatedWarning,
     SharedModules,
@@ -44,6 +43,7 @@ class UNet3DBackbone:
 
     family = "unet3d"
     init_noise_sigma = 1.0  # DDIM's
+    temporal_stride = 1  # a latent frame is a video frame
 
     def __init__(
         self,
@@ -121,47 +121,6 @@ class UNet3DBackbone:
             _, hook = cpu_offload_with_hook(module, self.device, prev_module_hook=hook)
 
     # ------------------------------------------------------------------ loading
-    @classmethod
-    def load(
-        cls,
-        model: str | Path = DEFAULT_MODEL,
-        device: str | torch.device | None = "auto",
-        dtype: str | torch.dtype | None = None,
-        frames: int | None = None,
-        height: int | None = None,
-        width: int | None = None,
-        cache_dir: str | Path | None = None,
-        revision: str | None = None,
-        variant: str | None = None,
-        download: bool = False,
-        offload: str = "none",
-        vae_slice: int = 8,
-        vae_tiling: bool = False,
-        attention_slicing: bool = False,
-        forward_chunking: int | None = None,
-        compile: bool = False,
-    ) -> UNet3DBackbone:
-        """Load a checkpoint: 'shapes' (embedded), a diffusers folder, or a hub id from the local
-        cache (downloaded only with `download=True`). Window, height and width default to the
-        checkpoint's native format (read from its files; `frames`/`height`/`width` override)."""
-        info = inspect_checkpoint(
-            str(model), cache_dir=cache_dir, revision=revision, variant=variant, download=download
-        )
-        return cls.from_checkpoint(
-            info,
-            device=device,
-            dtype=dtype,
-            frames=frames,
-            height=height,
-            width=width,
-            offload=offload,
-            vae_slice=vae_slice,
-            vae_tiling=vae_tiling,
-            attention_slicing=attention_slicing,
-            forward_chunking=forward_chunking,
-            compile=compile,
-        )
-
     @classmethod
     def from_checkpoint(
         cls,
@@ -336,6 +295,10 @@ class UNet3DBackbone:
             out.append(dist.mean * self.vae.config.scaling_factor)
         return torch.cat(out)
 
+    def encode_video(self, pixels: torch.Tensor) -> torch.Tensor:
+        """A clip's latent frames: each frame's own (the VAE is per frame)."""
+        return self.encode_frames(pixels)
+
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) latents -> (N, 3, H, W) pixels in [-1, 1], `vae_slice` frames at a time."""
@@ -352,6 +315,9 @@ class UNet3DBackbone:
 
     def noise_grid(self, settings: SamplerSettings) -> DDIMGrid:
         return DDIMGrid(self.scheduler, settings.steps, settings.eta)
+
+    def decoder(self) -> FrameDecoder:
+        return FrameDecoder(self)
 
     def describe(self) -> dict:
         """Components, sizes and native window of the loaded backbone."""
@@ -397,3 +363,20 @@ class UNet3DDenoiser:
         eps = bb.unet(torch.cat([z_in, z_in]), t, encoder_hidden_states=emb).sample.float()
         uncond, cond = eps.chunk(2)
         return Prediction(cond, uncond)
+
+
+class FrameDecoder:
+    """Decodes latent frames one by one: a UNet3D's VAE decodes each frame alone, so there is no
+    state to keep between them."""
+
+    def __init__(self, backbone: UNet3DBackbone) -> None:
+        self.bb = backbone
+
+    def push(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.bb.decode(latent[None])
+
+    def state(self) -> list[Any]:
+        return []
+
+    def load(self, cache: list[Any], count: int) -> None:
+        pass

@@ -70,12 +70,13 @@ def finish(run: PlannedRun, out: Path, partial: Path, state_path: Path, print_id
     fault_point("encode")
     written = range(run.first_output, run.length)
     images: Any = (read_png(partial / f"{i:06d}.png") for i in range(run.length))
+    given = run.layout.given_video()
     if run.deflicker is not None:
-        images = deflicker(images, anchors=run.layout.known, settings=run.deflicker)
+        anchors = given if run.layout.video is not None else run.layout.known
+        images = deflicker(images, anchors=anchors, settings=run.deflicker)
     writer = VideoWriter(out, o.fps, o.codec, o.crf)
-    given = run.layout.given_frames()
     known_out: dict[int, np.ndarray | None] = {
-        i - run.first_output: px for i, px in run.layout.known.items() if i >= run.first_output and i in given
+        i - run.first_output: px for i, px in given.items() if i >= run.first_output
     }
     report = ReportBuilder(known_out or {0: None})
     try:
@@ -133,18 +134,21 @@ def finish(run: PlannedRun, out: Path, partial: Path, state_path: Path, print_id
 def save_final_state(run: PlannedRun, partial: Path, state_path: Path, print_id: str) -> None:
     """The last window-1 frames, in pixels and latents, and the run's record, for `extend --from`."""
     bb = run.backbone
-    tail = list(range(max(0, run.length - (bb.frames - 1)), run.length))
+    slots = run.layout.length
+    tail = list(range(max(0, slots - (bb.frames - 1)), slots))  # latent frames
+    video = run.layout.video
+    frames = [v for s in tail for v in video.frames_of(s) if v < run.length] if video is not None else tail
     generated = run.tail_latents()
     known_latents = run.layout.known_latents or {}
     tensors: dict[str, torch.Tensor] = {}
+    for i, index in enumerate(frames):
+        tensors[f"tail_pixels.{i}"] = torch.from_numpy(read_png(partial / f"{index:06d}.png"))
     for i, index in enumerate(tail):
-        pixels = read_png(partial / f"{index:06d}.png")
-        tensors[f"tail_pixels.{i}"] = torch.from_numpy(pixels)
         latent = generated.get(index)
         if latent is None:
             latent = known_latents.get(index)
         if latent is None:  # a known frame: its latent is its (deterministic) encoding
-            latent = bb.encode_frames(from_pixels(pixels[None]))[0]
+            latent = bb.encode_frames(from_pixels(read_png(partial / f"{index:06d}.png")[None]))[0]
         tensors[f"tail_latents.{i}"] = latent.float()
     meta = {
         "fingerprint": print_id,

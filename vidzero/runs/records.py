@@ -87,7 +87,8 @@ def fingerprint_params(run: PlannedRun) -> dict[str, Any]:
 
 
 def run_fingerprint(run: PlannedRun) -> str:
-    return fingerprint(fingerprint_params(run), run.layout.known)
+    layout = run.layout
+    return fingerprint(fingerprint_params(run), layout.known if layout.video is None else layout.video.given)
 
 
 def manifest(run: PlannedRun) -> dict[str, Any]:
@@ -99,8 +100,8 @@ def manifest(run: PlannedRun) -> dict[str, Any]:
         "prompt": prompt_record(layout.prompt),
         "frames": run.length,
         "written_frames": run.length - run.first_output,
-        "known_frames": sorted(layout.known),
-        "given_frames": sorted(layout.given_frames()),
+        "known_frames": sorted(layout.known) if layout.video is None else sorted(layout.video.given),
+        "given_frames": sorted(layout.given_video()),
         "fps": run.spec.options.fps,
         "details": run.plan.details,
         "sampler": asdict(run.engine.settings),

@@ -115,7 +115,8 @@ class PlannedRun:
 
     @property
     def length(self) -> int:
-        return self.layout.length
+        """Frames of the video (the timeline's latent frames may hold several each)."""
+        return self.layout.output_length
 
     @property
     def jobs(self) -> list:

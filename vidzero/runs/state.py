@@ -121,7 +121,16 @@ def engine_payload(es: EngineState) -> tuple[dict, dict[str, torch.Tensor]]:
     tensors = {f"pixels.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in es.pixels.items()}
     tensors |= {f"latents.{k}": v for k, v in es.latents.items()}
     tensors |= {f"tail.{k}": v for k, v in es.tail_latents.items()}
+    if es.decoder_cache is not None:  # a causal decoder's cache: its tensors, and what stood between
+        meta["decoder"] = ["tensor" if isinstance(e, torch.Tensor) else e for e in es.decoder_cache]
+        tensors |= {f"decoder.{i}": e for i, e in enumerate(es.decoder_cache) if isinstance(e, torch.Tensor)}
     return meta, tensors
+
+
+def decoder_cache(markers: list | None, tensors: dict[int, torch.Tensor]) -> list | None:
+    if markers is None:
+        return None
+    return [tensors[i] if marker == "tensor" else marker for i, marker in enumerate(markers)]
 
 
 def engine_state(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> EngineState:
@@ -136,6 +145,7 @@ def engine_state(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> En
             frames_of(tensors, "latents"),
             {int(k): int(v) for k, v in engine["seeds"].items()},
             frames_of(tensors, "tail"),
+            decoder_cache(engine.get("decoder"), frames_of(tensors, "decoder")),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise BadInput(

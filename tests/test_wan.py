@@ -1,0 +1,169 @@
+"""The Wan family on a tiny Wan 2.1 model built here: parity with diffusers' WanPipeline, the
+frame queue in the causal VAE's latent frames, every task, resume, batch."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import vidzero
+from tests.processes import killed_run
+from tests.synthetic import moving_square
+from vidzero.app.cli import app
+from vidzero.core.timeline import latent_length, latent_slot
+from vidzero.media.images import load_image
+from vidzero.media.outputs import sha256_of
+from vidzero.media.video import read_video, write_video
+
+runner = CliRunner()
+FAST = {"steps": 2, "resample": 1, "progress": False}
+
+
+def pipeline(folder):
+    from diffusers import WanPipeline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = WanPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_plain_t2v_reproduces_wan_pipeline(tiny_wan_dir, tiny_wan):
+    """Same components, prompt, seed and (flow-matching Euler) scheduler: latents within 1e-5."""
+    run = vidzero.generate("a red circle", 9, backbone=tiny_wan, steps=4, guidance=5.0, seed=3, progress=False)
+    frames = list(run)
+    assert len(frames) == 9 and len({f.seed for f in frames}) == 1
+    latents = torch.stack([f.latent for f in frames if f.latent is not None], dim=1)[None]
+    pipe = pipeline(tiny_wan_dir)
+    kwargs = dict(prompt="a red circle", num_frames=9, height=32, width=32, num_inference_steps=4, guidance_scale=5.0)
+    ref = pipe(**kwargs, generator=torch.Generator().manual_seed(frames[0].seed), output_type="latent").frames
+    assert latents.shape == ref.shape == (1, 16, 3, 4, 4)
+    assert (latents - ref).abs().max().item() <= 1e-5
+    video = pipe(**kwargs, generator=torch.Generator().manual_seed(frames[0].seed), output_type="pt").frames[0]
+    ours = np.stack([f.image for f in frames]).astype(int)
+    theirs = (video.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().byte().numpy().astype(int)
+    assert np.abs(ours - theirs).max() <= 1
+
+
+def test_decoding_latent_frames_as_they_come_is_decoding_the_video_whole(tiny_wan):
+    latents = torch.randn(4, *tiny_wan.latent_shape, generator=torch.Generator().manual_seed(0))
+    streamed = tiny_wan.decode(latents)  # one latent frame at a time, the cache kept
+    z = latents.permute(1, 0, 2, 3)[None] * tiny_wan.latents_std + tiny_wan.latents_mean
+    whole = tiny_wan.vae.decode(z).sample[0].permute(1, 0, 2, 3)
+    assert streamed.shape == (13, 3, 32, 32)
+    torch.testing.assert_close(streamed, whole, rtol=0, atol=1e-5)
+
+
+def test_latent_frames_and_video_frames():
+    assert [latent_slot(v, 4) for v in range(10)] == [0, 1, 1, 1, 1, 2, 2, 2, 2, 3]
+    assert latent_length(81, 4) == 21 and latent_length(9, 4) == 3 and latent_length(10, 4) == 4
+
+
+def test_extend_keeps_the_image_as_latent_frame_zero(tiny_wan, image_file):
+    run = vidzero.extend(image_file, "a red circle", 13, backbone=tiny_wan, **FAST)
+    frames = list(run)
+    assert [f.index for f in frames] == list(range(13))
+    np.testing.assert_array_equal(frames[0].image, load_image(image_file, 32, 32))
+    assert frames[0].known and not any(f.known for f in frames[1:])
+    assert run.engine.stats.jobs == 3  # latent frames 1..3, one window each
+    from vidzero.core.frames import from_pixels
+
+    encoded = tiny_wan.encode_video(from_pixels(frames[0].image[None]))[0]
+    torch.testing.assert_close(frames[0].latent, encoded)
+    assert frames[4].latent is None and frames[5].latent is not None  # a latent per group of 4
+
+
+def test_keyframes_and_predict_keep_the_users_frames(tiny_wan, tmp_path):
+    clip = moving_square(9, 32, start=(6.0, 14.0), speed=2.0, half=4)
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    from PIL import Image
+
+    Image.fromarray(clip[0]).save(a)
+    Image.fromarray(clip[8]).save(b)
+    run = vidzero.infill("a red square moving right", 17, keys={0: a, 10: b}, backbone=tiny_wan, **FAST)
+    frames = list(run)
+    np.testing.assert_array_equal(frames[10].image, clip[8])  # a key at a video frame of latent frame 3
+    assert {f.index for f in frames if f.known} == {0, 10}
+    folder = write_video(list(clip), tmp_path / "clip")
+    predicted = list(vidzero.predict(folder, "on", 4, backbone=tiny_wan, **FAST))
+    assert len(predicted) == 5 + 4  # the clip's last 1 + 4 frames (window-1 latent frames), then 4 new
+    for i in range(5):
+        np.testing.assert_array_equal(predicted[i].image, clip[4 + i])
+
+
+def test_reroll_and_extend_from_on_wan(tiny_wan_dir, image_file, tmp_path):
+    common = ["--model", str(tiny_wan_dir), "--steps", "2", "--resample", "1", "--quiet"]
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["extend", str(image_file), "x", "-o", str(out), "--frames", "17", *common])
+    assert res.exit_code == 0, res.output
+    new = tmp_path / "new"
+    res = runner.invoke(app, ["reroll", str(out), "--frames", "6-7", "-o", str(new), "--quiet"])
+    assert res.exit_code == 0, res.output
+    for i in range(17):  # latent frame 2 (video frames 5-8) is regenerated; frames outside 6-7 are written as read
+        same = (out / f"{i:06d}.png").read_bytes() == (new / f"{i:06d}.png").read_bytes()
+        assert same == (i not in (6, 7)), i
+    more = tmp_path / "more"
+    state = tmp_path / "run.state.safetensors"
+    res = runner.invoke(app, ["extend", "--from", str(state), "-o", str(more), "--frames", "8", *common])
+    assert res.exit_code == 0, res.output
+    assert len(list(more.iterdir())) == 8
+    manifest = json.loads((tmp_path / "more.manifest.json").read_text())
+    assert manifest["model"]["family"] == "wan" and manifest["spec"]["options"]["queue"] == "latent"
+
+
+def test_a_killed_wan_run_resumes_to_identical_bytes(tiny_wan_dir, image_file, tmp_path):
+    args = lambda out: [  # noqa: E731
+        "extend",
+        str(image_file),
+        "a red circle",
+        "-o",
+        str(out),
+        "--model",
+        str(tiny_wan_dir),
+        "--frames",
+        "21",
+        "--steps",
+        "2",
+        "--resample",
+        "1",
+        "--seed",
+        "4",
+        "--quiet",
+    ]
+    assert runner.invoke(app, args(tmp_path / "ref.mp4")).exit_code == 0
+    out = tmp_path / "k.mp4"
+    assert killed_run(args(out), "window@3") == -9  # mid-run: frames decoded so far, the decoder's cache saved
+    res = runner.invoke(app, [*args(out), "--resume"])
+    assert res.exit_code == 0, res.output
+    assert sha256_of(out) == sha256_of(tmp_path / "ref.mp4")
+
+
+def test_a_batch_runs_wan_jobs(tiny_wan_dir, image_file, tmp_path):
+    jobs = tmp_path / "jobs.jsonl"
+    lines = [
+        {"task": "extend", "id": "e", "image": str(image_file), "prompt": "x", "frames": 9},
+        {"task": "generate", "id": "g", "prompt": "y", "frames": 9},
+    ]
+    jobs.write_text("\n".join(json.dumps(j) for j in lines))
+    options = ["--model", str(tiny_wan_dir), "--steps", "1", "--resample", "0", "--quiet"]
+    res = runner.invoke(app, ["batch", str(jobs), "-o", str(tmp_path / "out"), *options])
+    assert res.exit_code == 0, res.output
+    assert len(list(read_video(tmp_path / "out" / "e.mp4"))) == 9 and (tmp_path / "out" / "g.mp4").exists()
+
+
+def test_info_reads_a_wan_folder(tiny_wan_dir):
+    res = runner.invoke(app, ["info", str(tiny_wan_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["family"] == "wan" and info["window_latent_frames"] == 3 and info["transformer_parameters"] > 0
+
+
+def test_switches_of_the_other_family_are_refused(tiny_wan_dir):
+    with pytest.raises(vidzero.BadInput, match="attention_slicing is a switch of the UNet3D family"):
+        vidzero.load_backbone(str(tiny_wan_dir), device="cpu", attention_slicing=True)

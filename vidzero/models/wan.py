@@ -1,0 +1,378 @@
+"""The Wan family (Wan 2.1 text-to-video): diffusers' WanTransformer3DModel, the causal video VAE
+AutoencoderKLWan, the UMT5 text encoder, and the rectified flow, behind the engine's verbs.
+
+What differs from the UNet3D family, and how vidzero handles it (docs/gpu.md, "Wan"):
+
+- **Latent frames hold video frames.** The VAE compresses time by 4 and is causal: latent frame
+  0 is video frame 0 alone, latent frame k >= 1 holds video frames 4k-3..4k. The engine's window
+  and timeline count latent frames (`temporal_stride` 4); tasks place known frames in them
+  (vidzero.tasks.common) and the output is decoded in order by `StreamDecoder`, which keeps the
+  causal decoder's cache between latent frames, so a video decoded frame by frame as it is made is
+  the video the VAE decodes whole.
+- **Latents are normalised** per channel with the VAE's `latents_mean` / `latents_std`, as
+  WanPipeline does; `encode_video` and the decoder apply and undo it.
+- **The sampler steps a rectified flow** (`FlowGrid`): the checkpoint's scheduler config gives
+  the shift (UniPC's `flow_shift`, or a FlowMatchEulerDiscreteScheduler's `shift`), and the step
+  is the Euler step, stateless, so that a step can be taken again at one level (resampling).
+- **Guidance** as WanPipeline defines it: uncond + w (cond - uncond) on the velocity.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+
+from vidzero.core.sampler import Prediction, SamplerSettings
+from vidzero.core.schedule import FlowGrid
+from vidzero.errors import BadInput
+from vidzero.models.checkpoint import CheckpointInfo
+from vidzero.models.loading import PromptTruncatedWarning, SharedModules, parse_dtype, pick_device, quiet_loading
+
+TEMPORAL_STRIDE = 4
+MAX_SEQUENCE_LENGTH = 512  # WanPipeline's default prompt length in tokens
+
+
+def latent_frames(video_frames: int, stride: int = TEMPORAL_STRIDE) -> int:
+    """Latent frames of a video of `video_frames` frames (1 + 4k frames: 1 + k latent frames)."""
+    return (video_frames - 1) // stride + 1
+
+
+def flow_scheduler(config: dict[str, Any]) -> FlowMatchEulerDiscreteScheduler:
+    """The flow-matching Euler scheduler of a checkpoint's scheduler config: its own, or the one
+    a UniPC config with flow sigmas describes (same shift and training steps)."""
+    if config.get("_class_name") == "FlowMatchEulerDiscreteScheduler":
+        return FlowMatchEulerDiscreteScheduler.from_config(config)
+    shift = config.get("flow_shift") or config.get("shift") or 1.0
+    steps = config.get("num_train_timesteps", 1000)
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=steps, shift=float(shift))
+
+
+def prompt_clean(text: str) -> str:
+    """The text cleaning WanPipeline applies before tokenising (ftfy when installed, HTML
+    entities, whitespace)."""
+    try:
+        from diffusers.pipelines.wan.pipeline_wan import prompt_clean as clean
+
+        return clean(text)
+    except ImportError:  # an older layout of diffusers: the whitespace part, as it does
+        return " ".join(text.split())
+
+
+class WanBackbone:
+    """A loaded Wan text-to-video checkpoint. Construct with :meth:`from_checkpoint`,
+    :meth:`from_pipeline`, or directly from components."""
+
+    family = "wan"
+    init_noise_sigma = 1.0
+    temporal_stride = TEMPORAL_STRIDE
+
+    def __init__(
+        self,
+        transformer: WanTransformer3DModel,
+        vae: AutoencoderKLWan,
+        text_encoder: Any,
+        tokenizer: Any,
+        scheduler_config: dict[str, Any],
+        frames: int,
+        height: int,
+        width: int,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        model_id: str = "<components>",
+        revision: str | None = None,
+        offload: str = "none",
+    ) -> None:
+        self.device, self.dtype, self.offload = torch.device(device), dtype, offload
+        self.transformer = (transformer if transformer.dtype == dtype else transformer.to(dtype)).eval()
+        self.text_encoder = (text_encoder if text_encoder.dtype == dtype else text_encoder.to(dtype)).eval()
+        self.vae = (vae if vae.dtype == torch.float32 else vae.to(torch.float32)).eval()
+        if offload == "none":
+            for module in (self.transformer, self.text_encoder, self.vae):
+                module.to(self.device)
+        else:
+            self._offload(offload)
+        placed = self.device if offload == "none" else None
+        self.modules = SharedModules(
+            {
+                "transformer": (self.transformer, dtype, placed),
+                "text encoder": (self.text_encoder, dtype, placed),
+                "VAE": (self.vae, torch.float32, placed),
+            }
+        )
+        self.tokenizer = tokenizer
+        self.scheduler = flow_scheduler(dict(scheduler_config))
+        self.vae_scale = int(self.vae.config.scale_factor_spatial or 8)
+        patch = self.transformer.config.patch_size
+        multiple = self.vae_scale * int(patch[1])
+        if height % multiple or width % multiple:
+            raise BadInput(f"height and width must be multiples of {multiple} for this model, got {height}x{width}")
+        if frames < 2:
+            raise BadInput(f"the window must hold at least 2 latent frames (5 video frames), got {frames}", "window")
+        self.frames, self.height, self.width = frames, height, width
+        self.model_id, self.revision, self.format_source = model_id, revision, "given"
+        self.truncated_prompts: dict[str, int] = {}
+        self._text_cache: dict[str, torch.Tensor] = {}
+        z = self.vae.config.z_dim
+        self.latents_mean = torch.tensor(self.vae.config.latents_mean, dtype=torch.float32).view(1, z, 1, 1, 1)
+        self.latents_std = torch.tensor(self.vae.config.latents_std, dtype=torch.float32).view(1, z, 1, 1, 1)
+
+    def _offload(self, mode: str) -> None:
+        if self.device.type != "cuda":
+            raise BadInput("{option} needs a CUDA device (the weights move to it only while they run)", "offload")
+        from accelerate import cpu_offload, cpu_offload_with_hook
+
+        if mode == "sequential":
+            for module in (self.text_encoder, self.transformer, self.vae):
+                cpu_offload(module, self.device)
+            return
+        hook = None
+        for module in (self.text_encoder, self.transformer, self.vae):
+            _, hook = cpu_offload_with_hook(module, self.device, prev_module_hook=hook)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_checkpoint(
+        cls,
+        info: CheckpointInfo,
+        device: str | torch.device | None = "auto",
+        dtype: str | torch.dtype | None = None,
+        frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        offload: str = "none",
+        vae_tiling: bool = False,
+        compile: bool = False,
+    ) -> WanBackbone:
+        """The backbone of a Wan checkpoint `inspect_checkpoint` has found. `frames` is the window
+        in video frames (1 + 4k); the engine's window is that many latent frames."""
+        from transformers import AutoTokenizer, UMT5EncoderModel
+
+        torch_device = pick_device(device)
+        torch_dtype = parse_dtype(dtype, torch_device)
+        local: dict[str, Any] = {"local_files_only": True}
+        try:
+            with quiet_loading():
+                transformer = WanTransformer3DModel.from_pretrained(
+                    info.folder,
+                    subfolder="transformer",
+                    torch_dtype=torch_dtype,
+                    variant=info.variants["transformer"],
+                    **local,
+                )
+                vae = AutoencoderKLWan.from_pretrained(
+                    info.folder, subfolder="vae", torch_dtype=torch.float32, variant=info.variants["vae"], **local
+                )
+                text_encoder = UMT5EncoderModel.from_pretrained(
+                    info.folder / "text_encoder", dtype=torch_dtype, variant=info.variants["text_encoder"], **local
+                )
+                tokenizer = AutoTokenizer.from_pretrained(info.folder / "tokenizer", **local)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BadInput(f"could not load the checkpoint at {info.folder}: {first}") from exc
+        scheduler_config = dict(info.scheduler_config())
+        video_frames = frames or info.frames
+        backbone = cls(
+            transformer,
+            vae,
+            text_encoder,
+            tokenizer,
+            scheduler_config,
+            frames=latent_frames(video_frames),
+            height=height or info.height or 480,
+            width=width or info.width or 832,
+            device=torch_device,
+            dtype=torch_dtype,
+            model_id=info.model_id,
+            revision=info.revision,
+            offload=offload,
+        )
+        if vae_tiling:
+            backbone.vae.enable_tiling()
+        if compile:
+            backbone.transformer.compile()
+        backbone.format_source = info.format_source
+        return backbone
+
+    @classmethod
+    def from_pipeline(
+        cls,
+        pipe: Any,
+        frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        model_id: str | None = None,
+    ) -> WanBackbone:
+        """A backbone on the components of a loaded `WanPipeline` (its weights used, not copied;
+        a dtype or device other than the pipeline's changes them in place, as `pipe.to()` does).
+        `frames` is the window in video frames (default 81, Wan 2.1's)."""
+        torch_device = pick_device(device) if device is not None else pipe.transformer.device
+        torch_dtype = parse_dtype(dtype, torch_device) if dtype is not None else pipe.transformer.dtype
+        name = model_id or getattr(pipe, "name_or_path", None) or "<pipeline>"
+        return cls(
+            pipe.transformer,
+            pipe.vae,
+            pipe.text_encoder,
+            pipe.tokenizer,
+            dict(pipe.scheduler.config),
+            frames=latent_frames(frames or 81),
+            height=height or 480,
+            width=width or 832,
+            device=torch_device,
+            dtype=torch_dtype,
+            model_id=str(name),
+        )
+
+    # ------------------------------------------------------------------ verbs
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return (int(self.vae.config.z_dim), self.height // self.vae_scale, self.width // self.vae_scale)
+
+    @torch.no_grad()
+    def encode_text(self, prompt: str) -> torch.Tensor:
+        """(1, 512, width) UMT5 states of `prompt`, zero past its last token (as WanPipeline)."""
+        if prompt not in self._text_cache:
+            text = prompt_clean(prompt)
+            length = len(self.tokenizer(text, add_special_tokens=True).input_ids)
+            if length > MAX_SEQUENCE_LENGTH:
+                self.truncated_prompts[prompt] = length
+                warnings.warn(
+                    f"the prompt is {length} tokens long; the text encoder reads the first {MAX_SEQUENCE_LENGTH}",
+                    PromptTruncatedWarning,
+                    stacklevel=2,
+                )
+            tok = self.tokenizer(
+                [text],
+                padding="max_length",
+                max_length=MAX_SEQUENCE_LENGTH,
+                truncation=True,
+                add_special_tokens=True,
+                return_attention_mask=True,
+                return_tensors="pt",
+            )
+            mask = tok.attention_mask.to(self.device)
+            states = self.text_encoder(tok.input_ids.to(self.device), mask).last_hidden_state
+            used = int(mask.gt(0).sum())
+            out = torch.zeros_like(states)
+            out[:, :used] = states[:, :used]
+            self._text_cache[prompt] = out.to(self.device, self.dtype)
+        return self._text_cache[prompt]
+
+    @torch.no_grad()
+    def encode_video(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(T, 3, H, W) pixels in [-1, 1], T = 1 + 4k -> (1 + k, C, h, w) normalised latents: the
+        VAE's causal encoding (frame 0 alone, then 4 frames per latent frame), its posterior mean."""
+        video = pixels.to(self.device, torch.float32).permute(1, 0, 2, 3)[None]
+        mean = self.vae.encode(video).latent_dist.mode()
+        latents = (mean - self.latents_mean.to(mean.device)) / self.latents_std.to(mean.device)
+        return latents[0].permute(1, 0, 2, 3)
+
+    def encode_frames(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, C, h, w): each frame alone, as a first latent frame (a still)."""
+        return torch.cat([self.encode_video(frame[None]) for frame in pixels])
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) latent frames, in order from a video's first -> its (1 + 4(N-1), 3, H, W) frames."""
+        decoder = self.decoder()
+        return torch.cat([decoder.push(latent) for latent in latents])
+
+    def decoder(self) -> StreamDecoder:
+        return StreamDecoder(self)
+
+    def denoiser(self, prompt: str, negative_prompt: str = "") -> WanDenoiser:
+        self.modules.check()
+        return WanDenoiser(self, self.encode_text(prompt), self.encode_text(negative_prompt))
+
+    def noise_grid(self, settings: SamplerSettings) -> FlowGrid:
+        return FlowGrid(self.scheduler, settings.steps)
+
+    def describe(self) -> dict:
+        def params(m: torch.nn.Module) -> int:
+            return sum(p.numel() for p in m.parameters())
+
+        return {
+            "model": self.model_id,
+            "family": self.family,
+            "window_latent_frames": self.frames,
+            "window_video_frames": 1 + TEMPORAL_STRIDE * (self.frames - 1),
+            "height": self.height,
+            "width": self.width,
+            "latent_shape": list(self.latent_shape),
+            "transformer_parameters": params(self.transformer),
+            "vae_parameters": params(self.vae),
+            "text_encoder_parameters": params(self.text_encoder),
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+        }
+
+
+class StreamDecoder:
+    """Decodes a video's latent frames one at a time, in order, keeping the causal decoder's
+    cache between them (what AutoencoderKLWan's own decode does in one call): latent frame 0
+    gives 1 video frame, each later one 4."""
+
+    def __init__(self, backbone: WanBackbone) -> None:
+        from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
+
+        self.bb = backbone
+        count = sum(isinstance(m, WanCausalConv3d) for m in backbone.vae.decoder.modules())
+        self.cache: list[Any] = [None] * count
+        self.count = 0  # latent frames decoded so far
+
+    def state(self) -> list[Any]:
+        """The cache (tensors, or None / "Rep" markers) after the latent frames decoded so far."""
+        return [entry.detach().cpu().clone() if isinstance(entry, torch.Tensor) else entry for entry in self.cache]
+
+    def load(self, cache: list[Any], count: int) -> None:
+        """Go on from a saved state: `count` latent frames decoded, with this cache."""
+        if len(cache) != len(self.cache):
+            raise ValueError("the decoder state belongs to another VAE")
+        self.cache = [entry.to(self.bb.device) if isinstance(entry, torch.Tensor) else entry for entry in cache]
+        self.count = count
+
+    @torch.no_grad()
+    def push(self, latent: torch.Tensor) -> torch.Tensor:
+        """(C, h, w) normalised latent -> (n, 3, H, W) video frames in [-1, 1]."""
+        vae = self.bb.vae
+        z = latent.to(self.bb.device, torch.float32)[None, :, None]
+        z = z * self.bb.latents_std.to(z.device) + self.bb.latents_mean.to(z.device)
+        x = vae.post_quant_conv(z)
+        out = vae.decoder(x, feat_cache=self.cache, feat_idx=[0], first_chunk=self.count == 0)
+        self.count += 1
+        return out.clamp(-1, 1)[0].permute(1, 0, 2, 3)
+
+
+class WanDenoiser:
+    """The velocity of a Wan transformer for one prompt: uncond and cond in one batch, or the
+    conditional branch alone."""
+
+    def __init__(self, backbone: WanBackbone, cond: torch.Tensor, uncond: torch.Tensor) -> None:
+        self.bb, self.cond, self.uncond = backbone, cond, uncond
+
+    @torch.no_grad()
+    def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
+        bb, batch = self.bb, z.shape[0]
+        z_in = z.to(bb.dtype)
+        if not guided:
+            out = bb.transformer(
+                hidden_states=z_in,
+                timestep=t.expand(batch),
+                encoder_hidden_states=self.cond.expand(batch, -1, -1),
+                return_dict=False,
+            )[0]
+            return Prediction(out.float(), None)
+        out = bb.transformer(
+            hidden_states=torch.cat([z_in, z_in]),
+            timestep=t.expand(2 * batch),
+            encoder_hidden_states=torch.cat([self.uncond.expand(batch, -1, -1), self.cond.expand(batch, -1, -1)]),
+            return_dict=False,
+        )[0]
+        uncond, cond = out.float().chunk(2)
+        return Prediction(cond, uncond)
+
+
+__all__ = ["StreamDecoder", "WanBackbone", "latent_frames"]
