@@ -97,17 +97,25 @@ class SharedModules:
     its modules are still where it put them, and says what changed if not.
     """
 
-    def __init__(self, expected: dict[str, tuple[torch.nn.Module, torch.dtype, torch.device | None]]) -> None:
-        self.expected = expected
+    def __init__(self, modules: dict[str, tuple[torch.nn.Module, bool]]) -> None:
+        """name -> (module, whether its device is fixed: not with offloading hooks, which move it)."""
+        self.modules = {name: module for name, (module, _) in modules.items()}
+        self.placed = {name for name, (_, fixed) in modules.items() if fixed}
+        # as they are now: the precision of the weights the backbone cast (modules that keep some
+        # layers in fp32, such as diffusers' Wan transformer, have several), and their device
+        self.expected = {name: self.describe(name) for name in self.modules}
+
+    def describe(self, name: str) -> tuple[str, str]:
+        dtypes = sorted({str(p.dtype).replace("torch.", "") for p in self.modules[name].parameters()})
+        device = str(next(self.modules[name].parameters()).device) if name in self.placed else "(offloaded)"
+        return "/".join(dtypes), device
 
     def check(self) -> None:
-        for name, (module, dtype, device) in self.expected.items():
-            param = next(module.parameters(), None)
-            if param is None:
-                continue
-            if param.dtype != dtype or (device is not None and param.device != device):
+        for name in self.modules:
+            (dtypes, device), (was_dtypes, was_device) = self.describe(name), self.expected[name]
+            if (dtypes, device) != (was_dtypes, was_device):
                 raise BadInput(
-                    f"the {name} is now {str(param.dtype).replace('torch.', '')} on {param.device}, not "
-                    f"{str(dtype).replace('torch.', '')} on {device}: another backbone or your code changed modules "
-                    "this backbone uses; build this backbone again after the change"
+                    f"the {name} is now {dtypes} on {device}, not {was_dtypes} on {was_device}: "
+                    "another backbone or your code changed modules this backbone uses; build this backbone again "
+                    "after the change"
                 )

@@ -78,13 +78,9 @@ class UNet3DBackbone:
                 module.to(self.device)
         else:
             self._offload(offload)
-        placed = self.device if offload == "none" else None  # offloaded weights move while they run
+        fixed = offload == "none"  # offloaded weights move while they run
         self.modules = SharedModules(
-            {
-                "UNet": (self.unet, dtype, placed),
-                "text encoder": (self.text_encoder, dtype, placed),
-                "VAE": (self.vae, torch.float32, placed),
-            }
+            {"UNet": (self.unet, fixed), "text encoder": (self.text_encoder, fixed), "VAE": (self.vae, fixed)}
         )
         self.tokenizer = tokenizer
         self.scheduler = scheduler

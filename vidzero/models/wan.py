@@ -94,12 +94,12 @@ class WanBackbone:
                 module.to(self.device)
         else:
             self._offload(offload)
-        placed = self.device if offload == "none" else None
+        fixed = offload == "none"
         self.modules = SharedModules(
             {
-                "transformer": (self.transformer, dtype, placed),
-                "text encoder": (self.text_encoder, dtype, placed),
-                "VAE": (self.vae, torch.float32, placed),
+                "transformer": (self.transformer, fixed),
+                "text encoder": (self.text_encoder, fixed),
+                "VAE": (self.vae, fixed),
             }
         )
         self.tokenizer = tokenizer
