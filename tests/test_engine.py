@@ -249,3 +249,14 @@ def test_two_backbones_over_one_pipeline_say_when_one_changed_the_other(tiny_mod
     vidzero.backbone_from_pipeline(pipe, frames=8, device="cpu", dtype="bf16")  # casts pipe's modules in place
     with pytest.raises(BadInput, match="the UNet is now bfloat16 on cpu, not float32"):
         list(vidzero.generate("a cat", backbone=first, steps=1))
+
+
+@pytest.mark.slow
+def test_compiled_denoiser_matches_eager(tiny_model_dir):
+    """`--compile` (torch.compile of the UNet) changes the kernels, not the result: two minutes
+    of compiling on a CPU, hence slow."""
+    eager = load_backbone(str(tiny_model_dir), device="cpu")
+    compiled = load_backbone(str(tiny_model_dir), device="cpu", compile=True)
+    a = latents_of(vidzero.generate("a red circle", backbone=eager, steps=3, seed=5, frames=4))
+    b = latents_of(vidzero.generate("a red circle", backbone=compiled, steps=3, seed=5, frames=4))
+    assert (a - b).abs().max().item() <= 1e-4 * a.abs().max().item()

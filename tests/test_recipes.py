@@ -138,3 +138,19 @@ def test_wan_memory_estimate_runs_on_fake_tensors():
         "VAE, streaming decode step",
         "VAE encode, 1 frame",
     }
+
+
+def test_packing_bench_runs(capsys):
+    run("recipes.bench.packing", "--model", "tiny", "--pack", "2", "--frames", "3", "--steps", "2", "--repeats", "1")
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| 2 |"))
+    assert row.endswith("levels |")
+
+
+def test_gpu_check_runs_every_part_on_tiny_models(tmp_path):
+    import json
+
+    run("recipes.gpu.check", "--tiny", "--device", "cpu", "--skip", "compile", "--out", tmp_path)
+    report = json.loads((tmp_path / "gpu-check.json").read_text())
+    assert {name: part["status"] for name, part in report["parts"].items()} == dict.fromkeys(
+        ("speed", "engine", "memory", "packing", "options", "wan"), "done"
+    )

@@ -338,7 +338,9 @@ def batch(values: dict[str, Any]) -> None:
     given = {
         f.name: getattr(defaults, f.name) for f in option_fields(cli=True) if values.get(f.name) not in (None, False)
     }
-    failed = run_batch_command(values["jobs"], out, given, force=values["force"], quiet=values["quiet"], log=err.print)
+    failed = run_batch_command(
+        values["jobs"], out, given, force=values["force"], quiet=values["quiet"], log=err.print, pack=values["pack"]
+    )
     if failed:
         raise typer.Exit(3)  # the batch finished, some jobs failed (see the summary)
 
@@ -364,6 +366,15 @@ command(
         ),
         parameter(
             "force", bool, "Rerun jobs that are done already (their outputs are the batch's own).", "option", False
+        ),
+        parameter(
+            "pack",
+            int,
+            "Jobs sampled at once (1-64), in threads sharing one model: their windows go through the model "
+            "in one batched call, more windows per second on a GPU; frames match an unpacked run's up to "
+            "the rounding of a larger batch.",
+            "option",
+            1,
         ),
         parameter("quiet", bool, "No progress display.", "option", False, ("--quiet", "-q")),
         *option_parameters(),

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 
 import torch
 
-from vidzero.core.sampler import Denoiser, SamplerSettings
+from vidzero.core.packing import Request
+from vidzero.core.sampler import Denoiser, Prediction, SamplerSettings
 from vidzero.core.schedule import NoiseGrid
 
 
@@ -40,8 +41,11 @@ class Backbone(Protocol):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) latents -> (N, 3, H, W) pixels in [-1, 1]."""
 
-    def denoiser(self, prompt: str, negative_prompt: str) -> Denoiser:
+    def denoiser(self, prompt: str, negative_prompt: str) -> PromptDenoiser:
         """The model's prediction for a window under this prompt (and the negative one)."""
+
+    def predict_many(self, requests: list[Request]) -> list[Prediction]:
+        """Several windows' predictions in one model call (packed windows)."""
 
     def noise_grid(self, settings: SamplerSettings) -> NoiseGrid:
         """The levels of one sampling run with these settings."""
@@ -49,6 +53,11 @@ class Backbone(Protocol):
     def decoder(self) -> StreamDecoder:
         """Decodes latent frames in timeline order (families whose latent frames hold several
         video frames decode causally, with a cache)."""
+
+
+class PromptDenoiser(Denoiser, Protocol):
+    cond: torch.Tensor  # the prompt's text states
+    uncond: torch.Tensor  # the negative prompt's
 
 
 class StreamDecoder(Protocol):

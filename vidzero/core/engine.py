@@ -12,7 +12,7 @@ frame out, is `FrameStore`'s business.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,9 +21,11 @@ import torch
 
 from vidzero.core.backbone import Backbone
 from vidzero.core.frames import EngineState, Frame, FrameStore, VideoFrameStore
+from vidzero.core.packing import PackedDenoiser, Packer
 from vidzero.core.sampler import Denoiser, Prediction, SamplerSettings, StepCallback, StepInfo
 from vidzero.core.sampler import initial_window as initial_window
 from vidzero.core.sampler import sample_window as sample_window
+from vidzero.core.schedule import NoiseGrid
 from vidzero.core.timeline import Layout
 from vidzero.errors import StopRun
 
@@ -83,6 +85,7 @@ class Engine:
         negative_prompt: str = "",
         job_offset: int = 0,
         callback: StepCallback | None = None,
+        packer: Packer | None = None,
     ) -> None:
         self.backbone = backbone
         self.settings = settings
@@ -93,6 +96,7 @@ class Engine:
         # finished one's state draws the windows an uninterrupted longer run would.
         self.job_offset = job_offset
         self.callback = callback
+        self.packer = packer  # set: the model's evaluations go into its batches (vidzero.core.packing)
         self.stats = RunStats()
         self.tail_latents: dict[int, torch.Tensor] = {}
 
@@ -102,22 +106,42 @@ class Engine:
         progress: Progress | None = None,
         resume: EngineState | None = None,
         on_job_done: Callable[[EngineState], None] | None = None,
-    ) -> Iterator[Frame]:
+    ) -> Generator[Frame, None, None]:
         """Run the plan; yield every frame of the timeline in order, as soon as it exists.
 
         `resume` restarts after the jobs it records; `on_job_done` receives the state after each
         job, once its frames have been yielded. Statistics (`self.stats`) belong to this run.
         """
         self.stats = stats = RunStats()
+        self.on_job_done = on_job_done
         progress = progress or NoProgress()
         store = VideoFrameStore if self.backbone.temporal_stride > 1 else FrameStore
         frames = store(layout, self.backbone, self.queue, resume)
         grid = self.backbone.noise_grid(self.settings)
         started = time.perf_counter()
         progress.job(frames.next_job, len(layout.jobs))
+        member = self.packer.join() if self.packer is not None else None
+        try:
+            yield from self._windows(layout, frames, grid, progress, member)
+        finally:
+            if self.packer is not None and member is not None:
+                self.packer.leave(member)
+        yield from frames.rest()
+        stats.frame_seeds.update(frames.seeds)
+        stats.seconds = time.perf_counter() - started
+        self.tail_latents = frames.tail
+
+    def _windows(
+        self, layout: Layout, frames: FrameStore, grid: NoiseGrid, progress: Progress, member: int | None
+    ) -> Iterator[Frame]:
+        """Algorithm 1 window by window: known latents in, the sampling run, new latents out."""
+        stats = self.stats
         for job in layout.jobs[frames.next_job :]:
             window = frames.window(job)
-            model = CountingDenoiser(self.backbone.denoiser(layout.prompt_for(job), self.negative_prompt), stats)
+            denoiser = self.backbone.denoiser(layout.prompt_for(job), self.negative_prompt)
+            if self.packer is not None and member is not None:
+                denoiser = PackedDenoiser(self.packer, member, denoiser.cond, denoiser.uncond)
+            model = CountingDenoiser(denoiser, stats)
             seed = job_seed(self.seed, self.job_offset + job.index)
             generator = torch.Generator("cpu").manual_seed(seed)
             start = self.settings.given_start if frames.starts_from_given(job) else 0
@@ -128,12 +152,8 @@ class Engine:
             stats.jobs += 1
             progress.job(job.index + 1, len(layout.jobs))
             yield from frames.ready(job.index)
-            if on_job_done is not None:
-                on_job_done(frames.state())
-        yield from frames.rest()
-        stats.frame_seeds.update(frames.seeds)
-        stats.seconds = time.perf_counter() - started
-        self.tail_latents = frames.tail
+            if self.on_job_done is not None:
+                self.on_job_done(frames.state())
 
     def _on_step(
         self, window: int, windows: int, timestep: Callable[[int], torch.Tensor], progress: Progress

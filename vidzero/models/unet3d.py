@@ -24,6 +24,7 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from vidzero.core.packing import Request, split_predictions
 from vidzero.core.sampler import Prediction, SamplerSettings
 from vidzero.core.schedule import DDIMGrid
 from vidzero.errors import BadInput
@@ -308,6 +309,20 @@ class UNet3DBackbone:
         """The window's noise prediction under `prompt`, both guidance branches in one UNet batch."""
         self.modules.check()
         return UNet3DDenoiser(self, self.encode_text(prompt), self.encode_text(negative_prompt))
+
+    @torch.no_grad()
+    def predict_many(self, requests: list[Request]) -> list[Prediction]:
+        """Several windows in one UNet call: each guided request's uncond and cond rows, each
+        unguided one's cond row, every row with its own timestep and text states."""
+        rows, times, texts = [], [], []
+        for r in requests:
+            z_in = self.scheduler.scale_model_input(r.z, r.t).to(self.dtype)
+            branches = [r.uncond, r.cond] if r.uncond is not None else [r.cond]
+            rows += [z_in] * len(branches)
+            texts += [states.expand(r.z.shape[0], -1, -1) for states in branches]
+            times += [r.t.reshape(1).expand(r.z.shape[0])] * len(branches)
+        eps = self.unet(torch.cat(rows), torch.cat(times), encoder_hidden_states=torch.cat(texts)).sample.float()
+        return split_predictions(eps, requests)
 
     def noise_grid(self, settings: SamplerSettings) -> DDIMGrid:
         return DDIMGrid(self.scheduler, settings.steps, settings.eta)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 
+from vidzero.core.packing import Request, split_predictions
 from vidzero.core.sampler import Prediction, SamplerSettings
 from vidzero.core.schedule import FlowGrid
 from vidzero.errors import BadInput
@@ -286,6 +287,23 @@ class WanBackbone:
     def denoiser(self, prompt: str, negative_prompt: str = "") -> WanDenoiser:
         self.modules.check()
         return WanDenoiser(self, self.encode_text(prompt), self.encode_text(negative_prompt))
+
+    @torch.no_grad()
+    def predict_many(self, requests: list[Request]) -> list[Prediction]:
+        """Several windows in one transformer call (see UNet3DBackbone.predict_many)."""
+        rows, times, texts = [], [], []
+        for r in requests:
+            branches = [r.uncond, r.cond] if r.uncond is not None else [r.cond]
+            rows += [r.z.to(self.dtype)] * len(branches)
+            texts += [states.expand(r.z.shape[0], -1, -1) for states in branches]
+            times += [r.t.reshape(1).expand(r.z.shape[0])] * len(branches)
+        out = self.transformer(
+            hidden_states=torch.cat(rows),
+            timestep=torch.cat(times),
+            encoder_hidden_states=torch.cat(texts),
+            return_dict=False,
+        )[0]
+        return split_predictions(out.float(), requests)
 
     def noise_grid(self, settings: SamplerSettings) -> FlowGrid:
         return FlowGrid(self.scheduler, settings.steps)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ class PlannedRun:
         self.deflicker = DeflickerSettings() if o.deflicker else None
         self.progress: Any = o.progress
         self._made: list[Frame] = []  # frames generated so far, in order
-        self._stream: Iterator[Frame] | None = None
+        self._stream: Generator[Frame, None, None] | None = None
         self._finished = False
         self._last_state: EngineState | None = None
         self._checkpoint: Callable[[EngineState], None] | None = None
@@ -165,6 +165,13 @@ class PlannedRun:
                 self._progress.close()
         self._stream = None
         self._finished = True
+
+    def close(self) -> None:
+        """Stop sampling where it is (a run shared with others, vidzero.core.packing, then leaves
+        them); what was saved so far resumes as after an interruption."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
 
     def _job_done(self, state: EngineState) -> None:
         self._last_state = state
