@@ -126,6 +126,27 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tiny_model_dir, image_file, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.png"]
 
 
+def test_dry_run_on_a_gpu_uses_the_table_measured_on_it(tiny_model_dir, image_file, tmp_path, monkeypatch):
+    import torch
+
+    import vidzero.app.planner as planner
+    from vidzero.models.checkpoint import inspect_checkpoint
+    from vidzero.runs import timings
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    parameters = inspect_checkpoint(str(tiny_model_dir)).summary()["unet_parameters"]
+    row = timings.GpuTiming("B300", "float16", "unet3d", parameters, (4, 8, 8), 0.5, "B300, a test row")
+    monkeypatch.setattr(timings, "GPU_TIMINGS", (row,))
+    monkeypatch.setattr(planner, "pick_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(planner, "gpu_name", lambda device: "NVIDIA B300 SXM6")
+    res = invoke(
+        "extend", image_file, "x", "-o", tmp_path / "o.mp4", "--model", tiny_model_dir, "--frames", 3, "--dry-run"
+    )
+    assert res.exit_code == 0, res.output
+    # the tiny window is 8 latent frames of 8x8: twice the row's volume, so twice its time
+    assert "(1.000 s per evaluation, from the GPU table: B300, a test row, scaled" in res.output
+
+
 def test_internal_errors_exit_1(monkeypatch, tiny_model_dir, image_file, tmp_path):
     import vidzero.core.engine
 

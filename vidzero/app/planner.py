@@ -5,9 +5,10 @@ backbone that knows the checkpoint's format from its files but holds no weights,
 windows, guided UNet evaluations and frames, an estimated wall time and an estimated peak
 memory. The time per guided evaluation comes from the last saved run with the same model,
 device, precision and window on this machine (every saved run records it in
-`~/.cache/vidzero/timings.json`), or else from a short probe: one guided evaluation of the
-checkpoint's UNet (its own weights for the embedded model; random weights of its architecture
-otherwise, since only the time matters).
+`~/.cache/vidzero/timings.json`); on a GPU with no such run, from the table measured on named
+GPUs (vidzero.runs.timings.GPU_TIMINGS) when it has this GPU and architecture; or else from a
+short probe: one guided evaluation of the checkpoint's UNet (its own weights for the embedded
+model; random weights of its architecture otherwise, since only the time matters).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from vidzero.models.loading import parse_dtype, pick_device, quiet_loading
 from vidzero.runs.options import RunOptions
 from vidzero.runs.run import PlannedRun
 from vidzero.runs.spec import RunSpec
-from vidzero.runs.timings import key_for, peak_memory_gib, recorded
+from vidzero.runs.timings import key_for, peak_memory_gib, recorded, table_seconds
 from vidzero.tasks import start
 
 
@@ -85,6 +86,10 @@ def planning_backbone(o: RunOptions) -> PlanningBackbone:
     return bb
 
 
+def gpu_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device)
+
+
 def probe_seconds(bb: PlanningBackbone, evaluations: int = 2) -> float:
     """Seconds per guided evaluation of this checkpoint's UNet on this machine (a short probe)."""
     if bb.family != "unet3d":
@@ -139,6 +144,16 @@ def dry_run(spec: RunSpec) -> str:
     last = recorded(key_for(bb))
     per_eval, peak = last.get("seconds"), last.get("peak_gib")
     source = "the last run on this machine"
+    if per_eval is None and bb.device.type == "cuda":
+        measured = table_seconds(
+            gpu_name(bb.device),
+            str(bb.dtype).replace("torch.", ""),
+            bb.family,
+            bb.info.summary().get("transformer_parameters" if bb.family == "wan" else "unet_parameters") or 0,
+            (bb.frames, *bb.latent_shape[1:]),
+        )
+        if measured is not None:
+            per_eval, source = measured
     if per_eval is None:
         try:
             per_eval = probe_seconds(bb)

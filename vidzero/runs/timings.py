@@ -1,12 +1,51 @@
 """What runs on this machine measured: seconds per model evaluation and peak memory, per model,
-device, precision and window (`~/.cache/vidzero/timings.json`), for the next plan's estimate."""
+device, precision and window (`~/.cache/vidzero/timings.json`), for the next plan's estimate;
+and what `recipes/gpu/check.py` measured on named GPUs, for a plan on a GPU this machine has not
+run yet."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True)
+class GpuTiming:
+    device: str  # a part of the CUDA device name
+    dtype: str  # torch dtype name
+    family: str
+    parameters: int  # the denoiser's (the time depends on the architecture and shapes, not the weights)
+    window: tuple[int, int, int]  # latent frames, height, width
+    seconds: float  # per guided evaluation (both branches in one batch), CUDA events, median of 5
+    source: str
+
+
+# Measured by `python -m recipes.gpu.check` on the real architectures with random weights.
+GPU_TIMINGS: tuple[GpuTiming, ...] = (
+    GpuTiming("H200", "float16", "unet3d", 1_411_233_860, (16, 32, 32), 0.0692, "H200, torch 2.11, CUDA 13"),
+    GpuTiming("H200", "bfloat16", "unet3d", 1_411_233_860, (16, 32, 32), 0.0768, "H200, torch 2.11, CUDA 13"),
+)
+
+
+def table_seconds(
+    device_name: str, dtype: str, family: str, parameters: int, window: tuple[int, int, int]
+) -> tuple[float, str] | None:
+    """Seconds per guided evaluation from the measured GPU table, and what they rest on: a row of
+    this GPU, precision and architecture (parameters within 3 %); another window size is scaled by
+    its latent volume (attention grows faster, so larger windows are underestimated)."""
+    for row in GPU_TIMINGS:
+        if row.device not in device_name or row.dtype != dtype or row.family != family:
+            continue
+        if abs(parameters - row.parameters) > 0.03 * row.parameters:
+            continue
+        scale = math.prod(window) / math.prod(row.window)
+        how = "" if scale == 1 else f", scaled from a {'x'.join(map(str, row.window))} latent window"
+        return row.seconds * scale, f"the GPU table: {row.source}{how}"
+    return None
 
 
 def timings_path() -> Path:
