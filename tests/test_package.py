@@ -46,3 +46,29 @@ def test_the_package_does_not_import_the_recipes():
     for path in [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "tasks").glob("*.py")]:
         text = path.read_text()
         assert "import recipes" not in text and "from recipes" not in text, path
+
+
+def test_the_readme_python_example_uses_real_names_and_keywords():
+    """Every `vidzero.NAME(...)` in the README's Python block exists, and takes the keywords given."""
+    import ast
+    import inspect
+    import re
+
+    import vidzero
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"## Python\n\n```python\n(.*?)```", readme, re.S).group(1)
+    calls = [
+        node
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "vidzero"
+    ]
+    assert len(calls) >= 5
+    for call in calls:
+        function = getattr(vidzero, call.func.attr)
+        params = inspect.signature(function).parameters
+        for keyword in call.keywords:
+            assert keyword.arg in params, f"vidzero.{call.func.attr} takes no {keyword.arg}="

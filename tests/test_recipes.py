@@ -154,3 +154,16 @@ def test_gpu_check_runs_every_part_on_tiny_models(tmp_path):
     assert {name: part["status"] for name, part in report["parts"].items()} == dict.fromkeys(
         ("speed", "engine", "memory", "packing", "options", "wan"), "done"
     )
+
+
+def test_deflicker_bench_quick(capsys):
+    run("recipes.bench.deflicker", "--quick")
+    assert "| vidzero |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bench", ["tasks", "fidelity"])
+def test_bench_quick_modes(bench, tmp_path):
+    """The benches behind the docs' tables run end to end on the embedded model (a minute each)."""
+    run(f"recipes.bench.{bench}", "--quick", "--out", tmp_path)
+    assert any(tmp_path.iterdir())

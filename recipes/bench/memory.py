@@ -55,7 +55,7 @@ def measure(model: str, image: str, frames: int, out: Path, steps: int, resample
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model")
-    p.add_argument("--image", default=str(Path(__file__).parent.parent / "examples" / "red_circle.png"))
+    p.add_argument("--image", default=str(Path(__file__).resolve().parents[2] / "examples" / "red_circle.png"))
     p.add_argument("--short", type=int, default=16)
     p.add_argument("--long", type=int, default=128)
     p.add_argument("--steps", type=int, default=2)

@@ -33,6 +33,7 @@ from vidzero.models.loading import pick_device
 OPTIONS = {  # name -> run options, against the paper's settings
     "paper": {"preset": "paper"},
     "resample 3 steps": {"preset": "paper", "resample_steps": 3},
+    "resample 2 steps": {"preset": "paper", "resample_steps": 2},
     "guidance 2:10 + 3 steps": {"preset": "paper", "guidance_steps": "2:10", "resample_steps": 3},
     "fast": {"preset": "fast"},
 }
@@ -134,7 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--parts", default="breakdown,options,precision", help="which tables, comma-separated")
     a = p.parse_args(argv)
+    parts = set(a.parts.split(","))
     if a.threads:
         torch.set_num_threads(a.threads)
     from vidzero.models.tiny import build_tiny_checkpoint
@@ -149,30 +152,35 @@ def main(argv: list[str] | None = None) -> None:
             bb = vidzero.load_backbone(str(a.modelscope), device=a.device, dtype="bf16" if cpu else None)
             models.append(("modelscope (random weights)", bb, 3, 2, 0))
             sources.append(("modelscope (random weights)", str(a.modelscope)))
-        print("| model | queue | guided evaluations | s per evaluation | wall s | UNet s | outside the UNet |")
-        print("|---|---|---|---|---|---|---|")
-        for name, bb, frames, steps, resample in models:
+        if "breakdown" in parts:
+            print("| model | queue | guided evaluations | s per evaluation | wall s | UNet s | outside the UNet |")
+            print("|---|---|---|---|---|---|---|")
+        for name, bb, frames, steps, resample in models if "breakdown" in parts else []:
             for r in breakdown(name, bb, frames, steps, resample):
                 print(
                     f"| {r['model']} | {r['queue']} | {r['evaluations']} | {r['seconds_per_evaluation']:.4f} | "
                     f"{r['wall']:.2f} | {r['unet']:.2f} | {r['outside_unet']:.1%} |",
                     flush=True,
                 )
-        print(
-            "\n| option (shapes, 16 frames) | evaluations/frame | UNet samples/frame | s/frame | UNet work, x less | "
-            "time, x less |"
-        )
-        print("|---|---|---|---|---|---|")
-        for r in options_table(models[1][1], a.frames):
+        if "options" in parts:
+            print(
+                f"\n| option (shapes, {a.frames} frames) | evaluations/frame | UNet samples/frame | s/frame | "
+                "UNet work, x less | time, x less |"
+            )
+            print("|---|---|---|---|---|---|")
+        for r in options_table(models[1][1], a.frames) if "options" in parts else []:
             print(
                 f"| {r['option']} | {r['evaluations_per_frame']:.1f} | {r['unet_samples_per_frame']:.1f} | "
                 f"{r['seconds_per_frame']:.3f} | {r['unet_work_ratio']:.2f} | {r['time_ratio']:.2f} |",
                 flush=True,
             )
         models = [m for m in models if not m[0].startswith("modelscope")]  # free its memory for fp32
-        print("\n| model | fp32 s per evaluation | bf16 s per evaluation | bf16 speedup |")
-        print("|---|---|---|---|")
-        for r in precision_table([("tiny", tiny), ("shapes", "shapes"), *sources], a.device):
+        if "precision" in parts:
+            print("\n| model | fp32 s per evaluation | bf16 s per evaluation | bf16 speedup |")
+            print("|---|---|---|---|")
+        for r in (
+            precision_table([("tiny", tiny), ("shapes", "shapes"), *sources], a.device) if "precision" in parts else []
+        ):
             print(f"| {r['model']} | {r['fp32']:.4f} | {r['bf16']:.4f} | {r['speedup']:.2f}x |", flush=True)
 
 

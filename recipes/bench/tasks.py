@@ -99,8 +99,10 @@ def main(argv: list[str] | None = None) -> None:
         gap = range(1, GAP_END)
         for order, per_window in INFILL_PLANS:
             name = f"infill: vidzero {order}" + per_window_label(per_window)
-            timeline = vidzero.Keyframes(GAP_END + 1, {0: frames[0], GAP_END: frames[GAP_END]})
-            run = vidzero.infill(timeline, clip.caption, order=order, seed=i, new_per_window=per_window, **kw)
+            keys = {0: frames[0], GAP_END: frames[GAP_END]}
+            run = vidzero.infill(
+                clip.caption, GAP_END + 1, keys=keys, order=order, seed=i, new_per_window=per_window, **kw
+            )
             made = np.stack(run.frames())
             rows.setdefault(name, []).append(score(made[1:GAP_END], clip, gap, scale))
             record(name, run, GAP_END - 1)
