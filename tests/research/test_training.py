@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE_MODULES = {
     "train_shapes_backbone.py": "recipes.shapes.train",
+    "pool.py": "recipes.shapes.pool",
     "direction_toy.py": "recipes.shapes.direction_toy",
     "probe_text_use.py": "recipes.shapes.probe_text_use",
     "narrow_pool.py": "recipes.shapes.narrow_pool",
@@ -123,26 +124,33 @@ def test_timestep_focus_keeps_old_draws_and_moves_the_chosen_share():
 
 def test_one_colour_training_clips_and_the_pool_remembers_its_colour():
     """--one-colour: training clip k keeps its seed (same motion and background) but draws its one
-    object in the given colour; the pool's colour tag survives a save, and older pools read as the
-    full world, so a resumed run knows whether to re-encode."""
+    object in the given colour; the pool's colour tag survives a save, and older pools are
+    refused (a resumed run rebuilds them), so a resumed run knows whether to re-encode."""
     import torch
 
-    train = load_recipe("train_shapes_backbone.py")
-    plain = [train.training_clip(0, k, (1.5, 2.5)) for k in range(12)]
-    white = [train.training_clip(0, k, (1.5, 2.5), "white") for k in range(12)]
+    pool_module = load_recipe("pool.py")
+    recipe = pool_module.ClipRecipe(0, (1.5, 2.5))
+    white_recipe = pool_module.ClipRecipe(0, (1.5, 2.5), one_colour="white")
+    plain = [pool_module.training_clip(recipe, k) for k in range(12)]
+    white = [pool_module.training_clip(white_recipe, k) for k in range(12)]
     assert all(
         len(c.tracks) == 1 and c.tracks[0].spec.colour == "white" and " white " in f" {c.caption} " for c in white
     )
     assert len({c.tracks[0].spec.colour for c in plain}) > 3
     assert all(a.seed == b.seed and a.background_name == b.background_name for a, b in zip(plain, white))
-    pool = train.LatentPool(4, one_colour="white")
-    pool.add(torch.zeros(2, 4, 16, 8, 8), ["a white circle moving up", "a white square standing still"])
-    again = train.LatentPool(9)
-    again.load_state_dict(pool.state_dict())
+
+    def tokenize(captions):
+        return torch.tensor([[len(c)] for c in captions])
+
+    cpu = torch.device("cpu")
+    pool = pool_module.LatentPool(4, cpu, one_colour="white")
+    captions = ["a white circle moving up", "a white square standing still"]
+    pool.add(torch.zeros(2, 4, 16, 8, 8), torch.zeros(2, 16, 8, 8), captions, tokenize)
+    again = pool_module.LatentPool(9, cpu)
+    assert again.load_state_dict(pool.state_dict(), tokenize)
     assert (again.one_colour, again.count, again.capacity) == ("white", 2, 4)
-    old = {k: v for k, v in pool.state_dict().items() if k != "one_colour"}
-    again.load_state_dict(old)
-    assert again.one_colour is None
+    old = {k: v for k, v in pool.state_dict().items() if k != "format"}
+    assert not pool_module.LatentPool(9, cpu).load_state_dict(old, tokenize)
 
 
 def test_draw_clips_oversamples_single_movers_and_is_plain_at_zero():
@@ -530,15 +538,25 @@ def test_direction_toy_pool_clips_and_alignment_readout(tmp_path):
 def test_latent_pool_is_a_ring_buffer():
     import torch
 
-    train = load_recipe("train_shapes_backbone.py")
-    pool = train.LatentPool(3)
-    pool.add(torch.arange(2.0)[:, None], ["a", "b"])
+    pool_module = load_recipe("pool.py")
+    cpu = torch.device("cpu")
+
+    def tokenize(captions):
+        return torch.tensor([[ord(c[0])] for c in captions])
+
+    def add(pool, values, captions):
+        latents = torch.tensor(values)[:, None]
+        pool.add(latents, torch.zeros_like(latents), captions, tokenize)
+
+    pool = pool_module.LatentPool(3, cpu)
+    add(pool, [0.0, 1.0], ["a", "b"])
     assert len(pool) == 2
-    pool.add(torch.arange(2.0, 4.0)[:, None], ["c", "d"])  # "d" replaces the oldest, "a"
+    add(pool, [2.0, 3.0], ["c", "d"])  # "d" replaces the oldest, "a"
     assert len(pool) == 3 and pool.count == 4
     assert pool.captions == ["d", "b", "c"] and pool.latents[:, 0].tolist() == [3.0, 1.0, 2.0]
-    clone = train.LatentPool(1)
-    clone.load_state_dict(pool.state_dict())
+    assert pool.ids[:, 0].tolist() == [ord("d"), ord("b"), ord("c")]
+    clone = pool_module.LatentPool(1, cpu)
+    assert clone.load_state_dict(pool.state_dict(), tokenize)
     assert clone.captions == pool.captions and clone.count == 4 and len(clone) == 3
 
 
