@@ -84,3 +84,13 @@ def test_modules_stay_small_or_say_why():
         if len(text.splitlines()) > MAX_LINES:
             docstring = ast.get_docstring(ast.parse(text)) or ""
             assert "lines" in docstring and "because" in docstring, f"{path}: over {MAX_LINES} lines, no reason given"
+
+
+def test_every_module_has_its_line_in_the_layout_doc():
+    doc = (PACKAGE.parent / "docs" / "layout.md").read_text()
+    for path in sorted([*PACKAGE.rglob("*.py"), *TASKS.glob("*.py")]):
+        if path.name == "__init__.py" and path.parent.name not in ("vidzero", "tasks"):
+            continue  # a layer's empty package marker
+        name = path.name if path.parent.name == "tasks" and path.name not in ("__init__.py", "common.py") else None
+        shown = f"{path.parent.name}/{path.name}" if path.parent.name != "vidzero" else f"vidzero/{path.name}"
+        assert shown in doc or (name is not None and name in doc), f"docs/layout.md does not describe {shown}"
