@@ -167,3 +167,15 @@ def test_bench_quick_modes(bench, tmp_path):
     """The benches behind the docs' tables run end to end on the embedded model (a minute each)."""
     run(f"recipes.bench.{bench}", "--quick", "--out", tmp_path)
     assert any(tmp_path.iterdir())
+
+
+def test_every_recipe_imports():
+    """A recipe that is not run by the default suite still follows the package's moves."""
+    import pkgutil
+
+    import recipes
+
+    names = [m.name for m in pkgutil.walk_packages(recipes.__path__, "recipes.")]
+    assert len(names) > 25
+    for name in names:
+        importlib.import_module(name)

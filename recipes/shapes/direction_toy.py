@@ -65,7 +65,7 @@ from recipes.shapes.judge import single_mover
 from recipes.shapes.text_refresh import caption_ids, label_share, refresh_text_encoder, scale_text_output, shares_fit
 from recipes.shapes.train import atomic_save
 from recipes.shapes.world import OPPOSITE_DIRECTIONS, reversed_caption
-from vidzero.core.sampler import predict_clean
+from vidzero.core.schedule import predict_clean
 
 FRAMES, CELLS, CHANNELS, WIDTH = 16, 8, 4, 128
 DIRECTIONS = {"right": (1.0, 0.0), "left": (-1.0, 0.0), "down": (0.0, 1.0), "up": (0.0, -1.0)}
@@ -203,7 +203,7 @@ class CaptionText:
     ) -> None:
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        from vidzero.models.checkpoint import resolve_folder
+        from vidzero.models.hub import resolve_folder
 
         folder = str(resolve_folder(model, None, None, None, download=False)[0])  # also text-only folders
         self.tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", model_max_length=max_tokens)

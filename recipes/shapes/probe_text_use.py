@@ -28,8 +28,8 @@ import vidzero
 from recipes.shapes import world
 from recipes.shapes.judge import single_mover
 from recipes.shapes.text_refresh import label_share
-from vidzero.core.engine import from_pixels
-from vidzero.core.sampler import predict_clean
+from vidzero.core.frames import from_pixels
+from vidzero.core.schedule import predict_clean
 
 TIMESTEPS = (999, 850, 700, 500)
 
