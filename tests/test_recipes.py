@@ -136,6 +136,7 @@ def test_wan_memory_estimate_runs_on_fake_tensors():
         "text encoder",
         "transformer, one guided evaluation",
         "VAE, streaming decode step",
+        "VAE, streaming decode step, one tile",
         "VAE encode, 1 frame",
     }
 

@@ -57,6 +57,15 @@ def estimate(frames: int, height: int, width: int) -> dict:
             return vae.decoder(vae.post_quant_conv(latent), feat_cache=cache, feat_idx=[0])
 
         phases["VAE, streaming decode step"] = tracked_peak(vae, [latent], decode_two)
+        # --vae-tiling: one tile at a time (diffusers' default tiles: 256 px, every 192 px)
+        tile = torch.randn(1, 16, 1, min(h, 256 // 8), min(w, 256 // 8))
+
+        def decode_tile() -> object:
+            cache: list = [None] * count
+            vae.decoder(vae.post_quant_conv(tile), feat_cache=cache, feat_idx=[0], first_chunk=True)
+            return vae.decoder(vae.post_quant_conv(tile), feat_cache=cache, feat_idx=[0])
+
+        phases["VAE, streaming decode step, one tile"] = tracked_peak(vae, [tile], decode_tile)
         one = torch.randn(1, 3, 1, height, width)
         phases["VAE encode, 1 frame"] = tracked_peak(vae, [one], lambda: vae.encode(one))
     weights = {
@@ -76,14 +85,20 @@ def table(results: dict[str, dict]) -> str:
     for fmt, r in results.items():
         w, p = r["weights"], r["phases"]
         resident = sum(w.values())
-        largest = max(p.values())
-        lines.append(f"| {fmt} | none | {gib(resident)} | {gib(largest)} | {gib(resident + largest)} |")
-        offload = max(
-            w["transformer bf16"] + p["transformer, one guided evaluation"],
-            w["VAE fp32"] + p["VAE, streaming decode step"],
-            w["text encoder bf16"] + p["text encoder"],
-        )
-        lines.append(f"| {fmt} | model offload | (one at a time) | | {gib(offload)} |")
+        for switch, decode in (
+            ("none", "VAE, streaming decode step"),
+            ("vae tiling", "VAE, streaming decode step, one tile"),
+        ):
+            others = [v for k, v in p.items() if not k.startswith("VAE, streaming")]
+            largest = max([*others, p[decode]])
+            lines.append(f"| {fmt} | {switch} | {gib(resident)} | {gib(largest)} | {gib(resident + largest)} |")
+            offload = max(
+                w["transformer bf16"] + p["transformer, one guided evaluation"],
+                w["VAE fp32"] + p[decode],
+                w["text encoder bf16"] + p["text encoder"],
+            )
+            label = "model offload" + (" + vae tiling" if switch != "none" else "")
+            lines.append(f"| {fmt} | {label} | (one at a time) | | {gib(offload)} |")
     return "\n".join(lines)
 
 

@@ -331,25 +331,51 @@ class WanBackbone:
 class StreamDecoder:
     """Decodes a video's latent frames one at a time, in order, keeping the causal decoder's
     cache between them (what AutoencoderKLWan's own decode does in one call): latent frame 0
-    gives 1 video frame, each later one 4."""
+    gives 1 video frame, each later one 4. With the VAE's tiling on (`--vae-tiling`) and frames
+    larger than a tile, each overlapping spatial tile keeps its own cache and the tiles are
+    blended as `AutoencoderKLWan.tiled_decode` blends them, so the frames equal its output."""
 
     def __init__(self, backbone: WanBackbone) -> None:
         from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 
         self.bb = backbone
-        count = sum(isinstance(m, WanCausalConv3d) for m in backbone.vae.decoder.modules())
-        self.cache: list[Any] = [None] * count
+        vae = backbone.vae
+        self.convs = sum(isinstance(m, WanCausalConv3d) for m in vae.decoder.modules())
+        _, h, w = backbone.latent_shape
+        scale = vae.spatial_compression_ratio
+        self.tile = (vae.tile_sample_min_height // scale, vae.tile_sample_min_width // scale)
+        tiled = vae.use_tiling and (h > self.tile[0] or w > self.tile[1])
+        stride = (vae.tile_sample_stride_height // scale, vae.tile_sample_stride_width // scale)
+        # the tiles' top-left corners, row by row, as tiled_decode visits them
+        self.rows = [[(i, j) for j in range(0, w, stride[1])] for i in range(0, h, stride[0])] if tiled else [[(0, 0)]]
+        self.tiled = tiled
+        self.caches: dict[tuple[int, int], list[Any]] = {
+            corner: [None] * self.convs for row in self.rows for corner in row
+        }
         self.count = 0  # latent frames decoded so far
 
     def state(self) -> list[Any]:
-        """The cache (tensors, or None / "Rep" markers) after the latent frames decoded so far."""
-        return [entry.detach().cpu().clone() if isinstance(entry, torch.Tensor) else entry for entry in self.cache]
+        """The caches (tensors, or None / "Rep" markers) after the latent frames decoded so far,
+        tile after tile."""
+        return [
+            entry.detach().cpu().clone() if isinstance(entry, torch.Tensor) else entry
+            for cache in self.caches.values()
+            for entry in cache
+        ]
 
     def load(self, cache: list[Any], count: int) -> None:
-        """Go on from a saved state: `count` latent frames decoded, with this cache."""
-        if len(cache) != len(self.cache):
+        """Go on from a saved state: `count` latent frames decoded, with these caches."""
+        if len(cache) % self.convs:
             raise ValueError("the decoder state belongs to another VAE")
-        self.cache = [entry.to(self.bb.device) if isinstance(entry, torch.Tensor) else entry for entry in cache]
+        if len(cache) != len(self.caches) * self.convs:
+            raise BadInput(
+                "this run was started with{} VAE tiling; resume it {} --vae-tiling".format(
+                    "out" if len(cache) == self.convs else "", "without" if len(cache) == self.convs else "with"
+                )
+            )
+        entries = [entry.to(self.bb.device) if isinstance(entry, torch.Tensor) else entry for entry in cache]
+        for k, corner in enumerate(self.caches):
+            self.caches[corner] = entries[k * self.convs : (k + 1) * self.convs]
         self.count = count
 
     @torch.no_grad()
@@ -358,9 +384,39 @@ class StreamDecoder:
         vae = self.bb.vae
         z = latent.to(self.bb.device, torch.float32)[None, :, None]
         z = z * self.bb.latents_std.to(z.device) + self.bb.latents_mean.to(z.device)
-        x = vae.post_quant_conv(z)
-        out = vae.decoder(x, feat_cache=self.cache, feat_idx=[0], first_chunk=self.count == 0)
+        first = self.count == 0
         self.count += 1
+        if not self.tiled:
+            out = vae.decoder(vae.post_quant_conv(z), feat_cache=self.caches[(0, 0)], feat_idx=[0], first_chunk=first)
+            return out.clamp(-1, 1)[0].permute(1, 0, 2, 3)
+        th, tw = self.tile
+        decoded = [
+            [
+                vae.decoder(
+                    vae.post_quant_conv(z[:, :, :, i : i + th, j : j + tw]),
+                    feat_cache=self.caches[(i, j)],
+                    feat_idx=[0],
+                    first_chunk=first,
+                )
+                for i, j in row
+            ]
+            for row in self.rows
+        ]
+        scale = vae.spatial_compression_ratio
+        stride_h, stride_w = vae.tile_sample_stride_height, vae.tile_sample_stride_width
+        blend_h, blend_w = vae.tile_sample_min_height - stride_h, vae.tile_sample_min_width - stride_w
+        rows = []
+        for r, row in enumerate(decoded):
+            parts = []
+            for c, tile in enumerate(row):
+                if r > 0:
+                    tile = vae.blend_v(decoded[r - 1][c], tile, blend_h)
+                if c > 0:
+                    tile = vae.blend_h(row[c - 1], tile, blend_w)
+                parts.append(tile[:, :, :, :stride_h, :stride_w])
+            rows.append(torch.cat(parts, dim=-1))
+        _, h, w = self.bb.latent_shape
+        out = torch.cat(rows, dim=3)[:, :, :, : h * scale, : w * scale]
         return out.clamp(-1, 1)[0].permute(1, 0, 2, 3)
 
 
