@@ -720,3 +720,18 @@ def test_shipped_model_uses_the_direction_word():
     assert row["loss without direction"] > 0.25 * row["loss without colour"] > 0, row
     (drift,) = probe.layout_drift(backbone, timesteps=(800,), samples=4)
     assert drift["right"] > drift["left"] + 4 and drift["down"] > drift["up"] + 4, drift  # pixels
+
+
+def test_the_gpu_training_command_trains_and_exports_on_the_cpu(tmp_path):
+    from recipes.gpu import train_shapes
+
+    train_shapes.main(
+        [
+            "--cpu", "--minutes", "0.2", "--batch", "2", "--workers", "0", "--pool-start", "4",
+            "--pool-refresh", "0", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "model"),
+        ]
+    )  # fmt: skip
+    import json
+
+    assert json.loads((tmp_path / "model" / "training.json").read_text())["unet_steps"] > 0
+    assert (tmp_path / "model" / "unet" / "config.json").exists()
