@@ -64,13 +64,13 @@ def test_tiled_decoding_as_frames_come_is_the_vaes_tiled_decode(tiny_wan_dir, ti
     """--vae-tiling: each spatial tile keeps its own causal cache and the tiles blend as diffusers
     blends them; a run saved with tiling resumes only with it."""
     from vidzero.errors import BadInput
-    from vidzero.models.wan import StreamDecoder
+    from vidzero.models.wan_decoder import CausalDecoder
 
     bb = vidzero.load_backbone(str(tiny_wan_dir), device="cpu", vae_tiling=True)
     # 32 px frames: tiles of 16 px every 8 px (4 latent pixels: 2 tiles of 2, overlapping by 1)
     bb.vae.enable_tiling(16, 16, 8, 8)
     latents = torch.randn(3, *bb.latent_shape, generator=torch.Generator().manual_seed(1))
-    decoder = StreamDecoder(bb)
+    decoder = CausalDecoder(bb)
     assert decoder.tiled and len(decoder.caches) == 16
     streamed = torch.cat([decoder.push(latent) for latent in latents])
     z = latents.permute(1, 0, 2, 3)[None] * bb.latents_std + bb.latents_mean
@@ -78,13 +78,13 @@ def test_tiled_decoding_as_frames_come_is_the_vaes_tiled_decode(tiny_wan_dir, ti
     torch.testing.assert_close(streamed, whole, rtol=0, atol=1e-5)
     assert not torch.allclose(streamed, tiny_wan.decode(latents), atol=1e-3)  # tiling did change something
     # a state saved mid-video goes on to the same frames
-    first = StreamDecoder(bb)
+    first = CausalDecoder(bb)
     first.push(latents[0])
-    again = StreamDecoder(bb)
+    again = CausalDecoder(bb)
     again.load(first.state(), 1)
     torch.testing.assert_close(torch.cat([again.push(x) for x in latents[1:]]), streamed[1:], rtol=0, atol=1e-6)
     with pytest.raises(BadInput, match="started with VAE tiling; resume it with --vae-tiling"):
-        StreamDecoder(tiny_wan).load(first.state(), 1)
+        CausalDecoder(tiny_wan).load(first.state(), 1)
 
 
 def test_latent_frames_and_video_frames():

@@ -6,9 +6,9 @@ What differs from the UNet3D family, and how vidzero handles it (docs/gpu.md, "W
 - **Latent frames hold video frames.** The VAE compresses time by 4 and is causal: latent frame
   0 is video frame 0 alone, latent frame k >= 1 holds video frames 4k-3..4k. The engine's window
   and timeline count latent frames (`temporal_stride` 4); tasks place known frames in them
-  (vidzero.tasks.common) and the output is decoded in order by `StreamDecoder`, which keeps the
-  causal decoder's cache between latent frames, so a video decoded frame by frame as it is made is
-  the video the VAE decodes whole.
+  (vidzero.tasks.common) and the output is decoded in order by `CausalDecoder`
+  (vidzero.models.wan_decoder), which keeps the causal decoder's cache between latent frames, so a
+  video decoded frame by frame as it is made is the video the VAE decodes whole.
 - **Latents are normalised** per channel with the VAE's `latents_mean` / `latents_std`, as
   WanPipeline does; `encode_video` and the decoder apply and undo it.
 - **The sampler steps a rectified flow** (`FlowGrid`): the checkpoint's scheduler config gives
@@ -31,6 +31,7 @@ from vidzero.core.schedule import FlowGrid
 from vidzero.errors import BadInput
 from vidzero.models.checkpoint import CheckpointInfo
 from vidzero.models.loading import PromptTruncatedWarning, SharedModules, parse_dtype, pick_device, quiet_loading
+from vidzero.models.wan_decoder import CausalDecoder
 
 TEMPORAL_STRIDE = 4
 MAX_SEQUENCE_LENGTH = 512  # WanPipeline's default prompt length in tokens
@@ -281,8 +282,8 @@ class WanBackbone:
         decoder = self.decoder()
         return torch.cat([decoder.push(latent) for latent in latents])
 
-    def decoder(self) -> StreamDecoder:
-        return StreamDecoder(self)
+    def decoder(self) -> CausalDecoder:
+        return CausalDecoder(self)
 
     def denoiser(self, prompt: str, negative_prompt: str = "") -> WanDenoiser:
         self.modules.check()
@@ -328,98 +329,6 @@ class WanBackbone:
         }
 
 
-class StreamDecoder:
-    """Decodes a video's latent frames one at a time, in order, keeping the causal decoder's
-    cache between them (what AutoencoderKLWan's own decode does in one call): latent frame 0
-    gives 1 video frame, each later one 4. With the VAE's tiling on (`--vae-tiling`) and frames
-    larger than a tile, each overlapping spatial tile keeps its own cache and the tiles are
-    blended as `AutoencoderKLWan.tiled_decode` blends them, so the frames equal its output."""
-
-    def __init__(self, backbone: WanBackbone) -> None:
-        from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
-
-        self.bb = backbone
-        vae = backbone.vae
-        self.convs = sum(isinstance(m, WanCausalConv3d) for m in vae.decoder.modules())
-        _, h, w = backbone.latent_shape
-        scale = vae.spatial_compression_ratio
-        self.tile = (vae.tile_sample_min_height // scale, vae.tile_sample_min_width // scale)
-        tiled = vae.use_tiling and (h > self.tile[0] or w > self.tile[1])
-        stride = (vae.tile_sample_stride_height // scale, vae.tile_sample_stride_width // scale)
-        # the tiles' top-left corners, row by row, as tiled_decode visits them
-        self.rows = [[(i, j) for j in range(0, w, stride[1])] for i in range(0, h, stride[0])] if tiled else [[(0, 0)]]
-        self.tiled = tiled
-        self.caches: dict[tuple[int, int], list[Any]] = {
-            corner: [None] * self.convs for row in self.rows for corner in row
-        }
-        self.count = 0  # latent frames decoded so far
-
-    def state(self) -> list[Any]:
-        """The caches (tensors, or None / "Rep" markers) after the latent frames decoded so far,
-        tile after tile."""
-        return [
-            entry.detach().cpu().clone() if isinstance(entry, torch.Tensor) else entry
-            for cache in self.caches.values()
-            for entry in cache
-        ]
-
-    def load(self, cache: list[Any], count: int) -> None:
-        """Go on from a saved state: `count` latent frames decoded, with these caches."""
-        if len(cache) % self.convs:
-            raise ValueError("the decoder state belongs to another VAE")
-        if len(cache) != len(self.caches) * self.convs:
-            raise BadInput(
-                "this run was started with{} VAE tiling; resume it {} --vae-tiling".format(
-                    "out" if len(cache) == self.convs else "", "without" if len(cache) == self.convs else "with"
-                )
-            )
-        entries = [entry.to(self.bb.device) if isinstance(entry, torch.Tensor) else entry for entry in cache]
-        for k, corner in enumerate(self.caches):
-            self.caches[corner] = entries[k * self.convs : (k + 1) * self.convs]
-        self.count = count
-
-    @torch.no_grad()
-    def push(self, latent: torch.Tensor) -> torch.Tensor:
-        """(C, h, w) normalised latent -> (n, 3, H, W) video frames in [-1, 1]."""
-        vae = self.bb.vae
-        z = latent.to(self.bb.device, torch.float32)[None, :, None]
-        z = z * self.bb.latents_std.to(z.device) + self.bb.latents_mean.to(z.device)
-        first = self.count == 0
-        self.count += 1
-        if not self.tiled:
-            out = vae.decoder(vae.post_quant_conv(z), feat_cache=self.caches[(0, 0)], feat_idx=[0], first_chunk=first)
-            return out.clamp(-1, 1)[0].permute(1, 0, 2, 3)
-        th, tw = self.tile
-        decoded = [
-            [
-                vae.decoder(
-                    vae.post_quant_conv(z[:, :, :, i : i + th, j : j + tw]),
-                    feat_cache=self.caches[(i, j)],
-                    feat_idx=[0],
-                    first_chunk=first,
-                )
-                for i, j in row
-            ]
-            for row in self.rows
-        ]
-        scale = vae.spatial_compression_ratio
-        stride_h, stride_w = vae.tile_sample_stride_height, vae.tile_sample_stride_width
-        blend_h, blend_w = vae.tile_sample_min_height - stride_h, vae.tile_sample_min_width - stride_w
-        rows = []
-        for r, row in enumerate(decoded):
-            parts = []
-            for c, tile in enumerate(row):
-                if r > 0:
-                    tile = vae.blend_v(decoded[r - 1][c], tile, blend_h)
-                if c > 0:
-                    tile = vae.blend_h(row[c - 1], tile, blend_w)
-                parts.append(tile[:, :, :, :stride_h, :stride_w])
-            rows.append(torch.cat(parts, dim=-1))
-        _, h, w = self.bb.latent_shape
-        out = torch.cat(rows, dim=3)[:, :, :, : h * scale, : w * scale]
-        return out.clamp(-1, 1)[0].permute(1, 0, 2, 3)
-
-
 class WanDenoiser:
     """The velocity of a Wan transformer for one prompt: uncond and cond in one batch, or the
     conditional branch alone."""
@@ -449,4 +358,4 @@ class WanDenoiser:
         return Prediction(cond, uncond)
 
 
-__all__ = ["StreamDecoder", "WanBackbone", "latent_frames"]
+__all__ = ["WanBackbone", "latent_frames"]
