@@ -27,7 +27,7 @@ import torch
 import vidzero
 from recipes.bench.fidelity_cases import bootstrap_halfwidth, case_record, make_cases, measure, summary
 from vidzero.core.frames import to_pixels
-from vidzero.core.timeline import Layout, plan_single_window
+from vidzero.core.timeline import Layout, plan_prefix, plan_single_window
 from vidzero.media.outputs import write_json
 from vidzero.media.pictures import contact_sheet, write_png
 from vidzero.runs.options import RunOptions
@@ -61,6 +61,7 @@ VARIANTS: dict[str, dict] = {
     "fast given start 2 w5": {"kind": "extend", "preset": "fast", "given_start": 2, "guidance": 5.0},
     "paper w5": {"kind": "extend", "preset": "paper", "guidance": 5.0},
     "4 per window": {"kind": "extend", "preset": "paper", "new_per_window": 4},
+    "fast anchored": {"kind": "anchored", "preset": "fast"},
     "default": {"kind": "extend"},
     "fast": {"kind": "extend", "preset": "fast"},
     "quality": {"kind": "extend", "preset": "quality"},
@@ -122,6 +123,20 @@ def make_video(bb, case, spec: dict, frames: int, seed: int) -> tuple[np.ndarray
         run = PlannedRun(spec, TaskPlan(layout), bb)
         out = np.stack(run.frames())[:frames]
         return out, run.engine.stats.cfg_evaluations, run.engine.stats.unet_samples
+    if kind == "anchored":  # extend, every window also holding the user's frame (slot 0)
+        values = {k: v for k, v in spec.items() if k != "kind"}
+        spec_ = RunSpec.checked(
+            ExtendInputs(image, case.prompt, frames), RunOptions(seed=seed, progress=False, **values)
+        )
+        assert spec_.options.new_per_window is not None
+        layout = Layout(
+            frames,
+            {0: image},
+            plan_prefix(frames, 1, bb.frames, spec_.options.new_per_window, anchor=True),
+            case.prompt,
+        )
+        run = PlannedRun(spec_, TaskPlan(layout), bb)
+        return np.stack(run.frames()), run.engine.stats.cfg_evaluations, run.engine.stats.unet_samples
     options = {k: v for k, v in spec.items() if k != "kind"}
     run = vidzero.extend(image, case.prompt, frames=frames, backbone=bb, seed=seed, progress=False, **options)
     out = np.stack(run.frames())
