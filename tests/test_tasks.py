@@ -319,3 +319,14 @@ def test_cli_prompt_at(tiny_model_dir, tmp_path):
         ],
     )
     assert res.exit_code == 2 and "N=PATH" not in res.output and "--prompt-at" in res.output
+
+
+def test_an_anchored_plan_keeps_frame_0_in_every_window():
+    from vidzero.core.timeline import plan_prefix
+
+    plain, anchored = plan_prefix(40, 1, 16), plan_prefix(40, 1, 16, anchor=True)
+    assert anchored[:15] == plain[:15]  # frame 0 is in the first windows anyway
+    for job, plain_job in zip(anchored[15:], plain[15:]):  # frame 0 replaces the oldest frame
+        assert job.slots == (0, *plain_job.slots[1:]) and job.generate == plain_job.generate
+    last = anchored[-1]
+    assert last.slots == (0, *range(25, 40)) and last.generate == (15,) and last.init_source[15] == 14
