@@ -25,7 +25,15 @@ import numpy as np
 import torch
 
 import vidzero
-from recipes.bench.fidelity_cases import bootstrap_halfwidth, case_record, make_cases, measure, summary
+from recipes.bench.fidelity_cases import (
+    bootstrap_halfwidth,
+    case_record,
+    make_cases,
+    measure,
+    paired_difference,
+    summary,
+    worse_beyond_noise,
+)
 from vidzero.core.frames import to_pixels
 from vidzero.core.timeline import Layout, plan_prefix, plan_single_window
 from vidzero.media.outputs import write_json
@@ -62,6 +70,9 @@ VARIANTS: dict[str, dict] = {
     "paper w5": {"kind": "extend", "preset": "paper", "guidance": 5.0},
     "4 per window": {"kind": "extend", "preset": "paper", "new_per_window": 4},
     "fast anchored": {"kind": "anchored", "preset": "fast"},
+    "fast pixel": {"kind": "extend", "preset": "fast", "queue": "pixel"},
+    "fast pixel given start 2": {"kind": "extend", "preset": "fast", "queue": "pixel", "given_start": 2},
+    "resample 2 steps given start 2": {"kind": "extend", "preset": "paper", "resample_steps": 2, "given_start": 2},
     "default": {"kind": "extend"},
     "fast": {"kind": "extend", "preset": "fast"},
     "quality": {"kind": "extend", "preset": "quality"},
@@ -272,7 +283,17 @@ def main(argv: list[str] | None = None) -> None:
         metavar="R,R,...",
         help="instead: the object-size sweep, discs of these radii in px (area ratio against radius)",
     )
+    p.add_argument(
+        "--combine",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="instead: merge the variants of earlier runs' fidelity-SPLIT.json (same cases and seed) into one table",
+    )
     a = p.parse_args(argv)
+    if a.combine:
+        combine(a.combine, a.out, a.split)
+        return
     names = [v.strip() for v in a.variants.split(",") if v.strip()]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
@@ -326,8 +347,52 @@ def main(argv: list[str] | None = None) -> None:
         a.out / f"fidelity-{a.split}.json",
         {"setup": setup, "cases": [case_record(c) for c in cases], "results": results, "per_case": per_case},
     )
-    (a.out / f"fidelity-{a.split}.md").write_text(table(results, setup) + "\n")
-    print(table(results, setup))
+    text = table(results, setup) + against_reference(per_case)
+    (a.out / f"fidelity-{a.split}.md").write_text(text + "\n")
+    print(text)
+
+
+def combine(files: list[Path], out: Path, split: str) -> None:
+    """One table (and JSON) from several runs over the same cases: variants measured in separate
+    runs compare as if measured together, the bench being deterministic per case and seed."""
+    import json
+
+    runs = [json.loads(f.read_text()) for f in files]
+    if any(r["cases"] != runs[0]["cases"] for r in runs):
+        raise SystemExit("the runs measured different cases")
+    results = {k: v for r in runs for k, v in r["results"].items()}
+    per_case = {k: v for r in runs for k, v in r["per_case"].items()}
+    setup = runs[0]["setup"] + f" (merged from {len(runs)} runs)"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(
+        out / f"fidelity-{split}.json",
+        {"setup": setup, "cases": runs[0]["cases"], "results": results, "per_case": per_case},
+    )
+    text = table(results, setup) + against_reference(per_case)
+    (out / f"fidelity-{split}.md").write_text(text + "\n")
+    print(text)
+
+
+def against_reference(per_case: dict[str, list[dict]], reference: str = "paper") -> str:
+    """Each variant against `reference` on the same cases: the paired difference of each metric
+    with its 90 % bootstrap interval, and the metrics worse beyond that noise."""
+    if reference not in per_case or len(per_case) < 2:
+        return ""
+    keys = [("iou_0.8", "IoU>=0.8", 100), ("area_15", "area ±15 %", 100), ("delta_e", "ΔE", 1)]
+    keys += [("background_psnr", "bg PSNR", 1), ("first_step_jump", "|jump| px", 1), ("direction", "direction", 100)]
+    lines = ["", f"Against {reference}, paired over the same cases (difference [90 % interval]; shares in points):", ""]
+    lines.append("| variant | " + " | ".join(k[1] for k in keys) + " | worse beyond noise |")
+    lines.append("|" + "---|" * (len(keys) + 2))
+    for name, measured in per_case.items():
+        if name == reference:
+            continue
+        cells = []
+        for key, _, scale in keys:
+            diff, lo, hi = paired_difference(measured, per_case[reference], key)
+            cells.append(f"{diff * scale:+.1f} [{lo * scale:+.1f}, {hi * scale:+.1f}]")
+        worse = worse_beyond_noise(measured, per_case[reference])
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {', '.join(worse) or 'none'} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

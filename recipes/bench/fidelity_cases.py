@@ -279,5 +279,51 @@ def bootstrap_halfwidth(measured: list[dict], key: str, rounds: int = 400, seed:
     return float((hi - lo) / 2)
 
 
+# Which way is better, per metric (+1: higher), and the distance from its goal where it has one
+BETTER = {
+    "iou_0.8": 1,
+    "area_15": 1,
+    "delta_e": -1,
+    "background_psnr": 1,
+    "direction": 1,
+}
+JUMP_GOAL = 1.5  # px: the first step is judged by whether it stays within this, not by its sign
+
+
+def paired_difference(
+    variant: list[dict], reference: list[dict], key: str, rounds: int = 400, seed: int = 0
+) -> tuple[float, float, float]:
+    """(difference, low, high): a summary metric of `variant` minus `reference` on the same cases,
+    with a 90 % paired bootstrap interval (cases resampled together, so case difficulty cancels).
+    For the first-step jump the difference is of |jump|, the distance from no jump."""
+    assert len(variant) == len(reference)
+
+    def value(measured: list[dict]) -> float:
+        v = summary(measured)[key]
+        return abs(v) if key == "first_step_jump" else v
+
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(rounds):
+        pick = rng.integers(len(variant), size=len(variant))
+        diffs.append(value([variant[i] for i in pick]) - value([reference[i] for i in pick]))
+    lo, hi = np.nanpercentile(diffs, [5, 95])
+    return value(variant) - value(reference), float(lo), float(hi)
+
+
+def worse_beyond_noise(variant: list[dict], reference: list[dict]) -> list[str]:
+    """The metrics on which `variant` is worse than `reference` beyond the paired noise (the whole
+    90 % interval on the worse side); the first-step jump only when it also leaves its goal."""
+    worse = []
+    for key, sign in BETTER.items():
+        _, lo, hi = paired_difference(variant, reference, key)
+        if (sign > 0 and hi < 0) or (sign < 0 and lo > 0):
+            worse.append(key)
+    _, lo, _ = paired_difference(variant, reference, "first_step_jump")
+    if lo > 0 and abs(summary(variant)["first_step_jump"]) > JUMP_GOAL:
+        worse.append("first_step_jump")
+    return worse
+
+
 def case_record(case: Case) -> dict:
     return asdict(case) | {"prompt": case.prompt}
