@@ -32,6 +32,7 @@ class ClipRecipe:
     appearance: float = 0.0  # share of clips from the appearance world
     small_share: float = 0.0  # share of appearance-world objects drawn small (world.random_form)
     one_colour: str | None = None  # every object in this colour (a curriculum)
+    free_background: float = 0.0  # share of appearance-world clips on any dark background colour
 
 
 @dataclass
@@ -57,6 +58,7 @@ def training_clip(recipe: ClipRecipe, k: int) -> world.ShapesClip:
         object_colours=colours,
         appearance=from_appearance,
         small_share=recipe.small_share if from_appearance else 0.0,
+        free_background=recipe.free_background if from_appearance else 0.0,
     )
 
 

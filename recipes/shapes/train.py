@@ -482,7 +482,7 @@ class Trainer:
             return a.one_colour if step < a.one_colour_until else None
 
         def recipe(colour: str | None) -> ClipRecipe:
-            return ClipRecipe(a.seed, a.world_speed, a.appearance, a.small_share, colour)
+            return ClipRecipe(a.seed, a.world_speed, a.appearance, a.small_share, colour, a.free_background)
 
         def tokenize(captions: list[str]) -> torch.Tensor:
             return self.tokenizer(
@@ -893,6 +893,14 @@ def main(argv: list[str] | None = None) -> None:
         metavar="W",
         help="weight the noise error by 1 + W on the latent pixels objects touch and the ring around them "
         "(where size is decided); 0: the plain loss",
+    )
+    p.add_argument(
+        "--free-background",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of appearance-world clips whose background takes any dark colour, not a named one "
+        "(so that only the clip's other frames tell it); 0: the named colours only",
     )
     p.add_argument(
         "--workers",

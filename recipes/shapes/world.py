@@ -251,15 +251,22 @@ def random_form(rng: np.random.Generator, shape: str, colour: str, small_share: 
     return Form(radius, sides, aspect, angle, rgb, inner)
 
 
-def render_background(rng: np.random.Generator, size: int = SIZE) -> tuple[np.ndarray, str | None]:
-    """A plain named colour (described by some captions) or a smooth random texture (never described)."""
+def render_background(rng: np.random.Generator, size: int = SIZE, free: bool = False) -> tuple[np.ndarray, str | None]:
+    """A plain named colour (described by some captions) or a smooth random texture (never described).
+    `free`: the colours are any dark colour, not the named ones (never described): a model can
+    only get such a background right from the other frames of the clip."""
     names = list(BACKGROUND_COLOURS)
     base_name = names[rng.integers(len(names))]
     base = np.array(BACKGROUND_COLOURS[base_name], dtype=np.float32)
+    if free:
+        base = rng.uniform(0, 150, size=3).astype(np.float32)
     if rng.random() < 0.4:
-        return np.broadcast_to(base, (size, size, 3)).astype(np.uint8).copy(), base_name
+        plain = np.broadcast_to(base, (size, size, 3)).astype(np.uint8).copy()
+        return plain, None if free else base_name
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1)
     other = np.array(BACKGROUND_COLOURS[names[rng.integers(len(names))]], dtype=np.float32)
+    if free:
+        other = rng.uniform(0, 150, size=3).astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     ramp = (np.cos(angle) * (xx - 0.5) + np.sin(angle) * (yy - 0.5)) + 0.5
     ramp = np.clip(ramp, 0, 1)[..., None]
@@ -380,12 +387,15 @@ def make_clip(
     object_colours: tuple[str, ...] | None = None,
     appearance: bool = False,
     small_share: float = 0.0,
+    free_background: float = 0.0,
 ) -> ShapesClip:
     """One clip, a pure function of its arguments. `objects` overrides the random draw;
     `object_colours` narrows the colours it draws from (one colour: one object per clip);
-    `appearance` draws the appearance world (see `Form`)."""
+    `appearance` draws the appearance world (see `Form`); `free_background` is the share of
+    clips whose background takes any dark colour (with 0 the draws are the world's without it)."""
     rng = np.random.default_rng(seed)
-    background, background_name = render_background(rng, size)
+    free = free_background > 0 and bool(rng.random() < free_background)
+    background, background_name = render_background(rng, size, free)
     if objects is None:
         first = random_object(
             rng,

@@ -110,3 +110,14 @@ def test_moving_object_clips_can_hold_one_colour():
     assert [c.seed for c in world.moving_object_clips(3, 1_000)] == [
         c.seed for c in world.moving_object_clips(3, 1_000, object_colours=None)
     ]
+
+
+def test_free_backgrounds_are_any_dark_colour_and_never_named():
+    plain = [world.make_clip(k, appearance=True) for k in range(6)]
+    same = [world.make_clip(k, appearance=True, free_background=0.0) for k in range(6)]
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(plain, same))  # 0: the world as it was
+    free = [world.make_clip(k, appearance=True, free_background=1.0) for k in range(20)]
+    named = {tuple(c) for c in world.BACKGROUND_COLOURS.values()}
+    assert all(c.background_name is None and "background" not in c.caption for c in free)
+    assert sum(tuple(c.background[0, 0]) not in named for c in free) >= 18
+    assert all(c.background.max() <= 150 + 35 for c in free)  # dark, as the named ones (blobs add a little)
