@@ -33,9 +33,16 @@ GROUPS = ("model", "sampler", "output", "python")
 
 # name -> sampler settings; "paper" is the TI2V-Zero release exactly.
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"steps": 10, "resample": 4, "init": "inversion", "queue": "pixel", "new_per_window": 1},
-    "quality": {"steps": 10, "resample": 4, "init": "inversion", "queue": "latent", "new_per_window": 1},
-    "fast": {"steps": 10, "resample": 0, "init": "inversion", "queue": "latent", "new_per_window": 1},
+    "paper": {"steps": 10, "resample": 4, "init": "inversion", "queue": "pixel", "new_per_window": 1, "guidance": 9.0},
+    "quality": {
+        "steps": 10,
+        "resample": 4,
+        "init": "inversion",
+        "queue": "latent",
+        "new_per_window": 1,
+        "guidance": 9.0,
+    },
+    "fast": {"steps": 10, "resample": 0, "init": "inversion", "queue": "latent", "new_per_window": 1, "guidance": 9.0},
 }
 DEFAULT_PRESET = "paper"
 # Options that do not decide a run's frames: not part of its record or fingerprint.
@@ -84,7 +91,9 @@ class RunOptions:
     steps: int | None = opt(None, "Denoising steps per window (num_inference_steps).", "sampler")
     resample: int | None = opt(None, "Resampling iterations U per step.", "sampler")
     resample_steps: int | None = opt(None, "Resample only in the first N steps (default: all).", "sampler", metavar="N")
-    guidance: float = opt(9.0, "Classifier-free guidance scale w (guidance_scale).", "sampler")
+    guidance: float | None = opt(
+        None, "Classifier-free guidance scale w (guidance_scale; default: the preset's).", "sampler"
+    )
     guidance_steps: str | None = opt(
         None, "A:B: guidance only in steps A..B-1 (the conditional branch alone elsewhere).", "sampler", metavar="A:B"
     )

@@ -45,7 +45,7 @@ from vidzero.runs.state import engine_payload, engine_state, load_state, save_st
 
 def sampler_settings(o: RunOptions) -> SamplerSettings:
     """The sampler's settings from checked options (presets applied)."""
-    if o.steps is None or o.resample is None or o.init is None:
+    if o.steps is None or o.resample is None or o.init is None or o.guidance is None:
         raise ValueError("the options are not checked (RunOptions.check)")
     return SamplerSettings(
         steps=o.steps,
