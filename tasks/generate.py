@@ -2,7 +2,8 @@
 
 The first window is generated whole, exactly as the backbone's own diffusers pipeline would
 (the parity test checks this); longer videos slide on from it like `extend`. With nothing known
-there is nothing to harmonise with, so `resample` defaults to 0 here.
+there is nothing to harmonise with, so `resample` defaults to 0 here, and the guidance scale to
+the release's 9.0 whatever the preset.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from vidzero.core.timeline import Layout, Prompt, VideoPlacement, latent_length, plan_prefix
-from vidzero.runs.options import RunOptions, frame_count
+from vidzero.runs.options import RELEASE_GUIDANCE, RunOptions, frame_count
 from vidzero.runs.spec import PROMPT, PROMPT_AT, CliParam, TaskPlan, inp, read_fields, with_schedule
 
 from .common import FrameFormat, check_schedule, read_schedule, window_video_frames
@@ -47,7 +48,11 @@ class GenerateInputs:
 
 
 def inherit(inputs: GenerateInputs, options: RunOptions, given: set[str]) -> RunOptions:
-    return options if "resample" in given else replace(options, resample=0)
+    # Nothing known to keep: no resampling, and the text guided as strongly as the backbone's own
+    # pipeline guides it (the low scale of the default preset is for keeping known frames).
+    if "resample" not in given:
+        options = replace(options, resample=0)
+    return options if "guidance" in given else replace(options, guidance=RELEASE_GUIDANCE)
 
 
 def layout(inputs: GenerateInputs, fmt: FrameFormat, options: RunOptions) -> TaskPlan:

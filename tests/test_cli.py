@@ -44,8 +44,9 @@ def test_extend_end_to_end(tiny_model_dir, image_file, tmp_path):
     assert len(manifest["frame_seeds"]) == 4 and manifest["sampler"]["resample"] == 1
     # one run, counted once: 4 windows of 2 steps x (1 + 1 resampling) guided evaluations
     assert manifest["timings"]["windows"] == 4 and manifest["timings"]["cfg_evaluations"] == 4 * 2 * 2
-    assert manifest["versions"]["diffusers"] and manifest["spec"]["options"]["preset"] == "paper"  # the default
-    assert manifest["spec"]["options"]["queue"] == "pixel"  # from the preset, where no option says otherwise
+    assert manifest["versions"]["diffusers"] and manifest["spec"]["options"]["preset"] == "faithful"  # the default
+    options = manifest["spec"]["options"]
+    assert options["queue"] == "latent" and options["guidance"] == 2.0  # from the preset
     assert manifest["vidzero"]["sha256"] and str(out) == manifest["output"]
     assert (tmp_path / "out.mp4.contact.png").exists() and (tmp_path / "out.mp4.state.safetensors").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -122,7 +123,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tiny_model_dir, image_file, 
         "extend", image_file, "x", "-o", tmp_path / "o.mp4", "--model", tiny_model_dir, "--frames", 12, "--dry-run"
     )
     assert res.exit_code == 0, res.output
-    assert "11 windows" in res.output and "550 guided UNet evaluations" in res.output and "time: about" in res.output
+    assert "11 windows" in res.output and "110 guided UNet evaluations" in res.output and "time: about" in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.png"]
 
 

@@ -85,3 +85,17 @@ def test_the_batch_schema_is_the_tasks_inputs_and_the_options(name):
     fields = {f.name for f in dataclasses.fields(task.inputs)}
     options = OPTIONS - set(NOT_RECORDED) if task.generates else set()
     assert job_keys(name) == fields | options | JOB_KEYS | SUGAR.get(name, set())
+
+
+def test_the_default_preset_keeps_known_frames_and_generate_guides_as_the_release():
+    """The default preset guides weakly (it keeps the user's frames best); plain text-to-video has
+    nothing to keep and guides as the backbone's own pipeline; an option given wins in both."""
+    from vidzero.runs.options import DEFAULT_PRESET, PRESETS, RELEASE_GUIDANCE
+    from vidzero.tasks import build_spec
+    from vidzero.tasks.generate import GenerateInputs
+
+    assert PRESETS[DEFAULT_PRESET]["guidance"] < RELEASE_GUIDANCE == PRESETS["paper"]["guidance"]
+    plain = build_spec(GenerateInputs("a red circle"), RunOptions(), set())
+    assert plain.options.guidance == RELEASE_GUIDANCE and plain.options.resample == 0
+    given = build_spec(GenerateInputs("a red circle"), RunOptions(guidance=3.0), {"guidance"})
+    assert given.options.guidance == 3.0
