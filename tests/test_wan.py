@@ -194,3 +194,21 @@ def test_info_reads_a_wan_folder(tiny_wan_dir):
 def test_switches_of_the_other_family_are_refused(tiny_wan_dir):
     with pytest.raises(vidzero.BadInput, match="attention_slicing is a switch of the UNet3D family"):
         vidzero.load_backbone(str(tiny_wan_dir), device="cpu", attention_slicing=True)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"_class_name": "WanImageToVideoPipeline"}, "a WanImageToVideoPipeline checkpoint"),
+        ({"transformer_2": ["diffusers", "WanTransformer3DModel"]}, "two-expert Wan 2.2"),
+    ],
+)
+def test_wan_checkpoints_it_cannot_drive_are_refused(tiny_wan_dir, tmp_path, change, message):
+    import shutil
+
+    folder = tmp_path / "other"
+    shutil.copytree(tiny_wan_dir, folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    (folder / "model_index.json").write_text(json.dumps({**index, **change}))
+    with pytest.raises(vidzero.BadInput, match=message):
+        vidzero.load_backbone(str(folder), device="cpu")

@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cases", type=int, default=16)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--resample", type=int, default=4)
+    p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the default preset's)")
     p.add_argument("--out", type=Path, default=Path("docs/bench"))
     p.add_argument("--quick", action="store_true", help="2 cases, 1 step, U=0")
     a = p.parse_args(argv)
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     bb = vidzero.load_backbone(a.model, device=a.device)
     size, scale = (bb.width, bb.height), bb.width / world.SIZE
-    kw = dict(backbone=bb, steps=a.steps, resample=a.resample)
+    kw = dict(backbone=bb, steps=a.steps, resample=a.resample, guidance=a.guidance)
     rows: dict[str, list[dict]] = {}
     cost: dict[str, list[tuple[int, float, int]]] = {}  # CFG evaluations, seconds, generated frames
 
@@ -123,7 +124,9 @@ def main(argv: list[str] | None = None) -> None:
             "cfg_per_frame": sum(r[0] for r in runs) / made if made else 0.0,
             "seconds_per_frame": sum(r[1] for r in runs) / made if made else 0.0,
         }
-    setup = f"{a.cases} held-out cases, {a.steps} steps, U={a.resample}, model {a.model}, frame {size[0]}x{size[1]}"
+    guidance = a.guidance or "the preset's"
+    frame = f"{size[0]}x{size[1]}"
+    setup = f"{a.cases} held-out cases, {a.steps} steps, U={a.resample}, w={guidance}, model {a.model}, frame {frame}"
     lines = [
         setup,
         "",

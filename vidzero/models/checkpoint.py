@@ -251,6 +251,13 @@ def check_index(folder: Path) -> tuple[dict, str]:
         raise BadInput(f"{folder} is not a diffusers checkpoint (no model_index.json)")
     index = read_json(folder / "model_index.json", "the pipeline index")
     family = family_of(index)
+    pipeline = index.get("_class_name", "")
+    if family == "wan" and pipeline not in ("WanPipeline", ""):
+        # Image-to-video, VACE and the like take inputs the text-to-video transformer has no room for.
+        raise BadInput(f"{folder} is a {pipeline} checkpoint; vidzero drives Wan text-to-video (WanPipeline) ones")
+    if family == "wan" and isinstance(index.get("transformer_2"), list) and None not in index["transformer_2"]:
+        # Wan 2.2 A14B hands the low-noise steps to a second expert; one transformer would be silently wrong.
+        raise BadInput(f"{folder} is a two-expert Wan 2.2 checkpoint (transformer_2); vidzero drives one transformer")
     for name, classes in REQUIRED[family].items():
         entry = index.get(name)
         found = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
