@@ -386,7 +386,8 @@ def against_reference(per_case: dict[str, list[dict]], reference: str = "paper")
         return ""
     keys = [("iou_0.8", "IoU>=0.8", 100), ("area_15", "area ±15 %", 100), ("delta_e", "ΔE", 1)]
     keys += [("background_psnr", "bg PSNR", 1), ("first_step_jump", "|jump| px", 1), ("direction", "direction", 100)]
-    lines = ["", f"Against {reference}, paired over the same cases (difference [90 % interval]; shares in points):", ""]
+    title = f"Against {reference}, paired over the same cases (difference [90 % interval]; shares in points):"
+    lines = ["", "", title, ""]
     lines.append("| variant | " + " | ".join(k[1] for k in keys) + " | worse beyond noise |")
     lines.append("|" + "---|" * (len(keys) + 2))
     for name, measured in per_case.items():
