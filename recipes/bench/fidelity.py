@@ -294,11 +294,13 @@ def main(argv: list[str] | None = None) -> None:
         nargs="+",
         type=Path,
         metavar="JSON",
-        help="instead: merge the variants of earlier runs' fidelity-SPLIT.json (same cases and seed) into one table",
+        help="instead: merge the variants of earlier runs' fidelity-SPLIT.json (same cases and seed) into one table; "
+        "a variant measured on several models is named 'VARIANT @ MODEL'",
     )
+    p.add_argument("--reference", default="paper", help="with --combine: the row the others are paired against")
     a = p.parse_args(argv)
     if a.combine:
-        combine(a.combine, a.out, a.split)
+        combine(a.combine, a.out, a.split, a.reference)
         return
     names = [v.strip() for v in a.variants.split(",") if v.strip()]
     unknown = [n for n in names if n not in VARIANTS]
@@ -358,23 +360,33 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
 
 
-def combine(files: list[Path], out: Path, split: str) -> None:
+def combine(files: list[Path], out: Path, split: str, reference: str = "paper") -> None:
     """One table (and JSON) from several runs over the same cases: variants measured in separate
-    runs compare as if measured together, the bench being deterministic per case and seed."""
+    runs compare as if measured together, the bench being deterministic per case and seed. A
+    variant name that several runs share (one preset on several models) is told apart by the
+    model each run names; the rows are then paired against `reference`."""
     import json
+    import re
 
     runs = [json.loads(f.read_text()) for f in files]
     if any(r["cases"] != runs[0]["cases"] for r in runs):
         raise SystemExit("the runs measured different cases")
-    results = {k: v for r in runs for k, v in r["results"].items()}
-    per_case = {k: v for r in runs for k, v in r["per_case"].items()}
+    names = [name for r in runs for name in r["results"]]
+    results: dict[str, dict] = {}
+    per_case: dict[str, list[dict]] = {}
+    for r in runs:
+        found = re.search(r"model (\S+?),", r["setup"])
+        model = Path(found.group(1)).name if found else "?"
+        for name, result in r["results"].items():
+            label = f"{name} @ {model}" if names.count(name) > 1 else name
+            results[label], per_case[label] = result, r["per_case"][name]
     setup = runs[0]["setup"] + f" (merged from {len(runs)} runs)"
     out.mkdir(parents=True, exist_ok=True)
     write_json(
         out / f"fidelity-{split}.json",
         {"setup": setup, "cases": runs[0]["cases"], "results": results, "per_case": per_case},
     )
-    text = table(results, setup) + against_reference(per_case)
+    text = table(results, setup) + against_reference(per_case, reference)
     (out / f"fidelity-{split}.md").write_text(text + "\n")
     print(text)
 
