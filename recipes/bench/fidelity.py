@@ -76,6 +76,7 @@ VARIANTS: dict[str, dict] = {
     "fast w3 anchored": {"kind": "anchored", "preset": "fast", "guidance": 3.0},
     "4 per window": {"kind": "extend", "preset": "paper", "new_per_window": 4},
     "fast anchored": {"kind": "anchored", "preset": "fast"},
+    "default anchored": {"kind": "anchored"},
     "fast pixel": {"kind": "extend", "preset": "fast", "queue": "pixel"},
     "fast pixel given start 2": {"kind": "extend", "preset": "fast", "queue": "pixel", "given_start": 2},
     "resample 2 steps given start 2": {"kind": "extend", "preset": "paper", "resample_steps": 2, "given_start": 2},
