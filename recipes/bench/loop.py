@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    a.out.mkdir(parents=True, exist_ok=True)
     bb = vidzero.load_backbone(a.model, device="cpu")
     rows = {"loop": [], "cross-fade": []}
     for case in make_cases(a.split, a.cases):
