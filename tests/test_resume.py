@@ -251,3 +251,35 @@ def test_two_runs_in_one_process_write_identical_bytes(tiny_model_dir, image_fil
         assert runner.invoke(app, extend_args(image_file, tmp_path / name, tiny_model_dir)).exit_code == 0
         outs.append(sha256_of(tmp_path / name))
     assert outs[0] == outs[1]
+
+
+def test_resuming_with_another_thread_count_says_so(tiny_model_dir, image_file_module, tmp_path, monkeypatch):
+    """Frames depend in the last bits on the CPU thread count: a resume with another count warns
+    in one line and still finishes the run."""
+    import torch
+
+    import vidzero.runs.run
+
+    calls = {"n": 0}
+    real = vidzero.runs.run.write_png
+
+    def interrupt_on_third(path, image, atomic=True):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        real(path, image, atomic)
+
+    monkeypatch.setattr(vidzero.runs.run, "write_png", interrupt_on_third)
+    out = tmp_path / "o.mp4"
+    assert runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir)).exit_code == 130
+    assert load_state(state_paths(out)[0])[0]["cpu_threads"] == torch.get_num_threads()
+    monkeypatch.setattr(vidzero.runs.run, "write_png", real)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        res = runner.invoke(app, [*extend_args(image_file_module, out, tiny_model_dir), "--resume"])
+    finally:
+        torch.set_num_threads(threads)
+    assert res.exit_code == 0, res.output
+    assert f"started with {threads} CPU thread" in res.output
+    assert f"resumes with {threads + 1} CPU threads" in res.output

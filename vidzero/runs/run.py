@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,27 @@ from vidzero.runs.progress import progress_for
 from vidzero.runs.records import manifest, run_fingerprint
 from vidzero.runs.spec import RunSpec, TaskPlan
 from vidzero.runs.state import engine_payload, engine_state, load_state, save_state, state_paths
+
+
+class ResumeThreadsWarning(UserWarning):
+    """A run resumes with another number of CPU threads than it started with."""
+
+
+def threads(n: int) -> str:
+    return f"{n} CPU thread" + ("" if n == 1 else "s")
+
+
+def warn_if_threads_differ(started: int | None) -> None:
+    # Matrix products split over another number of threads round differently: the frames made
+    # after the resume can differ in the last bits from an uninterrupted run's.
+    now = torch.get_num_threads()
+    if started is not None and started != now:
+        warnings.warn(
+            f"this run started with {threads(started)} and resumes with {threads(now)}: its frames from here on may "
+            f"differ in the last bits from an uninterrupted run (OMP_NUM_THREADS={started} gives identical bytes)",
+            ResumeThreadsWarning,
+            stacklevel=3,
+        )
 
 
 def sampler_settings(o: RunOptions) -> SamplerSettings:
@@ -255,6 +277,7 @@ class PlannedRun:
                 raise BadInput(f"cannot resume: the frames folder {partial} is missing")
             check_output(out, True, self.input_paths, known_own=own_state)
             assert tensors is not None
+            warn_if_threads_differ(meta.get("cpu_threads"))
             return engine_state(state_path, meta, tensors)
         if meta is not None and not meta.get("finished") and not force and not resume:
             raise BadInput(
@@ -277,7 +300,9 @@ class PlannedRun:
         def checkpoint(state: EngineState) -> None:
             fault_point("between")
             meta, tensors = engine_payload(state)
-            save_state(state_path, {"fingerprint": print_id, "finished": False, "engine": meta}, tensors)
+            threads_now = torch.get_num_threads()
+            record = {"fingerprint": print_id, "finished": False, "engine": meta, "cpu_threads": threads_now}
+            save_state(state_path, record, tensors)
 
         def window_fault(info: Any) -> object:
             if info.step == 1:
