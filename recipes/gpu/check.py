@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         r.update({"eager_s": eager, "compiled_s": compiled, "speed_up": eager / compiled})
         models.clear()  # the parts after this one measure the eager model
 
-    plan = [  # what the GPU issue asks first comes first: a check cut short keeps it
+    plan = [  # the most wanted figures first: a check cut short keeps them
         ("speed", 60, speed),
         ("packing", 40, packing),
         ("engine", 120, engine),
