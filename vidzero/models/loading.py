@@ -1,10 +1,12 @@
-"""Loading helpers every backbone family shares: the device, the precision, quiet loading."""
+"""Loading helpers every backbone family shares: the device, the precision, quiet loading, model
+offload, placement on a loaded pipeline."""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -119,3 +121,45 @@ class SharedModules:
                     "another backbone or your code changed modules this backbone uses; build this backbone again "
                     "after the change"
                 )
+
+
+@contextlib.contextmanager
+def loading_from(folder: object) -> Iterator[None]:
+    """Quiet loading of a checkpoint's components; what the libraries raise over a broken or
+    incomplete folder becomes one line naming it."""
+    try:
+        with quiet_loading():
+            yield
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"could not load the checkpoint at {folder}: {first}") from exc
+
+
+def offload_modules(modules: tuple[torch.nn.Module, ...], device: torch.device, mode: str) -> None:
+    """Weights stay on the CPU and move to the GPU only while a module runs, through accelerate's
+    hooks (as diffusers' enable_model_cpu_offload / enable_sequential_cpu_offload); `modules` in
+    the order a run calls them, so each hands the GPU to the next."""
+    if device.type != "cuda":
+        raise BadInput("{option} needs a CUDA device (the weights move to it only while they run)", "offload")
+    from accelerate import cpu_offload, cpu_offload_with_hook
+
+    if mode == "sequential":
+        for module in modules:
+            cpu_offload(module, device)
+        return
+    hook = None
+    for module in modules:
+        _, hook = cpu_offload_with_hook(module, device, prev_module_hook=hook)
+
+
+def pipeline_placement(
+    pipe: object, denoiser: Any, device: str | torch.device | None, dtype: str | torch.dtype | None
+) -> tuple[torch.device, torch.dtype, str]:
+    """Device, precision and name of a backbone built on a loaded pipeline: those of its denoiser (a
+    diffusers model) unless given (given ones cast and move its modules in place, as `pipe.to()`
+    does)."""
+    torch_device: torch.device = pick_device(device) if device is not None else denoiser.device
+    torch_dtype: torch.dtype = parse_dtype(dtype, torch_device) if dtype is not None else denoiser.dtype
+    config = getattr(pipe, "config", None)
+    name = getattr(pipe, "name_or_path", None) or getattr(config, "_name_or_path", None) or "<pipeline>"
+    return torch_device, torch_dtype, str(name)

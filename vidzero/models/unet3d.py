@@ -32,9 +32,11 @@ from vidzero.models.checkpoint import DEFAULT_FRAMES, CheckpointInfo
 from vidzero.models.loading import (
     PromptTruncatedWarning,
     SharedModules,
+    loading_from,
+    offload_modules,
     parse_dtype,
     pick_device,
-    quiet_loading,
+    pipeline_placement,
 )
 
 
@@ -78,7 +80,7 @@ class UNet3DBackbone:
             for module in (self.unet, self.text_encoder, self.vae):
                 module.to(self.device)
         else:
-            self._offload(offload)
+            offload_modules((self.text_encoder, self.unet, self.vae), self.device, offload)
         fixed = offload == "none"  # offloaded weights move while they run
         self.modules = SharedModules(
             {"UNet": (self.unet, fixed), "text encoder": (self.text_encoder, fixed), "VAE": (self.vae, fixed)}
@@ -102,21 +104,6 @@ class UNet3DBackbone:
         self.truncated_prompts: dict[str, int] = {}  # prompt -> its length in tokens
         self._text_cache: dict[str, torch.Tensor] = {}
 
-    def _offload(self, mode: str) -> None:
-        """Weights stay on the CPU and move to the GPU only while a component runs, through
-        accelerate's hooks (as diffusers' enable_model_cpu_offload / enable_sequential_cpu_offload)."""
-        if self.device.type != "cuda":
-            raise BadInput("{option} needs a CUDA device (the weights move to it only while they run)", "offload")
-        from accelerate import cpu_offload, cpu_offload_with_hook
-
-        if mode == "sequential":
-            for module in (self.text_encoder, self.unet, self.vae):
-                cpu_offload(module, self.device)
-            return
-        hook = None
-        for module in (self.text_encoder, self.unet, self.vae):
-            _, hook = cpu_offload_with_hook(module, self.device, prev_module_hook=hook)
-
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_checkpoint(
@@ -138,22 +125,18 @@ class UNet3DBackbone:
         torch_device = pick_device(device)
         torch_dtype = parse_dtype(dtype, torch_device)
         kwargs: dict[str, Any] = {"local_files_only": True}
-        try:
-            with quiet_loading():
-                unet = UNet3DConditionModel.from_pretrained(
-                    info.folder, subfolder="unet", torch_dtype=torch_dtype, variant=info.variants["unet"], **kwargs
-                )
-                vae = AutoencoderKL.from_pretrained(
-                    info.folder, subfolder="vae", torch_dtype=torch.float32, variant=info.variants["vae"], **kwargs
-                )
-                text_encoder = CLIPTextModel.from_pretrained(
-                    info.folder / "text_encoder", dtype=torch_dtype, variant=info.variants["text_encoder"], **kwargs
-                )
-                tokenizer = CLIPTokenizer.from_pretrained(info.folder / "tokenizer", **kwargs)
-                scheduler = DDIMScheduler.from_pretrained(info.folder, subfolder="scheduler", **kwargs)
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BadInput(f"could not load the checkpoint at {info.folder}: {first}") from exc
+        with loading_from(info.folder):
+            unet = UNet3DConditionModel.from_pretrained(
+                info.folder, subfolder="unet", torch_dtype=torch_dtype, variant=info.variants["unet"], **kwargs
+            )
+            vae = AutoencoderKL.from_pretrained(
+                info.folder, subfolder="vae", torch_dtype=torch.float32, variant=info.variants["vae"], **kwargs
+            )
+            text_encoder = CLIPTextModel.from_pretrained(
+                info.folder / "text_encoder", dtype=torch_dtype, variant=info.variants["text_encoder"], **kwargs
+            )
+            tokenizer = CLIPTokenizer.from_pretrained(info.folder / "tokenizer", **kwargs)
+            scheduler = DDIMScheduler.from_pretrained(info.folder, subfolder="scheduler", **kwargs)
         backbone = cls(
             unet,
             vae,
@@ -202,15 +185,8 @@ class UNet3DBackbone:
             raise BadInput(f"the pipeline has no {', '.join(missing)}: vidzero needs a UNet3D text-to-video pipeline")
         if not isinstance(pipe.unet, UNet3DConditionModel):
             raise BadInput(f"the pipeline's UNet is a {type(pipe.unet).__name__}, not a UNet3DConditionModel")
-        torch_device = pick_device(device) if device is not None else pipe.unet.device
-        torch_dtype = parse_dtype(dtype, torch_device) if dtype is not None else pipe.unet.dtype
+        torch_device, torch_dtype, name = pipeline_placement(pipe, pipe.unet, device, dtype)
         scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-        name = (
-            model_id
-            or getattr(pipe, "name_or_path", None)
-            or getattr(pipe.config, "_name_or_path", None)
-            or "<pipeline>"
-        )
         return cls(
             pipe.unet,
             pipe.vae,
@@ -222,7 +198,7 @@ class UNet3DBackbone:
             width=width,
             device=torch_device,
             dtype=torch_dtype,
-            model_id=str(name),
+            model_id=model_id or name,
         )
 
     def configure(

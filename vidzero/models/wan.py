@@ -30,7 +30,15 @@ from vidzero.core.sampler import Prediction, SamplerSettings
 from vidzero.core.schedule import FlowGrid
 from vidzero.errors import BadInput
 from vidzero.models.checkpoint import CheckpointInfo
-from vidzero.models.loading import PromptTruncatedWarning, SharedModules, parse_dtype, pick_device, quiet_loading
+from vidzero.models.loading import (
+    PromptTruncatedWarning,
+    SharedModules,
+    loading_from,
+    offload_modules,
+    parse_dtype,
+    pick_device,
+    pipeline_placement,
+)
 from vidzero.models.wan_decoder import CausalDecoder
 
 TEMPORAL_STRIDE = 4
@@ -95,7 +103,7 @@ class WanBackbone:
             for module in (self.transformer, self.text_encoder, self.vae):
                 module.to(self.device)
         else:
-            self._offload(offload)
+            offload_modules((self.text_encoder, self.transformer, self.vae), self.device, offload)
         fixed = offload == "none"
         self.modules = SharedModules(
             {
@@ -121,19 +129,6 @@ class WanBackbone:
         self.latents_mean = torch.tensor(self.vae.config.latents_mean, dtype=torch.float32).view(1, z, 1, 1, 1)
         self.latents_std = torch.tensor(self.vae.config.latents_std, dtype=torch.float32).view(1, z, 1, 1, 1)
 
-    def _offload(self, mode: str) -> None:
-        if self.device.type != "cuda":
-            raise BadInput("{option} needs a CUDA device (the weights move to it only while they run)", "offload")
-        from accelerate import cpu_offload, cpu_offload_with_hook
-
-        if mode == "sequential":
-            for module in (self.text_encoder, self.transformer, self.vae):
-                cpu_offload(module, self.device)
-            return
-        hook = None
-        for module in (self.text_encoder, self.transformer, self.vae):
-            _, hook = cpu_offload_with_hook(module, self.device, prev_module_hook=hook)
-
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_checkpoint(
@@ -155,25 +150,21 @@ class WanBackbone:
         torch_device = pick_device(device)
         torch_dtype = parse_dtype(dtype, torch_device)
         local: dict[str, Any] = {"local_files_only": True}
-        try:
-            with quiet_loading():
-                transformer = WanTransformer3DModel.from_pretrained(
-                    info.folder,
-                    subfolder="transformer",
-                    torch_dtype=torch_dtype,
-                    variant=info.variants["transformer"],
-                    **local,
-                )
-                vae = AutoencoderKLWan.from_pretrained(
-                    info.folder, subfolder="vae", torch_dtype=torch.float32, variant=info.variants["vae"], **local
-                )
-                text_encoder = UMT5EncoderModel.from_pretrained(
-                    info.folder / "text_encoder", dtype=torch_dtype, variant=info.variants["text_encoder"], **local
-                )
-                tokenizer = AutoTokenizer.from_pretrained(info.folder / "tokenizer", **local)
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BadInput(f"could not load the checkpoint at {info.folder}: {first}") from exc
+        with loading_from(info.folder):
+            transformer = WanTransformer3DModel.from_pretrained(
+                info.folder,
+                subfolder="transformer",
+                torch_dtype=torch_dtype,
+                variant=info.variants["transformer"],
+                **local,
+            )
+            vae = AutoencoderKLWan.from_pretrained(
+                info.folder, subfolder="vae", torch_dtype=torch.float32, variant=info.variants["vae"], **local
+            )
+            text_encoder = UMT5EncoderModel.from_pretrained(
+                info.folder / "text_encoder", dtype=torch_dtype, variant=info.variants["text_encoder"], **local
+            )
+            tokenizer = AutoTokenizer.from_pretrained(info.folder / "tokenizer", **local)
         scheduler_config = dict(info.scheduler_config())
         video_frames = frames or info.frames
         backbone = cls(
@@ -212,9 +203,7 @@ class WanBackbone:
         """A backbone on the components of a loaded `WanPipeline` (its weights used, not copied;
         a dtype or device other than the pipeline's changes them in place, as `pipe.to()` does).
         `frames` is the window in video frames (default 81, Wan 2.1's)."""
-        torch_device = pick_device(device) if device is not None else pipe.transformer.device
-        torch_dtype = parse_dtype(dtype, torch_device) if dtype is not None else pipe.transformer.dtype
-        name = model_id or getattr(pipe, "name_or_path", None) or "<pipeline>"
+        torch_device, torch_dtype, name = pipeline_placement(pipe, pipe.transformer, device, dtype)
         return cls(
             pipe.transformer,
             pipe.vae,
@@ -226,7 +215,7 @@ class WanBackbone:
             width=width or 832,
             device=torch_device,
             dtype=torch_dtype,
-            model_id=str(name),
+            model_id=model_id or name,
         )
 
     # ------------------------------------------------------------------ verbs
