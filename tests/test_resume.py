@@ -192,7 +192,8 @@ def test_a_second_process_on_the_same_output_is_refused(tiny_model_dir, image_fi
     assert not out.exists() and not state_paths(out)[1].exists()
 
 
-def test_ctrl_c_keeps_the_frames_and_says_how_to_resume(tiny_model_dir, image_file_module, tmp_path, monkeypatch):
+def interrupt_on_third_frame(monkeypatch):
+    """Ctrl-C while the third frame is being flushed; returns what undoes it."""
     import vidzero.runs.run
 
     calls = {"n": 0}
@@ -205,6 +206,11 @@ def test_ctrl_c_keeps_the_frames_and_says_how_to_resume(tiny_model_dir, image_fi
         real(path, image, atomic)
 
     monkeypatch.setattr(vidzero.runs.run, "write_png", interrupt_on_third)
+    return lambda: monkeypatch.setattr(vidzero.runs.run, "write_png", real)
+
+
+def test_ctrl_c_keeps_the_frames_and_says_how_to_resume(tiny_model_dir, image_file_module, tmp_path, monkeypatch):
+    interrupt_on_third_frame(monkeypatch)
     out = tmp_path / "o.mp4"
     res = runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir))
     assert res.exit_code == 130
@@ -258,22 +264,11 @@ def test_resuming_with_another_thread_count_says_so(tiny_model_dir, image_file_m
     in one line and still finishes the run."""
     import torch
 
-    import vidzero.runs.run
-
-    calls = {"n": 0}
-    real = vidzero.runs.run.write_png
-
-    def interrupt_on_third(path, image, atomic=True):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        real(path, image, atomic)
-
-    monkeypatch.setattr(vidzero.runs.run, "write_png", interrupt_on_third)
+    undo = interrupt_on_third_frame(monkeypatch)
     out = tmp_path / "o.mp4"
     assert runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir)).exit_code == 130
     assert load_state(state_paths(out)[0])[0]["cpu_threads"] == torch.get_num_threads()
-    monkeypatch.setattr(vidzero.runs.run, "write_png", real)
+    undo()
     threads = torch.get_num_threads()
     torch.set_num_threads(threads + 1)
     try:
