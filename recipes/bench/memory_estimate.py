@@ -150,20 +150,33 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=None, help="write memory-estimate.json and .md here")
+def run_estimates(
+    argv: list[str] | None,
+    description: str | None,
+    formats: dict[str, tuple[int, int, int]],
+    estimate_one: Callable[[int, int, int], dict],
+    make_table: Callable[[dict[str, dict]], str],
+    stem: str,
+) -> None:
+    """The command line of an estimate: each format's phases printed, then the table, and with
+    --out both written as STEM.json and STEM.md."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=None, help=f"write {stem}.json and .md here")
     a = p.parse_args(argv)
     results = {}
-    for name, (frames, height, width) in FORMATS.items():
-        results[name] = estimate(frames, height, width)
+    for name, (frames, height, width) in formats.items():
+        results[name] = estimate_one(frames, height, width)
         print(f"{name}: " + ", ".join(f"{k} {v / GIB:.2f} GiB" for k, v in results[name]["phases"].items()), flush=True)
-    text = table(results)
+    text = make_table(results)
     print(text)
     if a.out is not None:
         a.out.mkdir(parents=True, exist_ok=True)
-        (a.out / "memory-estimate.json").write_text(json.dumps(results, indent=1))
-        (a.out / "memory-estimate.md").write_text(text + "\n")
+        (a.out / f"{stem}.json").write_text(json.dumps(results, indent=1))
+        (a.out / f"{stem}.md").write_text(text + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_estimates(argv, __doc__, FORMATS, estimate, table, "memory-estimate")
 
 
 if __name__ == "__main__":

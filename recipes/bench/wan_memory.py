@@ -14,13 +14,9 @@ and the CUDA context come on top.
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import torch
 
-from recipes.bench.memory_estimate import GIB, fake_module, param_bytes, tracked_peak
+from recipes.bench.memory_estimate import GIB, fake_module, param_bytes, run_estimates, tracked_peak
 from recipes.gpu.wan_random import TRANSFORMER, UMT5_XXL_WIDTH, VAE
 
 FORMATS = {"Wan 2.1 1.3B, 81 x 480 x 832": (81, 480, 832), "Wan 2.1 1.3B, 33 x 480 x 832": (33, 480, 832)}
@@ -103,19 +99,7 @@ def table(results: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=None, help="write wan-memory.json and .md here")
-    a = p.parse_args(argv)
-    results = {}
-    for name, (frames, height, width) in FORMATS.items():
-        results[name] = estimate(frames, height, width)
-        print(f"{name}: " + ", ".join(f"{k} {v / GIB:.2f} GiB" for k, v in results[name]["phases"].items()), flush=True)
-    text = table(results)
-    print(text)
-    if a.out is not None:
-        a.out.mkdir(parents=True, exist_ok=True)
-        (a.out / "wan-memory.json").write_text(json.dumps(results, indent=1))
-        (a.out / "wan-memory.md").write_text(text + "\n")
+    run_estimates(argv, __doc__, FORMATS, estimate, table, "wan-memory")
 
 
 if __name__ == "__main__":
