@@ -33,6 +33,7 @@ class ClipRecipe:
     small_share: float = 0.0  # share of appearance-world objects drawn small (world.random_form)
     one_colour: str | None = None  # every object in this colour (a curriculum)
     free_background: float = 0.0  # share of appearance-world clips on any dark background colour
+    free_outline: float = 0.0  # share of appearance-world objects with an unnamed random outline
 
 
 @dataclass
@@ -59,6 +60,7 @@ def training_clip(recipe: ClipRecipe, k: int) -> world.ShapesClip:
         appearance=from_appearance,
         small_share=recipe.small_share if from_appearance else 0.0,
         free_background=recipe.free_background if from_appearance else 0.0,
+        free_outline=recipe.free_outline if from_appearance else 0.0,
     )
 
 

@@ -482,7 +482,9 @@ class Trainer:
             return a.one_colour if step < a.one_colour_until else None
 
         def recipe(colour: str | None) -> ClipRecipe:
-            return ClipRecipe(a.seed, a.world_speed, a.appearance, a.small_share, colour, a.free_background)
+            return ClipRecipe(
+                a.seed, a.world_speed, a.appearance, a.small_share, colour, a.free_background, a.free_outline
+            )
 
         def tokenize(captions: list[str]) -> torch.Tensor:
             return self.tokenizer(
@@ -901,6 +903,14 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SHARE",
         help="share of appearance-world clips whose background takes any dark colour, not a named one "
         "(so that only the clip's other frames tell it); 0: the named colours only",
+    )
+    p.add_argument(
+        "--free-outline",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of appearance-world objects drawn with a random star-shaped outline that the caption "
+        "does not name (no shape word): only the clip's other frames tell it; 0: the shape words' forms only",
     )
     p.add_argument(
         "--workers",

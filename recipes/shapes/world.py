@@ -101,6 +101,9 @@ class Form:
     angle: float  # rotation in radians
     rgb: tuple[int, int, int]
     inner: float = 0.0  # > 0: a darker concentric copy of this relative size (two-tone object)
+    # A free outline: per-corner radius factors of a star-shaped polygon (empty: the shape word's
+    # form). Such an object's caption names no shape word, so only the other frames tell its outline.
+    corners: tuple[float, ...] = ()
 
 
 @dataclass
@@ -204,7 +207,13 @@ def form_coverage(form: Form, centre: tuple[float, float], size: int = SIZE) -> 
         mask = np.zeros((size, size), dtype=np.uint8)
         cx, cy = centre
         r = form.radius * scale
-        if form.sides == 0:
+        if form.corners:
+            n = len(form.corners)
+            angles = form.angle + 2 * np.pi * np.arange(n) / n
+            radii = r * np.asarray(form.corners)
+            pts = np.stack([cx + radii * np.cos(angles), cy - radii * np.sin(angles) * form.aspect], axis=1)
+            cv2.fillPoly(mask, [np.round(pts * _SCALE).astype(np.int32)], 255, cv2.LINE_AA, _SUBPIXEL_BITS)
+        elif form.sides == 0:
             axes = (int(round(r * _SCALE)), int(round(r * form.aspect * _SCALE)))
             cv2.ellipse(
                 mask,
@@ -236,11 +245,14 @@ def form_coverage(form: Form, centre: tuple[float, float], size: int = SIZE) -> 
     return np.stack([outer, inner], axis=-1)
 
 
-def random_form(rng: np.random.Generator, shape: str, colour: str, small_share: float = 0.0) -> Form:
+def random_form(
+    rng: np.random.Generator, shape: str, colour: str, small_share: float = 0.0, free_outline: float = 0.0
+) -> Form:
     """An appearance-world look for a (shape word, colour word): continuous size, one of the
     shape word's forms, a colour near the named one, sometimes two-tone. `small_share` of the
     objects take their radius from the small range (below SIZE_WORD_LIMIT) only, the rest from the
-    whole range; with 0 the draws are exactly those of the world without the option."""
+    whole range; `free_outline` of them take a random star-shaped outline of 5-9 corners whose
+    caption names no shape. With both 0 the draws are exactly those of the world without the options."""
     sides, (lo, hi), rotates = FORMS[shape][rng.integers(len(FORMS[shape]))]
     small = small_share > 0 and bool(rng.random() < small_share)
     radius = float(rng.uniform(APPEARANCE_RADIUS[0], SIZE_WORD_LIMIT if small else APPEARANCE_RADIUS[1]))
@@ -248,7 +260,12 @@ def random_form(rng: np.random.Generator, shape: str, colour: str, small_share: 
     angle = float(rng.uniform(0, np.pi)) if rotates else 0.0
     rgb = tuple(int(np.clip(c + rng.integers(-20, 21), 0, 255)) for c in OBJECT_COLOURS[colour])
     inner = float(rng.uniform(0.35, 0.6)) if rng.random() < 0.25 else 0.0
-    return Form(radius, sides, aspect, angle, rgb, inner)
+    corners: tuple[float, ...] = ()
+    if free_outline > 0 and rng.random() < free_outline:
+        # radius factors around 1 keep the area near the size word's; the angle turns the polygon
+        corners = tuple(float(c) for c in rng.uniform(0.6, 1.25, size=int(rng.integers(5, 10))))
+        angle = float(rng.uniform(0, 2 * np.pi))
+    return Form(radius, sides, aspect, angle, rgb, inner, corners)
 
 
 def render_background(rng: np.random.Generator, size: int = SIZE, free: bool = False) -> tuple[np.ndarray, str | None]:
@@ -297,7 +314,8 @@ def composite(background: np.ndarray, objects: list[tuple[ObjectSpec, tuple[floa
 
 def describe_object(track: ObjectTrack, with_size: bool) -> str:
     s = track.spec
-    noun = f"{s.size} {s.colour} {s.shape}" if with_size else f"{s.colour} {s.shape}"
+    shape = "" if s.form is not None and s.form.corners else f" {s.shape}"  # a free outline has no word
+    noun = f"{s.size} {s.colour}{shape}" if with_size else f"{s.colour}{shape}"
     if s.direction is None:
         return f"{article(noun)} {noun} standing still"
     if track.bounced:
@@ -336,6 +354,7 @@ def random_object(
     colours: tuple[str, ...] | None = None,
     appearance: bool = False,
     small_share: float = 0.0,
+    free_outline: float = 0.0,
 ) -> ObjectSpec:
     """A random object; unless it is drawn to bounce, it starts where it cannot reach a wall
     within `frames`, so that "moving right" captions describe the whole clip. `colours` narrows
@@ -349,7 +368,7 @@ def random_object(
     if appearance:  # drawn after the classic draws, so that those stay as they were
         shape = SHAPES[rng.integers(len(SHAPES))]
         colour = colours[rng.integers(len(colours))]
-        form = random_form(rng, shape, colour, small_share)
+        form = random_form(rng, shape, colour, small_share, free_outline)
         r = form.radius
         size_name = "small" if r < SIZE_WORD_LIMIT else "large"
     direction = None if rng.random() < 0.12 else list(DIRECTIONS)[rng.integers(len(DIRECTIONS))]
@@ -388,11 +407,13 @@ def make_clip(
     appearance: bool = False,
     small_share: float = 0.0,
     free_background: float = 0.0,
+    free_outline: float = 0.0,
 ) -> ShapesClip:
     """One clip, a pure function of its arguments. `objects` overrides the random draw;
     `object_colours` narrows the colours it draws from (one colour: one object per clip);
     `appearance` draws the appearance world (see `Form`); `free_background` is the share of
-    clips whose background takes any dark colour (with 0 the draws are the world's without it)."""
+    clips whose background takes any dark colour and `free_outline` the share of objects with a
+    random outline the caption does not name (with 0 the draws are the world's without them)."""
     rng = np.random.default_rng(seed)
     free = free_background > 0 and bool(rng.random() < free_background)
     background, background_name = render_background(rng, size, free)
@@ -405,6 +426,7 @@ def make_clip(
             colours=object_colours,
             appearance=appearance,
             small_share=small_share,
+            free_outline=free_outline,
         )
         objects = [first]
         # two objects always differ in colour, so one allowed colour means one object
@@ -419,6 +441,7 @@ def make_clip(
                     colours=object_colours,
                     appearance=appearance,
                     small_share=small_share,
+                    free_outline=free_outline,
                 )
             )
     tracks = [simulate(spec, frames, size) for spec in objects]
