@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
+from pathlib import Path
 
 import pytest
 
@@ -26,24 +28,54 @@ API = {
     "reroll": ("reroll", {"run", "frames", "prompt"}),
 }
 
+# positional arguments that reach the keyword check (nothing is read before it)
+API_ARGS = {
+    "generate": ("a cat",),
+    "extend": ("cat.png", "a cat"),
+    "extend_from": ("out.state.safetensors",),
+    "predict": ("clip.mp4", "a cat"),
+    "infill": ("a cat",),
+    "infill_between": ("a.png", "b.png", "a cat"),
+    "reroll": ("out.mp4", "1-2"),
+}
+
 
 def test_every_option_has_help_and_a_group():
     for f in dataclasses.fields(RunOptions):
         assert f.metadata["help"].strip() and f.metadata["group"] in ("model", "sampler", "output", "python"), f.name
 
 
+def test_the_api_declares_every_option_once_with_the_tables_types():
+    hints = typing.get_type_hints(api.RunOptionsDict)
+    assert set(hints) == OPTIONS | set(api.ALIASES) - {"num_frames"}
+    table = typing.get_type_hints(RunOptions)
+    for name in OPTIONS - {"progress"}:
+        # the keyword takes None (the table's default) and everything the table's field takes
+        accepted = set(typing.get_args(hints[name])) or {hints[name]}
+        wanted = set(typing.get_args(table[name])) or {table[name]}
+        assert type(None) in accepted and wanted - {type(None)} <= accepted | {Path}, name
+    assert set(typing.get_type_hints(api.CountedOptionsDict)) - set(hints) == {"num_frames"}
+
+
 @pytest.mark.parametrize("name", sorted(API))
-def test_the_api_takes_every_option_as_a_keyword_with_no_default_of_its_own(name):
+def test_each_api_function_takes_its_task_inputs_and_the_option_keywords(name):
     task, inputs = API[name]
     params = inspect.signature(getattr(vidzero, name)).parameters
-    for option in OPTIONS:
-        assert option in params, (name, option)
-        assert params[option].kind == inspect.Parameter.KEYWORD_ONLY and params[option].default is None, option
+    keywords = [p for p in params.values() if p.kind == inspect.Parameter.VAR_KEYWORD]
+    assert [p.name for p in keywords] == ["options"]
+    wanted = "RunOptionsDict" if name == "reroll" else "CountedOptionsDict"
+    assert keywords[0].annotation == f"Unpack[{wanted}]"
+    assert set(params) - {"options"} == inputs | {"backbone", "generator"}, name
     fields = {f.name for f in dataclasses.fields(TASKS[task].inputs)}
-    assert set(params) == OPTIONS | inputs | {"backbone", "generator"}, name
     # the task inputs it takes are its task's fields (extend_from's state is extend's from_state;
     # infill_between's start and end are the job-line names of two keys)
     assert inputs - {"state", "start", "end"} <= fields
+
+
+@pytest.mark.parametrize("name", sorted(API))
+def test_a_misspelt_option_is_a_type_error_naming_it(name):
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'stpes'$"):
+        getattr(vidzero, name)(*API_ARGS[name], stpes=3)
 
 
 def test_every_api_function_is_exported_and_the_table_covers_every_generating_task():

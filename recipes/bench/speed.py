@@ -39,6 +39,7 @@ OPTIONS = {  # name -> run options, against the paper's settings
 }
 
 
+@torch.no_grad()
 def time_one_evaluation(bb, repeats: int = 3) -> float:
     """Median seconds of one guided evaluation of a window (both branches in one batch)."""
     c, h, w = bb.latent_shape

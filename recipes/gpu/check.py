@@ -195,7 +195,7 @@ def window_latents(bb: Any, frames: int | None = None) -> torch.Tensor:
 
 def guided(bb: Any, z: torch.Tensor) -> Callable[[], Any]:
     denoiser = bb.denoiser(PROMPT, "")
-    return lambda: denoiser(z, torch.tensor(500), guided=True)
+    return torch.no_grad()(lambda: denoiser(z, torch.tensor(500), guided=True))
 
 
 def image(bb: Any) -> np.ndarray:

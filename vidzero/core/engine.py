@@ -51,6 +51,7 @@ class RunStats:
     unet_samples: int = 0  # window-sized model inputs actually run (2 per guided evaluation)
     seconds: float = 0.0
     unet_seconds: float = 0.0  # of `seconds`, inside the model's evaluations
+    backward_passes: int = 0  # evaluations differentiated for posterior guidance
 
 
 def job_seed(seed: int, job_index: int) -> int:
@@ -72,6 +73,7 @@ class CountingDenoiser:
         self.stats.unet_seconds += time.perf_counter() - started
         self.stats.cfg_evaluations += 1
         self.stats.unet_samples += 2 if guided else 1
+        self.stats.backward_passes += torch.is_grad_enabled()
         return out
 
 
@@ -140,7 +142,7 @@ class Engine:
             window = frames.window(job)
             denoiser = self.backbone.denoiser(layout.prompt_for(job), self.negative_prompt)
             if self.packer is not None and member is not None:
-                denoiser = PackedDenoiser(self.packer, member, denoiser.cond, denoiser.uncond)
+                denoiser = PackedDenoiser(self.packer, member, denoiser.cond, denoiser.uncond, denoiser)
             model = CountingDenoiser(denoiser, stats)
             seed = job_seed(self.seed, self.job_offset + job.index)
             generator = torch.Generator("cpu").manual_seed(seed)

@@ -97,7 +97,9 @@ class FrameStore:
         for slot, frame in enumerate(job.slots):
             if known[slot]:
                 clean[0, :, slot] = self.latent_of(frame)
-        return Window(clean, known, job.init_source)
+        given_frames = self.layout.given_frames()
+        given = torch.tensor([bool(k) and frame in given_frames for k, frame in zip(known, job.slots)])
+        return Window(clean, known, job.init_source, given)
 
     def starts_from_given(self, job: WindowJob) -> bool:
         """Whether every new slot of the job starts from a frame the user gave."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vidzero.core.sampler import Prediction
+from vidzero.core.sampler import Denoiser, Prediction
 
 
 @dataclass
@@ -113,8 +113,11 @@ def split_predictions(out: torch.Tensor, requests: list[Request]) -> list[Predic
 class PackedDenoiser:
     """A run's denoiser for one prompt, evaluated in the packer's batches."""
 
-    def __init__(self, packer: Packer, member: int, cond: torch.Tensor, uncond: torch.Tensor) -> None:
+    def __init__(self, packer: Packer, member: int, cond: torch.Tensor, uncond: torch.Tensor, direct: Denoiser) -> None:
         self.packer, self.member, self.cond, self.uncond = packer, member, cond, uncond
+        self.direct = direct  # the run's own denoiser, for evaluations that need a gradient
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
+        if torch.is_grad_enabled():  # posterior guidance differentiates through this evaluation alone
+            return self.direct(z, t, guided)
         return self.packer.submit(self.member, Request(z, t, self.cond, self.uncond if guided else None))

@@ -20,7 +20,9 @@ only; guidance only inside a range of steps (the conditional branch alone elsewh
 replaced in the first steps only, after which the whole window refines together (a dual clock);
 noise rectification (the model's error on the known slots, whose true noise is known, taken off
 the new slot that starts from each); a start at a later step for windows that generate next to a
-user's frame (SDEdit-like); a low-pass init of the new slot.
+user's frame (SDEdit-like); a low-pass init of the new slot. Posterior guidance, where the known
+slots guide the new ones through the model (reconstruction guidance, the DPS step, model-consistent
+known slots, DING, latent patch swapping), is written out in vidzero.core.guidance.
 """
 
 from __future__ import annotations
@@ -32,9 +34,15 @@ from typing import NamedTuple, Protocol
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from vidzero.core import guidance as pg
 from vidzero.core.schedule import NoiseGrid, guide
 
 INITS = ("inversion", "random", "lowpass")
+# DING's observation of the known slots through the model's noise estimate: its standard deviation
+# is rho times the level's noise. On the linear-Gaussian toy (tests/test_guidance.py) the distance of
+# the generated frame's mean from the exact conditional mean is 0.64 without it and 0.19, 0.20, 0.25,
+# 0.39 at rho = 0, 0.1, 0.25, 0.5 (0 is x0 replacement; larger rho trusts the model's own known slots).
+DING_OBSERVATION = 0.25
 
 
 class Prediction(NamedTuple):
@@ -79,6 +87,24 @@ class SamplerSettings:
     replace_steps: int | None = None  # known slots replaced in the first N steps only (None: all)
     rectify: float = 0.0  # weight of noise rectification (0: off)
     given_start: int = 0  # windows whose new slots start from a user's frame begin at this step
+    # posterior guidance (vidzero.core.guidance), all off by default
+    reconstruction: float = 0.0  # Ho et al.'s w_r (0: off)
+    dps: float = 0.0  # the DPS step's zeta (0: off)
+    posterior_steps: tuple[int, int] | None = None  # gradient guidance in steps [a, b) only (None: all)
+    generated_weight: float = 1.0  # weight of generated known slots in the guidance's error (the user's: 1)
+    known_noise: str = "fresh"  # known slots' noise: fresh (the paper), model (x0 replacement), ding
+    patch_swap: float = 0.0  # FlexTI2V's share of new-slot patches taken from the known frame (0: off)
+
+    def posterior_at(self, step: int) -> bool:
+        """Whether step `step` (0-based) takes a gradient through the model."""
+        if self.reconstruction <= 0 and self.dps <= 0:
+            return False
+        return self.posterior_steps is None or self.posterior_steps[0] <= step < self.posterior_steps[1]
+
+    def backward_passes(self, start: int = 0) -> int:
+        """Gradients through the model in one window from step `start` (one per evaluation of a
+        guided step)."""
+        return sum(1 + self.resamples_at(j) for j in range(start, self.steps) if self.posterior_at(j))
 
     def resamples_at(self, step: int) -> int:
         """U at step `step` (0-based)."""
@@ -108,6 +134,14 @@ class Window:
     clean: torch.Tensor  # (B, C, F, h, w); values at generated slots are ignored
     known: torch.Tensor  # (F,) bool
     init_source: tuple[int | None, ...]  # per slot: the known slot its inversion starts from
+    given: torch.Tensor | None = None  # (F,) bool: known slots that hold a user's frame (None: all)
+
+    def error_weights(self, generated_weight: float) -> torch.Tensor:
+        """(F,) weights of the known slots in the posterior guidance's error: 1 for the user's
+        frames, `generated_weight` for generated frames in the queue, 0 for new slots."""
+        given = self.known if self.given is None else self.given
+        weights = torch.where(given, 1.0, generated_weight)
+        return torch.where(self.known, weights, 0.0).to(torch.float64)
 
 
 def noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -172,6 +206,80 @@ def rectified(
     return fixed
 
 
+def posterior_output(
+    model: Callable[[torch.Tensor, int], torch.Tensor],
+    grid: NoiseGrid,
+    window: Window,
+    z: torch.Tensor,
+    j: int,
+    settings: SamplerSettings,
+) -> torch.Tensor:
+    """The model output at step j with the gradient guidance of vidzero.core.guidance applied:
+    the error of the clean estimate on the known slots, differentiated with respect to the new
+    slots only (the only place a gradient is enabled), shifts the new slots' clean estimate; the
+    output that DDIM or the Euler step expects is read back from the shifted estimate."""
+    new = (~window.known).view(1, 1, -1, 1, 1).to(z.device)
+    weights = window.error_weights(settings.generated_weight).to(z.device)
+    with torch.enable_grad():
+        free = z.detach().requires_grad_(True)
+        z_in = torch.where(new, free, z.detach())
+        out = model(z_in, j)
+        x0 = grid.clean_estimate(z_in, out, j)
+        error = pg.known_error(x0, window.clean, weights)
+        (grad,) = torch.autograd.grad(error.sum(), free)  # each window's error depends on its own z
+    grad, out, x0, error = torch.where(new, grad, 0.0), out.detach(), x0.detach(), error.detach()
+    signal, noise = grid.scales(j)
+    shift = torch.zeros_like(x0)
+    if settings.reconstruction > 0:
+        shift = shift + pg.reconstruction_shift(grad, signal, settings.reconstruction)
+    if settings.dps > 0:
+        gain = pg.step_gain(signal, noise, *grid.scales_after(j))
+        shift = shift + pg.dps_shift(grad, error, gain, settings.dps)
+    return torch.where(new, grid.ideal_output(z, j, x0 + shift), out)
+
+
+def known_after_step(
+    grid: NoiseGrid,
+    window: Window,
+    z: torch.Tensor,
+    out: torch.Tensor,
+    j: int,
+    mode: str,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """The known slots at the level step j ends at, made from the model's own noise estimate at
+    z: x0 replacement (`model`) or DING's posterior (`ding`); see vidzero.core.guidance."""
+    signal, noise = grid.scales(j)
+    signal_after, noise_after = grid.scales_after(j)
+    x0 = grid.clean_estimate(z, out, j)
+    eps = (z - signal * x0) / noise
+    observed = pg.model_noise_known(window.clean, eps, signal_after, noise_after)
+    if mode == "model" or noise_after == 0.0:
+        return observed
+    # the stochastic (DDPM-variance) transition of the known slots, in the family's own units
+    scale = signal_after**2 + noise_after**2
+    var = pg.ddpm_variance(pg.vp_level(signal, noise), pg.vp_level(signal_after, noise_after)) * scale
+    mean = signal_after * x0 + max(noise_after**2 - var, 0.0) ** 0.5 * eps
+    return pg.ding_known(mean, observed, var, DING_OBSERVATION * noise_after, noise_like(z, generator))
+
+
+def swap_patches(
+    z: torch.Tensor, window: Window, j: int, share: float, steps: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """FlexTI2V's latent patch swapping: each new slot takes a random share of its patches from
+    its source known slot at the same level (z's known slots, already replaced)."""
+    z = z.clone()
+    for slot, source in enumerate(window.init_source):
+        if window.known[slot] or source is None:
+            continue
+        p = pg.swap_share(share, j, steps, abs(slot - source))
+        if p <= 0:
+            continue
+        take = pg.patch_mask(tuple(z.shape[-2:]), p, generator).to(z.device)
+        z[:, :, slot] = torch.where(take, z[:, :, source], z[:, :, slot])
+    return z
+
+
 def sample_window(
     model: Denoiser,
     grid: NoiseGrid,
@@ -189,28 +297,52 @@ def sample_window(
     """
     mask = window.known.view(1, 1, -1, 1, 1).to(z.device)
     any_known = bool(window.known.any())
+    any_new = not bool(window.known.all())
     rectify = settings.rectify > 0 and any_known
+    from_model = settings.known_noise != "fresh" and any_known
 
-    def predict(z: torch.Tensor, j: int) -> torch.Tensor:
+    def guided_output(z: torch.Tensor, j: int) -> torch.Tensor:
         guided = settings.guided_at(j)
         cond, uncond = model(z, grid.timestep(j), guided)
-        out = guide(uncond, cond, settings.guidance) if guided and uncond is not None else cond
+        return guide(uncond, cond, settings.guidance) if guided and uncond is not None else cond
+
+    def predict(z: torch.Tensor, j: int) -> torch.Tensor:
+        if any_known and any_new and settings.posterior_at(j):
+            out = posterior_output(guided_output, grid, window, z, j, settings)
+        else:
+            out = guided_output(z, j)
         return rectified(out, z, grid, j, window, settings.rectify) if rectify else out
 
-    for j in range(start, grid.steps):
-        replace = any_known and settings.replaces_at(j)
-        if replace:
-            c_now = grid.noised(window.clean, j, noise_like(window.clean, generator))
-            c_after = grid.noised_after(window.clean, j, noise_like(window.clean, generator))
-            z = torch.where(mask, c_now, z)
-        for _ in range(settings.resamples_at(j)):
-            z = grid.step(z, predict(z, j), j, generator)
-            if replace:
-                z = torch.where(mask, c_after, z)
-            z = grid.renoise(z, j, noise_like(z, generator))
+    def step(z: torch.Tensor, j: int, replace: bool, c_after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = predict(z, j)
-        x0 = grid.clean_estimate(z, out, j) if on_step is not None else None
-        z = grid.step(z, out, j, generator)
-        if on_step is not None and x0 is not None:
-            on_step(j, z, x0)
+        stepped = grid.step(z, out, j, generator)
+        if replace and from_model:
+            stepped = torch.where(
+                mask, known_after_step(grid, window, z, out, j, settings.known_noise, generator), stepped
+            )
+        elif replace:
+            stepped = torch.where(mask, c_after, stepped)
+        return stepped, out
+
+    with torch.no_grad():  # posterior_output enables a gradient where it needs one
+        for j in range(start, grid.steps):
+            replace = any_known and settings.replaces_at(j)
+            if replace:
+                c_now = grid.noised(window.clean, j, noise_like(window.clean, generator))
+                c_after = grid.noised_after(window.clean, j, noise_like(window.clean, generator))
+                # model-consistent known slots come from the previous step (fresh noise at the first)
+                if not from_model or j == start or not settings.replaces_at(j - 1):
+                    z = torch.where(mask, c_now, z)
+            else:
+                c_after = z
+            if settings.patch_swap > 0 and any_known:
+                z = swap_patches(z, window, j, settings.patch_swap, grid.steps, generator)
+            for _ in range(settings.resamples_at(j)):
+                z, _ = step(z, j, replace, c_after)
+                z = grid.renoise(z, j, noise_like(z, generator))
+            z_before = z
+            # fresh known slots are left as the level's last step made them (the next step replaces them)
+            z, out = step(z, j, replace and from_model, c_after)
+            if on_step is not None:
+                on_step(j, z, grid.clean_estimate(z_before, out, j))
     return torch.where(mask, window.clean, z) if any_known else z

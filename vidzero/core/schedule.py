@@ -127,6 +127,12 @@ class NoiseGrid(Protocol):
     def ideal_output(self, z: torch.Tensor, j: int, clean: torch.Tensor) -> torch.Tensor:
         """What a perfect model outputs at step j for a window whose clean value is `clean`."""
 
+    def scales(self, j: int) -> tuple[float, float]:
+        """(signal, noise): the level of step j is signal x0 + noise eps."""
+
+    def scales_after(self, j: int) -> tuple[float, float]:
+        """(signal, noise) of the level step j ends at."""
+
 
 def frames_flat(x: torch.Tensor) -> torch.Tensor:
     """(B, C, F, h, w) -> (B*F, C, h, w), the layout diffusers' video pipelines step in."""
@@ -186,6 +192,12 @@ class DDIMGrid:
     def ideal_output(self, z: torch.Tensor, j: int, clean: torch.Tensor) -> torch.Tensor:
         return implied_noise(z, self.abar[j], clean)
 
+    def scales(self, j: int) -> tuple[float, float]:
+        return math.sqrt(float(self.abar[j])), math.sqrt(1 - float(self.abar[j]))
+
+    def scales_after(self, j: int) -> tuple[float, float]:
+        return math.sqrt(float(self.abar_after[j])), math.sqrt(1 - float(self.abar_after[j]))
+
 
 @dataclass
 class FlowGrid:
@@ -222,3 +234,9 @@ class FlowGrid:
 
     def ideal_output(self, z: torch.Tensor, j: int, clean: torch.Tensor) -> torch.Tensor:
         return flow_velocity(z, float(self.sigmas[j]), clean)
+
+    def scales(self, j: int) -> tuple[float, float]:
+        return 1 - float(self.sigmas[j]), float(self.sigmas[j])
+
+    def scales_after(self, j: int) -> tuple[float, float]:
+        return 1 - float(self.sigmas[j + 1]), float(self.sigmas[j + 1])

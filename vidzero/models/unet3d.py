@@ -339,7 +339,8 @@ class UNet3DDenoiser:
     def __init__(self, backbone: UNet3DBackbone, cond: torch.Tensor, uncond: torch.Tensor) -> None:
         self.bb, self.cond, self.uncond = backbone, cond, uncond
 
-    @torch.no_grad()
+    # No no_grad here: posterior guidance differentiates through this call (under
+    # torch.enable_grad); the sampler runs every other evaluation under no_grad.
     def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
         bb, batch = self.bb, z.shape[0]
         z_in = bb.scheduler.scale_model_input(z, t).to(bb.dtype)

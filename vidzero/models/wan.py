@@ -325,7 +325,8 @@ class WanDenoiser:
     def __init__(self, backbone: WanBackbone, cond: torch.Tensor, uncond: torch.Tensor) -> None:
         self.bb, self.cond, self.uncond = backbone, cond, uncond
 
-    @torch.no_grad()
+    # No no_grad here: posterior guidance differentiates through this call (under
+    # torch.enable_grad); the sampler runs every other evaluation under no_grad.
     def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
         bb, batch = self.bb, z.shape[0]
         z_in = z.to(bb.dtype)

@@ -26,6 +26,7 @@ MAX_SEED = 2**63 - 1
 MIN_FPS, MAX_FPS = 0.1, 1000.0  # what the containers keep exactly (a .gif: see media.video.MAX_GIF_FPS)
 QUEUES = ("pixel", "latent")
 INITS = ("inversion", "random", "lowpass")
+KNOWN_NOISE = ("fresh", "model", "ding")
 OFFLOADS = ("none", "model", "sequential")
 OUTPUT_TYPES = ("uint8", "float", "pil", "latent")
 CODECS = {".mp4": ("h264", "hevc"), ".webm": ("vp9", "av1"), ".gif": ("gif",)}
@@ -115,6 +116,34 @@ class RunOptions:
     given_start: int = opt(
         0, "Windows that generate next to a frame the user gave start at step N (SDEdit-like).", "sampler", metavar="N"
     )
+    reconstruction: float = opt(
+        0.0,
+        "Reconstruction guidance weight w_r (Ho et al.): new frames pulled toward what explains the known ones, "
+        "through the model (a gradient per step; 0: off).",
+        "sampler",
+    )
+    dps: float = opt(
+        0.0, "DPS step size: the normalised form of reconstruction guidance (Chung et al.; 0: off).", "sampler"
+    )
+    posterior_steps: str | None = opt(
+        None, "A:B: reconstruction guidance and DPS in steps A..B-1 only (default: all).", "sampler", metavar="A:B"
+    )
+    generated_weight: float = opt(
+        1.0,
+        "Weight of generated frames in the queue in the guidance's error (the frames you gave weigh 1).",
+        "sampler",
+    )
+    known_noise: str = opt(
+        "fresh",
+        "Known slots' noise at each step: 'fresh' (the paper), 'model' (x0 replacement: the model's own noise "
+        "estimate) or 'ding' (DING's closed-form posterior).",
+        "sampler",
+    )
+    patch_swap: float = opt(
+        0.0,
+        "Share of a new frame's latent patches taken from the known frame at each step (FlexTI2V; 0: off).",
+        "sampler",
+    )
     new_per_window: int | None = opt(
         None, "Frames generated per sampling run (1: the paper's; k: k times fewer UNet calls).", "sampler"
     )
@@ -186,8 +215,14 @@ class RunOptions:
         if o.given_start >= steps:
             raise BadInput(f"{{option}} must be below steps ({steps}), got {o.given_start}", "given_start")
         number(o.rectify, "rectify", 0, 10)
-        if o.guidance_steps is not None:
-            step_range(o.guidance_steps, "guidance_steps", steps)
+        number(o.reconstruction, "reconstruction", 0, 1000)
+        number(o.dps, "dps", 0, 1000)
+        number(o.generated_weight, "generated_weight", 0, 1)
+        number(o.patch_swap, "patch_swap", 0, 1)
+        choice(o.known_noise, "known_noise", KNOWN_NOISE)
+        for name in ("guidance_steps", "posterior_steps"):
+            if getattr(o, name) is not None:
+                step_range(getattr(o, name), name, steps)
         if o.forward_chunking is not None:
             integer(o.forward_chunking, "forward_chunking", 1, 4096)
         if o.crf is not None:
@@ -225,6 +260,9 @@ class RunOptions:
 
     def guidance_range(self) -> tuple[int, int] | None:
         return None if self.guidance_steps is None else step_range(self.guidance_steps, "guidance_steps", 10**6)
+
+    def posterior_range(self) -> tuple[int, int] | None:
+        return None if self.posterior_steps is None else step_range(self.posterior_steps, "posterior_steps", 10**6)
 
 
 def option_fields(group: str | None = None, cli: bool | None = None) -> list[dataclasses.Field[Any]]:

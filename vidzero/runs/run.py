@@ -80,6 +80,12 @@ def sampler_settings(o: RunOptions) -> SamplerSettings:
         replace_steps=o.replace_steps,
         rectify=o.rectify,
         given_start=o.given_start,
+        reconstruction=o.reconstruction,
+        dps=o.dps,
+        posterior_steps=o.posterior_range(),
+        generated_weight=o.generated_weight,
+        known_noise=o.known_noise,
+        patch_swap=o.patch_swap,
     )
 
 
