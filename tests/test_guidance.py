@@ -292,3 +292,37 @@ def test_guidance_moves_samples_toward_the_exact_conditional_mean(options):
     on = toy_distance(SamplerSettings(steps=10, resample=0, guidance=1.0, **options))
     assert off > 0.05  # replacement alone leaves a bias the guidance can remove
     assert on < off, (options, on, off)
+
+
+# ---------------------------------------------------------------------- on real backbones
+POSTERIOR = {"steps": 3, "resample": 0, "guidance": 3.0, "dps": 2.0, "known_noise": "model", "patch_swap": 0.3}
+
+
+@pytest.mark.parametrize("family", ["unet3d", "wan"])
+def test_posterior_guidance_runs_through_both_families_and_checkpointing_changes_nothing(
+    family, tiny_backbone, tiny_wan, image_file
+):
+    import vidzero
+
+    bb = tiny_backbone if family == "unet3d" else tiny_wan
+    length = 4 if family == "unet3d" else 9
+    plain = vidzero.extend(image_file, "a red circle", length, backbone=bb, progress=False, steps=3, resample=0)
+    plain_frames = np.stack([f.image for f in plain])
+    run = vidzero.extend(image_file, "a red circle", length, backbone=bb, progress=False, **POSTERIOR)
+    frames = np.stack([f.image for f in run])
+    assert run.engine.stats.backward_passes == run.engine.stats.jobs * 3  # one per step of each window
+    assert not np.array_equal(frames[1:], plain_frames[1:])  # the guidance acts
+    np.testing.assert_array_equal(frames[0], plain_frames[0])  # the user's frame is kept
+    # the weights are left as they were: requiring gradients, none accumulated
+    model = bb.unet if family == "unet3d" else bb.transformer
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+    if family == "unet3d":
+        bb.checkpoint_gradients()
+    else:
+        bb.transformer.enable_gradient_checkpointing()
+    try:
+        again = vidzero.extend(image_file, "a red circle", length, backbone=bb, progress=False, **POSTERIOR)
+        np.testing.assert_array_equal(np.stack([f.image for f in again]), frames)
+    finally:
+        if family == "wan":
+            bb.transformer.disable_gradient_checkpointing()

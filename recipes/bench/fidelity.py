@@ -81,6 +81,19 @@ VARIANTS: dict[str, dict] = {
     "fast pixel given start 2": {"kind": "extend", "preset": "fast", "queue": "pixel", "given_start": 2},
     "resample 2 steps given start 2": {"kind": "extend", "preset": "paper", "resample_steps": 2, "given_start": 2},
     "default": {"kind": "extend"},
+    # posterior guidance on the default (vidzero.core.guidance)
+    "x0 replace": {"kind": "extend", "known_noise": "model"},
+    "ding": {"kind": "extend", "known_noise": "ding"},
+    "recon 1": {"kind": "extend", "reconstruction": 1.0},
+    "recon 4": {"kind": "extend", "reconstruction": 4.0},
+    "dps 1": {"kind": "extend", "dps": 1.0},
+    "dps 3": {"kind": "extend", "dps": 3.0},
+    "dps 3 user-weighted": {"kind": "extend", "dps": 3.0, "generated_weight": 0.25},
+    "x0 replace dps 1": {"kind": "extend", "known_noise": "model", "dps": 1.0},
+    "x0 replace dps 3": {"kind": "extend", "known_noise": "model", "dps": 3.0},
+    "ding dps 3": {"kind": "extend", "known_noise": "ding", "dps": 3.0},
+    "patch swap 0.5": {"kind": "extend", "patch_swap": 0.5},
+    "dps 3 steps 5:10": {"kind": "extend", "dps": 3.0, "posterior_steps": "5:10"},
     "fast": {"kind": "extend", "preset": "fast"},
     "quality": {"kind": "extend", "preset": "quality"},
     "replacing": {"kind": "replacing"},
@@ -96,21 +109,24 @@ COLUMNS = [
     ("background_psnr", "bg PSNR", "{:.1f}"),
     ("first_step_jump", "jump px", "{:.2f}"),
     ("direction", "direction", "{:.0%}"),
+    ("speed", "speed px/frame", "{:.2f}"),
     ("cfg_per_frame", "evals/frame", "{:.1f}"),
+    ("backward_per_frame", "gradients/frame", "{:.1f}"),
     ("unet_per_frame", "UNet samples/frame", "{:.1f}"),
     ("seconds_per_frame", "s/frame", "{:.2f}"),
 ]
-NOISE = ("iou_0.8", "area_15", "first_step_jump", "direction", "background_psnr")
+NOISE = ("iou_0.8", "area_15", "first_step_jump", "direction", "background_psnr", "speed")
 
 
-def make_video(bb, case, spec: dict, frames: int, seed: int) -> tuple[np.ndarray, int, int]:
-    """(frames, guided evaluations, UNet window samples) for one case and variant."""
+def make_video(bb, case, spec: dict, frames: int, seed: int) -> tuple[np.ndarray, int, int, int]:
+    """(frames, guided evaluations, UNet window samples, gradients through the model) for one
+    case and variant."""
     image = case.first_frame()
     kind = spec["kind"]
     if kind == "vae":
         pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
         back = to_pixels(bb.decode(bb.encode_frames(pixels)))[0]
-        return np.stack([image] + [back] * (frames - 1)), 0, 0
+        return np.stack([image] + [back] * (frames - 1)), 0, 0, 0
     if kind == "sdedit":
         from diffusers import VideoToVideoSDPipeline
         from PIL import Image
@@ -133,14 +149,13 @@ def make_video(bb, case, spec: dict, frames: int, seed: int) -> tuple[np.ndarray
         ).frames[0]
         used = int(steps * spec["strength"])
         video = (np.clip(video, 0, 1) * 255).round().astype(np.uint8)
-        return np.concatenate([image[None], video[1:frames]]), used, 2 * used
+        return np.concatenate([image[None], video[1:frames]]), used, 2 * used, 0
     if kind == "replacing":  # one window, the image in slot 0, every other slot generated at once
         options = RunOptions(steps=10, resample=0, init="random", seed=seed, progress=False)
         spec = RunSpec.checked(ExtendInputs(image, case.prompt, bb.frames), options)
         layout = Layout(bb.frames, {0: image}, plan_single_window(1, bb.frames), case.prompt)
         run = PlannedRun(spec, TaskPlan(layout), bb)
-        out = np.stack(run.frames())[:frames]
-        return out, run.engine.stats.cfg_evaluations, run.engine.stats.unet_samples
+        return (np.stack(run.frames())[:frames], *costs(run))
     if kind == "anchored":  # extend, every window also holding the user's frame (slot 0)
         values = {k: v for k, v in spec.items() if k != "kind"}
         spec_ = RunSpec.checked(
@@ -154,26 +169,31 @@ def make_video(bb, case, spec: dict, frames: int, seed: int) -> tuple[np.ndarray
             case.prompt,
         )
         run = PlannedRun(spec_, TaskPlan(layout), bb)
-        return np.stack(run.frames()), run.engine.stats.cfg_evaluations, run.engine.stats.unet_samples
+        return (np.stack(run.frames()), *costs(run))
     options = {k: v for k, v in spec.items() if k != "kind"}
     run = vidzero.extend(image, case.prompt, frames=frames, backbone=bb, seed=seed, progress=False, **options)
-    out = np.stack(run.frames())
-    return out, run.engine.stats.cfg_evaluations, run.engine.stats.unet_samples
+    return (np.stack(run.frames()), *costs(run))
+
+
+def costs(run: PlannedRun) -> tuple[int, int, int]:
+    stats = run.engine.stats
+    return stats.cfg_evaluations, stats.unet_samples, stats.backward_passes
 
 
 def run_variant(bb, cases, spec: dict, frames: int, seed: int) -> tuple[dict, list[dict], list[np.ndarray]]:
-    measured, videos, evals, samples, seconds = [], [], 0, 0, 0.0
+    measured, videos, evals, samples, backward, seconds = [], [], 0, 0, 0, 0.0
     for case in cases:
         start = time.perf_counter()
-        video, e, u = make_video(bb, case, spec, frames, seed)
+        video, e, u, b = make_video(bb, case, spec, frames, seed)
         seconds += time.perf_counter() - start
-        evals, samples = evals + e, samples + u
+        evals, samples, backward = evals + e, samples + u, backward + b
         measured.append(measure(video, case))
         videos.append(video)
     generated = len(cases) * (frames - 1)
     result = summary(measured) | {
         "cfg_per_frame": evals / generated,
         "unet_per_frame": samples / generated,
+        "backward_per_frame": backward / generated,
         "seconds_per_frame": seconds / generated,
     }
     result |= {f"{k}_noise": bootstrap_halfwidth(measured, k) for k in NOISE}

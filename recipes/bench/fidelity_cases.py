@@ -228,24 +228,28 @@ def measure(frames: np.ndarray, case: Case) -> dict:
         if len(steps) >= 3 and track[0] is not None and track[1] is not None
         else None
     )
+    along, across = motion(track, case)
     return {
         "per_frame": per_frame,
         "first_step_jump": jump,
-        "direction_correct": direction_correct(track, case),
+        "direction_correct": bool(along >= 2.0 and along > abs(across)),
+        "speed": along / (len(track) - 1),
         "median_step": float(np.median(steps)) if steps else None,
     }
 
 
-def direction_correct(track: list[np.ndarray | None], case: Case) -> bool:
+def motion(track: list[np.ndarray | None], case: Case) -> tuple[float, float]:
+    """The fitted displacement over the clip along the prompt's direction and across it, in px
+    (0, 0 when the object is missing from more than half of the frames)."""
     points = [(t, c) for t, c in enumerate(track) if c is not None]
-    if len(points) < len(track) // 2:
-        return False
+    if len(points) < len(track) // 2 or len(points) < 2:
+        return 0.0, 0.0
     t = np.array([p[0] for p in points], float)
     xy = np.stack([p[1] for p in points])
     slopes = np.polyfit(t, xy, 1)[0] * (len(track) - 1)  # displacement over the clip, x and y
     dx, dy = DIRECTIONS[case.direction]
     along, across = (slopes[0] * dx, slopes[1]) if dx else (slopes[1] * dy, slopes[0])
-    return bool(along >= 2.0 and along > abs(across))
+    return float(along), float(across)
 
 
 def summary(measured: list[dict]) -> dict:
@@ -264,6 +268,9 @@ def summary(measured: list[dict]) -> dict:
         "background_psnr": float(np.median(backgrounds)) if backgrounds else float("nan"),
         "first_step_jump": float(np.mean(jumps)) if jumps else float("nan"),
         "direction": float(np.mean([m["direction_correct"] for m in measured])),
+        # the motion guard: the object's mean speed along the prompt's direction (a setting that
+        # keeps the outline by freezing the object shows here)
+        "speed": float(np.mean([m.get("speed", np.nan) for m in measured])),
         "present": float(np.mean([f["present"] for f in frames])),
     }
 
@@ -286,6 +293,7 @@ BETTER = {
     "delta_e": -1,
     "background_psnr": 1,
     "direction": 1,
+    "speed": 1,
 }
 JUMP_GOAL = 1.5  # px: the first step is judged by whether it stays within this, not by its sign
 

@@ -69,10 +69,13 @@ class PeakTracker(TorchDispatchMode):
         return out
 
 
-def tracked_peak(module: torch.nn.Module, inputs: list[torch.Tensor], call: Callable[[], object]) -> int:
-    """Bytes of tensor storage alive at the peak of `call`, beyond the module's weights and inputs."""
+def tracked_peak(
+    module: torch.nn.Module, inputs: list[torch.Tensor], call: Callable[[], object], grad: bool = False
+) -> int:
+    """Bytes of tensor storage alive at the peak of `call`, beyond the module's weights and inputs
+    (`grad`: with autograd on, for a call that takes a gradient)."""
     tracker = PeakTracker([*module.parameters(), *module.buffers(), *inputs])
-    with tracker, torch.no_grad():
+    with tracker, torch.set_grad_enabled(grad):
         result = call()
         del result
     return tracker.peak

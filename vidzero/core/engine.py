@@ -11,6 +11,7 @@ frame out, is `FrameStore`'s business.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import torch
 from vidzero.core.backbone import Backbone
 from vidzero.core.frames import EngineState, Frame, FrameStore, VideoFrameStore
 from vidzero.core.packing import PackedDenoiser, Packer
-from vidzero.core.sampler import Denoiser, Prediction, SamplerSettings, StepCallback, StepInfo
+from vidzero.core.sampler import Denoiser, Prediction, SamplerSettings, StepCallback, StepInfo, differentiating
 from vidzero.core.sampler import initial_window as initial_window
 from vidzero.core.sampler import sample_window as sample_window
 from vidzero.core.schedule import NoiseGrid
@@ -64,6 +65,9 @@ class CountingDenoiser:
 
     def __init__(self, inner: Denoiser, stats: RunStats) -> None:
         self.inner, self.stats = inner, stats
+
+    def differentiating(self) -> contextlib.AbstractContextManager[object]:
+        return differentiating(self.inner)
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
         started = time.perf_counter()

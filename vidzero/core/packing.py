@@ -15,13 +15,14 @@ byte (a resume promises that) are not packed.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from vidzero.core.sampler import Denoiser, Prediction
+from vidzero.core.sampler import Denoiser, Prediction, differentiating
 
 
 @dataclass
@@ -116,6 +117,9 @@ class PackedDenoiser:
     def __init__(self, packer: Packer, member: int, cond: torch.Tensor, uncond: torch.Tensor, direct: Denoiser) -> None:
         self.packer, self.member, self.cond, self.uncond = packer, member, cond, uncond
         self.direct = direct  # the run's own denoiser, for evaluations that need a gradient
+
+    def differentiating(self) -> contextlib.AbstractContextManager[object]:
+        return differentiating(self.direct)
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
         if torch.is_grad_enabled():  # posterior guidance differentiates through this evaluation alone

@@ -27,6 +27,7 @@ known slots, DING, latent patch swapping), is written out in vidzero.core.guidan
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -52,9 +53,17 @@ class Prediction(NamedTuple):
 
 class Denoiser(Protocol):
     """The backbone's prediction for a whole window at the model timestep t: both guidance
-    branches when `guided`, the conditional one alone otherwise."""
+    branches when `guided`, the conditional one alone otherwise. A denoiser may also have a
+    `differentiating()` context, entered around an evaluation and its backward pass when
+    posterior guidance takes a gradient through it (the backbones freeze their weights there)."""
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction: ...
+
+
+def differentiating(model: object) -> contextlib.AbstractContextManager[object]:
+    """The denoiser's context for taking a gradient through it (none: a plain one)."""
+    enter = getattr(model, "differentiating", None)
+    return enter() if enter is not None else contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -213,6 +222,7 @@ def posterior_output(
     z: torch.Tensor,
     j: int,
     settings: SamplerSettings,
+    context: contextlib.AbstractContextManager[object] | None = None,
 ) -> torch.Tensor:
     """The model output at step j with the gradient guidance of vidzero.core.guidance applied:
     the error of the clean estimate on the known slots, differentiated with respect to the new
@@ -220,13 +230,16 @@ def posterior_output(
     output that DDIM or the Euler step expects is read back from the shifted estimate."""
     new = (~window.known).view(1, 1, -1, 1, 1).to(z.device)
     weights = window.error_weights(settings.generated_weight).to(z.device)
-    with torch.enable_grad():
+    with torch.enable_grad(), context or contextlib.nullcontext():
         free = z.detach().requires_grad_(True)
         z_in = torch.where(new, free, z.detach())
         out = model(z_in, j)
         x0 = grid.clean_estimate(z_in, out, j)
         error = pg.known_error(x0, window.clean, weights)
-        (grad,) = torch.autograd.grad(error.sum(), free)  # each window's error depends on its own z
+        # each window's error depends on its own z; backward() with inputs rather than
+        # autograd.grad(), which non-reentrant gradient checkpointing does not support
+        error.sum().backward(inputs=[free])
+    grad = free.grad if free.grad is not None else torch.zeros_like(z)
     grad, out, x0, error = torch.where(new, grad, 0.0), out.detach(), x0.detach(), error.detach()
     signal, noise = grid.scales(j)
     shift = torch.zeros_like(x0)
@@ -308,7 +321,7 @@ def sample_window(
 
     def predict(z: torch.Tensor, j: int) -> torch.Tensor:
         if any_known and any_new and settings.posterior_at(j):
-            out = posterior_output(guided_output, grid, window, z, j, settings)
+            out = posterior_output(guided_output, grid, window, z, j, settings, differentiating(model))
         else:
             out = guided_output(z, j)
         return rectified(out, z, grid, j, window, settings.rectify) if rectify else out

@@ -163,3 +163,62 @@ def pipeline_placement(
     config = getattr(pipe, "config", None)
     name = getattr(pipe, "name_or_path", None) or getattr(config, "_name_or_path", None) or "<pipeline>"
     return torch_device, torch_dtype, str(name)
+
+
+@contextlib.contextmanager
+def input_gradient_only(module: torch.nn.Module) -> Iterator[None]:
+    """The module's parameters frozen while a gradient with respect to its input is taken
+    (posterior guidance): autograd then keeps no layer inputs for weight gradients, which are
+    never wanted, and the evaluation needs less memory. Restored after, so that evaluations
+    without a gradient run the kernels they always run."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def checkpoint_blocks(blocks: list[torch.nn.Module]) -> None:
+    """Gradient checkpointing for models that diffusers gives none (UNet3DConditionModel): each
+    block's forward keeps only its inputs under a gradient and runs again during the backward
+    pass; without a gradient it runs as before."""
+    from torch.utils.checkpoint import checkpoint
+
+    for block in blocks:
+        forward = block.forward
+
+        def checkpointed(*args: Any, _forward: Any = forward, **kwargs: Any) -> Any:
+            if torch.is_grad_enabled():
+                return checkpoint(_forward, *args, use_reentrant=False, **kwargs)
+            return _forward(*args, **kwargs)
+
+        block.forward = checkpointed  # type: ignore[method-assign]
+
+
+# Activations an evaluation with a gradient keeps for its backward pass (weights frozen), per
+# window position (a latent pixel of a latent frame) and batch row, in bytes at 2 bytes per value:
+# measured on fake tensors by recipes/bench/guidance_cost.py for the published architectures
+# (ModelScope T2V's UNet, 16 x 32 x 32 latents; Wan 2.1 1.3B's transformer, 21 x 60 x 104).
+# (12.76 GiB for ModelScope's guided window, 136.84 GiB for Wan's 81-frame one; checkpointed:
+# 5.19 and 12.50 GiB; docs/bench/guidance-cost.md).
+GRADIENT_BYTES_PER_POSITION = {"unet3d": 418_000.0, "wan": 560_600.0}
+
+
+def gradient_memory_bytes(backbone: Any, guided: bool) -> int:
+    """Estimated activations of one evaluation with a gradient, without checkpointing."""
+    _, h, w = backbone.latent_shape
+    rows = 2 if guided else 1
+    per_position = GRADIENT_BYTES_PER_POSITION[backbone.family] * backbone.dtype.itemsize / 2
+    return int(per_position * rows * backbone.frames * h * w)
+
+
+def gradient_needs_checkpointing(backbone: Any, guided: bool) -> bool:
+    """Checkpoint an evaluation with a gradient when its activations, as estimated, would not
+    fit in 80 % of the GPU memory free now (on the CPU, never: memory is rarely the limit)."""
+    if backbone.device.type != "cuda":
+        return False
+    free, _ = torch.cuda.mem_get_info(backbone.device)
+    return gradient_memory_bytes(backbone, guided) > 0.8 * free

@@ -17,7 +17,9 @@ its own files by `vidzero.checkpoint`, without loading any weights.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -32,6 +34,9 @@ from vidzero.models.checkpoint import DEFAULT_FRAMES, CheckpointInfo
 from vidzero.models.loading import (
     PromptTruncatedWarning,
     SharedModules,
+    checkpoint_blocks,
+    gradient_needs_checkpointing,
+    input_gradient_only,
     loading_from,
     offload_modules,
     parse_dtype,
@@ -226,6 +231,14 @@ class UNet3DBackbone:
         if compile:
             self.unet.compile()  # in place: the module keeps its type and config
 
+    def checkpoint_gradients(self) -> None:
+        """Gradient checkpointing for evaluations that take a gradient (diffusers gives the
+        UNet3D none: each down, mid and up block is checkpointed)."""
+        if not getattr(self.unet, "_vidzero_checkpointed", False):
+            unet = self.unet
+            checkpoint_blocks([*unet.down_blocks, unet.mid_block, *unet.up_blocks])
+            unet._vidzero_checkpointed = True
+
     def sequence_lengths(self) -> list[int]:
         """Token counts of the UNet's transformer blocks for this format: the window's frames (the
         temporal blocks) and the latent grid at each resolution level (the spatial blocks)."""
@@ -339,9 +352,19 @@ class UNet3DDenoiser:
     def __init__(self, backbone: UNet3DBackbone, cond: torch.Tensor, uncond: torch.Tensor) -> None:
         self.bb, self.cond, self.uncond = backbone, cond, uncond
 
-    # No no_grad here: posterior guidance differentiates through this call (under
-    # torch.enable_grad); the sampler runs every other evaluation under no_grad.
+    @contextlib.contextmanager
+    def differentiating(self) -> Iterator[None]:
+        """Where posterior guidance takes a gradient through this denoiser (its forward and
+        backward pass): the weights frozen (no weight gradients, fewer activations kept), and
+        gradient checkpointing when the estimate says the activations would not fit."""
+        if gradient_needs_checkpointing(self.bb, guided=True):
+            self.bb.checkpoint_gradients()
+        with input_gradient_only(self.bb.unet):
+            yield
+
     def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
+        # no no_grad here: posterior guidance differentiates through this call (in
+        # `differentiating`); the sampler runs every other evaluation under no_grad
         bb, batch = self.bb, z.shape[0]
         z_in = bb.scheduler.scale_model_input(z, t).to(bb.dtype)
         if not guided:

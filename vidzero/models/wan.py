@@ -19,7 +19,9 @@ What differs from the UNet3D family, and how vidzero handles it (docs/gpu.md, "W
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -33,6 +35,8 @@ from vidzero.models.checkpoint import CheckpointInfo
 from vidzero.models.loading import (
     PromptTruncatedWarning,
     SharedModules,
+    gradient_needs_checkpointing,
+    input_gradient_only,
     loading_from,
     offload_modules,
     parse_dtype,
@@ -325,9 +329,19 @@ class WanDenoiser:
     def __init__(self, backbone: WanBackbone, cond: torch.Tensor, uncond: torch.Tensor) -> None:
         self.bb, self.cond, self.uncond = backbone, cond, uncond
 
-    # No no_grad here: posterior guidance differentiates through this call (under
-    # torch.enable_grad); the sampler runs every other evaluation under no_grad.
+    @contextlib.contextmanager
+    def differentiating(self) -> Iterator[None]:
+        """Where posterior guidance takes a gradient through this denoiser (its forward and
+        backward pass): the weights frozen (no weight gradients, fewer activations kept), and
+        gradient checkpointing when the estimate says the activations would not fit."""
+        if gradient_needs_checkpointing(self.bb, guided=True):
+            self.bb.transformer.enable_gradient_checkpointing()  # the transformer's own
+        with input_gradient_only(self.bb.transformer):
+            yield
+
     def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
+        # no no_grad here: posterior guidance differentiates through this call (in
+        # `differentiating`); the sampler runs every other evaluation under no_grad
         bb, batch = self.bb, z.shape[0]
         z_in = z.to(bb.dtype)
         if not guided:
