@@ -21,7 +21,13 @@ import torch
 
 from vidzero.errors import BadInput
 from vidzero.models.checkpoint import inspect_checkpoint
-from vidzero.models.loading import parse_dtype, pick_device, quiet_loading
+from vidzero.models.loading import (
+    gradient_memory_bytes,
+    gradient_needs_checkpointing,
+    parse_dtype,
+    pick_device,
+    quiet_loading,
+)
 from vidzero.runs.options import RunOptions
 from vidzero.runs.run import PlannedRun
 from vidzero.runs.spec import RunSpec
@@ -93,7 +99,9 @@ def gpu_name(device: torch.device) -> str:
 def probe_seconds(bb: PlanningBackbone, evaluations: int = 2) -> float:
     """Seconds per guided evaluation of this checkpoint's UNet on this machine (a short probe)."""
     if bb.family != "unet3d":
-        raise ValueError("the probe runs UNet3D checkpoints")
+        raise ValueError(
+            "no run of this checkpoint on this machine to time it by, and the probe times UNet3D checkpoints only"
+        )
     from diffusers import UNet3DConditionModel
 
     folder = bb.info.folder
@@ -160,7 +168,7 @@ def dry_run(spec: RunSpec) -> str:
             peak = peak_memory_gib(bb.device)
             source = "a probe of this machine"
         except (RuntimeError, ValueError, OSError, BadInput) as exc:
-            per_eval, source = None, f"no estimate ({type(exc).__name__})"
+            per_eval, source = None, f"no estimate: {exc}"
     memory = estimated_memory(bb)
     unit = "frames" if bb.temporal_stride == 1 else f"latent frames of {bb.temporal_stride} video frames"
     lines = [
@@ -169,8 +177,19 @@ def dry_run(spec: RunSpec) -> str:
         f"cost: {evaluations} guided UNet evaluations ({evaluations / max(1, generated):.1f} per generated frame; "
         f"steps {run.engine.settings.steps}, resample {run.engine.settings.resample})",
     ]
+    backward = len(run.jobs) * run.engine.settings.backward_passes()
+    parameters = bb.info.summary().get("transformer_parameters" if bb.family == "wan" else "unet_parameters") or 0
+    checkpointed = backward > 0 and gradient_needs_checkpointing(bb, parameters)
+    # a backward pass costs about one evaluation more; with checkpointing, one more again
+    work = evaluations + backward * (2 if checkpointed else 1)
+    if backward:
+        lines.append(
+            f"gradients: {backward} of the evaluations take a gradient (posterior guidance), about "
+            f"{(2 if checkpointed else 1) + 1}x an evaluation's work each"
+            + (" with gradient checkpointing" if checkpointed else "")
+        )
     if per_eval is not None:
-        lines.append(f"time: about {per_eval * evaluations:.0f} s ({per_eval:.3f} s per evaluation, from {source})")
+        lines.append(f"time: about {per_eval * work:.0f} s ({per_eval:.3f} s per evaluation, from {source})")
     else:
         lines.append(f"time: {source}")
     if peak:
@@ -182,6 +201,13 @@ def dry_run(spec: RunSpec) -> str:
         lines.append(
             f"memory: about {memory['weights'] + memory['activations']:.1f} GiB peak (estimated: "
             f"{memory['weights']:.2f} GiB weights, {memory['activations']:.2f} GiB for a window's activations)"
+        )
+    if backward:
+        grad_gib = gradient_memory_bytes(bb, parameters, checkpointed=checkpointed) / 1024**3
+        base = peak or memory["weights"] + memory["activations"]
+        lines.append(
+            f"memory with a gradient: about {base + grad_gib:.1f} GiB peak (estimated: {grad_gib:.2f} GiB of "
+            "activations kept for the backward pass" + (", checkpointed)" if checkpointed else ")")
         )
     lines.append("dry run: nothing was written")
     return "\n".join(lines)

@@ -201,24 +201,34 @@ def checkpoint_blocks(blocks: list[torch.nn.Module]) -> None:
 # Activations an evaluation with a gradient keeps for its backward pass (weights frozen), per
 # window position (a latent pixel of a latent frame) and batch row, in bytes at 2 bytes per value:
 # measured on fake tensors by recipes/bench/guidance_cost.py for the published architectures
-# (ModelScope T2V's UNet, 16 x 32 x 32 latents; Wan 2.1 1.3B's transformer, 21 x 60 x 104).
-# (12.76 GiB for ModelScope's guided window, 136.84 GiB for Wan's 81-frame one; checkpointed:
-# 5.19 and 12.50 GiB; docs/bench/guidance-cost.md).
+# (ModelScope T2V's UNet, 1.41 B parameters, 16 x 32 x 32 latents: 12.76 GiB, checkpointed 5.19;
+# Wan 2.1 1.3B's transformer, 1.42 B parameters, 21 x 60 x 104 latents: 136.84 GiB, checkpointed
+# 12.50; docs/bench/guidance-cost.md). Models of another size scale with the square root of their
+# parameter count (activations grow with the width, parameters with its square).
 GRADIENT_BYTES_PER_POSITION = {"unet3d": 418_000.0, "wan": 560_600.0}
+CHECKPOINTED_BYTES_PER_POSITION = {"unet3d": 170_000.0, "wan": 51_200.0}
+MEASURED_PARAMETERS = {"unet3d": 1.412e9, "wan": 1.417e9}
 
 
-def gradient_memory_bytes(backbone: Any, guided: bool) -> int:
-    """Estimated activations of one evaluation with a gradient, without checkpointing."""
+def gradient_memory_bytes(backbone: Any, parameters: int, guided: bool = True, checkpointed: bool = False) -> int:
+    """Estimated activations of one evaluation with a gradient of a denoiser of `parameters`
+    parameters, with checkpointing or without."""
     _, h, w = backbone.latent_shape
     rows = 2 if guided else 1
-    per_position = GRADIENT_BYTES_PER_POSITION[backbone.family] * backbone.dtype.itemsize / 2
+    table = CHECKPOINTED_BYTES_PER_POSITION if checkpointed else GRADIENT_BYTES_PER_POSITION
+    size = (parameters / MEASURED_PARAMETERS[backbone.family]) ** 0.5
+    per_position = table[backbone.family] * size * backbone.dtype.itemsize / 2
     return int(per_position * rows * backbone.frames * h * w)
 
 
-def gradient_needs_checkpointing(backbone: Any, guided: bool) -> bool:
+def gradient_needs_checkpointing(backbone: Any, parameters: int) -> bool:
     """Checkpoint an evaluation with a gradient when its activations, as estimated, would not
     fit in 80 % of the GPU memory free now (on the CPU, never: memory is rarely the limit)."""
     if backbone.device.type != "cuda":
         return False
     free, _ = torch.cuda.mem_get_info(backbone.device)
-    return gradient_memory_bytes(backbone, guided) > 0.8 * free
+    return gradient_memory_bytes(backbone, parameters) > 0.8 * free
+
+
+def parameter_count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -39,6 +39,7 @@ from vidzero.models.loading import (
     input_gradient_only,
     loading_from,
     offload_modules,
+    parameter_count,
     parse_dtype,
     pick_device,
     pipeline_placement,
@@ -357,7 +358,7 @@ class UNet3DDenoiser:
         """Where posterior guidance takes a gradient through this denoiser (its forward and
         backward pass): the weights frozen (no weight gradients, fewer activations kept), and
         gradient checkpointing when the estimate says the activations would not fit."""
-        if gradient_needs_checkpointing(self.bb, guided=True):
+        if gradient_needs_checkpointing(self.bb, parameter_count(self.bb.unet)):
             self.bb.checkpoint_gradients()
         with input_gradient_only(self.bb.unet):
             yield

@@ -39,6 +39,7 @@ from vidzero.models.loading import (
     input_gradient_only,
     loading_from,
     offload_modules,
+    parameter_count,
     parse_dtype,
     pick_device,
     pipeline_placement,
@@ -334,7 +335,7 @@ class WanDenoiser:
         """Where posterior guidance takes a gradient through this denoiser (its forward and
         backward pass): the weights frozen (no weight gradients, fewer activations kept), and
         gradient checkpointing when the estimate says the activations would not fit."""
-        if gradient_needs_checkpointing(self.bb, guided=True):
+        if gradient_needs_checkpointing(self.bb, parameter_count(self.bb.transformer)):
             self.bb.transformer.enable_gradient_checkpointing()  # the transformer's own
         with input_gradient_only(self.bb.transformer):
             yield
