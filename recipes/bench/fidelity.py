@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in names:
             rows = []
             for case in cases:
-                video, _, _ = make_video(bb, case, VARIANTS[name], a.long, a.seed)
+                video = make_video(bb, case, VARIANTS[name], a.long, a.seed)[0]
                 rows.append(quarters(video, case))
             report[name] = [{k: float(np.nanmean([r[q][k] for r in rows])) for k in rows[0][q]} for q in range(4)]
             print(name, json.dumps(report[name], indent=1))

@@ -89,7 +89,8 @@ def estimate_model(name: str, frames: int, height: int, width: int) -> dict:
 
 def table(results: dict[str, dict]) -> str:
     lines = [
-        "| model and window | evaluation | weights (GiB) | activations (GiB) | estimated peak (GiB) | TFLOP | work vs no gradient |",
+        "| model and window | evaluation | weights (GiB) | activations (GiB) | estimated peak (GiB) | TFLOP "
+        "| work vs no gradient |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
