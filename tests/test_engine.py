@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import vidzero
-from vidzero.core.timeline import plan_prefix
+from vidzero.core.timeline import plan_prefix, plan_timeline
 from vidzero.errors import BadInput
 from vidzero.media.images import load_image
 from vidzero.models.families import load_backbone
@@ -260,3 +260,30 @@ def test_compiled_denoiser_matches_eager(tiny_model_dir):
     a = latents_of(vidzero.generate("a red circle", backbone=eager, steps=3, seed=5, frames=4))
     b = latents_of(vidzero.generate("a red circle", backbone=compiled, steps=3, seed=5, frames=4))
     assert (a - b).abs().max().item() <= 1e-4 * a.abs().max().item()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_planning_looks_only_at_nearby_frames_and_plans_what_looking_at_all_of_them_plans(seed, monkeypatch):
+    """Each window takes the available frames nearest in time; looking at the few that can be
+    nearest (timeline.nearby) keeps planning linear and must choose exactly as looking at all."""
+    from vidzero.core import timeline
+
+    rng = np.random.default_rng(seed)
+    length = int(rng.integers(20, 60))
+    known = {int(k) for k in rng.choice(length, size=int(rng.integers(1, 6)), replace=False)}
+    window, per_window = int(rng.integers(4, 10)), int(rng.integers(1, 3))
+    kwargs = {"order": ("forward", "inward")[seed % 2], "per_window": per_window, "loop": seed % 3 == 0}
+    if seed % 2:
+        kwargs["anchors"] = (min(known),)
+    fast = list(plan_timeline(length, known, window, **kwargs))
+    monkeypatch.setattr(timeline, "nearby", lambda available, *args: list(available))
+    assert fast == list(plan_timeline(length, known, window, **kwargs))
+
+
+def test_a_plan_is_priced_without_working_out_its_windows():
+    from vidzero.app.planner import generated_count
+
+    jobs = plan_prefix(100_000, 1, 16)
+    assert len(jobs) == 99_999 and generated_count(jobs, 100_000) == 99_999
+    assert jobs._jobs == []  # nothing worked out yet
+    assert jobs[-1].targets == (99_999,) and len(jobs._jobs) == 99_999  # the run works them out in order

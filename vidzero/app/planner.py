@@ -14,11 +14,13 @@ model; random weights of its architecture otherwise, since only the time matters
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from vidzero.core.timeline import PlannedJobs, WindowJob
 from vidzero.errors import BadInput
 from vidzero.models.checkpoint import inspect_checkpoint
 from vidzero.models.loading import (
@@ -143,12 +145,19 @@ def estimated_memory(bb: PlanningBackbone) -> dict[str, float]:
     return {"weights": (unet_bytes + text_bytes + vae_bytes) / gib, "activations": activation / gib}
 
 
+def generated_count(jobs: Sequence[WindowJob], length: int) -> int:
+    """Frames the plan generates inside the timeline (targets past its end are dropped), read off
+    the plan's runs where it has them, so that pricing never works out every window."""
+    runs = jobs.runs if isinstance(jobs, PlannedJobs) else [j.targets for j in jobs]
+    return sum(1 for run in runs for f in run if f < length)
+
+
 def dry_run(spec: RunSpec) -> str:
     """Plan the run on a stand-in backbone and describe its cost; writes nothing."""
     bb = planning_backbone(spec.options)
     run: PlannedRun = start(spec, bb)  # the stand-in has the format, no weights
     evaluations = len(run.jobs) * run.engine.settings.evaluations()
-    generated = sum(1 for j in run.jobs for f in j.targets if f < run.layout.length)
+    generated = generated_count(run.jobs, run.layout.length)
     last = recorded(key_for(bb))
     per_eval, peak = last.get("seconds"), last.get("peak_gib")
     source = "the last run on this machine"
