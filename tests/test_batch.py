@@ -201,6 +201,12 @@ def test_csv_jobs_and_defaults_from_the_command_line(material, tiny_model_dir):
         ),
         ('{"task": "generate", "prompt": "a", "output": "escape/x.mp4"}', "outside the batch folder"),
         ('{"task": "deflicker", "clip": "clip.mp4", "anchors": [0], "model": "x"}', "deflicker takes no 'model'"),
+        # a NUL byte, which JSON can carry and no file name can
+        ('{"task": "extend", "image": "a\\u0000.png", "prompt": "x"}', "holds a NUL byte"),
+        ('{"task": "predict", "clip": "clip\\u0000.mp4", "prompt": "x"}', "holds a NUL byte"),
+        ('{"task": "generate", "prompt": "x", "output": "o\\u0000.mp4"}', "holds a NUL byte"),
+        ('{"task": "generate", "prompt": "x", "output": "o\\udcff.mp4"}', "is not a UTF-8 name"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deep"),
     ],
 )
 def test_a_bad_job_file_is_refused_before_anything_runs(material, tmp_path_factory, content, message):

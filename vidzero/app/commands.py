@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -34,9 +35,16 @@ def cli_type(hint: Any) -> Any:
     return str | None
 
 
+def plain_help(text: str) -> str:
+    """Help text shown as written: rich turns `:name:` into an emoji (`A:B: ...` into `A🅱 ...`), so
+    a word joiner (U+2060, invisible) goes after every colon that would open such a code."""
+    return re.sub(r":(?=[\w+-]+:)", ":\u2060", text)
+
+
 def parameter(
     name: str, hint: Any, help: str, kind: str, default: Any, names: tuple[str, ...] = (), metavar: str | None = None
 ) -> inspect.Parameter:
+    help = plain_help(help)
     if kind == "argument":
         info: Any = typer.Argument(help=help, show_default=False, metavar=metavar or name.upper())
         return inspect.Parameter(
@@ -83,9 +91,9 @@ def option_parameters() -> list[inspect.Parameter]:
         flag = "--" + f.name.replace("_", "-")
         info = typer.Option(
             *((flag, "-m") if f.name == "model" else (flag,)),
-            help=f"{f.metadata['help']} [default: {f.default}]"
-            if f.default not in (None, False)
-            else f.metadata["help"],
+            help=plain_help(
+                f"{f.metadata['help']} [default: {f.default}]" if f.default not in (None, False) else f.metadata["help"]
+            ),
             metavar=f.metadata.get("metavar"),
             show_default=False,
             rich_help_panel="Run options",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vidzero.errors import BadInput
-from vidzero.media.outputs import check_input_file, resolved, run_sidecars
+from vidzero.media.outputs import check_input_file, check_path_text, resolved, run_sidecars
 from vidzero.runs.options import NOT_RECORDED, RunOptions, option_fields
 from vidzero.runs.spec import RunSpec
 from vidzero.tasks import TASKS, build_spec, read_inputs, task_of
@@ -91,8 +91,9 @@ def read_jsonl(text: str, path: Path) -> tuple[list[tuple[int, dict]], dict]:
             continue
         try:
             value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadInput(f"{path}:{line_number}: not valid JSON ({exc.msg})", "jobs") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+            raise BadInput(f"{path}:{line_number}: not valid JSON ({reason})", "jobs") from None
         if not isinstance(value, dict):
             raise BadInput(f"{path}:{line_number}: a job must be a JSON object", "jobs")
         if set(value) == {"defaults"}:
@@ -152,7 +153,7 @@ def make_job(number: int, line: int, task: str, values: dict[str, Any], base: Pa
     if not ID_PATTERN.match(job_id):
         raise BadInput(f"{where}: job id {job_id!r} must be letters, digits, '.', '_' or '-'", "jobs")
     if "output" in values:
-        name = Path(str(values["output"]))
+        name = Path(checked_name(str(values["output"]), where))
         if name.is_absolute() or ".." in name.parts or not name.parts:
             raise BadInput(f"{where}: output must be a name inside the batch folder", "jobs")
         output = out_dir / name
@@ -165,8 +166,18 @@ def make_job(number: int, line: int, task: str, values: dict[str, Any], base: Pa
 def resolve(base: Path, value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise BadInput(f"{where}: file names must be text, got {value!r}", "jobs")
+    checked_name(value, where)
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else base / path)
+
+
+def checked_name(value: str, where: str) -> str:
+    """A file name from a job line that a file system and the records can hold."""
+    try:
+        check_path_text(value, "file name")
+    except BadInput as exc:
+        raise BadInput(f"{where}: {exc}", "jobs") from None
+    return value
 
 
 def derived_id(task: str, inputs: dict[str, Any], number: int) -> str:

@@ -54,6 +54,7 @@ def output_kind(path: str | Path) -> str:
     name = Path(text.rstrip("/" + os.sep)).name
     if not text:
         raise BadInput("{option} is empty", "output")
+    check_path_text(text, "{option}", "output")
     if name in ("", ".", ".."):  # an existing folder: check_not_an_input and check_output decide
         return FRAME_FOLDER
     lowered = name.lower()
@@ -120,10 +121,26 @@ FILE_KINDS = {
 }
 
 
+def check_path_text(text: str, what: str, option: str | None = None) -> None:
+    """A path the operating system and every record can hold: no NUL byte (no system call takes
+    one), and valid UTF-8 (a name of other bytes arrives as surrogates, which the video writer and
+    the JSON records cannot carry through a run and its resume)."""
+    if "\0" in text:
+        raise BadInput(f"{what} {text!r} holds a NUL byte, which no file name can", option)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(text)
+        raise BadInput(
+            f"{what} {raw!r} is not a UTF-8 name: rename it (vidzero writes UTF-8 names only)", option
+        ) from None
+
+
 def check_input_file(path: Path, what: str) -> None:
     """An input that is a regular file, judged by `stat` before anything opens it: a named pipe
     would block the open forever, a device or a kernel file is no image or video. A folder is
     the caller's to judge."""
+    check_path_text(str(path), what)
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -139,22 +156,23 @@ def check_input_file(path: Path, what: str) -> None:
         raise BadInput(f"{what} {path} is in {root}, a kernel file system, not a file")
 
 
-def check_parent(out: Path) -> None:
+def check_parent(out: Path, what: str | None = None) -> None:
+    """The folder `out` goes in can take it. Messages name the output option, or for a file the
+    user did not name (a report beside a clip) `what` it is."""
+    label, option = (what, None) if what else ("{option}", "output")
     parent = out.parent if str(out.parent) else Path(".")
     root = virtual_root(parent)
     if root is not None:
-        raise BadInput(f"{{option}} {out} is in {root}, a kernel file system: choose a folder on a disk", "output")
+        raise BadInput(f"{label} {out} is in {root}, a kernel file system: choose a folder on a disk", option)
     if parent.exists() and not parent.is_dir():
-        raise BadInput(f"{{option}} {out}: {parent} is a file, not a folder", "output")
+        raise BadInput(f"{label} {out}: {parent} is a file, not a folder", option)
     if not parent.is_dir():
-        raise BadInput(f"{{option}} folder does not exist: {parent}", "output")
+        raise BadInput(f"{label} folder does not exist: {parent}", option)
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise BadInput(f"{{option}} folder is not writable: {parent}", "output")
+        raise BadInput(f"{label} folder is not writable: {parent}", option)
     limit = os.pathconf(parent, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
     if len(os.fsencode(out.name)) + 40 > limit:  # room for the sidecar and temporary suffixes
-        raise BadInput(
-            f"{{option}} name is too long for this file system ({len(os.fsencode(out.name))} bytes)", "output"
-        )
+        raise BadInput(f"{label} name is too long for this file system ({len(os.fsencode(out.name))} bytes)", option)
 
 
 def check_not_an_input(out: Path, kind: str, inputs: Iterable[str | Path]) -> None:
@@ -184,7 +202,7 @@ def read_manifest(path: Path) -> dict | None:
     """A vidzero manifest, or None for anything else (missing, not JSON, someone else's)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("vidzero"), dict) else None
 
@@ -204,9 +222,9 @@ def written_by_vidzero(out: Path) -> dict | None:
     return manifest if not out.exists() else None
 
 
-def check_file_destination(path: Path, inputs: Iterable[str | Path] = ()) -> Path:
+def check_file_destination(path: Path, inputs: Iterable[str | Path] = (), what: str = "report file") -> Path:
     """A sidecar-like file (a report) written beside an input: its folder, and not an input."""
-    check_parent(path)
+    check_parent(path, what)
     if any(resolved(path) == resolved(source) for source in inputs):
         raise BadInput(f"{path} would overwrite an input")
     return path

@@ -232,8 +232,10 @@ def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
     sr, sg, sb = sums[..., 0], sums[..., 1], sums[..., 2]
     u = ((-38 * sr - 74 * sg + 112 * sb + 512) >> 10) + 128
     v = ((112 * sr - 94 * sg - 18 * sb + 512) >> 10) + 128
-    planes = [np.clip(p, 0, 255).astype(np.uint8) for p in (y, u, v)]
-    return np.concatenate([planes[0], planes[1].reshape(h // 4, w), planes[2].reshape(h // 4, w)])
+    planes = [np.clip(p, 0, 255).astype(np.uint8).reshape(-1) for p in (y, u, v)]
+    # the planes one after the other, as PyAV reads a (H * 3 / 2, W) array (H a multiple of 2,
+    # not of 4: the chroma planes need not fill whole rows of W)
+    return np.concatenate(planes).reshape(h * 3 // 2, w)
 
 
 def yuv420p_frame(frame: np.ndarray, index: int, time_base: Fraction) -> av.VideoFrame:
@@ -247,9 +249,10 @@ def yuv420p_to_rgb(planes: np.ndarray, full_range: bool = False) -> np.ndarray:
     upsampled by repetition, in integers."""
     h = planes.shape[0] * 2 // 3
     w = planes.shape[1]
-    y = planes[:h].astype(np.int64)
-    u = planes[h : h + h // 4].reshape(h // 2, w // 2).astype(np.int64)
-    v = planes[h + h // 4 :].reshape(h // 2, w // 2).astype(np.int64)
+    flat = planes.reshape(-1)  # the planes one after the other (see rgb_to_yuv420p)
+    y = flat[: h * w].reshape(h, w).astype(np.int64)
+    u = flat[h * w : h * w * 5 // 4].reshape(h // 2, w // 2).astype(np.int64)
+    v = flat[h * w * 5 // 4 :].reshape(h // 2, w // 2).astype(np.int64)
     d, e = (np.repeat(np.repeat(c, 2, axis=0), 2, axis=1) - 128 for c in (u, v))
     if full_range:
         c = 256 * y
@@ -261,11 +264,16 @@ def yuv420p_to_rgb(planes: np.ndarray, full_range: bool = False) -> np.ndarray:
 
 
 def to_rgb24(vf: av.VideoFrame) -> np.ndarray:
-    """A decoded frame as RGB; 4:2:0 video converted here (deterministic, see rgb_to_yuv420p)."""
+    """A decoded frame as RGB, the way players show it: turned by the container's rotation
+    (its display matrix, e.g. a phone's -90 tag); 4:2:0 video converted here (deterministic, see
+    rgb_to_yuv420p)."""
     name = vf.format.name
     if name in ("yuv420p", "yuvj420p") and vf.width % 2 == 0 and vf.height % 2 == 0:
-        return yuv420p_to_rgb(vf.to_ndarray(), full_range=name == "yuvj420p")
-    return vf.to_ndarray(format="rgb24")
+        rgb = yuv420p_to_rgb(vf.to_ndarray(), full_range=name == "yuvj420p")
+    else:
+        rgb = vf.to_ndarray(format="rgb24")
+    turns = round((vf.rotation or 0) / 90) % 4  # counter-clockwise quarter turns, as players apply it
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 def palette_graph(width: int, height: int, rate: Fraction) -> av.filter.Graph:

@@ -23,8 +23,9 @@ def read_json(path: Path, what: str) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BadInput(f"{path.parent} is incomplete: {path.name} ({what}) is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"{path} ({what}) is not valid JSON: {type(exc).__name__}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = "nested too deep" if isinstance(exc, RecursionError) else type(exc).__name__
+        raise BadInput(f"{path} ({what}) is not valid JSON: {reason}") from None
     if not isinstance(data, dict):
         raise BadInput(f"{path} ({what}) must hold a JSON object, not {type(data).__name__}")
     return data
@@ -41,7 +42,7 @@ def safetensors_header(path: Path) -> dict:
             raise BadInput(f"{path} is not a safetensors file (header of {length} bytes)")
         try:
             return json.loads(f.read(length))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise BadInput(f"{path} is not a safetensors file (bad header)") from None
 
 

@@ -19,6 +19,7 @@ Each flagged seam comes with the `vidzero reroll` command that regenerates the f
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -133,7 +134,8 @@ def seam_entry(k: int, why: str, signals: dict[str, list[float]], known: set[int
         "signal": why,
         "value": signals[why][k],
         "local_median": local_median(signals[why], k),
-        "reroll": f"vidzero reroll {output or 'OUT'} --frames {first}-{last} -o NEW",
+        # quoted as a shell would need it (names with spaces, quotes or other letters)
+        "reroll": shlex.join(["vidzero", "reroll", str(output or "OUT"), "--frames", f"{first}-{last}", "-o", "NEW"]),
     }
 
 

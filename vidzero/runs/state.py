@@ -96,7 +96,7 @@ def load_state(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         ) from None
     try:
         meta = json.loads(header) if header else None
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
         raise BadInput(f"{path} is not a vidzero state file", "state")
