@@ -82,7 +82,41 @@ def original(run: Path) -> dict[str, Any]:
             f"{out} has no vidzero manifest that matches it ({out.name}.manifest.json): only a finished "
             "vidzero run can be rerolled"
         )
-    return manifest
+    return checked_manifest(manifest, f"{out.name}.manifest.json")
+
+
+def checked_manifest(m: dict[str, Any], name: str) -> dict[str, Any]:
+    """The run record a reroll reads, each field of the type and range a run writes (the manifest
+    proves the video is vidzero's, not that nobody edited the manifest since)."""
+
+    def whole(value: Any, low: int, high: float) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise BadInput(f"{name} was edited or is damaged: {what}")
+
+    need(whole(m.get("frames"), 1, 10**7), "'frames' must be a whole number of frames")
+    need(whole(m.get("written_frames"), 1, m["frames"]), f"'written_frames' must be 1..{m['frames']}")
+    given = m.get("given_frames")
+    need(isinstance(given, list) and all(whole(i, 0, m["frames"] - 1) for i in given), "'given_frames' lists frames")
+    fps = m.get("fps")
+    need(isinstance(fps, (int, float)) and not isinstance(fps, bool) and 0 < fps <= 1000, "'fps' must be a rate")
+    model = m.get("model")
+    need(
+        isinstance(model, dict) and all(whole(model.get(k), 1, 10**6) for k in ("window", "height", "width")),
+        "'model' must record the window and frame size",
+    )
+    spec = m.get("spec")
+    need(
+        isinstance(spec, dict)
+        and isinstance(spec.get("task"), str)
+        and all(isinstance(spec.get(k), dict) for k in ("options", "inputs")),
+        "'spec' must record the task, its inputs and options",
+    )
+    need(whole(spec["options"].get("seed"), 0, MAX_SEED), "the options' 'seed' must be a whole number")
+    need("prompt" in m, "'prompt' is missing")
+    return m
 
 
 def given_frames(manifest: dict[str, Any]) -> set[int]:

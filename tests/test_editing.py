@@ -119,3 +119,36 @@ def test_the_python_api_takes_loop(tiny_backbone, image_file):
     )
     frames = run.frames()
     assert len(frames) == 12 and run.manifest()["spec"]["inputs"]["loop"] is True
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m.update(written_frames="10"),
+        lambda m: m["spec"]["options"].update(seed="3"),
+        lambda m: m.pop("given_frames"),
+        lambda m: m.pop("model"),
+        lambda m: m.update(written_frames=10**6),
+    ],
+)
+def test_reroll_of_a_hand_edited_manifest_is_bad_input(tiny_model_dir, image_file, tmp_path, edit):
+    run = tmp_path / "run"
+    args = ["extend", str(image_file), "x", "-o", str(run), "--model", str(tiny_model_dir), "--frames", "6", *FAST]
+    assert runner.invoke(app, args).exit_code == 0
+    path = tmp_path / "run.manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    res = runner.invoke(app, ["reroll", str(run), "--frames", "2-3", "-o", str(tmp_path / "n"), "--quiet"])
+    assert res.exit_code == 2 and "run.manifest.json was edited or is damaged" in res.output, res.output
+    assert not (tmp_path / "n").exists()
+
+
+def test_reroll_hints_survive_a_shell_whatever_the_name(tmp_path):
+    import shlex
+
+    clip = moving_square(20, speed=1.0)
+    clip[10] = np.roll(clip[10], 8, axis=1)
+    path = write_video(clip, tmp_path / "my vidéo 'take 2'.mp4")
+    hints = [s["reroll"] for s in quality_report(iter(clip), output=str(path))["seams"]]
+    assert hints and all(shlex.split(h)[2] == str(path) for h in hints)

@@ -278,3 +278,28 @@ def test_resuming_with_another_thread_count_says_so(tiny_model_dir, image_file_m
     assert res.exit_code == 0, res.output
     assert f"started with {threads} CPU thread" in res.output
     assert f"resumes with {threads + 1} CPU threads" in res.output
+
+
+@pytest.mark.parametrize("field,value", [("next_job", 10**9), ("next_out", -3), ("next_job", "2"), ("next_job", 2), ("seeds", [])])
+def test_a_state_forged_with_a_valid_checksum_is_bad_input(
+    tiny_model_dir, image_file_module, tmp_path, monkeypatch, field, value
+):
+    """The checksum finds accidents; a record written to pass it must still be one this run's
+    plan could have left."""
+    from vidzero.runs.state import load_state, save_state
+
+    undo = interrupt_on_third_frame(monkeypatch)
+    out = tmp_path / "o.mp4"
+    assert runner.invoke(app, extend_args(image_file_module, out, tiny_model_dir)).exit_code == 130
+    undo()
+    path = state_paths(out)[0]
+    meta, tensors = load_state(path)
+    meta["engine"][field] = value
+    for key in ("format", "version"):
+        meta.pop(key)
+    save_state(path, meta, tensors)  # a valid checksum over the forged record
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    res = runner.invoke(app, [*extend_args(image_file_module, out, tiny_model_dir), "--resume"])
+    assert res.exit_code == 2 and "damaged" in res.output and "state" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before

@@ -25,6 +25,7 @@ import torch
 from vidzero.core.backbone import Backbone
 from vidzero.core.sampler import Window
 from vidzero.core.timeline import Layout, WindowJob, last_reads
+from vidzero.errors import BadInput
 
 QUEUES = ("pixel", "latent")
 
@@ -80,7 +81,22 @@ class FrameStore:
             self.seeds.update(resume.seeds)
             self.tail.update(resume.tail_latents)
             self.next_out, self.next_job = resume.next_out, resume.next_job
+            self._check_resume()
             self._forget(self.next_job - 1)
+
+    def _check_resume(self) -> None:
+        """A resumed state holds every generated frame the rest of the plan reads or has still to
+        hand out (a record that passes its checksum can still have been written by hand)."""
+        jobs = self.layout.jobs
+        made = {f for job in jobs[: self.next_job] for f in job.targets if f < self.layout.length}
+        held = self.pixels.keys() | self.latents.keys()
+        wanted = {f for job in jobs[self.next_job :] for f in job.reads} | {f for f in made if f >= self.next_out}
+        missing = sorted((wanted & made) - held)
+        if missing:
+            raise BadInput(
+                f"the run's state is damaged: it records {self.next_job} windows done but not frame {missing[0]}, "
+                "which they made"
+            )
 
     def latent_of(self, frame: int) -> torch.Tensor:
         if frame not in self.latents:

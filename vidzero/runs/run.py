@@ -284,7 +284,7 @@ class PlannedRun:
             check_output(out, True, self.input_paths, known_own=own_state)
             assert tensors is not None
             warn_if_threads_differ(meta.get("cpu_threads"))
-            return engine_state(state_path, meta, tensors)
+            return engine_state(state_path, meta, tensors, len(self.jobs), self.layout.length)
         if meta is not None and not meta.get("finished") and not force and not resume:
             raise BadInput(
                 f"an interrupted run of {out} exists ({state_path.name}): add --resume to continue it, "

@@ -133,17 +133,18 @@ def decoder_cache(markers: list | None, tensors: dict[int, torch.Tensor]) -> lis
     return [tensors[i] if marker == "tensor" else marker for i, marker in enumerate(markers)]
 
 
-def engine_state(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> EngineState:
-    """The engine's state of an interrupted run; a damaged record is refused with one line."""
+def engine_state(path: Path, meta: dict, tensors: dict[str, torch.Tensor], jobs: int, length: int) -> EngineState:
+    """The engine's state of an interrupted run of `jobs` windows over `length` frames; a record
+    that is incomplete, or that this plan could not have left, is refused with one line."""
     try:
         engine = meta["engine"]
         pixels = {k: v.numpy() for k, v in frames_of(tensors, "pixels").items()}
-        return EngineState(
-            int(engine["next_job"]),
-            int(engine["next_out"]),
+        state = EngineState(
+            whole(engine["next_job"]),
+            whole(engine["next_out"]),
             pixels,
             frames_of(tensors, "latents"),
-            {int(k): int(v) for k, v in engine["seeds"].items()},
+            {int(k): whole(v) for k, v in engine["seeds"].items() if k.isdigit()},
             frames_of(tensors, "tail"),
             decoder_cache(engine.get("decoder"), frames_of(tensors, "decoder")),
         )
@@ -151,6 +152,20 @@ def engine_state(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> En
         raise BadInput(
             f"{path} is a damaged vidzero state file (its record of the windows done is incomplete)"
         ) from None
+    frames = [*state.pixels, *state.latents, *state.seeds]
+    if not (0 <= state.next_job <= jobs and 0 <= state.next_out <= length and all(0 <= f < length for f in frames)):
+        raise BadInput(
+            f"{path} is a damaged vidzero state file: it records window {state.next_job} and frame {state.next_out} "
+            f"of a run of {jobs} windows and {length} frames"
+        )
+    return state
+
+
+def whole(value: Any) -> int:
+    """An int from a record, as the run wrote it (int(\"3\") and int(2.7) would pass a forged value)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(value)
+    return value
 
 
 @dataclass
