@@ -300,3 +300,38 @@ def test_two_processes_split_a_batch_and_run_every_job_once(material, tiny_model
     assert {r["rank"] for r in records} == {0, 1}  # both processes worked
     digests = {hashlib.sha256((material / "out" / f"j{i}.mp4").read_bytes()).hexdigest() for i in range(6)}
     assert len(digests) == 6
+
+
+def test_a_full_disk_stops_the_batch_with_one_line(material, tiny_model_dir, monkeypatch):
+    """The machine, not a job: the first write that finds no room stops the batch (every later
+    job would fail the same way) with one line, and what was done stays done."""
+    import errno
+
+    import vidzero.runs.run
+
+    jobs = [
+        {
+            "task": "extend",
+            "id": k,
+            "image": "a.png",
+            "prompt": "x",
+            "frames": 3,
+            "model": str(tiny_model_dir),
+            "steps": 1,
+        }
+        for k in ("first", "second", "third")
+    ]
+    (material / "jobs.jsonl").write_text("\n".join(json.dumps(j) for j in jobs) + "\n")
+    real, calls = vidzero.runs.run.write_png, {"n": 0}
+
+    def full_after_the_first_job(path, image, atomic=True):
+        calls["n"] += 1
+        if calls["n"] > 3:  # the first job's three frames fit
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, image, atomic)
+
+    monkeypatch.setattr(vidzero.runs.run, "write_png", full_after_the_first_job)
+    res = batch(material)
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and "no space left on the device" in lines[0], res.output
+    assert (material / "out" / "first.mp4").exists() and not (material / "out" / "third.mp4").exists()

@@ -158,4 +158,75 @@ def test_batch_pack_refuses_jobs_on_several_models(tmp_path, tiny_model_dir, ima
     res = CliRunner().invoke(app, ["batch", str(tmp_path / "jobs.jsonl"), "-o", str(tmp_path / "o"), "--pack", "2"])
     assert res.exit_code == 2
     assert "--pack runs every job on one model" in res.output
-    assert not (tmp_path / "o" / "a.mp4").exists()
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_a_cancel_is_not_kept_waiting_by_a_model_call_under_way():
+    """Ctrl-C in a packed batch: the cancel returns while the model call runs, and each run stops
+    at its next request (the call's own result still reaches it)."""
+    import threading
+
+    from vidzero.core.packing import Packer
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow(requests):
+        started.set()
+        release.wait(10)
+        return [Prediction(r.z, None) for r in requests]
+
+    packer = Packer(slow)
+    member = packer.join()
+    request = Request(torch.zeros(1, 1, 1, 1, 1), torch.tensor(1), torch.zeros(1, 1, 1), None)
+    outcome = {}
+
+    def run():
+        outcome["first"] = packer.submit(member, request)
+        try:
+            packer.submit(member, request)
+        except KeyboardInterrupt:
+            outcome["second"] = "cancelled"
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert started.wait(10)
+    canceller = threading.Thread(target=packer.cancel, args=(KeyboardInterrupt(),))
+    canceller.start()
+    canceller.join(5)
+    cancel_returned = not canceller.is_alive()
+    release.set()
+    worker.join(10)
+    assert cancel_returned  # while the model call was still under way
+    assert torch.equal(outcome["first"].cond, request.z) and outcome["second"] == "cancelled"
+
+
+def test_ctrl_c_in_a_batch_says_what_is_kept_and_how_to_continue(tmp_path, tiny_model_dir, image_file, monkeypatch):
+    from vidzero.app import batch as batch_module
+
+    jobs = [
+        {
+            "task": "extend",
+            "id": k,
+            "image": str(image_file),
+            "prompt": "x",
+            "frames": 3,
+            "model": str(tiny_model_dir),
+            "steps": 1,
+        }
+        for k in "ab"
+    ]
+    (tmp_path / "jobs.jsonl").write_text("\n".join(json.dumps(j) for j in jobs) + "\n")
+    real = batch_module.Batch.run_job
+    calls = {"n": 0}
+
+    def second_is_interrupted(self, job):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, job)
+
+    monkeypatch.setattr(batch_module.Batch, "run_job", second_is_interrupted)
+    res = CliRunner().invoke(app, ["batch", str(tmp_path / "jobs.jsonl"), "-o", str(tmp_path / "o"), "-q"])
+    assert res.exit_code == 130
+    assert "nothing was written" not in res.output and "kept in" in res.output and "continue with" in res.output
+    assert (tmp_path / "o" / "a.mp4").exists()

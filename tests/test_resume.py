@@ -280,7 +280,9 @@ def test_resuming_with_another_thread_count_says_so(tiny_model_dir, image_file_m
     assert f"resumes with {threads + 1} CPU threads" in res.output
 
 
-@pytest.mark.parametrize("field,value", [("next_job", 10**9), ("next_out", -3), ("next_job", "2"), ("next_job", 2), ("seeds", [])])
+@pytest.mark.parametrize(
+    "field,value", [("next_job", 10**9), ("next_out", -3), ("next_job", "2"), ("next_job", 2), ("seeds", [])]
+)
 def test_a_state_forged_with_a_valid_checksum_is_bad_input(
     tiny_model_dir, image_file_module, tmp_path, monkeypatch, field, value
 ):

@@ -44,5 +44,10 @@ class BadInput(ValueError):
         return self._render(cli_name(self.option)) if self.option else self.template
 
 
+class NoRoom(BadInput):
+    """The machine cannot hold what is being written (a full disk, a quota, a read-only file
+    system): every later write would fail the same way, so a batch stops at the first."""
+
+
 class StopRun(Exception):
     """Raised inside a run when a step callback asks it to stop (the callback returned False)."""

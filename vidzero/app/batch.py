@@ -49,9 +49,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidzero.app.jobs import Job, read_jobs
-from vidzero.errors import BadInput
+from vidzero.errors import BadInput, NoRoom
 from vidzero.media.locks import OutputLock
 from vidzero.media.outputs import (
+    ENVIRONMENT_ERRNOS,
     atomic_write_bytes,
     write_errors,
     write_json,
@@ -128,9 +129,12 @@ class Batch:
         self._say = threading.Lock()  # one thread at a time logs and rewrites the summary
 
     def run(self) -> list[Record]:
+        order = process_order(len(self.jobs), self.rank, self.world)
+        sampled = [self.jobs[i] for i in order if self.jobs[i].task != "deflicker"]
+        if self.pack > 1 and len({self._load_key(job) for job in sampled}) > 1:  # before anything is written
+            raise BadInput("--pack runs every job on one model; the job file names several (model, dtype, device)")
         with write_errors(self.records_dir):
             self.records_dir.mkdir(parents=True, exist_ok=True)
-        order = process_order(len(self.jobs), self.rank, self.world)
         if self.pack > 1:
             return self._run_packed(order)
         return [r for r in (self._run_one(done, index, len(order)) for done, index in enumerate(order)) if r]
@@ -151,9 +155,6 @@ class Batch:
     def _run_packed(self, order: list[int]) -> list[Record]:
         """`pack` jobs at a time, each in its own thread, every model call shared (one model)."""
         sampled = [self.jobs[i] for i in order if self.jobs[i].task != "deflicker"]
-        keys = {self._load_key(job) for job in sampled}
-        if len(keys) > 1:
-            raise BadInput("--pack runs every job on one model; the job file names several (model, dtype, device)")
         if sampled:
             from vidzero.core.packing import Packer  # torch: only when a job runs
 
@@ -205,8 +206,14 @@ class Batch:
                 job, Record(job.id, job.task, "running", output=str(job.output), rank=self.rank, attempts=attempts)
             )
             passes = execute()
+        except NoRoom:  # the machine, not the job: every job after it would fail the same way
+            raise
         except BadInput as exc:
             return record("failed", error=exc.for_cli())
+        except OSError as exc:
+            if exc.errno in ENVIRONMENT_ERRNOS:
+                raise
+            return record("failed", error=f"internal error: {type(exc).__name__}: {exc}")
         except Exception as exc:  # one job's defect must not stop thousands of others
             return record("failed", error=f"internal error: {type(exc).__name__}: {exc}")
         return record("done", passes)

@@ -338,9 +338,21 @@ def batch(values: dict[str, Any]) -> None:
     given = {
         f.name: getattr(defaults, f.name) for f in option_fields(cli=True) if values.get(f.name) not in (None, False)
     }
-    failed = run_batch_command(
-        values["jobs"], out, given, force=values["force"], quiet=values["quiet"], log=err.print, pack=values["pack"]
-    )
+    try:
+        failed = run_batch_command(
+            values["jobs"], out, given, force=values["force"], quiet=values["quiet"], log=err.print, pack=values["pack"]
+        )
+    except KeyboardInterrupt:
+        from vidzero.app.batch import RECORDS
+
+        if (out / RECORDS).is_dir():  # jobs ran: what they made, and the state of the unfinished, is kept
+            command = shlex.join(["vidzero", *sys.argv[1:]])
+            err.print(
+                f"interrupted; finished jobs and the saved state of unfinished ones are kept in {out}: "
+                f"continue with  {command}"
+            )
+            raise typer.Exit(130) from None
+        raise
     if failed:
         raise typer.Exit(3)  # the batch finished, some jobs failed (see the summary)
 

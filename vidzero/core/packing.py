@@ -47,6 +47,7 @@ class Packer:
         self.calls = 0  # model calls made
         self.packed = 0  # requests they held
         self.cancelled: BaseException | None = None
+        self.evaluating = False  # a model call is under way (outside the lock)
 
     def join(self) -> int:
         with self.lock:
@@ -81,19 +82,30 @@ class Packer:
         return result
 
     def _run_if_full(self) -> None:
-        """With the lock held: when every member has a request in, evaluate them together."""
-        if self.cancelled is not None or not self.pending or any(m not in self.pending for m in self.members):
-            return
-        order = [m for m in self.members if m in self.pending]
-        requests = [self.pending.pop(m) for m in order]
-        try:
-            outputs: list[Prediction | BaseException] = list(self.evaluate(requests))
-        except BaseException as exc:  # every waiting run sees the failure
-            outputs = [exc] * len(order)
-        self.calls += 1
-        self.packed += len(order)
-        self.results.update(zip(order, outputs))
-        self.lock.notify_all()
+        """With the lock held: when every member has a request in, evaluate them together. The
+        model call runs with the lock released, so that a cancel (Ctrl-C) is never kept waiting
+        for it: the runs stop at their next request instead."""
+        while not (
+            self.cancelled is not None
+            or self.evaluating
+            or not self.pending
+            or any(m not in self.pending for m in self.members)
+        ):
+            order = [m for m in self.members if m in self.pending]
+            requests = [self.pending.pop(m) for m in order]
+            self.evaluating = True
+            self.lock.release()
+            try:
+                outputs: list[Prediction | BaseException] = list(self.evaluate(requests))
+            except BaseException as exc:  # every waiting run sees the failure
+                outputs = [exc] * len(order)
+            finally:
+                self.lock.acquire()
+                self.evaluating = False
+            self.calls += 1
+            self.packed += len(order)
+            self.results.update(zip(order, outputs))
+            self.lock.notify_all()
 
 
 def split_predictions(out: torch.Tensor, requests: list[Request]) -> list[Prediction]:

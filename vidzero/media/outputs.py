@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from vidzero.errors import BadInput
+from vidzero.errors import BadInput, NoRoom
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
 FRAME_FOLDER = "folder of PNG frames"
@@ -336,7 +336,7 @@ def write_errors(path: Path, cleanup: Path | None = None) -> Iterator[None]:
         reason = ENVIRONMENT_ERRNOS.get(exc.errno) if exc.errno is not None else None
         if reason is None:
             raise
-        raise BadInput(f"cannot write {path}: {reason}") from None
+        raise NoRoom(f"cannot write {path}: {reason}") from None
 
 
 def discard(path: Path) -> None:

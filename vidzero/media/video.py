@@ -323,6 +323,17 @@ def frame_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def no_video(container: av.container.InputContainer, path: Path) -> None:
+    """Refuse a container without a video stream: one with other streams holds no video; one
+    with none at all lost what describes them (a file cut short)."""
+    if container.streams.video:
+        return
+    kinds = sorted({s.type for s in container.streams})
+    if not kinds:
+        raise BadInput(f"cannot read video {path}: not a video, or truncated or corrupt (it holds no streams)")
+    raise BadInput(f"{path} has no video stream (it holds {', '.join(kinds)})")
+
+
 def video_info(path: str | Path) -> dict:
     path = Path(path)
     check_input_file(path, "video")
@@ -333,9 +344,7 @@ def video_info(path: str | Path) -> dict:
         return {"frames": len(frames), "fps": 8.0}
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                kinds = sorted({s.type for s in container.streams}) or ["no streams"]
-                raise BadInput(f"{path} has no video stream (it holds {', '.join(kinds)})")
+            no_video(container, path)
             stream = container.streams.video[0]
             fps = float(stream.average_rate or stream.guessed_rate or 8)
             return {"frames": stream.frames, "fps": fps, "width": stream.width, "height": stream.height}
@@ -363,9 +372,7 @@ def read_video(path: str | Path, width: int | None = None, height: int | None = 
             f"cannot read video {path}: not a video, or truncated or corrupt ({type(exc).__name__})"
         ) from None
     with container:
-        if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
-            raise BadInput(f"{path} has no video stream (it holds {', '.join(kinds)})")
+        no_video(container, path)
         try:
             for vf in container.decode(video=0):
                 frame = to_rgb24(vf)
