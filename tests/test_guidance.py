@@ -326,3 +326,18 @@ def test_posterior_guidance_runs_through_both_families_and_checkpointing_changes
     finally:
         if family == "wan":
             bb.transformer.disable_gradient_checkpointing()
+
+
+def test_each_frame_counts_once_in_the_guidance_error():
+    """The copies that pad the first windows' queue are one frame, not a still scene: only the
+    copy nearest the new slot counts."""
+    from vidzero.core.frames import repeated_slots
+    from vidzero.core.timeline import plan_prefix
+
+    first, later = plan_prefix(20, 1, 16)[0], plan_prefix(20, 1, 16)[18]
+    assert repeated_slots(first).tolist() == [True] * 14 + [False, False]
+    assert not repeated_slots(later).any()  # fifteen different frames
+    window = Window(torch.zeros(1, 1, 16, 1, 1), torch.tensor([True] * 15 + [False]), (None,) * 15 + (14,))
+    counted = Window(window.clean, window.known, window.init_source, None, repeated_slots(first))
+    assert counted.error_weights(1.0).tolist() == [0.0] * 14 + [1.0, 0.0]
+    assert window.error_weights(0.5).tolist() == [1.0] * 15 + [0.0]

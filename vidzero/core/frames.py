@@ -64,6 +64,21 @@ def from_pixels(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
+def repeated_slots(job: WindowJob) -> torch.Tensor:
+    """(F,) bool: the known slots that repeat a frame another known slot holds nearer to the
+    slots the job generates (of each frame's copies, the nearest one is the frame)."""
+    new = list(job.generate)
+    nearest: dict[int, int] = {}
+    for slot, frame in enumerate(job.slots):
+        if slot in new:
+            continue
+        best = nearest.get(frame)
+        gap = min(abs(slot - n) for n in new) if new else 0
+        if best is None or gap < min(abs(best - n) for n in new):
+            nearest[frame] = slot
+    return torch.tensor([s not in new and nearest[f] != s for s, f in enumerate(job.slots)])
+
+
 class FrameStore:
     def __init__(self, layout: Layout, backbone: Backbone, queue: str, resume: EngineState | None = None) -> None:
         self.layout, self.bb, self.queue = layout, backbone, queue
@@ -115,7 +130,7 @@ class FrameStore:
                 clean[0, :, slot] = self.latent_of(frame)
         given_frames = self.layout.given_frames()
         given = torch.tensor([bool(k) and frame in given_frames for k, frame in zip(known, job.slots)])
-        return Window(clean, known, job.init_source, given)
+        return Window(clean, known, job.init_source, given, repeated_slots(job))
 
     def starts_from_given(self, job: WindowJob) -> bool:
         """Whether every new slot of the job starts from a frame the user gave."""

@@ -144,13 +144,17 @@ class Window:
     known: torch.Tensor  # (F,) bool
     init_source: tuple[int | None, ...]  # per slot: the known slot its inversion starts from
     given: torch.Tensor | None = None  # (F,) bool: known slots that hold a user's frame (None: all)
+    repeats: torch.Tensor | None = None  # (F,) bool: known slots repeating a frame a nearer slot holds
 
     def error_weights(self, generated_weight: float) -> torch.Tensor:
         """(F,) weights of the known slots in the posterior guidance's error: 1 for the user's
-        frames, `generated_weight` for generated frames in the queue, 0 for new slots."""
+        frames, `generated_weight` for generated frames in the queue, 0 for new slots. A frame
+        counts once: the copies that pad a short queue (the paper's repeat) are not observations
+        of a still scene, and counting them would pull the new frames toward standing still."""
         given = self.known if self.given is None else self.given
         weights = torch.where(given, 1.0, generated_weight)
-        return torch.where(self.known, weights, 0.0).to(torch.float64)
+        counted = self.known if self.repeats is None else self.known & ~self.repeats
+        return torch.where(counted, weights, 0.0).to(torch.float64)
 
 
 def noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
