@@ -274,3 +274,11 @@ def test_tiny_frames_and_fast_clips_run_to_the_end(tiny_model_dir, image_file, t
     res = runner.invoke(app, ["predict", str(clip), "x", "-o", str(tmp_path / "p.mp4"), "--frames", "2", *common])
     assert res.exit_code == 0, res.output
     assert video_info(tmp_path / "p.mp4")["fps"] == 250
+
+
+def test_help_shows_a_b_ranges_as_written():
+    """rich reads `:b:` as an emoji code; the help keeps `A:B` as written."""
+    res = CliRunner().invoke(app, ["extend", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    assert "\U0001f171" not in res.output and "--guidance-steps" in res.output
+    assert "A:\u2060B: guidance only in steps" in res.output
