@@ -37,10 +37,15 @@ class Progress(Protocol):
 
 
 class NoProgress:
+    """Progress that shows nothing (`progress=False`, and a run that is given none)."""
+
     def job(self, done: int, total: int) -> None:
         pass
 
     def step(self, done: int, total: int) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 

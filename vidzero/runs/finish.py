@@ -12,9 +12,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,21 +44,16 @@ from vidzero.version import __version__
 if TYPE_CHECKING:
     from vidzero.runs.run import PlannedRun
 
-_faults_seen: dict[str, int] = {}
+# The named points of saving ("between", "window", "encode", "manifest", "contact", "final-state",
+# "cleanup"). The interruption tests install a hook that kills the process at one of them
+# (tests/processes.py) and check that --resume ends with the bytes an uninterrupted run writes;
+# the product installs none.
+SAVE_POINT_HOOKS: list[Callable[[str], None]] = []
 
 
-def fault_point(name: str) -> None:
-    """Kill this process at a named point of saving when VIDZERO_FAULT names it (`name` or
-    `name@N` for the N-th time): the hook the interruption tests use. Off unless set."""
-    wanted = os.environ.get("VIDZERO_FAULT")
-    if not wanted:
-        return
-    point, _, count = wanted.partition("@")
-    if point != name:
-        return
-    _faults_seen[name] = _faults_seen.get(name, 0) + 1
-    if _faults_seen[name] >= int(count or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+def save_point(name: str) -> None:
+    for hook in SAVE_POINT_HOOKS:
+        hook(name)
 
 
 def finish(run: PlannedRun, out: Path, partial: Path, state_path: Path, print_id: str, resumed: bool) -> dict:
@@ -67,7 +61,7 @@ def finish(run: PlannedRun, out: Path, partial: Path, state_path: Path, print_id
     started = time.time()
     o = run.spec.options
     kind = output_kind(out)
-    fault_point("encode")
+    save_point("encode")
     written = range(run.first_output, run.length)
     images: Any = (read_png(partial / f"{i:06d}.png") for i in range(run.length))
     given = run.layout.given_video()
@@ -95,7 +89,7 @@ def finish(run: PlannedRun, out: Path, partial: Path, state_path: Path, print_id
     else:
         proof["sha256"] = sha256_of(encoded)
     quality = report.finish(str(out)) if len(written) >= 2 else None
-    fault_point("manifest")
+    save_point("manifest")
     record = manifest(run) | {
         "vidzero": proof,
         "output": str(out),
@@ -109,7 +103,7 @@ def finish(run: PlannedRun, out: Path, partial: Path, state_path: Path, print_id
         "encode_seconds": round(time.time() - started, 3),
     }
     write_json(manifest_path, record)
-    fault_point("contact")
+    save_point("contact")
     wanted = [run.first_output + i for i in sample_indices(len(written))]
     write_png(sheet_path, contact_sheet([(i, read_png(partial / f"{i:06d}.png")) for i in wanted]))
     if quality is not None:
@@ -119,9 +113,9 @@ def finish(run: PlannedRun, out: Path, partial: Path, state_path: Path, print_id
     if out.is_dir() and not out.is_symlink():
         remove_output(out)  # a previous vidzero frame folder, proven by check_output
     writer.commit()
-    fault_point("final-state")
+    save_point("final-state")
     save_final_state(run, partial, state_path, print_id)
-    fault_point("cleanup")
+    save_point("cleanup")
     discard(partial)
     stats = run.engine.stats
     if stats.cfg_evaluations >= 4:

@@ -84,17 +84,6 @@ class LineProgress:
         pass
 
 
-class NullProgress:
-    def job(self, done: int, total: int) -> None:
-        pass
-
-    def step(self, done: int, total: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 class ConsoleProgress:
     """What `progress=True` means: rich bars on a terminal, plain lines otherwise; started on the
     first report and closed by `close()`."""
@@ -131,7 +120,9 @@ def progress_for(spec: Any) -> Any:
     if spec is True:
         return ConsoleProgress()
     if spec is False or spec is None:
-        return NullProgress()
+        from vidzero.core.engine import NoProgress  # torch: only once a run is made
+
+        return NoProgress()
     for method in ("job", "step"):
         if not callable(getattr(spec, method, None)):
             from vidzero.errors import BadInput
