@@ -265,8 +265,8 @@ def test_compiled_denoiser_matches_eager(tiny_model_dir):
 @pytest.mark.parametrize("seed", range(6))
 def test_planning_looks_only_at_nearby_frames_and_plans_what_looking_at_all_of_them_plans(seed, monkeypatch):
     """Each window takes the available frames nearest in time; looking at the few that can be
-    nearest (timeline.nearby) keeps planning linear and must choose exactly as looking at all."""
-    from vidzero.core import timeline
+    nearest (windows.nearby) keeps planning linear and must choose exactly as looking at all."""
+    from vidzero.core import windows
 
     rng = np.random.default_rng(seed)
     length = int(rng.integers(20, 60))
@@ -276,7 +276,7 @@ def test_planning_looks_only_at_nearby_frames_and_plans_what_looking_at_all_of_t
     if seed % 2:
         kwargs["anchors"] = (min(known),)
     fast = list(plan_timeline(length, known, window, **kwargs))
-    monkeypatch.setattr(timeline, "nearby", lambda available, *args: list(available))
+    monkeypatch.setattr(windows, "nearby", lambda available, *args: list(available))
     assert fast == list(plan_timeline(length, known, window, **kwargs))
 
 

@@ -40,6 +40,8 @@ import fcntl
 import io
 import json
 import os
+import shlex
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -408,7 +410,16 @@ def run_batch_command(
     """`vidzero batch`: run the file, print the counts; returns the number of failed jobs."""
     from vidzero.runs.progress import is_interactive
 
-    records = run_batch(jobs, out, force, quiet, defaults, log, interactive=is_interactive(), pack=pack)
+    try:
+        records = run_batch(jobs, out, force, quiet, defaults, log, interactive=is_interactive(), pack=pack)
+    except KeyboardInterrupt:
+        if not (out / RECORDS).is_dir():
+            raise
+        command = shlex.join(["vidzero", *sys.argv[1:]])  # jobs ran: what they made and saved is kept
+        raise KeyboardInterrupt(
+            f"interrupted; finished jobs and the saved state of unfinished ones are kept in {out}: "
+            f"continue with  {command}"
+        ) from None
     counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
     rank, world, _ = distributed_rank()
     label = f"rank {rank}/{world}: " if world > 1 else ""

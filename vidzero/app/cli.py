@@ -75,9 +75,8 @@ class OneLineErrors(TyperGroup):
                 message += " (a PROMPT that starts with '-' goes after '--': vidzero extend IMAGE -- '-PROMPT')"
             err.print(f"[red]error:[/red] {message}")
             sys.exit(2)
-        except typer.Abort:
-            err.print("interrupted; nothing was written")
-            sys.exit(130)
+        except typer.Abort:  # Ctrl-C while parsing: main() says so
+            raise KeyboardInterrupt from None
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -94,17 +93,20 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- errors and interrupts
+NOTHING_WRITTEN = "interrupted; nothing was written"
 _current_output: list[Path] = []  # the output being written, for the interrupt message
 
 
-def interrupted_message() -> str:
+def interrupted_message(exc: KeyboardInterrupt) -> str:
+    if exc.args:  # a command that knows what it kept says so (vidzero batch)
+        return str(exc.args[0])
     if _current_output:
         state, partial = sidecar(_current_output[-1], STATE), sidecar(_current_output[-1], PARTIAL)
         if state.exists() and partial.exists():
             argv = [a for a in sys.argv[1:] if a != "--resume"]
             command = shlex.join(["vidzero", *argv, "--resume"])
             return f"interrupted; the frames made so far are kept in {partial.name}: continue with  {command}"
-    return "interrupted; nothing was written"
+    return NOTHING_WRITTEN
 
 
 def run_cli(body: Callable[[], None]) -> None:
@@ -116,8 +118,8 @@ def run_cli(body: Callable[[], None]) -> None:
     except BadInput as exc:
         err.print(f"[red]error:[/red] {exc.for_cli()}")
         raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        err.print(interrupted_message())
+    except KeyboardInterrupt as exc:
+        err.print(interrupted_message(exc))
         raise typer.Exit(130) from None
     except StopRun as exc:
         err.print(f"stopped: {exc}")
@@ -195,15 +197,11 @@ def run_task(task: Task, values: dict[str, Any]) -> None:
     print_seams(seams.get("seams", []))
 
 
-def print_seams(seams: list[dict], shown: int = 10) -> None:
-    """The seams a quality report flagged, each with the reroll that regenerates it."""
-    for seam in seams[:shown]:
-        err.print(
-            f"  seam at frame {seam['frame']} ({seam['signal']} {seam['value']:.2f}, around it "
-            f"{seam['local_median']:.2f}): {seam['reroll']}"
-        )
-    if len(seams) > shown:
-        err.print(f"  ... and {len(seams) - shown} more in the report")
+def print_seams(seams: list[dict]) -> None:
+    from vidzero.quality.report import seam_lines  # numpy and OpenCV: not on `vidzero --help`
+
+    for line in seam_lines(seams):
+        err.print(line)
 
 
 def announce(run: Any) -> None:
@@ -338,21 +336,9 @@ def batch(values: dict[str, Any]) -> None:
     given = {
         f.name: getattr(defaults, f.name) for f in option_fields(cli=True) if values.get(f.name) not in (None, False)
     }
-    try:
-        failed = run_batch_command(
-            values["jobs"], out, given, force=values["force"], quiet=values["quiet"], log=err.print, pack=values["pack"]
-        )
-    except KeyboardInterrupt:
-        from vidzero.app.batch import RECORDS
-
-        if (out / RECORDS).is_dir():  # jobs ran: what they made, and the state of the unfinished, is kept
-            command = shlex.join(["vidzero", *sys.argv[1:]])
-            err.print(
-                f"interrupted; finished jobs and the saved state of unfinished ones are kept in {out}: "
-                f"continue with  {command}"
-            )
-            raise typer.Exit(130) from None
-        raise
+    failed = run_batch_command(
+        values["jobs"], out, given, force=values["force"], quiet=values["quiet"], log=err.print, pack=values["pack"]
+    )
     if failed:
         raise typer.Exit(3)  # the batch finished, some jobs failed (see the summary)
 
@@ -404,7 +390,7 @@ def main() -> None:
     try:
         app(prog_name="vidzero")
     except KeyboardInterrupt:  # outside a command (while parsing or importing)
-        err.print("interrupted; nothing was written")
+        err.print(NOTHING_WRITTEN)
         sys.exit(130)
 
 

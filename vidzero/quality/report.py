@@ -179,6 +179,16 @@ def plot_report(report: dict, title: str = "") -> np.ndarray:
     )
 
 
+def seam_lines(seams: list[dict], shown: int = 10) -> list[str]:
+    """The seams a report flagged as lines to print, each with the reroll that regenerates it."""
+    lines = [
+        f"  seam at frame {s['frame']} ({s['signal']} {s['value']:.2f}, around it {s['local_median']:.2f}): "
+        f"{s['reroll']}"
+        for s in seams[:shown]
+    ]
+    return lines + ([f"  ... and {len(seams) - shown} more in the report"] if len(seams) > shown else [])
+
+
 def report_paths(output: str | Path) -> tuple[Path, Path]:
 
     return sidecar(output, REPORT_JSON), sidecar(output, REPORT_PNG)
