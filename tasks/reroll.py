@@ -114,7 +114,8 @@ def checked_manifest(m: dict[str, Any], name: str) -> dict[str, Any]:
         and all(isinstance(spec.get(k), dict) for k in ("options", "inputs")),
         "'spec' must record the task, its inputs and options",
     )
-    need(whole(spec["options"].get("seed"), 0, MAX_SEED), "the options' 'seed' must be a whole number")
+    options = spec["options"] if isinstance(spec, dict) else {}
+    need(whole(options.get("seed"), 0, MAX_SEED), "the options' 'seed' must be a whole number")
     need("prompt" in m, "'prompt' is missing")
     return m
 

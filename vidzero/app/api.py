@@ -18,7 +18,7 @@ seed, as diffusers' pipelines do, and diffusers' own names are taken for vidzero
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,7 @@ def diffusers_step_callback(callback: Callable[..., object]) -> Callable[..., ob
     return on_step
 
 
-def resolve_keywords(function: str, options: dict[str, Any], frames: Any = None) -> tuple[dict[str, Any], Any]:
+def resolve_keywords(function: str, options: Mapping[str, Any], frames: Any = None) -> tuple[dict[str, Any], Any]:
     """The options under vidzero's names, and the frame count (`frames` or `num_frames`). A
     keyword that is neither an option nor an alias is a TypeError, as Python raises for any
     function; a name given twice (under both names) is a BadInput."""

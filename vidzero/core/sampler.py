@@ -292,7 +292,7 @@ def swap_patches(
         p = pg.swap_share(share, j, steps, abs(slot - source))
         if p <= 0:
             continue
-        take = pg.patch_mask(tuple(z.shape[-2:]), p, generator).to(z.device)
+        take = pg.patch_mask((z.shape[-2], z.shape[-1]), p, generator).to(z.device)
         z[:, :, slot] = torch.where(take, z[:, :, source], z[:, :, slot])
     return z
 

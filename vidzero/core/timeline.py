@@ -276,7 +276,7 @@ class PlannedJobs(Sequence[WindowJob]):
     def __getitem__(self, index: int) -> WindowJob: ...
     @overload
     def __getitem__(self, index: slice) -> Sequence[WindowJob]: ...
-    def __getitem__(self, index: int | slice) -> WindowJob | list[WindowJob]:
+    def __getitem__(self, index: int | slice) -> WindowJob | Sequence[WindowJob]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         if index < 0:

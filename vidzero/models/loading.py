@@ -195,7 +195,7 @@ def checkpoint_blocks(blocks: list[torch.nn.Module]) -> None:
                 return checkpoint(_forward, *args, use_reentrant=False, **kwargs)
             return _forward(*args, **kwargs)
 
-        block.forward = checkpointed  # type: ignore[method-assign]
+        block.forward = checkpointed
 
 
 # Activations an evaluation with a gradient keeps for its backward pass (weights frozen), per

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from vidzero.core.backbone import Backbone
 from vidzero.core.engine import Engine
 from vidzero.core.frames import EngineState, Frame
 from vidzero.core.sampler import SamplerSettings
+from vidzero.core.timeline import WindowJob
 from vidzero.errors import BadInput, StopRun
 from vidzero.media.locks import OutputLock
 from vidzero.media.outputs import (
@@ -146,7 +147,7 @@ class PlannedRun:
         return self.layout.output_length
 
     @property
-    def jobs(self) -> list:
+    def jobs(self) -> Sequence[WindowJob]:
         return self.layout.jobs
 
     @property
