@@ -159,3 +159,34 @@ def test_loading_leaves_the_process_settings_alone(tiny_model_dir, monkeypatch):
     vidzero.load_backbone(str(tiny_model_dir), device="cpu")
     assert dlog.get_verbosity() == dlog.INFO and "HF_HUB_OFFLINE" not in os.environ
     dlog.set_verbosity_warning()
+
+
+def test_diffusers_names_are_aliases_of_vidzeros(tiny_backbone, image_file):
+    """A diffusers user's habits: num_inference_steps, guidance_scale, num_frames, torch_dtype and
+    callback_on_step_end give the run vidzero's names give."""
+    import numpy as np
+    import torch
+
+    seen = []
+
+    def on_step_end(pipe, step_index, timestep, callback_kwargs):
+        seen.append((step_index, int(timestep), tuple(callback_kwargs["latents"].shape)))
+        return callback_kwargs
+
+    common = {"backbone": tiny_backbone, "progress": False, "resample": 0}
+    ours = vidzero.extend(image_file, "a red circle", 3, steps=2, guidance=3.0, **common)
+    theirs = vidzero.extend(
+        image_file,
+        "a red circle",
+        num_frames=3,
+        num_inference_steps=2,
+        guidance_scale=3.0,
+        torch_dtype=torch.float32,
+        callback_on_step_end=on_step_end,
+        **common,
+    )
+    np.testing.assert_array_equal(np.stack(ours.frames()), np.stack(theirs.frames()))
+    assert theirs.spec.options.steps == 2 and theirs.spec.options.guidance == 3.0
+    assert [s[0] for s in seen] == [0, 1, 0, 1]  # two windows of two steps
+    with pytest.raises(TypeError, match="unexpected keyword argument 'num_frames'"):
+        vidzero.reroll("out.mp4", "1-2", num_frames=3)

@@ -26,6 +26,7 @@ _EXPORTS = {
     "Frame": "vidzero.core.frames",
     "PlannedRun": "vidzero.runs.run",
     "RunOptions": "vidzero.runs.options",
+    "RunOptionsDict": "vidzero.app.api",
     "RunSpec": "vidzero.runs.spec",
     "SamplerSettings": "vidzero.core.sampler",
     "backbone_from_pipeline": "vidzero.models.families",
@@ -49,6 +50,7 @@ __all__ = [
     "Frame",
     "PlannedRun",
     "RunOptions",
+    "RunOptionsDict",
     "RunSpec",
     "SamplerSettings",
     "__version__",
@@ -67,7 +69,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from vidzero.app.api import extend, extend_from, generate, infill, infill_between, predict, reroll
+    from vidzero.app.api import (
+        RunOptionsDict,
+        extend,
+        extend_from,
+        generate,
+        infill,
+        infill_between,
+        predict,
+        reroll,
+    )
     from vidzero.app.batch import run_batch
     from vidzero.core.engine import Engine
     from vidzero.core.frames import Frame
