@@ -53,8 +53,10 @@ def test_the_readme_python_example_uses_real_names_and_keywords():
     import ast
     import inspect
     import re
+    import typing
 
     import vidzero
+    from vidzero.app import api
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     code = re.search(r"## Python\n\n```python\n(.*?)```", readme, re.S).group(1)
@@ -70,5 +72,10 @@ def test_the_readme_python_example_uses_real_names_and_keywords():
     for call in calls:
         function = getattr(vidzero, call.func.attr)
         params = inspect.signature(function).parameters
+        accepted = set(params)
+        for p in params.values():
+            if p.kind == inspect.Parameter.VAR_KEYWORD:  # **options: Unpack[TypedDict]
+                declared = str(p.annotation).removeprefix("Unpack[").removesuffix("]")
+                accepted |= set(typing.get_type_hints(getattr(api, declared)))
         for keyword in call.keywords:
-            assert keyword.arg in params, f"vidzero.{call.func.attr} takes no {keyword.arg}="
+            assert keyword.arg in accepted, f"vidzero.{call.func.attr} takes no {keyword.arg}="
