@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -66,27 +67,12 @@ def warn_if_threads_differ(started: int | None) -> None:
 
 
 def sampler_settings(o: RunOptions) -> SamplerSettings:
-    """The sampler's settings from checked options (presets applied)."""
+    """The sampler's settings from checked options (presets applied): each field of
+    SamplerSettings is the run option of its name, step ranges parsed from their A:B text."""
     if o.steps is None or o.resample is None or o.init is None or o.guidance is None:
         raise ValueError("the options are not checked (RunOptions.check)")
-    return SamplerSettings(
-        steps=o.steps,
-        resample=o.resample,
-        guidance=o.guidance,
-        eta=o.eta,
-        init=o.init,
-        resample_steps=o.resample_steps,
-        guidance_steps=o.guidance_range(),
-        replace_steps=o.replace_steps,
-        rectify=o.rectify,
-        given_start=o.given_start,
-        reconstruction=o.reconstruction,
-        dps=o.dps,
-        posterior_steps=o.posterior_range(),
-        generated_weight=o.generated_weight,
-        known_noise=o.known_noise,
-        patch_swap=o.patch_swap,
-    )
+    ranges = {"guidance_steps": o.guidance_range(), "posterior_steps": o.posterior_range()}
+    return SamplerSettings(**{f.name: ranges.get(f.name, getattr(o, f.name)) for f in fields(SamplerSettings)})
 
 
 def as_output_type(frame: Frame, output_type: str) -> Frame:
