@@ -10,6 +10,7 @@ within the codec's loss). The new manifest records what was rerolled from what.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 
 from vidzero.core.timeline import Layout, latent_length, latent_slot, plan_timeline, prompt_at
 from vidzero.errors import BadInput
-from vidzero.media.outputs import clean_path, written_by_vidzero
+from vidzero.media.outputs import MANIFEST, clean_path, read_once, sidecar, written_by_vidzero
 from vidzero.runs.options import LOAD_OPTIONS, MAX_SEED, RunOptions, integer, text
 from vidzero.runs.spec import TaskPlan, inp, read_fields
 
@@ -71,6 +72,13 @@ class RerollInputs:
         return cls(**values)
 
 
+def run_files(run: Path) -> list[Path]:
+    """What a reroll's record depends on: the output (each frame of a folder) and its manifest."""
+    out = clean_path(run)
+    return [out, sidecar(out, MANIFEST), *(sorted(out.iterdir()) if out.is_dir() else [])]
+
+
+@functools.partial(read_once, files=run_files)
 def original(run: Path) -> dict[str, Any]:
     """The manifest that proves vidzero made `run`, with the record of how."""
     out = clean_path(run)

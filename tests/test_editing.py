@@ -152,3 +152,23 @@ def test_reroll_hints_survive_a_shell_whatever_the_name(tmp_path):
     path = write_video(clip, tmp_path / "my vidéo 'take 2'.mp4")
     hints = [s["reroll"] for s in quality_report(iter(clip), output=str(path))["seams"]]
     assert hints and all(shlex.split(h)[2] == str(path) for h in hints)
+
+
+def test_a_reroll_checks_the_original_once(tiny_model_dir, image_file, tmp_path, monkeypatch):
+    """The proof of the original (a hash of the whole output) is read once per reroll, however
+    many steps consult the record; an edit in between is seen."""
+    import vidzero.tasks.reroll as reroll_task
+
+    run = tmp_path / "run"
+    args = ["extend", str(image_file), "x", "-o", str(run), "--model", str(tiny_model_dir), "--frames", "6", *FAST]
+    assert runner.invoke(app, args).exit_code == 0
+    calls = []
+    real = reroll_task.written_by_vidzero
+    monkeypatch.setattr(reroll_task, "written_by_vidzero", lambda out: calls.append(out) or real(out))
+    res = runner.invoke(app, ["reroll", str(run), "--frames", "2-3", "-o", str(tmp_path / "n"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert len(calls) == 1
+    path = tmp_path / "run.manifest.json"
+    path.write_text(path.read_text().replace('"written_frames": 6', '"written_frames": "6"'))
+    res = runner.invoke(app, ["reroll", str(run), "--frames", "2-3", "-o", str(tmp_path / "m"), "--quiet"])
+    assert res.exit_code == 2 and "was edited" in res.output

@@ -305,3 +305,28 @@ def test_a_state_forged_with_a_valid_checksum_is_bad_input(
     assert res.exit_code == 2 and "damaged" in res.output and "state" in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_extend_from_reads_the_state_file_once(tiny_model_dir, image_file, tmp_path, monkeypatch):
+    import vidzero.runs.state as state
+
+    out = tmp_path / "a.mp4"
+    assert runner.invoke(app, extend_args(image_file, out, tiny_model_dir)).exit_code == 0
+    calls = []
+    real = state.load_state
+    monkeypatch.setattr(state, "load_state", lambda path: calls.append(path) or real(path))
+    more = tmp_path / "b.mp4"
+    args = [
+        "extend",
+        "--from",
+        str(state_paths(out)[0]),
+        "-o",
+        str(more),
+        "--frames",
+        "3",
+        "--model",
+        str(tiny_model_dir),
+    ]
+    res = runner.invoke(app, [*args, "-q"])
+    assert res.exit_code == 0, res.output
+    assert calls == [state_paths(out)[0]]

@@ -29,10 +29,13 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from vidzero.errors import BadInput, NoRoom
+
+T = TypeVar("T")
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
 FRAME_FOLDER = "folder of PNG frames"
@@ -372,3 +375,29 @@ def cleanup_temporaries(out: Path) -> int:
                 discard(entry)
                 removed += 1
     return removed
+
+
+def read_once(read: Callable[[Any], T], files: Callable[[Path], list[Path]] = lambda p: [p]) -> Callable[[Any], T]:
+    """A reader whose result is kept while the files it reads are unchanged (same inode, size,
+    modification and change time of each of `files(path)`), so that one run reads and checks a
+    record once however many steps consult it (a state file for `extend --from`, a manifest
+    and the proof of its output for `reroll`)."""
+    kept: dict[tuple, T] = {}
+
+    @functools.wraps(read)
+    def reader(path: Any) -> T:
+        try:
+            stats = [
+                (str(f), (st := os.stat(f)).st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                for f in files(Path(path))
+            ]
+        except (OSError, TypeError, ValueError):
+            return read(path)
+        key = (os.path.abspath(path), *stats)
+        if key not in kept:
+            value = read(path)
+            kept.clear()  # one record at a time
+            kept[key] = value
+        return kept[key]
+
+    return reader

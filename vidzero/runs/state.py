@@ -35,7 +35,7 @@ from safetensors.torch import save
 
 from vidzero.core.frames import EngineState
 from vidzero.errors import BadInput
-from vidzero.media.outputs import PARTIAL, STATE, atomic_write_bytes, check_input_file, sidecar
+from vidzero.media.outputs import PARTIAL, STATE, atomic_write_bytes, check_input_file, read_once, sidecar
 
 STATE_FORMAT = "vidzero-run-state"
 STATE_VERSION = 3
@@ -183,6 +183,7 @@ class FinishedRun:
     tail_latents: list[torch.Tensor]
 
 
+@read_once
 def read_finished(path: str | Path) -> FinishedRun:
     meta, tensors = load_state(path)
     if not meta.get("finished"):
