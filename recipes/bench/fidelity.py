@@ -318,7 +318,9 @@ def main(argv: list[str] | None = None) -> None:
         help="instead: merge the variants of earlier runs' fidelity-SPLIT.json (same cases and seed) into one table; "
         "a variant measured on several models is named 'VARIANT @ MODEL'",
     )
-    p.add_argument("--reference", default="paper", help="with --combine: the row the others are paired against")
+    p.add_argument(
+        "--reference", default="paper", help="the row the others are paired against (without it in the run: default)"
+    )
     a = p.parse_args(argv)
     if a.combine:
         combine(a.combine, a.out, a.split, a.reference)
@@ -376,7 +378,8 @@ def main(argv: list[str] | None = None) -> None:
         a.out / f"fidelity-{a.split}.json",
         {"setup": setup, "cases": [case_record(c) for c in cases], "results": results, "per_case": per_case},
     )
-    text = table(results, setup) + against_reference(per_case)
+    reference = a.reference if a.reference in per_case else "default"
+    text = table(results, setup) + against_reference(per_case, reference)
     (a.out / f"fidelity-{a.split}.md").write_text(text + "\n")
     print(text)
 
@@ -419,6 +422,7 @@ def against_reference(per_case: dict[str, list[dict]], reference: str = "paper")
         return ""
     keys = [("iou_0.8", "IoU>=0.8", 100), ("area_15", "area ±15 %", 100), ("delta_e", "ΔE", 1)]
     keys += [("background_psnr", "bg PSNR", 1), ("first_step_jump", "|jump| px", 1), ("direction", "direction", 100)]
+    keys += [("speed", "speed px/frame", 1)]  # the motion guard
     title = f"Against {reference}, paired over the same cases (difference [90 % interval]; shares in points):"
     lines = ["", "", title, ""]
     lines.append("| variant | " + " | ".join(k[1] for k in keys) + " | worse beyond noise |")
