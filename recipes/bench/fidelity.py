@@ -94,6 +94,8 @@ VARIANTS: dict[str, dict] = {
     "ding dps 3": {"kind": "extend", "known_noise": "ding", "dps": 3.0},
     "patch swap 0.5": {"kind": "extend", "patch_swap": 0.5},
     "dps 3 steps 5:10": {"kind": "extend", "dps": 3.0, "posterior_steps": "5:10"},
+    "ding w3": {"kind": "extend", "known_noise": "ding", "guidance": 3.0},
+    "ding w4": {"kind": "extend", "known_noise": "ding", "guidance": 4.0},
     "fast": {"kind": "extend", "preset": "fast"},
     "quality": {"kind": "extend", "preset": "quality"},
     "replacing": {"kind": "replacing"},
