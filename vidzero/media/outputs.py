@@ -125,9 +125,9 @@ FILE_KINDS = {
 
 
 def check_path_text(text: str, what: str, option: str | None = None) -> None:
-    """A path the operating system and every record can hold: no NUL byte (no system call takes
-    one), and valid UTF-8 (a name of other bytes arrives as surrogates, which the video writer and
-    the JSON records cannot carry through a run and its resume)."""
+    """A path the system and every record can hold: no NUL byte (no system call takes one), and
+    valid UTF-8 (other bytes arrive as surrogates, which the video writer and the JSON records
+    cannot carry through a run and its resume)."""
     if "\0" in text:
         raise BadInput(f"{what} {text!r} holds a NUL byte, which no file name can", option)
     try:
@@ -377,27 +377,24 @@ def cleanup_temporaries(out: Path) -> int:
     return removed
 
 
+def file_identity(path: Path) -> tuple:
+    return str(path), *((st := os.stat(path)).st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def read_once(read: Callable[[Any], T], files: Callable[[Path], list[Path]] = lambda p: [p]) -> Callable[[Any], T]:
-    """A reader whose result is kept while the files it reads are unchanged (same inode, size,
-    modification and change time of each of `files(path)`), so that one run reads and checks a
-    record once however many steps consult it (a state file for `extend --from`, a manifest
-    and the proof of its output for `reroll`)."""
-    kept: dict[tuple, T] = {}
+    """A reader whose result is kept while the files it reads (`files(path)`) are unchanged, so
+    that one run reads and checks a record once however many steps consult it (a state file for
+    `extend --from`, a manifest and the proof of its output for `reroll`)."""
+    kept: dict[str, Any] = {}
 
     @functools.wraps(read)
     def reader(path: Any) -> T:
         try:
-            stats = [
-                (str(f), (st := os.stat(f)).st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                for f in files(Path(path))
-            ]
+            key = [file_identity(f) for f in files(Path(path))]
         except (OSError, TypeError, ValueError):
             return read(path)
-        key = (os.path.abspath(path), *stats)
-        if key not in kept:
-            value = read(path)
-            kept.clear()  # one record at a time
-            kept[key] = value
-        return kept[key]
+        if kept.get("key") != key:
+            kept.update(key=key, value=read(path))  # one record at a time
+        return kept["value"]
 
     return reader
