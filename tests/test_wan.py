@@ -215,12 +215,8 @@ def test_wan_checkpoints_it_cannot_drive_are_refused(tiny_wan_dir, tmp_path, cha
 
 
 def test_a_dry_run_on_a_wan_folder_gives_its_reason_for_no_time_in_words(tiny_wan_dir, image_file, tmp_path):
-    from typer.testing import CliRunner
-
-    from vidzero.app.cli import app
-
     args = ["extend", str(image_file), "x", "-o", str(tmp_path / "o.mp4"), "--model", str(tiny_wan_dir)]
-    res = CliRunner().invoke(app, [*args, "--frames", "13", "--dry-run"])
+    res = runner.invoke(app, [*args, "--frames", "13", "--dry-run"])
     assert res.exit_code == 0, res.output
     line = next(line for line in res.output.splitlines() if line.startswith("time:"))
     assert "the probe times UNet3D checkpoints only" in line and "Error" not in line
