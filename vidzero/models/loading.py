@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -232,3 +232,15 @@ def gradient_needs_checkpointing(backbone: Any, parameters: int) -> bool:
 
 def parameter_count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+@contextlib.contextmanager
+def differentiable(backbone: Any, module: torch.nn.Module, checkpoint: Callable[[], None]) -> Iterator[None]:
+    """Where posterior guidance takes a gradient through a backbone's denoiser (its forward and
+    backward pass): `module`'s weights frozen (no weight gradients, fewer activations kept), and
+    `checkpoint()` (the family's gradient checkpointing) called first when, on a GPU, the
+    estimated activations would not fit."""
+    if backbone.device.type == "cuda" and gradient_needs_checkpointing(backbone, parameter_count(module)):
+        checkpoint()
+    with input_gradient_only(module):
+        yield

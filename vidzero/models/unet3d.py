@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -35,11 +34,9 @@ from vidzero.models.loading import (
     PromptTruncatedWarning,
     SharedModules,
     checkpoint_blocks,
-    gradient_needs_checkpointing,
-    input_gradient_only,
+    differentiable,
     loading_from,
     offload_modules,
-    parameter_count,
     parse_dtype,
     pick_device,
     pipeline_placement,
@@ -353,15 +350,9 @@ class UNet3DDenoiser:
     def __init__(self, backbone: UNet3DBackbone, cond: torch.Tensor, uncond: torch.Tensor) -> None:
         self.bb, self.cond, self.uncond = backbone, cond, uncond
 
-    @contextlib.contextmanager
-    def differentiating(self) -> Iterator[None]:
-        """Where posterior guidance takes a gradient through this denoiser (its forward and
-        backward pass): the weights frozen (no weight gradients, fewer activations kept), and
-        gradient checkpointing when the estimate says the activations would not fit."""
-        if gradient_needs_checkpointing(self.bb, parameter_count(self.bb.unet)):
-            self.bb.checkpoint_gradients()
-        with input_gradient_only(self.bb.unet):
-            yield
+    def differentiating(self) -> contextlib.AbstractContextManager[None]:
+        """Where posterior guidance takes a gradient through this denoiser (models.loading.differentiable)."""
+        return differentiable(self.bb, self.bb.unet, self.bb.checkpoint_gradients)
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
         # no no_grad here: posterior guidance differentiates through this call (in

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -35,11 +34,9 @@ from vidzero.models.checkpoint import CheckpointInfo
 from vidzero.models.loading import (
     PromptTruncatedWarning,
     SharedModules,
-    gradient_needs_checkpointing,
-    input_gradient_only,
+    differentiable,
     loading_from,
     offload_modules,
-    parameter_count,
     parse_dtype,
     pick_device,
     pipeline_placement,
@@ -330,15 +327,9 @@ class WanDenoiser:
     def __init__(self, backbone: WanBackbone, cond: torch.Tensor, uncond: torch.Tensor) -> None:
         self.bb, self.cond, self.uncond = backbone, cond, uncond
 
-    @contextlib.contextmanager
-    def differentiating(self) -> Iterator[None]:
-        """Where posterior guidance takes a gradient through this denoiser (its forward and
-        backward pass): the weights frozen (no weight gradients, fewer activations kept), and
-        gradient checkpointing when the estimate says the activations would not fit."""
-        if gradient_needs_checkpointing(self.bb, parameter_count(self.bb.transformer)):
-            self.bb.transformer.enable_gradient_checkpointing()  # the transformer's own
-        with input_gradient_only(self.bb.transformer):
-            yield
+    def differentiating(self) -> contextlib.AbstractContextManager[None]:
+        """Where posterior guidance takes a gradient through this denoiser (models.loading.differentiable)."""
+        return differentiable(self.bb, self.bb.transformer, self.bb.transformer.enable_gradient_checkpointing)
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
         # no no_grad here: posterior guidance differentiates through this call (in

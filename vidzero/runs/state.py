@@ -144,7 +144,7 @@ def engine_state(path: Path, meta: dict, tensors: dict[str, torch.Tensor], jobs:
             whole(engine["next_out"]),
             pixels,
             frames_of(tensors, "latents"),
-            {int(k): whole(v) for k, v in engine["seeds"].items() if k.isdigit()},
+            {int(k) if k.isdigit() else whole(k): whole(v) for k, v in engine["seeds"].items()},
             frames_of(tensors, "tail"),
             decoder_cache(engine.get("decoder"), frames_of(tensors, "decoder")),
         )
