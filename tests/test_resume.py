@@ -281,7 +281,8 @@ def test_resuming_with_another_thread_count_says_so(tiny_model_dir, image_file_m
 
 
 @pytest.mark.parametrize(
-    "field,value", [("next_job", 10**9), ("next_out", -3), ("next_job", "2"), ("next_job", 2), ("seeds", []), ("seeds", {"x": 1})]
+    "field,value",
+    [("next_job", 10**9), ("next_out", -3), ("next_job", "2"), ("next_job", 2), ("seeds", []), ("seeds", {"x": 1})],
 )
 def test_a_state_forged_with_a_valid_checksum_is_bad_input(
     tiny_model_dir, image_file_module, tmp_path, monkeypatch, field, value
