@@ -14,19 +14,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vidzero.errors import BadInput
-from vidzero.media.locks import OutputLock
-from vidzero.media.outputs import (
-    MANIFEST,
-    check_file_destination,
-    check_output,
-    cleanup_temporaries,
-    read_manifest,
-    remove_output,
-    sha256_of,
-    sidecar,
-    write_json,
-)
+from vidzero.media.outputs import MANIFEST, sha256_of, sidecar, write_json
 from vidzero.runs.options import integer
+from vidzero.runs.output import Output, write_clip_report
 from vidzero.runs.spec import inp, input_record, read_fields
 from vidzero.version import __version__
 
@@ -90,26 +80,16 @@ def report_paths(path: str | Path) -> tuple[Path, Path]:
 
 def report_clip(clip: str | Path, force: bool = False) -> dict:
     """Write `<clip>.flicker.json` and `<clip>.flicker.png` next to the clip; return the report."""
-    from vidzero.media.pictures import write_png
     from vidzero.media.video import read_video, video_info
     from vidzero.quality.flicker import flicker_report, plot_report
 
     video_info(clip)
-    json_path, png_path = report_paths(clip)
-    for path in (json_path, png_path):
-        check_file_destination(path, [clip])
-    existing = [p for p in (json_path, png_path) if p.exists()]
-    if existing and not force:
-        raise BadInput(f"output exists: {existing[0]} (--force replaces a previous vidzero report)")
-    if existing and read_manifest(json_path) is None:
-        raise BadInput(f"{existing[0]} was not written by vidzero; move it away")
-    report = flicker_report(read_video(clip))
-    write_json(json_path, {"vidzero": {"version": __version__, "kind": "flicker report"}, "clip": str(clip), **report})
-    write_png(png_path, plot_report(report, Path(clip).name))
-    return report
+    return write_clip_report(
+        clip, report_paths(clip), "flicker report", force, lambda: flicker_report(read_video(clip)), plot_report
+    )
 
 
-def deflicker_clip(inputs: DeflickerInputs, output: str | Path, force: bool = False) -> dict:
+def deflicker_clip(inputs: DeflickerInputs, output: str | Path | Output, force: bool = False) -> dict:
     """Deflicker the clip into `output` (streaming); write its manifest and flicker reports; return
     the before/after summary."""
     from vidzero.media.pictures import write_png
@@ -119,15 +99,16 @@ def deflicker_clip(inputs: DeflickerInputs, output: str | Path, force: bool = Fa
     inputs.check()
     clip, settings, anchors = inputs.clip, inputs.settings(), list(inputs.anchors)
     info = video_info(clip)
-    json_path, png_path = report_paths(output)
-    manifest_path = sidecar(output, MANIFEST)
-    out = check_output(output, force, [clip], sidecars=[manifest_path, json_path, png_path])
+    if not isinstance(output, Output):
+        output = Output(output, [clip], sidecars=deflicker_sidecars(output))
+    json_path, png_path = report_paths(output.path)
     frames = read_video(clip)
     head = list(itertools.islice(frames, 2))  # refuse short clips before writing anything
     if len(head) < 2:
         raise BadInput(f"{clip} has {len(head)} frame(s); deflickering needs at least 2")
-    with OutputLock(out):
-        cleanup_temporaries(out)
+    with output.claim():
+        output.check_writable(force)
+        out = output.path
         writer = VideoWriter(out, info.get("fps") or 8.0)
         try:
             for frame in deflicker(itertools.chain(head, frames), anchors, settings):
@@ -145,14 +126,13 @@ def deflicker_clip(inputs: DeflickerInputs, output: str | Path, force: bool = Fa
             proof["sha256"] = sha256_of(encoded)
         else:
             proof["frames"] = after["frames"]
-        write_json(
-            manifest_path,
+        output.write_manifest(
             {
                 "vidzero": proof,
                 "spec": {"task": "deflicker", "inputs": input_record(inputs), "options": {}},
                 "input": str(clip),
                 "output": str(out),
-                "sidecars": [str(manifest_path), str(json_path), str(png_path)],
+                "sidecars": [str(p) for p in output.sidecars],
                 "settings": asdict(settings),
                 "anchors": anchors,
                 **summary,
@@ -168,10 +148,11 @@ def deflicker_clip(inputs: DeflickerInputs, output: str | Path, force: bool = Fa
                 "per_frame": after["per_frame"],
             },
         )
-        write_png(
-            png_path, plot_report(after, f"{Path(output).name} (input flicker index {before['flicker_index']:.3f})")
-        )
-        if out.is_dir() and not out.is_symlink():
-            remove_output(out)
-        writer.commit()
+        write_png(png_path, plot_report(after, f"{out.name} (input flicker index {before['flicker_index']:.3f})"))
+        output.commit(writer)
     return summary
+
+
+def deflicker_sidecars(output: str | Path) -> list[Path]:
+    """The files a deflicker writes beside its output: manifest, flicker report and its plot."""
+    return [sidecar(output, MANIFEST), *report_paths(output)]

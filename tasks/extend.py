@@ -97,7 +97,7 @@ class ExtendInputs:
         image, prompt = values["image"], values["prompt"]
         if values["from_state"] is not None:  # `extend --from STATE [PROMPT]`: the one argument is the prompt
             if image is not None and prompt is not None:
-                raise BadInput("with --from give at most a PROMPT (the frames come from the state)")
+                raise BadInput("with {option} give at most a prompt (the frames come from the state)", "state")
             image, prompt = None, prompt or image
         schedule = with_schedule(prompt, values["prompt_at"]) if prompt is not None else None
         return cls(image, schedule, values["frames"], values["loop"], values["from_state"])
@@ -111,7 +111,7 @@ class ExtendInputs:
     def check(self) -> None:
         if self.from_state is not None:
             if self.image is not None:
-                raise BadInput("with --from give at most a PROMPT (the frames come from the state)")
+                raise BadInput("with {option} give at most a prompt (the frames come from the state)", "state")
             if self.frames is not None:
                 frame_count(self.frames, "frames", 1)
             if self.prompt is not None:
@@ -119,7 +119,7 @@ class ExtendInputs:
             read_finished(self.from_state)
             return
         if self.image is None or self.prompt is None:
-            raise BadInput("give IMAGE and PROMPT (or --from STATE)")
+            raise BadInput("give an image and a prompt (or {option}, a finished run's state)", "state")
         if self.frames is not None:
             frame_count(self.frames, "frames", 2)
         check_schedule(self.prompt, self.frames)

@@ -69,7 +69,7 @@ class InfillInputs:
     def from_cli(cls, values: dict[str, Any]) -> InfillInputs:
         args, frames = values["args"], values["frames"]
         if len(args) not in (1, 3):
-            raise BadInput("give START END PROMPT, or PROMPT with --key/--clip")
+            raise BadInput("give start and end images and a prompt, or a prompt with keyframes or clips")
         *ends, prompt = args
         frame_count(frames, "frames", 2)
         keys: dict[int, ImageSource] = {}

@@ -138,7 +138,7 @@ BAD_CLI = [
     (["extend", "notes.txt", "x", "-o", "o.mp4", "--model", M], "not an image, or corrupt"),
     (["extend", "imgdir", "x", "-o", "o.mp4", "--model", M], "got a folder"),
     (["extend", "huge.png", "x", "-o", "o.mp4", "--model", M], "megapixels"),
-    (["extend", "img.png", "-o", "o.mp4", "--model", M], "give IMAGE and PROMPT"),
+    (["extend", "img.png", "-o", "o.mp4", "--model", M], "give an image and a prompt"),
     (["extend", "img.png", "x", "--model", M], "give --output"),
     # extend: numbers
     ([*EXT, "--frames", "0"], "--frames must be between 2"),
@@ -253,7 +253,7 @@ BAD_CLI = [
     (["extend", "--from", "old.state.pt", "-o", "o.mp4", "--model", M], "from vidzero 0.1"),
     (
         ["extend", "img.png", "x", "--from", "done.mp4.state.safetensors", "-o", "o.mp4", "--model", M],
-        "at most a PROMPT",
+        "at most a prompt",
     ),
     (
         ["extend", "--from", "done.mp4.state.safetensors", "-o", "o.mp4", "--model", M, "--frames", "0"],
@@ -285,7 +285,7 @@ BAD_CLI = [
     (["infill", "img.png", "img.png", "x", "-o", "o.mp4", "--model", M, "--key", "0=img.png"], "two keys at one frame"),
     (["infill", "x", "-o", "o.mp4", "--model", M, "--key", "0=img.png", "--key", "9=big.png"], "differ in size"),
     (["infill", "img.png", "img.png", "x", "-o", "o.mp4", "--model", M, "--order", "sideways"], "unknown --order"),
-    (["infill", "img.png", "x", "-o", "o.mp4", "--model", M], "give START END PROMPT"),
+    (["infill", "img.png", "x", "-o", "o.mp4", "--model", M], "give start and end images and a prompt"),
     (["infill", "x", "-o", "o.mp4", "--model", M, "--clip", "0:missing.mp4"], "video not found"),
     (["infill", "img.png", "img.png", "x", "-o", "img.png", "--model", M], "unknown --output extension"),
     # deflicker

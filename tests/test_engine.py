@@ -118,22 +118,22 @@ def test_queue_modes_differ_only_after_the_first_generated_frame(tiny_backbone, 
 
 
 def test_memory_stays_flat_over_long_videos(tiny_backbone, image_file, monkeypatch):
-    """The engine keeps at most one window of frames, whatever the length."""
+    """The engine keeps at most one window of frames, whatever the length: what the store holds
+    is read (its public `held`) each time a window is assembled."""
     from vidzero.core.frames import FrameStore
 
-    peak = {"n": 0}
-    real_frame = FrameStore._frame
+    held: list[int] = []
+    assemble = FrameStore.window
 
-    def spy(self, index):
-        peak["n"] = max(peak["n"], self.held())
-        return real_frame(self, index)
+    def window(self, job):
+        held.append(self.held())
+        return assemble(self, job)
 
-    monkeypatch.setattr(FrameStore, "_frame", spy)
-    frames = 0
-    for _ in vidzero.extend(str(image_file), "a cat", frames=40, backbone=tiny_backbone, steps=1, resample=0):
-        frames += 1
-    assert frames == 40
-    assert peak["n"] <= tiny_backbone.frames + 1
+    monkeypatch.setattr(FrameStore, "window", window)
+    frames = sum(1 for _ in vidzero.extend(str(image_file), "a cat", frames=40, backbone=tiny_backbone, steps=1))
+    assert frames == 40 and len(held) == 39  # one window per new frame, each seen
+    assert max(held) <= tiny_backbone.frames + 1
+    assert max(held[-10:]) == max(held[10:20])  # flat: as much at the end as early on
 
 
 def test_plan_prefix_layouts():

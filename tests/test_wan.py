@@ -83,7 +83,7 @@ def test_tiled_decoding_as_frames_come_is_the_vaes_tiled_decode(tiny_wan_dir, ti
     again = CausalDecoder(bb)
     again.load(first.state(), 1)
     torch.testing.assert_close(torch.cat([again.push(x) for x in latents[1:]]), streamed[1:], rtol=0, atol=1e-6)
-    with pytest.raises(BadInput, match="started with VAE tiling; resume it with --vae-tiling"):
+    with pytest.raises(BadInput, match="started with VAE tiling; resume it with vae_tiling"):
         CausalDecoder(tiny_wan).load(first.state(), 1)
 
 

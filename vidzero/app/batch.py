@@ -58,9 +58,9 @@ from vidzero.media.outputs import (
     atomic_write_bytes,
     write_errors,
     write_json,
-    written_by_vidzero,
 )
 from vidzero.runs.options import LOAD_OPTIONS, RunOptions
+from vidzero.runs.output import Output
 from vidzero.runs.spec import input_record
 from vidzero.tasks import read_inputs, start
 
@@ -188,9 +188,11 @@ class Batch:
         previous = self._read_record(job.id)
         attempts = [*(previous.attempts if previous else []), f"rank {self.rank} pid {os.getpid()}"]
 
+        output: Output | None = None
+
         def record(status: str, passes: int = 0, error: str = "") -> Record:
             seconds = time.perf_counter() - started
-            made = proof_of(job.output) if status == "done" else previous.made if previous else ""
+            made = output.proof() if status == "done" and output else previous.made if previous else ""
             return self._record(
                 job,
                 Record(job.id, job.task, status, seconds, passes, str(job.output), error, self.rank, attempts, made),
@@ -198,7 +200,7 @@ class Batch:
 
         try:
             work = self._deflicker if job.task == "deflicker" else self._generate
-            execute = work(job, previous)
+            execute, output = work(job, previous)
             if execute is None:  # done already, with the same inputs and options
                 if previous is not None and previous.status in ("done", "skipped"):
                     return dataclasses.replace(previous, status="skipped")  # its record stays as its maker wrote it
@@ -220,63 +222,58 @@ class Batch:
             return record("failed", error=f"internal error: {type(exc).__name__}: {exc}")
         return record("done", passes)
 
-    def _may_replace(self, job: Job, previous: Record | None) -> bool:
+    def _may_replace(self, job: Job, output: Output, previous: Record | None) -> bool:
         """Whether the job may write over what is at its output now: with --force, or when that
         is the very output this batch wrote for this job (its proof unchanged)."""
         if self.force:
             return True
         made = previous.made if previous is not None and previous.output == str(job.output) else ""
-        return bool(made) and proof_of(job.output) == made
+        return bool(made) and output.proof() == made
 
-    def _deflicker(self, job: Job, previous: Record | None) -> Callable[[], int] | None:
-        """The work, or None when the output is done already with the same inputs."""
-        from vidzero.tasks.deflicker import deflicker_clip
+    def _deflicker(self, job: Job, previous: Record | None) -> tuple[Callable[[], int] | None, Output]:
+        """The work (None when the output is done already with the same inputs) and its output."""
+        from vidzero.tasks.deflicker import deflicker_clip, deflicker_sidecars
 
         inputs = read_inputs("deflicker", job.inputs)
-        manifest = written_by_vidzero(job.output) if job.output.exists() else None
+        output = Output(job.output, inputs.paths(), sidecars=deflicker_sidecars(job.output))
+        manifest = output.manifest()
         done = manifest is not None and (manifest.get("spec") or {}).get("inputs") == input_record(inputs)
         if done and not self.force:
-            return None
-        exists = job.output.exists() or job.output.is_symlink()
-        if exists and not self._may_replace(job, previous):
+            return None, output
+        exists = output.exists()
+        if exists and not self._may_replace(job, output, previous):
             raise BadInput(f"output exists: {job.output} (another run made it, not this batch; --force replaces it)")
 
         def work() -> int:
-            deflicker_clip(inputs, job.output, force=exists)
+            deflicker_clip(inputs, output, force=exists)
             return 0
 
-        return work
+        return work, output
 
-    def _generate(self, job: Job, previous: Record | None) -> Callable[[], int] | None:
-        """The work, or None for a job done with the same fingerprint. The work resumes an
-        interrupted run, or runs it anew (over this batch's own earlier output of a job that has
-        since changed; over another run's only with --force)."""
-        from vidzero.runs.state import load_state, state_paths  # torch: only when a job runs
-
+    def _generate(self, job: Job, previous: Record | None) -> tuple[Callable[[], int] | None, Output]:
+        """The work (None for a job done with the same fingerprint) and its output. The work
+        resumes an interrupted run, or runs it anew (over this batch's own earlier output of a job
+        that has since changed; over another run's only with --force)."""
         run = start(job.spec(self.device), self.backbone_for(job))
+        output = Output(job.output, run.input_paths)
         print_id = run.fingerprint()
-        manifest = written_by_vidzero(job.output) if job.output.exists() else None
-        if manifest is not None and manifest.get("fingerprint") == print_id and not self.force:
-            return None
-        state = state_paths(job.output)[0]
-        resume = False
-        if state.exists():
-            meta, _ = load_state(state)
-            resume = not meta.get("finished") and meta.get("fingerprint") == print_id and not self.force
-        exists = job.output.exists() or job.output.is_symlink()
-        if exists and not resume and not self._may_replace(job, previous):
+        if output.finished_as(print_id) and not self.force:
+            return None, output
+        resume = output.interrupted_as(print_id) and not self.force
+        exists = output.exists()
+        if exists and not resume and not self._may_replace(job, output, previous):
             raise BadInput(f"output exists: {job.output} (another run made it, not this batch; --force replaces it)")
 
         def work() -> int:
             run.progress = self.progress(job) if self.progress is not None else False
             run.engine.packer = self.packer
             try:
-                run.save(job.output, force=not resume and (exists or state.exists()), resume=resume)
+                run.save(output, force=not resume and (exists or output.state() is not None), resume=resume)
             finally:
                 run.close()  # a failed save must not leave the packer waiting on this run
             return run.engine.stats.unet_samples
 
-        return work
+        return work, output
 
     def backbone_for(self, job: Job) -> Any:
         """The loaded backbone the job's options name (kept while the next job names the same)."""
@@ -345,12 +342,6 @@ class Batch:
                 break
         if sheets:
             write_png(self.out_dir / "batch.index.png", index_sheet(sheets))
-
-
-def proof_of(output: Path) -> str:
-    """The proof vidzero wrote `output` as it is now (its manifest's "vidzero" entry), or ""."""
-    manifest = written_by_vidzero(output) if output.exists() else None
-    return json.dumps(manifest["vidzero"], sort_keys=True) if manifest is not None else ""
 
 
 def run_batch(

@@ -24,10 +24,12 @@ class OutputLock:
         self.out = out
         self._fd: int | None = None
         self._key = os.path.realpath(self.path)
+        self.nested = False  # entered while this process already held it
 
     def __enter__(self) -> OutputLock:
         if self._held.get(self._key):
             self._held[self._key] += 1
+            self.nested = True
             return self
         try:
             import fcntl

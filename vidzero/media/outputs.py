@@ -225,14 +225,6 @@ def written_by_vidzero(out: Path) -> dict | None:
     return manifest if not out.exists() else None
 
 
-def check_file_destination(path: Path, inputs: Iterable[str | Path] = (), what: str = "report file") -> Path:
-    """A sidecar-like file (a report) written beside an input: its folder, and not an input."""
-    check_parent(path, what)
-    if any(resolved(path) == resolved(source) for source in inputs):
-        raise BadInput(f"{path} would overwrite an input")
-    return path
-
-
 def check_destination(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
     """The checks that need no look at what exists: the name, the folder, the inputs."""
     kind = output_kind(path)
@@ -248,11 +240,13 @@ def check_output(
     inputs: Iterable[str | Path] = (),
     sidecars: Iterable[Path] | None = None,
     known_own: Iterable[Path] = (),
+    manifest: Callable[[], dict | None] | None = None,
 ) -> Path:
     """Refuse every output that would lose a user's file; return the output path.
 
     `sidecars` are the files written next to it (default: a generating run's); `known_own` are
-    files the caller has already recognised as vidzero's (an interrupted run's state).
+    files the caller has already recognised as vidzero's (an interrupted run's state); `manifest`
+    gives the output's proven manifest when the caller has read it already (vidzero.runs.output).
     """
     kind = output_kind(path)
     out = check_destination(path, inputs)
@@ -266,31 +260,20 @@ def check_output(
     if not existing:
         return out
     if not force:
-        raise BadInput(f"output exists: {existing[0]} (--force replaces a previous vidzero output)")
-    manifest = written_by_vidzero(out)
-    if manifest is None:
+        raise BadInput(f"output exists: {existing[0]} ({{+force}} replaces a previous vidzero output)")
+    proven = manifest() if manifest is not None else written_by_vidzero(out)
+    if proven is None:
         raise BadInput(
             f"{existing[0]} was not written by vidzero (no matching manifest next to {out.name}): "
             "vidzero replaces only its own outputs; move it away or choose another name"
         )
-    listed = {resolved(p) for p in manifest.get("sidecars", [])}
+    listed = {resolved(p) for p in proven.get("sidecars", [])}
     foreign = [p for p in existing if p != out and resolved(p) not in listed]
     if foreign:
         raise BadInput(
             f"{foreign[0]} was not written by the vidzero run that made {out.name}; move it away or choose another name"
         )
     return out
-
-
-def remove_output(out: Path) -> None:
-    """Delete a previous vidzero output that `check_output` proved to be vidzero's."""
-    if out.is_dir() and not out.is_symlink():
-        for entry in out.iterdir():
-            if FRAME_NAME.match(entry.name):
-                entry.unlink()
-        out.rmdir()
-    elif out.exists() or out.is_symlink():
-        out.unlink()
 
 
 # ---------------------------------------------------------------------- atomic writes

@@ -38,7 +38,7 @@ def resolve_folder(
         if not download:
             raise BadInput(
                 f"{{option}} {model!r} is not in the local Hugging Face cache: fetch it with `hf download {model}` "
-                "(or add --download on a connected machine)",
+                "(or {+download} on a connected machine)",
                 "model",
             ) from None
         weights = [f"*.{variant}.safetensors"] if variant else ["*.safetensors"]

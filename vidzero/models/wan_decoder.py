@@ -55,9 +55,10 @@ class CausalDecoder:
             raise ValueError("the decoder state belongs to another VAE")
         if len(cache) != len(self.caches) * self.convs:
             raise BadInput(
-                "this run was started with{} VAE tiling; resume it {} --vae-tiling".format(
-                    "out" if len(cache) == self.convs else "", "without" if len(cache) == self.convs else "with"
-                )
+                "this run was started with{} VAE tiling; resume it with{} {{option}}".format(
+                    "out" if len(cache) == self.convs else "", "out" if len(cache) == self.convs else ""
+                ),
+                "vae_tiling",
             )
         entries = [entry.to(self.bb.device) if isinstance(entry, torch.Tensor) else entry for entry in cache]
         for k, corner in enumerate(self.caches):

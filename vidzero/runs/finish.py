@@ -14,35 +14,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from vidzero.core.frames import from_pixels
 from vidzero.media.outputs import (
+    CONTACT,
     FRAME_FOLDER,
     discard,
     output_kind,
-    remove_output,
     run_sidecars,
     sha256_of,
-    sidecar_paths,
+    sidecar,
     write_json,
 )
 from vidzero.media.pictures import contact_sheet, read_png, sample_indices, write_png
 from vidzero.media.video import VideoWriter
-from vidzero.quality.flicker import deflicker
+from vidzero.quality.flicker import DeflickerSettings, deflicker
 from vidzero.quality.report import ReportBuilder, plot_report, report_paths
-from vidzero.runs.records import manifest, prompt_record
+from vidzero.runs.output import Output
 from vidzero.runs.state import save_state
-from vidzero.runs.timings import key_for, peak_memory_gib, record_seconds
 from vidzero.version import __version__
-
-if TYPE_CHECKING:
-    from vidzero.runs.run import PlannedRun
 
 # The named points of saving ("between", "window", "encode", "manifest", "contact", "final-state",
 # "cleanup"). The interruption tests install a hook that kills the process at one of them
@@ -56,33 +51,52 @@ def save_point(name: str) -> None:
         hook(name)
 
 
-def finish(run: PlannedRun, out: Path, partial: Path, state_path: Path, print_id: str, resumed: bool) -> dict:
-    """Steps 2-7 of the sequence above; returns the manifest written."""
+@dataclass(frozen=True)
+class MadeFrames:
+    """A run's frames as they lie in its frames folder, and how they become the video."""
+
+    folder: Path
+    length: int  # frames of the timeline, the first `first_output` of them not written
+    first_output: int
+    fps: float
+    codec: str | None = None
+    crf: int | None = None
+    given: dict[int, np.ndarray] = field(default_factory=dict)  # known pixels, by frame
+    anchors: dict[int, Any] = field(default_factory=dict)  # frames deflickering keeps unchanged
+    deflicker: DeflickerSettings | None = None
+
+    def read(self, index: int) -> np.ndarray:
+        return read_png(self.folder / f"{index:06d}.png")
+
+
+def finish(
+    output: Output, frames: MadeFrames, record: dict, final_state: Callable[[], tuple[dict, dict[str, torch.Tensor]]]
+) -> dict:
+    """Steps 2-7 of the sequence above for a run's `frames` and its `record` (what the manifest
+    says of how they were made); `final_state` gives the state kept for `extend --from`. Returns
+    the manifest written."""
     started = time.time()
-    o = run.spec.options
+    out = output.path
     kind = output_kind(out)
     save_point("encode")
-    written = range(run.first_output, run.length)
-    images: Any = (read_png(partial / f"{i:06d}.png") for i in range(run.length))
-    given = run.layout.given_video()
-    if run.deflicker is not None:
-        anchors = given if run.layout.video is not None else run.layout.known
-        images = deflicker(images, anchors=anchors, settings=run.deflicker)
-    writer = VideoWriter(out, o.fps, o.codec, o.crf)
+    written = range(frames.first_output, frames.length)
+    images: Any = (frames.read(i) for i in range(frames.length))
+    if frames.deflicker is not None:
+        images = deflicker(images, anchors=frames.anchors, settings=frames.deflicker)
+    writer = VideoWriter(out, frames.fps, frames.codec, frames.crf)
     known_out: dict[int, np.ndarray | None] = {
-        i - run.first_output: px for i, px in given.items() if i >= run.first_output
+        i - frames.first_output: px for i, px in frames.given.items() if i >= frames.first_output
     }
     report = ReportBuilder(known_out or {0: None})
     try:
         for index, image in enumerate(images):
-            if index >= run.first_output:
+            if index >= frames.first_output:
                 writer.write(image)
                 report.add(image)
         encoded = writer.close()
     except BaseException:
         writer.abort()
         raise
-    manifest_path, sheet_path = sidecar_paths(out)
     proof: dict[str, Any] = {"version": __version__, "kind": kind}
     if kind == FRAME_FOLDER:
         proof["frames"] = len(written)
@@ -90,70 +104,27 @@ def finish(run: PlannedRun, out: Path, partial: Path, state_path: Path, print_id
         proof["sha256"] = sha256_of(encoded)
     quality = report.finish(str(out)) if len(written) >= 2 else None
     save_point("manifest")
-    record = manifest(run) | {
+    manifest = record | {
         "vidzero": proof,
         "output": str(out),
         "sidecars": [str(p) for p in run_sidecars(out)],
-        "fingerprint": print_id,
-        "resumed": resumed,
-        "deflicker": asdict(run.deflicker) if run.deflicker is not None else None,
+        "deflicker": asdict(frames.deflicker) if frames.deflicker is not None else None,
         "report": None
         if quality is None
         else quality["summary"] | {"known_frames": quality["known_frames"], "seams": quality["seams"]},
         "encode_seconds": round(time.time() - started, 3),
     }
-    write_json(manifest_path, record)
+    output.write_manifest(manifest)
     save_point("contact")
-    wanted = [run.first_output + i for i in sample_indices(len(written))]
-    write_png(sheet_path, contact_sheet([(i, read_png(partial / f"{i:06d}.png")) for i in wanted]))
+    wanted = [frames.first_output + i for i in sample_indices(len(written))]
+    write_png(sidecar(out, CONTACT), contact_sheet([(i, frames.read(i)) for i in wanted]))
     if quality is not None:
         report_json, report_png = report_paths(out)
         write_json(report_json, {"vidzero": proof | {"kind": "quality report"}, **quality})
         write_png(report_png, plot_report(quality, out.name))
-    if out.is_dir() and not out.is_symlink():
-        remove_output(out)  # a previous vidzero frame folder, proven by check_output
-    writer.commit()
+    output.commit(writer)
     save_point("final-state")
-    save_final_state(run, partial, state_path, print_id)
+    save_state(output.state_path, *final_state())
     save_point("cleanup")
-    discard(partial)
-    stats = run.engine.stats
-    if stats.cfg_evaluations >= 4:
-        record_seconds(
-            key_for(run.backbone), stats.seconds / stats.cfg_evaluations, peak_memory_gib(run.backbone.device)
-        )
-    return record
-
-
-def save_final_state(run: PlannedRun, partial: Path, state_path: Path, print_id: str) -> None:
-    """The last window-1 frames, in pixels and latents, and the run's record, for `extend --from`."""
-    bb = run.backbone
-    slots = run.layout.length
-    tail = list(range(max(0, slots - (bb.frames - 1)), slots))  # latent frames
-    video = run.layout.video
-    frames = [v for s in tail for v in video.frames_of(s) if v < run.length] if video is not None else tail
-    generated = run.tail_latents()
-    known_latents = run.layout.known_latents or {}
-    tensors: dict[str, torch.Tensor] = {}
-    for i, index in enumerate(frames):
-        tensors[f"tail_pixels.{i}"] = torch.from_numpy(read_png(partial / f"{index:06d}.png"))
-    for i, index in enumerate(tail):
-        latent = generated.get(index)
-        if latent is None:
-            latent = known_latents.get(index)
-        if latent is None:  # a known frame: its latent is its (deterministic) encoding
-            latent = bb.encode_frames(from_pixels(read_png(partial / f"{index:06d}.png")[None]))[0]
-        tensors[f"tail_latents.{i}"] = latent.float()
-    meta = {
-        "fingerprint": print_id,
-        "finished": True,
-        "spec": run.spec.record(),
-        "prompt": prompt_record(run.layout.prompt),
-        "next_job_offset": run.plan.job_offset + len(run.jobs),
-        "window": bb.frames,
-        "height": bb.height,
-        "width": bb.width,
-        "fps": run.spec.options.fps,
-        "tail": len(tail),
-    }
-    save_state(state_path, meta, tensors)
+    discard(output.partial)
+    return manifest

@@ -9,17 +9,41 @@ at the manifest; nothing is recorded a second way.
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from vidzero.core.backbone import Backbone
+from vidzero.core.engine import Engine
+from vidzero.core.timeline import Layout, WindowJob
+from vidzero.runs.spec import RunSpec, TaskPlan
 from vidzero.runs.state import fingerprint
 from vidzero.version import __version__
 
-if TYPE_CHECKING:
-    from vidzero.runs.run import PlannedRun
+
+class MadeRun(Protocol):
+    """What a run's record is made of: its spec, its task's plan and the engine that ran it
+    (`vidzero.runs.run.PlannedRun`)."""
+
+    spec: RunSpec
+    plan: TaskPlan
+    layout: Layout
+    engine: Engine
+
+    @property
+    def task(self) -> str: ...
+    @property
+    def backbone(self) -> Backbone: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def first_output(self) -> int: ...
+    @property
+    def jobs(self) -> Sequence[WindowJob]: ...
+
 
 # Options that change how a run executes, not which frames it makes (within float rounding): a
 # run resumed with another device, offload or memory switch is the same run.
@@ -56,7 +80,7 @@ def prompt_record(prompt: Any) -> Any:
     return prompt if isinstance(prompt, str) else {str(k): v for k, v in sorted(prompt.items())}
 
 
-def model_record(run: PlannedRun) -> dict[str, Any]:
+def model_record(run: MadeRun) -> dict[str, Any]:
     bb = run.backbone
     return {
         "id": bb.model_id,
@@ -69,7 +93,7 @@ def model_record(run: PlannedRun) -> dict[str, Any]:
     }
 
 
-def fingerprint_params(run: PlannedRun) -> dict[str, Any]:
+def fingerprint_params(run: MadeRun) -> dict[str, Any]:
     """What decides a run's frames and file, but its known pixels."""
     options = {k: v for k, v in run.spec.options.record().items() if k not in EXECUTION_ONLY}
     bb = run.backbone
@@ -86,12 +110,12 @@ def fingerprint_params(run: PlannedRun) -> dict[str, Any]:
     }
 
 
-def run_fingerprint(run: PlannedRun) -> str:
+def run_fingerprint(run: MadeRun) -> str:
     layout = run.layout
     return fingerprint(fingerprint_params(run), layout.known if layout.video is None else layout.video.given)
 
 
-def manifest(run: PlannedRun) -> dict[str, Any]:
+def manifest(run: MadeRun) -> dict[str, Any]:
     """Everything about how the run was made (see docs/reliability.md)."""
     bb, stats, layout = run.backbone, run.engine.stats, run.layout
     generated = max(1, len(stats.frame_seeds))

@@ -20,29 +20,22 @@ import torch
 
 from vidzero.core.backbone import Backbone
 from vidzero.core.engine import Engine
-from vidzero.core.frames import EngineState, Frame
+from vidzero.core.frames import EngineState, Frame, from_pixels
 from vidzero.core.sampler import SamplerSettings
 from vidzero.core.timeline import WindowJob
 from vidzero.errors import BadInput, StopRun
-from vidzero.media.locks import OutputLock
-from vidzero.media.outputs import (
-    FRAME_NAME,
-    check_destination,
-    check_output,
-    cleanup_temporaries,
-    discard,
-    output_kind,
-    write_errors,
-)
+from vidzero.media.outputs import discard, output_kind
 from vidzero.media.pictures import write_png
 from vidzero.media.video import check_codec
 from vidzero.quality.flicker import DeflickerSettings
-from vidzero.runs.finish import SAVE_POINT_HOOKS, finish, save_point
+from vidzero.runs.finish import SAVE_POINT_HOOKS, MadeFrames, finish, save_point
 from vidzero.runs.options import RunOptions
+from vidzero.runs.output import Output
 from vidzero.runs.progress import progress_for
-from vidzero.runs.records import manifest, run_fingerprint
+from vidzero.runs.records import manifest, prompt_record, run_fingerprint
 from vidzero.runs.spec import RunSpec, TaskPlan
-from vidzero.runs.state import engine_payload, engine_state, load_state, save_state, state_paths
+from vidzero.runs.state import engine_payload, engine_state, save_state
+from vidzero.runs.timings import key_for, peak_memory_gib, record_seconds
 
 
 class ResumeThreadsWarning(UserWarning):
@@ -220,73 +213,79 @@ class PlannedRun:
         return [f.image for f in self]
 
     # ------------------------------------------------------------------ saving
-    def save(self, path: str | Path, force: bool = False, resume: bool = False) -> Path:
+    def save(self, path: str | Path | Output, force: bool = False, resume: bool = False) -> Path:
         """Generate (unless done already) and write `path` with its manifest, contact sheet,
         quality report and final state; resumable with `resume=True` after an interruption."""
-        out = check_destination(path, self.input_paths)  # names and folders, before the lock
-        check_codec(output_kind(out), self.spec.options.codec, self.spec.options.crf, self.spec.options.fps)
+        output = path if isinstance(path, Output) else Output(path, self.input_paths)
+        o = self.spec.options
+        check_codec(output_kind(output.path), o.codec, o.crf, o.fps)
         if self._finished and len(self._made) < self.length:
             self._check_not_streamed_away()
-        state_path, partial = state_paths(out)
-        with OutputLock(out):
-            cleanup_temporaries(out)
+        with output.claim():
             print_id = self.fingerprint()
-            resume_from = self._prepare(out, state_path, partial, print_id, force, resume)
-            if isinstance(resume_from, str):  # "complete": killed after it finished
+            start = output.begin(print_id, force, resume)
+            if start.complete:  # killed after it finished
                 self.complete_already = True
-                return out
+                return output.path
+            resume_from = None
+            if start.state is not None:
+                meta, tensors = start.state
+                warn_if_threads_differ(meta.get("cpu_threads"))
+                resume_from = engine_state(output.state_path, meta, tensors, len(self.jobs), self.layout.length)
             try:
-                self._write_frames(partial, state_path, print_id, resume_from)
+                self._write_frames(output.partial, output.state_path, print_id, resume_from)
             except BaseException:
-                if not state_path.exists():  # nothing a resume could use: leave nothing behind
-                    discard(partial)
+                if not output.state_path.exists():  # nothing a resume could use: leave nothing behind
+                    discard(output.partial)
                 raise
-            self.manifest_written = finish(self, out, partial, state_path, print_id, resume)
-        self._saved_to = out
-        return out
+            record = self.manifest() | {"fingerprint": print_id, "resumed": resume}
+            made = self._made_frames(output.partial)
+            self.manifest_written = finish(output, made, record, lambda: self.final_state(made, print_id))
+        stats = self.engine.stats
+        if stats.cfg_evaluations >= 4:
+            seconds = stats.seconds / stats.cfg_evaluations
+            record_seconds(key_for(self.backbone), seconds, peak_memory_gib(self.backbone.device))
+        self._saved_to = output.path
+        return output.path
 
-    def _prepare(
-        self, out: Path, state_path: Path, partial: Path, print_id: str, force: bool, resume: bool
-    ) -> EngineState | str | None:
-        """Check what is on disk for `out`; clear what a fresh run replaces; return where to start."""
-        meta = tensors = None
-        if state_path.exists():
-            meta, tensors = load_state(state_path)
-            if meta.get("fingerprint") != print_id:
-                if resume:
-                    raise BadInput(f"{state_path} belongs to a different run (parameters, plan or inputs differ)")
-                if not meta.get("finished") and not force:
-                    raise BadInput(
-                        f"an interrupted run of other settings left {state_path}: --force starts this one over it"
-                    )
-        own_state = [state_path] if meta is not None else []
-        if resume and meta is not None and meta.get("fingerprint") == print_id:
-            if meta.get("finished"):
-                check_output(out, True, self.input_paths, known_own=own_state)
-                discard(partial)  # killed while cleaning up: the run is complete
-                return "complete"
-            if not partial.is_dir():
-                raise BadInput(f"cannot resume: the frames folder {partial} is missing")
-            check_output(out, True, self.input_paths, known_own=own_state)
-            assert tensors is not None
-            warn_if_threads_differ(meta.get("cpu_threads"))
-            return engine_state(state_path, meta, tensors, len(self.jobs), self.layout.length)
-        if meta is not None and not meta.get("finished") and not force and not resume:
-            raise BadInput(
-                f"an interrupted run of {out} exists ({state_path.name}): add --resume to continue it, "
-                "or --force to start over"
-            )
-        # a fresh start (also `--resume` when nothing was saved yet)
-        check_output(out, force or resume, self.input_paths, known_own=own_state)
-        if partial.exists():
-            if not partial.is_dir() or any(not FRAME_NAME.match(e.name) for e in partial.iterdir()):
-                raise BadInput(f"{partial} holds files vidzero did not write; move it away")
-            discard(partial)
-        if meta is not None:
-            state_path.unlink()
-        with write_errors(partial):
-            partial.mkdir()
-        return None
+    def _made_frames(self, folder: Path) -> MadeFrames:
+        o, layout = self.spec.options, self.layout
+        given = layout.given_video()
+        anchors = given if layout.video is not None else layout.known
+        return MadeFrames(folder, self.length, self.first_output, o.fps, o.codec, o.crf, given, anchors, self.deflicker)
+
+    def final_state(self, frames: MadeFrames, print_id: str) -> tuple[dict, dict[str, torch.Tensor]]:
+        """The last window-1 frames, in pixels and latents, and the run's record, for `extend --from`."""
+        bb = self.backbone
+        slots = self.layout.length
+        tail = list(range(max(0, slots - (bb.frames - 1)), slots))  # latent frames
+        video = self.layout.video
+        indices = [v for s in tail for v in video.frames_of(s) if v < self.length] if video is not None else tail
+        generated = self._last_state.tail_latents if self._last_state is not None else {}
+        known_latents = self.layout.known_latents or {}
+        tensors: dict[str, torch.Tensor] = {}
+        for i, index in enumerate(indices):
+            tensors[f"tail_pixels.{i}"] = torch.from_numpy(frames.read(index))
+        for i, index in enumerate(tail):
+            latent = generated.get(index)
+            if latent is None:
+                latent = known_latents.get(index)
+            if latent is None:  # a known frame: its latent is its (deterministic) encoding
+                latent = bb.encode_frames(from_pixels(frames.read(index)[None]))[0]
+            tensors[f"tail_latents.{i}"] = latent.float()
+        meta = {
+            "fingerprint": print_id,
+            "finished": True,
+            "spec": self.spec.record(),
+            "prompt": prompt_record(self.layout.prompt),
+            "next_job_offset": self.plan.job_offset + len(self.jobs),
+            "window": bb.frames,
+            "height": bb.height,
+            "width": bb.width,
+            "fps": self.spec.options.fps,
+            "tail": len(tail),
+        }
+        return meta, tensors
 
     def _write_frames(self, partial: Path, state_path: Path, print_id: str, resume_from: EngineState | None) -> None:
         def checkpoint(state: EngineState) -> None:
@@ -314,7 +313,3 @@ class PlannedRun:
             self.engine.callback = callback
         if resume_from is not None and self._last_state is None:
             self._last_state = resume_from
-
-    def tail_latents(self) -> dict[int, torch.Tensor]:
-        """The generated latents among the last window-1 frames (for the final state)."""
-        return self._last_state.tail_latents if self._last_state is not None else {}

@@ -187,7 +187,7 @@ class FinishedRun:
 def read_finished(path: str | Path) -> FinishedRun:
     meta, tensors = load_state(path)
     if not meta.get("finished"):
-        raise BadInput(f"{path} is an interrupted run's state: resume that run with --resume instead", "state")
+        raise BadInput(f"{path} is an interrupted run's state: resume that run ({{+resume}}) instead", "state")
     try:
         pixels, latents = frames_of(tensors, "tail_pixels"), frames_of(tensors, "tail_latents")
         return FinishedRun(
