@@ -135,24 +135,7 @@ def load_for(options: RunOptions) -> Backbone:
     """The backbone the options name, loaded as they say."""
     from vidzero.models.families import load_backbone  # torch and diffusers: not on `vidzero --help`
 
-    return load_backbone(
-        options.model,
-        device=options.device,
-        dtype=options.dtype,
-        frames=options.window,
-        height=options.height,
-        width=options.width,
-        cache_dir=options.cache_dir,
-        revision=options.revision,
-        variant=options.variant,
-        download=options.download,
-        offload=options.offload,
-        vae_slice=options.vae_slice,
-        vae_tiling=options.vae_tiling,
-        attention_slicing=options.attention_slicing,
-        forward_chunking=options.forward_chunking,
-        compile=options.compile,
-    )
+    return load_backbone(options.load_options())
 
 
 def start(spec: RunSpec, backbone: Backbone | None = None) -> PlannedRun:

@@ -57,6 +57,18 @@ def test_the_api_declares_every_option_once_with_the_tables_types():
     assert set(typing.get_type_hints(api.CountedOptionsDict)) - set(hints) == {"num_frames"}
 
 
+def test_the_model_group_is_load_options_field_by_field_with_its_defaults():
+    from vidzero.models.checkpoint import LoadOptions
+    from vidzero.runs.options import LOAD_OPTIONS
+
+    loading = {f.name: f.default for f in dataclasses.fields(LoadOptions)}
+    assert set(LOAD_OPTIONS) == set(loading)
+    table = {f.name: f.default for f in dataclasses.fields(RunOptions)}
+    assert {name: table[name] for name in LOAD_OPTIONS} == loading
+    given = RunOptions.given({"window": 8, "device": "cpu", "vae_slice": 2})
+    assert given.load_options() == LoadOptions(window=8, device="cpu", vae_slice=2)
+
+
 @pytest.mark.parametrize("name", sorted(API))
 def test_each_api_function_takes_its_task_inputs_and_the_option_keywords(name):
     task, inputs = API[name]

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
     started = time.perf_counter()
-    bb = vidzero.load_backbone(str(a.out), device="cpu", dtype="bf16", frames=a.frames, height=a.size, width=a.size)
+    bb = vidzero.load_backbone(str(a.out), device="cpu", dtype="bf16", window=a.frames, height=a.size, width=a.size)
     loaded = time.perf_counter() - started
     run = vidzero.extend(
         a.image, "a red circle moving right", a.frames, backbone=bb, steps=2, resample=1, progress=False

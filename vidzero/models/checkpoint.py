@@ -33,6 +33,29 @@ FORMAT_FILE = "vidzero.json"
 
 
 @dataclass(frozen=True)
+class LoadOptions:
+    """How to load a checkpoint: taken whole by `load_backbone` and both families' loaders. The
+    run option table's model group (vidzero.runs.options) is these fields, defaults included."""
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    dtype: str | None = None
+    variant: str | None = None
+    revision: str | None = None
+    cache_dir: Path | None = None
+    download: bool = False
+    offload: str = "none"
+    vae_tiling: bool = False
+    attention_slicing: bool = False
+    forward_chunking: int | None = None
+    compile: bool = False
+    vae_slice: int = 8
+    window: int | None = None  # frames per window (video frames for Wan); None: the native
+    height: int | None = None
+    width: int | None = None
+
+
+@dataclass(frozen=True)
 class NativeFormat:
     frames: int
     height: int | None = None

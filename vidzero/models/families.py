@@ -17,63 +17,28 @@ import torch
 
 from vidzero.core.backbone import Backbone
 from vidzero.errors import BadInput
-from vidzero.models.checkpoint import DEFAULT_MODEL, inspect_checkpoint
+from vidzero.models.checkpoint import DEFAULT_MODEL, LoadOptions, inspect_checkpoint
 from vidzero.models.unet3d import UNet3DBackbone
 
 
-def load_backbone(
-    model: str | Path = DEFAULT_MODEL,
-    device: str | torch.device | None = "auto",
-    dtype: str | torch.dtype | None = None,
-    frames: int | None = None,
-    height: int | None = None,
-    width: int | None = None,
-    cache_dir: str | Path | None = None,
-    revision: str | None = None,
-    variant: str | None = None,
-    download: bool = False,
-    offload: str = "none",
-    vae_slice: int = 8,
-    vae_tiling: bool = False,
-    attention_slicing: bool = False,
-    forward_chunking: int | None = None,
-    compile: bool = False,
-) -> Backbone:
+def load_backbone(model: str | Path | LoadOptions = DEFAULT_MODEL, **options: Any) -> Backbone:
     """Load a checkpoint: 'shapes' (embedded), a diffusers folder, or a hub id from the local
-    cache (downloaded only with `download=True`), as the family its files name. Window, height
-    and width default to the checkpoint's native format (read from its files)."""
-    info = inspect_checkpoint(str(model), cache_dir=cache_dir, revision=revision, variant=variant, download=download)
+    cache (downloaded only with `download=True`), as the family its files name. `options` are
+    the fields of `LoadOptions` (device, dtype, window, height, width, offload, ...; a misspelt
+    one is a TypeError), or give one `LoadOptions` whole. Window, height and width default to
+    the checkpoint's native format (read from its files)."""
+    load = model if isinstance(model, LoadOptions) else LoadOptions(model=str(model), **options)
+    info = inspect_checkpoint(
+        load.model, cache_dir=load.cache_dir, revision=load.revision, variant=load.variant, download=load.download
+    )
     if info.family == "wan":
-        for name, given in (("attention_slicing", attention_slicing), ("forward_chunking", forward_chunking)):
-            if given:
+        for name in ("attention_slicing", "forward_chunking"):
+            if getattr(load, name):
                 raise BadInput("{option} is a switch of the UNet3D family; Wan's transformer has none like it", name)
         from vidzero.models.wan import WanBackbone  # imported only for Wan checkpoints
 
-        return WanBackbone.from_checkpoint(
-            info,
-            device=device,
-            dtype=dtype,
-            frames=frames,
-            height=height,
-            width=width,
-            offload=offload,
-            vae_tiling=vae_tiling,
-            compile=compile,
-        )
-    return UNet3DBackbone.from_checkpoint(
-        info,
-        device=device,
-        dtype=dtype,
-        frames=frames,
-        height=height,
-        width=width,
-        offload=offload,
-        vae_slice=vae_slice,
-        vae_tiling=vae_tiling,
-        attention_slicing=attention_slicing,
-        forward_chunking=forward_chunking,
-        compile=compile,
-    )
+        return WanBackbone.from_checkpoint(info, load)
+    return UNet3DBackbone.from_checkpoint(info, load)
 
 
 def backbone_from_pipeline(

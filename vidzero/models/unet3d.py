@@ -29,7 +29,7 @@ from vidzero.core.packing import Request, split_predictions
 from vidzero.core.sampler import Prediction, SamplerSettings
 from vidzero.core.schedule import DDIMGrid
 from vidzero.errors import BadInput
-from vidzero.models.checkpoint import DEFAULT_FRAMES, CheckpointInfo
+from vidzero.models.checkpoint import DEFAULT_FRAMES, CheckpointInfo, LoadOptions
 from vidzero.models.loading import (
     PromptTruncatedWarning,
     SharedModules,
@@ -112,21 +112,11 @@ class UNet3DBackbone:
     def from_checkpoint(
         cls,
         info: CheckpointInfo,
-        device: str | torch.device | None = "auto",
-        dtype: str | torch.dtype | None = None,
-        frames: int | None = None,
-        height: int | None = None,
-        width: int | None = None,
-        offload: str = "none",
-        vae_slice: int = 8,
-        vae_tiling: bool = False,
-        attention_slicing: bool = False,
-        forward_chunking: int | None = None,
-        compile: bool = False,
+        load: LoadOptions,
     ) -> UNet3DBackbone:
-        """The backbone of a checkpoint `inspect_checkpoint` has found."""
-        torch_device = pick_device(device)
-        torch_dtype = parse_dtype(dtype, torch_device)
+        """The backbone of a checkpoint `inspect_checkpoint` has found, loaded as `load` says."""
+        torch_device = pick_device(load.device)
+        torch_dtype = parse_dtype(load.dtype, torch_device)
         kwargs: dict[str, Any] = {"local_files_only": True}
         with loading_from(info.folder):
             unet = UNet3DConditionModel.from_pretrained(
@@ -146,21 +136,21 @@ class UNet3DBackbone:
             text_encoder,
             tokenizer,
             scheduler,
-            frames=frames or info.frames,
-            height=height or info.height,
-            width=width or info.width,
+            frames=load.window or info.frames,
+            height=load.height or info.height,
+            width=load.width or info.width,
             device=torch_device,
             dtype=torch_dtype,
-            vae_slice=vae_slice,
+            vae_slice=load.vae_slice,
             model_id=info.model_id,
             revision=info.revision,
-            offload=offload,
+            offload=load.offload,
         )
         backbone.configure(
-            vae_tiling=vae_tiling,
-            attention_slicing=attention_slicing,
-            forward_chunking=forward_chunking,
-            compile=compile,
+            vae_tiling=load.vae_tiling,
+            attention_slicing=load.attention_slicing,
+            forward_chunking=load.forward_chunking,
+            compile=load.compile,
         )
         backbone.format_source = info.format_source
         return backbone

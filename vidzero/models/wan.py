@@ -30,7 +30,7 @@ from vidzero.core.packing import Request, split_predictions
 from vidzero.core.sampler import Prediction, SamplerSettings
 from vidzero.core.schedule import FlowGrid
 from vidzero.errors import BadInput
-from vidzero.models.checkpoint import CheckpointInfo
+from vidzero.models.checkpoint import CheckpointInfo, LoadOptions
 from vidzero.models.loading import (
     PromptTruncatedWarning,
     SharedModules,
@@ -136,21 +136,14 @@ class WanBackbone:
     def from_checkpoint(
         cls,
         info: CheckpointInfo,
-        device: str | torch.device | None = "auto",
-        dtype: str | torch.dtype | None = None,
-        frames: int | None = None,
-        height: int | None = None,
-        width: int | None = None,
-        offload: str = "none",
-        vae_tiling: bool = False,
-        compile: bool = False,
+        load: LoadOptions,
     ) -> WanBackbone:
-        """The backbone of a Wan checkpoint `inspect_checkpoint` has found. `frames` is the window
-        in video frames (1 + 4k); the engine's window is that many latent frames."""
+        """The backbone of a Wan checkpoint `inspect_checkpoint` has found, loaded as `load` says.
+        Its window is in video frames (1 + 4k); the engine's window is that many latent frames."""
         from transformers import AutoTokenizer, UMT5EncoderModel
 
-        torch_device = pick_device(device)
-        torch_dtype = parse_dtype(dtype, torch_device)
+        torch_device = pick_device(load.device)
+        torch_dtype = parse_dtype(load.dtype, torch_device)
         local: dict[str, Any] = {"local_files_only": True}
         with loading_from(info.folder):
             transformer = WanTransformer3DModel.from_pretrained(
@@ -168,7 +161,7 @@ class WanBackbone:
             )
             tokenizer = AutoTokenizer.from_pretrained(info.folder / "tokenizer", **local)
         scheduler_config = dict(info.scheduler_config())
-        video_frames = frames or info.frames
+        video_frames = load.window or info.frames
         backbone = cls(
             transformer,
             vae,
@@ -176,17 +169,17 @@ class WanBackbone:
             tokenizer,
             scheduler_config,
             frames=latent_frames(video_frames),
-            height=height or info.height or 480,
-            width=width or info.width or 832,
+            height=load.height or info.height or 480,
+            width=load.width or info.width or 832,
             device=torch_device,
             dtype=torch_dtype,
             model_id=info.model_id,
             revision=info.revision,
-            offload=offload,
+            offload=load.offload,
         )
-        if vae_tiling:
+        if load.vae_tiling:
             backbone.vae.enable_tiling()
-        if compile:
+        if load.compile:
             backbone.transformer.compile()
         backbone.format_source = info.format_source
         return backbone

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vidzero.errors import BadInput
+from vidzero.models.checkpoint import LoadOptions
 
 MAX_SEED = 2**63 - 1
 MIN_FPS, MAX_FPS = 0.1, 1000.0  # what the containers keep exactly (a .gif: see media.video.MAX_GIF_FPS)
@@ -46,6 +47,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_PRESET = "faithful"
 # Options that do not decide a run's frames: not part of its record or fingerprint.
 NOT_RECORDED = ("callback", "progress", "output_type")
+LOAD = LoadOptions()  # the loading defaults
 
 
 def opt(default: Any, help: str, group: str, *, cli: bool = True, metavar: str | None = None) -> Any:
@@ -58,33 +60,37 @@ def opt(default: Any, help: str, group: str, *, cli: bool = True, metavar: str |
 class RunOptions:
     """Options every generating task takes. Unset sampler options (None) come from the preset."""
 
-    # ---- the checkpoint and how to load it
+    # ---- the checkpoint and how to load it (defaults: LoadOptions', defined there once)
     model: str = opt(
-        "shapes", "Checkpoint: 'shapes' (embedded), a diffusers folder, or a hub id in the local cache.", "model"
+        LOAD.model, "Checkpoint: 'shapes' (embedded), a diffusers folder, or a hub id in the local cache.", "model"
     )
-    device: str = opt("auto", "cpu, cuda, cuda:N or auto.", "model")
+    device: str = opt(LOAD.device, "cpu, cuda, cuda:N or auto.", "model")
     dtype: str | None = opt(
-        None, "UNet/text-encoder precision: fp32, fp16, bf16 (default: fp16 on CUDA, fp32 on the CPU).", "model"
+        LOAD.dtype, "UNet/text-encoder precision: fp32, fp16, bf16 (default: fp16 on CUDA, fp32 on the CPU).", "model"
     )
-    variant: str | None = opt(None, "Weight file variant, e.g. fp16 (default: found from the files).", "model")
-    revision: str | None = opt(None, "Hub revision (branch, tag or commit) in the cache.", "model")
-    cache_dir: Path | None = opt(None, "Hugging Face cache folder (default: the usual one).", "model")
-    download: bool = opt(False, "Download a hub checkpoint that is not in the cache (needs a network).", "model")
+    variant: str | None = opt(LOAD.variant, "Weight file variant, e.g. fp16 (default: found from the files).", "model")
+    revision: str | None = opt(LOAD.revision, "Hub revision (branch, tag or commit) in the cache.", "model")
+    cache_dir: Path | None = opt(LOAD.cache_dir, "Hugging Face cache folder (default: the usual one).", "model")
+    download: bool = opt(
+        LOAD.download, "Download a hub checkpoint that is not in the cache (needs a network).", "model"
+    )
     offload: str = opt(
-        "none", "Keep weights on the CPU between uses: none, model (whole components) or sequential.", "model"
+        LOAD.offload, "Keep weights on the CPU between uses: none, model (whole components) or sequential.", "model"
     )
-    vae_tiling: bool = opt(False, "Decode and encode in tiles (large frames on small GPUs).", "model")
-    attention_slicing: bool = opt(False, "Compute attention in slices (less memory, a little slower).", "model")
+    vae_tiling: bool = opt(LOAD.vae_tiling, "Decode and encode in tiles (large frames on small GPUs).", "model")
+    attention_slicing: bool = opt(
+        LOAD.attention_slicing, "Compute attention in slices (less memory, a little slower).", "model"
+    )
     forward_chunking: int | None = opt(
-        None, "Run the UNet's feed-forward layers N tokens at a time.", "model", metavar="N"
+        LOAD.forward_chunking, "Run the UNet's feed-forward layers N tokens at a time.", "model", metavar="N"
     )
-    compile: bool = opt(False, "torch.compile the denoiser (slow first window, faster after).", "model")
-    vae_slice: int = opt(8, "Frames per VAE call (less memory with fewer).", "model", metavar="N")
+    compile: bool = opt(LOAD.compile, "torch.compile the denoiser (slow first window, faster after).", "model")
+    vae_slice: int = opt(LOAD.vae_slice, "Frames per VAE call (less memory with fewer).", "model", metavar="N")
     window: int | None = opt(
-        None, "Frames per window (default: the checkpoint's native length, e.g. 16, 24 for zeroscope).", "model"
+        LOAD.window, "Frames per window (default: the checkpoint's native length, e.g. 16, 24 for zeroscope).", "model"
     )
-    height: int | None = opt(None, "Frame height in pixels (default: the checkpoint's).", "model")
-    width: int | None = opt(None, "Frame width in pixels (default: the checkpoint's).", "model")
+    height: int | None = opt(LOAD.height, "Frame height in pixels (default: the checkpoint's).", "model")
+    width: int | None = opt(LOAD.width, "Frame width in pixels (default: the checkpoint's).", "model")
     # ---- the sampler
     preset: str | None = opt(
         None,
@@ -238,6 +244,10 @@ class RunOptions:
             raise BadInput("{option} must be callable", "callback")
         return o
 
+    def load_options(self) -> LoadOptions:
+        """The model group, as `load_backbone` takes it."""
+        return LoadOptions(**{name: getattr(self, name) for name in LOAD_OPTIONS})
+
     def record(self) -> dict[str, Any]:
         """The options that decide a run's frames and file, JSON-ready (the manifest's and state's)."""
         return {
@@ -274,7 +284,7 @@ def option_fields(group: str | None = None, cli: bool | None = None) -> list[dat
     ]
 
 
-LOAD_OPTIONS = tuple(f.name for f in option_fields("model"))
+LOAD_OPTIONS = tuple(f.name for f in option_fields("model"))  # = LoadOptions' fields (tested)
 
 
 # ---------------------------------------------------------------------- value checks
