@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vidzero.errors import BadInput
-from vidzero.media.outputs import MANIFEST, sha256_of, sidecar, write_json
+from vidzero.media.outputs import DEFAULT_FPS, MANIFEST, sha256_of, sidecar, write_json
 from vidzero.runs.options import integer
 from vidzero.runs.output import Output, write_clip_report
 from vidzero.runs.spec import inp, input_record, read_fields
@@ -109,7 +109,7 @@ def deflicker_clip(inputs: DeflickerInputs, output: str | Path | Output, force: 
     with output.claim():
         output.check_writable(force)
         out = output.path
-        writer = VideoWriter(out, info.get("fps") or 8.0)
+        writer = VideoWriter(out, info.get("fps") or DEFAULT_FPS)
         try:
             for frame in deflicker(itertools.chain(head, frames), anchors, settings):
                 writer.write(frame)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from vidzero.core.backbone import Backbone
+from vidzero.core.choices import RELEASE_QUEUE
 from vidzero.core.frames import EngineState, Frame, FrameStore, VideoFrameStore
 from vidzero.core.packing import PackedDenoiser, Packer
 from vidzero.core.sampler import Denoiser, Prediction, SamplerSettings, StepCallback, StepInfo, differentiating
@@ -92,7 +93,7 @@ class Engine:
         backbone: Backbone,
         settings: SamplerSettings,
         seed: int = 0,
-        queue: str = "pixel",
+        queue: str = RELEASE_QUEUE,
         negative_prompt: str = "",
         job_offset: int = 0,
         callback: StepCallback | None = None,

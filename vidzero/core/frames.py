@@ -27,8 +27,6 @@ from vidzero.core.sampler import Window
 from vidzero.core.timeline import Layout, WindowJob, last_reads
 from vidzero.errors import BadInput
 
-QUEUES = ("pixel", "latent")
-
 
 @dataclass
 class Frame:

@@ -36,9 +36,9 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from vidzero.core import guidance as pg
+from vidzero.core.choices import RELEASE_GUIDANCE, RELEASE_INIT, RELEASE_RESAMPLE, RELEASE_STEPS
 from vidzero.core.schedule import NoiseGrid, guide
 
-INITS = ("inversion", "random", "lowpass")
 # DING's observation of the known slots through the model's noise estimate: its standard deviation
 # is rho times the level's noise. On the linear-Gaussian toy (tests/test_guidance.py) the distance of
 # the generated frame's mean from the exact conditional mean is 0.64 without it and 0.19, 0.20, 0.25,
@@ -86,11 +86,11 @@ StepCallback = Callable[[StepInfo], object]  # returning False stops the run
 class SamplerSettings:
     """How one window is sampled; every option beyond the paper's is off by default."""
 
-    steps: int = 10
-    resample: int = 4  # U, the RePaint-style resampling iterations per step
-    guidance: float = 9.0
+    steps: int = RELEASE_STEPS
+    resample: int = RELEASE_RESAMPLE  # U, the RePaint-style resampling iterations per step
+    guidance: float = RELEASE_GUIDANCE
     eta: float = 0.0  # DDIM's eta (0: deterministic); the flow family has no eta
-    init: str = "inversion"  # "random": the ablation without DDPM inversion; "lowpass": FrameInit
+    init: str = RELEASE_INIT  # "random": the ablation without DDPM inversion; "lowpass": FrameInit
     resample_steps: int | None = None  # resample in the first N steps only (None: all)
     guidance_steps: tuple[int, int] | None = None  # guided in steps [a, b) only (None: all)
     replace_steps: int | None = None  # known slots replaced in the first N steps only (None: all)

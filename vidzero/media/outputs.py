@@ -38,6 +38,7 @@ from vidzero.errors import BadInput, NoRoom
 T = TypeVar("T")
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
+DEFAULT_FPS = 8.0  # frames per second of an output, and of a folder of frames read as a clip
 FRAME_FOLDER = "folder of PNG frames"
 FRAME_NAME = re.compile(r"^\d{6}\.png$")
 MANIFEST, CONTACT, STATE, PARTIAL, REPORT_JSON, REPORT_PNG = (

@@ -26,6 +26,7 @@ import numpy as np
 from vidzero.errors import BadInput
 from vidzero.media.images import IMAGE_SUFFIXES, fit_frame, open_image
 from vidzero.media.outputs import (
+    DEFAULT_FPS,
     FRAME_FOLDER,
     check_input_file,
     check_output,
@@ -71,7 +72,9 @@ class VideoWriter:
     The caller checks the output path (vidzero.outputs.check_output) before writing.
     """
 
-    def __init__(self, path: str | Path, fps: float = 8.0, codec: str | None = None, crf: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, fps: float = DEFAULT_FPS, codec: str | None = None, crf: int | None = None
+    ) -> None:
         self.kind = output_kind(path)
         self.path = clean_path(path)
         self.fps = fps
@@ -305,7 +308,7 @@ def pull_all(graph: av.filter.Graph) -> list[av.VideoFrame]:
 def write_video(
     frames: Iterable[np.ndarray],
     path: str | Path,
-    fps: float = 8.0,
+    fps: float = DEFAULT_FPS,
     force: bool = False,
     codec: str | None = None,
     crf: int | None = None,
@@ -341,7 +344,7 @@ def video_info(path: str | Path) -> dict:
         frames = frame_files(path)
         if not frames:
             raise BadInput(f"no image frames in folder {path}")
-        return {"frames": len(frames), "fps": 8.0}
+        return {"frames": len(frames), "fps": DEFAULT_FPS}
     try:
         with av.open(str(path)) as container:
             no_video(container, path)

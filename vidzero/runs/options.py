@@ -20,14 +20,22 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vidzero.core.choices import (
+    INITS,
+    KNOWN_NOISE,
+    QUEUES,
+    RELEASE_GUIDANCE,
+    RELEASE_INIT,
+    RELEASE_QUEUE,
+    RELEASE_RESAMPLE,
+    RELEASE_STEPS,
+)
 from vidzero.errors import BadInput
+from vidzero.media.outputs import DEFAULT_FPS
 from vidzero.models.checkpoint import LoadOptions
 
 MAX_SEED = 2**63 - 1
 MIN_FPS, MAX_FPS = 0.1, 1000.0  # what the containers keep exactly (a .gif: see media.video.MAX_GIF_FPS)
-QUEUES = ("pixel", "latent")
-INITS = ("inversion", "random", "lowpass")
-KNOWN_NOISE = ("fresh", "model", "ding")
 OFFLOADS = ("none", "model", "sequential")
 OUTPUT_TYPES = ("uint8", "float", "pil", "latent")
 CODECS = {".mp4": ("h264", "hevc"), ".webm": ("vp9", "av1"), ".gif": ("gif",)}
@@ -36,12 +44,11 @@ GROUPS = ("model", "sampler", "output", "python")
 # name -> sampler settings. "paper" is the TI2V-Zero release exactly; "faithful", the default, kept
 # the user's image best on the fidelity bench (docs/fidelity.md): no resampling, the latent queue
 # and a low guidance scale, at a fifth of the paper's model work.
-WINDOWS = {"steps": 10, "init": "inversion", "new_per_window": 1}  # the same in every preset
-RELEASE_GUIDANCE = 9.0  # the TI2V-Zero release's and ModelScope's pipeline's guidance_scale
+WINDOWS = {"steps": RELEASE_STEPS, "init": RELEASE_INIT, "new_per_window": 1}  # the same in every preset
 PRESETS: dict[str, dict[str, Any]] = {
     "faithful": {**WINDOWS, "resample": 0, "queue": "latent", "guidance": 2.0},
-    "paper": {**WINDOWS, "resample": 4, "queue": "pixel", "guidance": RELEASE_GUIDANCE},
-    "quality": {**WINDOWS, "resample": 4, "queue": "latent", "guidance": RELEASE_GUIDANCE},
+    "paper": {**WINDOWS, "resample": RELEASE_RESAMPLE, "queue": RELEASE_QUEUE, "guidance": RELEASE_GUIDANCE},
+    "quality": {**WINDOWS, "resample": RELEASE_RESAMPLE, "queue": "latent", "guidance": RELEASE_GUIDANCE},
     "fast": {**WINDOWS, "resample": 0, "queue": "latent", "guidance": RELEASE_GUIDANCE},
 }
 DEFAULT_PRESET = "faithful"
@@ -161,7 +168,7 @@ class RunOptions:
         "", "Negative prompt (the unconditional branch); default empty, as the release.", "sampler"
     )
     # ---- the output
-    fps: float = opt(8.0, "Frame rate of the output.", "output")
+    fps: float = opt(DEFAULT_FPS, "Frame rate of the output.", "output")
     deflicker: bool = opt(False, "Deflicker the frames before writing (known frames are kept as anchors).", "output")
     codec: str | None = opt(None, "Video codec: h264 or hevc (.mp4), vp9 or av1 (.webm).", "output")
     crf: int | None = opt(
