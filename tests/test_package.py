@@ -56,7 +56,6 @@ def test_the_readme_python_example_uses_real_names_and_keywords():
     import typing
 
     import vidzero
-    from vidzero.app import api
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     code = re.search(r"## Python\n\n```python\n(.*?)```", readme, re.S).group(1)
@@ -75,7 +74,7 @@ def test_the_readme_python_example_uses_real_names_and_keywords():
         accepted = set(params)
         for p in params.values():
             if p.kind == inspect.Parameter.VAR_KEYWORD:  # **options: Unpack[TypedDict]
-                declared = str(p.annotation).removeprefix("Unpack[").removesuffix("]")
-                accepted |= set(typing.get_type_hints(getattr(api, declared)))
+                unpacked = typing.get_type_hints(function, include_extras=True)[p.name]
+                accepted |= set(typing.get_type_hints(typing.get_args(unpacked)[0]))
         for keyword in call.keywords:
             assert keyword.arg in accepted, f"vidzero.{call.func.attr} takes no {keyword.arg}="

@@ -58,11 +58,11 @@ def test_the_api_declares_every_option_once_with_the_tables_types():
 
 
 def test_the_model_group_is_load_options_field_by_field_with_its_defaults():
-    from vidzero.models.checkpoint import LoadOptions
+    from vidzero.models.checkpoint import LoadOptions, LoadOptionsDict
     from vidzero.runs.options import LOAD_OPTIONS
 
     loading = {f.name: f.default for f in dataclasses.fields(LoadOptions)}
-    assert set(LOAD_OPTIONS) == set(loading)
+    assert set(LOAD_OPTIONS) == set(loading) == set(typing.get_type_hints(LoadOptionsDict)) | {"model"}
     table = {f.name: f.default for f in dataclasses.fields(RunOptions)}
     assert {name: table[name] for name in LOAD_OPTIONS} == loading
     given = RunOptions.given({"window": 8, "device": "cpu", "vae_slice": 2})

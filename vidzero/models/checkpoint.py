@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing_extensions import TypedDict
+
 from vidzero.errors import BadInput
 from vidzero.models.files import pick_variant, read_json, weight_stats
 from vidzero.models.hub import repo_from_cache_path, resolve_folder
@@ -53,6 +55,27 @@ class LoadOptions:
     window: int | None = None  # frames per window (video frames for Wan); None: the native
     height: int | None = None
     width: int | None = None
+
+
+class LoadOptionsDict(TypedDict, total=False):
+    """`LoadOptions`' fields as keywords (`load_backbone(model, **options)`), for help(), IDEs and
+    type checkers; a test keeps the two equal."""
+
+    device: str
+    dtype: str | None
+    variant: str | None
+    revision: str | None
+    cache_dir: Path | None
+    download: bool
+    offload: str
+    vae_tiling: bool
+    attention_slicing: bool
+    forward_chunking: int | None
+    compile: bool
+    vae_slice: int
+    window: int | None
+    height: int | None
+    width: int | None
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from typing_extensions import Unpack
 
 from vidzero.core.backbone import Backbone
 from vidzero.errors import BadInput
-from vidzero.models.checkpoint import DEFAULT_MODEL, LoadOptions, inspect_checkpoint
+from vidzero.models.checkpoint import DEFAULT_MODEL, LoadOptions, LoadOptionsDict, inspect_checkpoint
 from vidzero.models.unet3d import UNet3DBackbone
 
 
-def load_backbone(model: str | Path | LoadOptions = DEFAULT_MODEL, **options: Any) -> Backbone:
+def load_backbone(model: str | Path | LoadOptions = DEFAULT_MODEL, **options: Unpack[LoadOptionsDict]) -> Backbone:
     """Load a checkpoint: 'shapes' (embedded), a diffusers folder, or a hub id from the local
     cache (downloaded only with `download=True`), as the family its files name. `options` are
     the fields of `LoadOptions` (device, dtype, window, height, width, offload, ...; a misspelt
