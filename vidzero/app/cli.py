@@ -4,7 +4,9 @@ Every task of `vidzero.tasks.TASKS` is a command: its parameters are the task's 
 (with their help text and command-line form) and, for the tasks that run a model, the run
 options of `vidzero.runs.options.RunOptions`; the values become the task's inputs and a
 `RunOptions`, and from there the run is the one the Python API and a batch job line start
-(`vidzero.tasks.build_spec`, `vidzero.tasks.start`). `report`, `info` and `batch` are written here.
+(`vidzero.tasks.build_spec`, `vidzero.tasks.start`). `report`, `info`, `batch` and `studio` are
+written here; the module runs over 400 lines because it holds the wiring of each of those
+commands, kept beside the exit codes they share.
 
 Exit codes: 0 success; 2 a problem with the user's input, environment or files (one line on
 stderr, no traceback, nothing written); 130 interrupted (one line: what was kept and how to
@@ -385,6 +387,42 @@ command(
     "Examples:\n\n  vidzero batch jobs.jsonl -o out/\n\n  torchrun --nproc_per_node 8 -m vidzero.app.cli batch "
     "jobs.jsonl -o out/   # one process per GPU",
     batch,
+)
+
+
+def studio(values: dict[str, Any]) -> None:
+    import time
+
+    from vidzero.app.studio import Studio
+    from vidzero.app.studio_page import require_gradio, serve, served_url
+    from vidzero.models.checkpoint import inspect_checkpoint
+
+    require_gradio()
+    inspect_checkpoint(values["model"])  # a one-line error before the page starts
+    page = serve(Studio(values["outputs"], values["model"], values["device"]), values["port"], values["share"])
+    err.print(f"vidzero studio: {served_url(page)} (outputs in {Path(values['outputs']).resolve()}); Ctrl-C stops it")
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        page.close()
+
+
+command(
+    "studio",
+    [
+        parameter(
+            "outputs", Path, "Folder the page writes every run to (and serves from).", "option", Path("vidzero-studio")
+        ),
+        parameter("model", str, "'shapes', a diffusers folder, or a hub id in the local cache.", "option", "shapes"),
+        parameter("device", str, "cpu, cuda, cuda:N or auto.", "option", "auto"),
+        parameter("port", int | None, "Port on 127.0.0.1 (default: a free one, printed).", "option", None),
+        parameter("share", bool, "Also serve through a public Gradio link (off unless given).", "option", False),
+    ],
+    "The local web editor: image to video, keyframes, reroll, continue, deflicker and report, on the same runs "
+    "as the CLI (needs the optional studio extra, see docs/studio.md).",
+    "Example: vidzero studio --outputs my-videos",
+    studio,
 )
 
 

@@ -124,9 +124,10 @@ class Output:
             cleanup_temporaries(self.path)
             yield self
 
-    def begin(self, fingerprint: str, force: bool, resume: bool) -> Start:
-        """Where a generating run of `fingerprint` starts; clears what a fresh run replaces and
-        makes the frames folder. Call while claimed."""
+    def decide(self, fingerprint: str, force: bool, resume: bool) -> str:
+        """Where a generating run of `fingerprint` would start ("fresh", "resume" or "complete"),
+        refusing what would lose a user's file; reads, never writes (a page checks before it
+        starts a run; `begin` decides again under the claim)."""
         state = self.state()
         meta = state[0] if state is not None else None
         if meta is not None and meta.get("fingerprint") != fingerprint:
@@ -140,23 +141,32 @@ class Output:
         if resume and meta is not None and meta.get("fingerprint") == fingerprint:
             self.check_writable(True, own_state)
             if meta.get("finished"):
-                discard(self.partial)  # killed while cleaning up: the run is complete
-                return Start(complete=True)
+                return "complete"
             if not self.partial.is_dir():
                 raise BadInput(f"cannot resume: the frames folder {self.partial} is missing")
-            return Start(state=state)
+            return "resume"
         if meta is not None and not meta.get("finished") and not force and not resume:
             raise BadInput(
                 f"an interrupted run of {self.path} exists ({self.state_path.name}): {{+resume}} continues it, "
                 "{+force} starts over"
             )
-        # a fresh start (also a resume when nothing was saved yet)
         self.check_writable(force or resume, own_state)
         if self.partial.exists():
             if not self.partial.is_dir() or any(not FRAME_NAME.match(e.name) for e in self.partial.iterdir()):
                 raise BadInput(f"{self.partial} holds files vidzero did not write; move it away")
-            discard(self.partial)
-        if meta is not None:
+        return "fresh"
+
+    def begin(self, fingerprint: str, force: bool, resume: bool) -> Start:
+        """Where a generating run of `fingerprint` starts; clears what a fresh run replaces and
+        makes the frames folder. Call while claimed."""
+        start = self.decide(fingerprint, force, resume)
+        if start == "complete":
+            discard(self.partial)  # killed while cleaning up: the run is complete
+            return Start(complete=True)
+        if start == "resume":
+            return Start(state=self.state())
+        discard(self.partial)
+        if self.state() is not None:
             self.state_path.unlink()
             self._state = None
         with write_errors(self.partial):

@@ -1,0 +1,157 @@
+"""The studio's actions (vidzero.app.studio) and its page (built, not served): the browser test
+that drives the served page is tests/test_studio_browser.py (marked `browser`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from vidzero.app.cli import app
+from vidzero.app.studio import EngineProgress, Studio, frame_span, message
+from vidzero.errors import BadInput
+
+FAST = {"steps": 2, "resample": 0, "seed": 3}
+
+
+def cli_extend(image, out, model, frames=5, *extra):
+    args = ["extend", str(image), "a red circle", "-o", str(out), "--frames", str(frames), "--model", str(model)]
+    args += ["--steps", "2", "--resample", "0", "--seed", "3", "--device", "cpu", "--quiet", *extra]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+
+
+@pytest.fixture
+def studio(tmp_path, tiny_model_dir):
+    return Studio(tmp_path / "outputs", model=str(tiny_model_dir), device="cpu")
+
+
+def test_names_stay_in_the_outputs_folder(studio):
+    assert studio.output_path("circle") == studio.outputs / "circle.mp4"
+    assert studio.output_path("a.webm") == studio.outputs / "a.webm"
+    for bad in ("../x.mp4", "sub/x.mp4", ".hidden", "", "/etc/x.mp4"):
+        with pytest.raises(BadInput):
+            studio.output_path(bad)
+    with pytest.raises(BadInput, match="outside the outputs folder"):
+        studio.served(studio.outputs.parent / "elsewhere.mp4")
+    assert studio.served(studio.outputs / "a.mp4") == studio.outputs / "a.mp4"
+
+
+def test_bad_input_gets_the_clis_line_and_writes_nothing(studio, image_file):
+    before = sorted(p.name for p in studio.outputs.iterdir())
+    cases = [
+        ({"image": str(image_file), "prompt": "x", "frames": 0}, {}, "--frames"),
+        ({"image": str(image_file)}, {}, "give an image and a prompt"),
+        ({"image": str(studio.outputs / "missing.png"), "prompt": "x"}, {}, "not found"),
+        ({"image": str(image_file), "prompt": "x"}, {"steps": -1}, "--steps"),
+        ({"image": str(image_file), "prompt": "x"}, {"preset": "best"}, "--preset"),
+    ]
+    for inputs, options, expected in cases:
+        with pytest.raises(BadInput) as caught:
+            studio.start("extend", inputs, options, "v.mp4")
+        assert expected in message(caught.value) and "\n" not in message(caught.value)
+    assert sorted(p.name for p in studio.outputs.iterdir()) == before
+    assert message(RuntimeError("boom")) == "internal error: RuntimeError: boom"
+    assert frame_span(" 8 - 11 ") == "8-11"
+    with pytest.raises(BadInput):
+        frame_span("eight")
+
+
+def test_a_page_run_writes_what_the_cli_writes(studio, image_file, tiny_model_dir, tmp_path):
+    handle = studio.start("extend", {"image": str(image_file), "prompt": "a red circle", "frames": 5}, FAST, "page")
+    assert handle.wait(120) == "done"
+    cli_extend(image_file, tmp_path / "cli.mp4", tiny_model_dir)
+    page = studio.outputs / "page.mp4"
+    assert page.read_bytes() == (tmp_path / "cli.mp4").read_bytes()
+    for suffix in (".manifest.json", ".contact.png", ".report.json", ".report.png", ".state.safetensors"):
+        assert (studio.outputs / f"page.mp4{suffix}").exists(), suffix
+    made = json.loads((studio.outputs / "page.mp4.manifest.json").read_text())
+    cli = json.loads((tmp_path / "cli.mp4.manifest.json").read_text())
+    assert made["fingerprint"] == cli["fingerprint"] and made["spec"]["inputs"] == cli["spec"]["inputs"]
+    files = studio.result_files(page)
+    assert files["video"] == str(page) and files["contact"] and files["report"]
+    assert studio.finished_outputs() == ["page.mp4"]
+    assert handle.snapshot()["output"] == str(page)
+    # the CLI goes on from what the page made, and the page from what the CLI made
+    more = CliRunner().invoke(
+        app,
+        [
+            "extend",
+            "--from",
+            f"{page}.state.safetensors",
+            "-o",
+            str(tmp_path / "more.mp4"),
+            "--frames",
+            "3",
+            "--model",
+            str(tiny_model_dir),
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    )
+    assert more.exit_code == 0, more.output
+    rerolled = studio.start("reroll", {"run": str(tmp_path / "cli.mp4"), "frames": "2-3"}, {"seed": 9}, "fixed")
+    assert rerolled.wait(120) == "done"
+
+
+def test_stop_leaves_a_run_that_resume_finishes_to_the_same_bytes(studio, image_file, tmp_path, monkeypatch):
+    inputs = {"image": str(image_file), "prompt": "a red circle", "frames": 8}
+    whole = studio.start("extend", inputs, FAST, "whole")
+    assert whole.wait(120) == "done"
+
+    report = EngineProgress.job
+
+    def stop_after_two_windows(self, done, total):
+        report(self, done, total)
+        if done == 2:
+            studio.stop()
+
+    monkeypatch.setattr(EngineProgress, "job", stop_after_two_windows)
+    stopped = studio.start("extend", inputs, FAST, "cut")
+    assert stopped.wait(120) == "stopped"
+    assert (studio.outputs / "cut.mp4.state.safetensors").exists() and not (studio.outputs / "cut.mp4").exists()
+    assert len(stopped.frames()) >= 2  # the frames made so far are what the page shows
+    monkeypatch.setattr(EngineProgress, "job", report)
+    with pytest.raises(BadInput) as refused:
+        studio.start("extend", inputs, FAST, "cut")
+    assert "--resume continues it" in message(refused.value)
+    resumed = studio.start("extend", inputs, FAST, "cut", resume=True)
+    assert resumed.wait(120) == "done"
+    assert (studio.outputs / "cut.mp4").read_bytes() == (studio.outputs / "whole.mp4").read_bytes()
+
+
+def test_one_run_at_a_time(studio, image_file, monkeypatch):
+    inputs = {"image": str(image_file), "prompt": "x", "frames": 12}
+    first = studio.start("extend", inputs, FAST, "one")
+    try:
+        if first.running:
+            with pytest.raises(BadInput, match="a run is going on"):
+                studio.start("extend", inputs, FAST, "two")
+    finally:
+        studio.stop()
+        first.wait(120)
+    assert first.outcome in ("stopped", "done")
+
+
+def test_deflicker_and_report_a_clip_in_the_outputs_folder(studio, image_file, tmp_path):
+    handle = studio.start("extend", {"image": str(image_file), "prompt": "x", "frames": 4}, FAST, "clip")
+    assert handle.wait(120) == "done"
+    summary = studio.deflicker(studio.outputs / "clip.mp4", "smooth")
+    assert (studio.outputs / "smooth.mp4").exists() and summary["output"]["frames"] == 4
+    with pytest.raises(BadInput, match="output exists"):
+        studio.deflicker(studio.outputs / "clip.mp4", "smooth")
+    report = studio.report(studio.outputs / "smooth.mp4")
+    assert (studio.outputs / "smooth.mp4.report.png").exists() and "seams" in report
+
+
+def test_the_page_builds_with_every_control(studio):
+    from vidzero.app.studio_page import build_page, prompt_value
+
+    page = build_page(studio)
+    ids = {getattr(block, "elem_id", None) for block in page.blocks.values()}
+    assert {"image", "prompt", "frames", "seed", "preset", "name", "run", "stop", "resume", "gallery"} <= ids
+    assert {"video", "contact", "report", "seams", "error", "status"} <= ids
+    assert prompt_value("0: a red circle\n8: a blue square") == {"0": "a red circle", "8": "a blue square"}
+    assert prompt_value(" a cat ") == "a cat" and prompt_value("") is None

@@ -1,0 +1,146 @@
+"""The studio as a person uses it: a real server, driven in headless Chromium.
+
+Marked `browser`: it needs the studio extra, Selenium and the system's Chromium and its driver
+(Debian: `apt-get install chromium chromium-driver`; nothing downloads a browser). Run with
+
+    python -m pytest -m browser
+
+It starts `vidzero studio` on a free port, drops examples/red_circle.png on the page, runs a
+short video, checks that the page shows it and that the files on disk equal a CLI run with the
+same settings, then presses Stop in a second run, Resume, and checks the resumed video's bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vidzero.app.cli import app
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+SETTINGS = ["--steps", "2", "--resample", "0", "--seed", "3", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture
+def page(tmp_path, tiny_model_dir):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    outputs = tmp_path / "outputs"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vidzero.app.cli", "studio", "--outputs", str(outputs)]
+        + ["--model", str(tiny_model_dir), "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    url = None
+    deadline = time.time() + 120
+    assert server.stdout is not None
+    while url is None and time.time() < deadline:
+        line = server.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+        url = found.group(1) if found else None
+    assert url, "the studio did not print its address"
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1700"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    driver.get(url)
+    try:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#image input[type=file]"))
+        yield driver, outputs
+    finally:
+        driver.quit()
+        server.terminate()
+        server.wait(30)
+
+
+def fill(driver, elem_id: str, value: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.CSS_SELECTOR, f"#{elem_id} input, #{elem_id} textarea")
+    field.clear()
+    field.send_keys(value)
+
+
+def status_says(driver, words: str, timeout: float = 180) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(lambda d: words in d.find_element(By.ID, "status").text)
+    return driver.find_element(By.ID, "status").text
+
+
+def run_in_page(driver, name: str, frames: int) -> None:
+    from selenium.webdriver.common.by import By
+
+    fill(driver, "prompt", "a red circle")
+    fill(driver, "frames", str(frames))
+    fill(driver, "steps", "2")
+    fill(driver, "seed", "3")
+    fill(driver, "name", name)
+    driver.find_element(By.ID, "run").click()
+
+
+def cli_run(image: Path, out: Path, model: Path, frames: int) -> bytes:
+    res = CliRunner().invoke(
+        app,
+        ["extend", str(image), "a red circle", "-o", str(out), "--frames", str(frames), "--model", str(model)]
+        + SETTINGS,
+    )
+    assert res.exit_code == 0, res.output
+    return out.read_bytes()
+
+
+def test_a_person_makes_a_video_stops_a_run_and_resumes_it(page, tmp_path, tiny_model_dir):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, outputs = page
+    image = ROOT / "examples" / "red_circle.png"
+    driver.find_element(By.CSS_SELECTOR, "#image input[type=file]").send_keys(str(image))
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#image img"))
+
+    # bad input: the CLI's line beside the fields, nothing written
+    run_in_page(driver, "bad", 0)
+    WebDriverWait(driver, 60).until(lambda d: "--frames" in d.find_element(By.ID, "error").text)
+    assert not list(outputs.glob("bad.mp4*"))
+
+    run_in_page(driver, "first", 5)
+    assert "done" in status_says(driver, "done")
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#video video"))
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#contact img"))
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#report img"))
+    driver.save_screenshot(str(tmp_path / "studio.png"))
+    made = (outputs / "first.mp4").read_bytes()
+    assert made == cli_run(image, tmp_path / "cli-first.mp4", tiny_model_dir, 5)
+    assert (outputs / "first.mp4.manifest.json").exists() and (outputs / "first.mp4.state.safetensors").exists()
+
+    # a longer run, stopped once its first frames are on the page, then resumed
+    run_in_page(driver, "second", 40)
+    WebDriverWait(driver, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gallery img"))
+    driver.find_element(By.ID, "stop").click()
+    status_says(driver, "stopped")
+    assert (outputs / "second.mp4.state.safetensors").exists() and not (outputs / "second.mp4").exists()
+    driver.find_element(By.ID, "resume").click()
+    status_says(driver, "done", timeout=300)
+    assert (outputs / "second.mp4").read_bytes() == cli_run(image, tmp_path / "cli-second.mp4", tiny_model_dir, 40)
+    written = {p.resolve() for p in tmp_path.rglob("*") if p.is_file()}
+    assert all(outputs in p.parents or p.parent == tmp_path for p in written)  # the page wrote in its folder only

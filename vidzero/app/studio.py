@@ -1,0 +1,273 @@
+"""vidzero studio: what the local web editor does, without the page (vidzero.app.studio_page).
+
+Each action of the page is a method here, a thin layer over the task table: the inputs a page
+field holds become a task's inputs exactly as a batch job line's do (`vidzero.tasks.read_inputs`),
+the options a `RunOptions` (`RunOptions.given`), and `build_spec` checks them once, with the
+CLI's messages. A run is saved by `PlannedRun.save` into the studio's outputs folder, so what
+the page makes is what the CLI makes (video, manifest, sidecars, state), and either can resume,
+reroll, extend or batch what the other made.
+
+A run goes on in a worker thread; the page polls `RunHandle.snapshot()` for the frames written
+so far (the run's own frames folder), the planner's estimate and the step counter. Stop asks the
+run to end at its next denoising step (a step callback that returns False); the state saved
+after its last finished window makes it resumable, and Resume continues it to the bytes an
+uninterrupted run writes.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidzero.errors import BadInput, StopRun
+from vidzero.media.outputs import FRAME_NAME, VIDEO_SUFFIXES, check_path_text, sidecar
+from vidzero.runs.options import LOAD_OPTIONS, RunOptions
+from vidzero.runs.output import Output
+from vidzero.tasks import build_spec, read_inputs
+
+STUDIO_FOLDER = ".studio"  # inside the outputs folder: the page's uploads and temporary files
+
+
+def message(exc: BaseException) -> str:
+    """The one line the page shows for an error: the CLI's own for bad input, a short line for a
+    defect (the server keeps serving and never shows a traceback)."""
+    if isinstance(exc, BadInput):
+        return exc.for_cli()
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
+@dataclass
+class Progress:
+    """The run's progress as the page shows it (the engine reports windows and steps)."""
+
+    windows: int = 0
+    windows_done: int = 0
+    step: int = 0
+    steps: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def job(self, done: int, total: int) -> None:
+        self.windows_done, self.windows = done, total
+
+    def step_done(self, done: int, total: int) -> None:
+        self.step, self.steps = done, total
+
+    def line(self) -> str:
+        if not self.windows:
+            return "starting"
+        elapsed = time.monotonic() - self.started
+        text = f"window {min(self.windows_done + 1, self.windows)}/{self.windows}, step {self.step}/{self.steps}"
+        if self.windows_done:
+            text += f", about {elapsed / self.windows_done * (self.windows - self.windows_done):.0f} s left"
+        return text
+
+
+class EngineProgress:
+    """The engine's progress protocol (job, step) feeding a `Progress`."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def job(self, done: int, total: int) -> None:
+        self.progress.job(done, total)
+
+    def step(self, done: int, total: int) -> None:
+        self.progress.step_done(done, total)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class RunHandle:
+    """One run the page started: its output, its thread, its progress, how it ended."""
+
+    output: Path
+    estimate: str
+    progress: Progress = field(default_factory=Progress)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    outcome: str = ""  # "done", "stopped", "complete already", or the error line
+    manifest: dict | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def frames(self) -> list[Path]:
+        """The frames written so far, in order (the run's frames folder; gone once it finished)."""
+        partial = sidecar(self.output, ".partial")
+        if not partial.is_dir():
+            return []
+        return sorted(p for p in partial.iterdir() if FRAME_NAME.match(p.name))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "status": self.outcome or self.progress.line(),
+            "estimate": self.estimate,
+            "frames": [str(p) for p in self.frames()],
+            "running": self.running,
+            "output": str(self.output) if self.outcome == "done" or self.outcome == "complete already" else None,
+        }
+
+    def wait(self, timeout: float | None = None) -> str:
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return self.outcome
+
+
+class Studio:
+    """The page's actions over one outputs folder."""
+
+    def __init__(self, outputs: str | Path, model: str = "shapes", device: str = "auto") -> None:
+        self.outputs = Path(outputs).resolve()
+        check_path_text(str(self.outputs), "outputs folder")
+        self.outputs.mkdir(parents=True, exist_ok=True)
+        (self.outputs / STUDIO_FOLDER).mkdir(exist_ok=True)
+        self.model, self.device = model, device
+        self._backbone: tuple[tuple, Any] | None = None  # one model in memory at a time
+        self._lock = threading.Lock()  # one run at a time on the one model
+        self.current: RunHandle | None = None
+
+    # ------------------------------------------------------------------ names and files
+    def output_path(self, name: str) -> Path:
+        """A video in the outputs folder, from a plain file name ("circle" -> circle.mp4)."""
+        name = (name or "").strip()
+        if not name:
+            raise BadInput("give the video a name")
+        check_path_text(name, "name")
+        if Path(name).name != name or name in (".", "..") or name.startswith("."):
+            raise BadInput(f"name {name!r} must be a plain file name: videos are written in the outputs folder only")
+        if Path(name).suffix.lower() not in VIDEO_SUFFIXES:
+            name += ".mp4"
+        return self.outputs / name
+
+    def next_name(self, stem: str = "video") -> str:
+        taken = {p.name for p in self.outputs.iterdir()}
+        n = 1
+        while f"{stem}-{n:03d}.mp4" in taken or f"{stem}-{n:03d}.mp4.state.safetensors" in taken:
+            n += 1
+        return f"{stem}-{n:03d}.mp4"
+
+    def finished_outputs(self) -> list[str]:
+        """Videos in the outputs folder that a run finished (their manifest beside them)."""
+        return sorted(
+            p.name
+            for p in self.outputs.iterdir()
+            if p.suffix in VIDEO_SUFFIXES and sidecar(p, ".manifest.json").exists()
+        )
+
+    def served(self, path: str | Path) -> Path:
+        """A file the page may show: inside the outputs folder, or refused."""
+        real = Path(path).resolve()
+        if self.outputs != real and self.outputs not in real.parents:
+            raise BadInput(f"{path} is outside the outputs folder")
+        return real
+
+    # ------------------------------------------------------------------ runs
+    def spec(self, task: str, inputs: dict[str, Any], options: dict[str, Any]) -> Any:
+        """The checked spec of a page's run: the inputs as a job line gives them, the options the
+        page set (an empty field is the option's default)."""
+        given = {k: v for k, v in options.items() if v not in (None, "")}
+        if task != "reroll":  # a reroll keeps its run's model
+            given.setdefault("model", self.model)
+        given.setdefault("device", self.device)
+        return build_spec(read_inputs(task, inputs), RunOptions.given(given), set(given))
+
+    def backbone_for(self, options: RunOptions) -> Any:
+        from vidzero.tasks import load_for  # torch: only once a run starts
+
+        key = tuple(str(getattr(options, name)) for name in LOAD_OPTIONS)
+        if self._backbone is None or self._backbone[0] != key:
+            self._backbone = None  # free the previous model first
+            self._backbone = (key, load_for(options))
+        return self._backbone[1]
+
+    def estimate(self, spec: Any) -> str:
+        """The planner's plan and estimate for the spec, as `--dry-run` prints it."""
+        from vidzero.app.planner import dry_run
+
+        return dry_run(spec)
+
+    def start(
+        self, task: str, inputs: dict[str, Any], options: dict[str, Any], name: str, resume: bool = False
+    ) -> RunHandle:
+        """Check everything, then run and save in a worker thread; bad input raises here, before
+        anything is written."""
+        from vidzero.tasks import start as plan_run
+
+        if self.current is not None and self.current.running:
+            raise BadInput("a run is going on: stop it or wait for it to finish")
+        out = self.output_path(name)
+        spec = self.spec(task, inputs, options)
+        handle = RunHandle(out, estimate="")
+        run = plan_run(spec, self.backbone_for(spec.options))
+        run.progress = EngineProgress(handle.progress)
+        run.engine.callback = lambda info: not handle.stop.is_set()
+        Output(out, run.input_paths).decide(run.fingerprint(), force=False, resume=resume)  # before any write
+        handle.estimate = f"{run.length - run.first_output} frames in {len(run.jobs)} windows"
+
+        def work() -> None:
+            with self._lock:
+                try:
+                    run.save(out, resume=resume)
+                    handle.manifest = run.manifest_written
+                    handle.outcome = "complete already" if run.complete_already else "done"
+                    if run.stopped:
+                        handle.outcome = "stopped"
+                except StopRun:
+                    handle.outcome = "stopped"
+                except BaseException as exc:  # the server keeps serving
+                    handle.outcome = "error: " + message(exc)
+
+        handle.thread = threading.Thread(target=work, name="vidzero-studio-run", daemon=True)
+        self.current = handle
+        handle.thread.start()
+        return handle
+
+    def stop(self) -> None:
+        """Ask the current run to end at its next step (resumable)."""
+        if self.current is not None:
+            self.current.stop.set()
+
+    # ------------------------------------------------------------------ results
+    def result_files(self, output: Path) -> dict[str, Any]:
+        """What the page shows of a finished output: the video, its contact sheet, the quality
+        report's picture and its seams (with the frames each covers)."""
+        manifest = sidecar(output, ".manifest.json")
+        import json
+
+        record = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {}
+        seams = ((record.get("report") or {}).get("seams")) or []
+        existing = {
+            "video": output,
+            "contact": sidecar(output, ".contact.png"),
+            "report": sidecar(output, ".report.png"),
+        }
+        return {k: str(v) if v.exists() else None for k, v in existing.items()} | {"seams": seams}
+
+    def deflicker(self, clip: str | Path, name: str) -> dict:
+        """Deflicker a clip into the outputs folder; its manifest and flicker report beside it."""
+        from vidzero.tasks.deflicker import DeflickerInputs, deflicker_clip
+
+        out = self.output_path(name)
+        inputs = read_inputs("deflicker", {"clip": str(clip)})
+        assert isinstance(inputs, DeflickerInputs)
+        return deflicker_clip(inputs, out)
+
+    def report(self, clip: str | Path) -> dict:
+        """The quality report of a clip in the outputs folder, written beside it."""
+        from vidzero.app.clip_report import report_clip
+
+        return report_clip(self.served(clip), force=True)
+
+
+def frame_span(text: str) -> str:
+    """A reroll span as the page takes it ("40-47"), checked as the CLI checks it."""
+    if not re.fullmatch(r"\s*\d+\s*-\s*\d+\s*", text or ""):
+        raise BadInput(f"frames {text!r}: give a span such as 8-11")
+    return text.replace(" ", "")

@@ -1,0 +1,299 @@
+"""The studio's page: Gradio components wired to the actions of vidzero.app.studio.
+
+Gradio is an optional extra (`pip install -e ".[studio]"`) imported only here and only when the
+page is built. The page keeps Gradio's upload cache inside the outputs folder
+(`OUTPUTS/.studio/`) and serves nothing else, binds 127.0.0.1 unless told otherwise, and never
+shares to a public link unless `--share` is given.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from vidzero.app.studio import STUDIO_FOLDER, RunHandle, Studio, frame_span, message
+from vidzero.errors import BadInput
+from vidzero.runs.options import DEFAULT_PRESET, PRESETS
+
+POLL_SECONDS = 0.4
+SCHEDULE_LINE = re.compile(r"^\s*(\d+)\s*:\s*(.+?)\s*$")
+
+
+def prompt_value(text: str) -> Any:
+    """A prompt field: plain text, or lines `FRAME: text` (a prompt per stretch)."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    matched = [SCHEDULE_LINE.match(line) for line in lines]
+    if lines and all(matched):
+        return {m.group(1): m.group(2) for m in matched if m}
+    return (text or "").strip() or None
+
+
+def whole(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
+def number_text(text: str | None) -> Any:
+    """A number typed in a text field: empty is the default, digits a number, anything else is
+    passed on for the option table to refuse with its own message."""
+    text = (text or "").strip()
+    return int(text) if text.isdigit() else text or None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def require_gradio() -> Any:
+    try:
+        import gradio as gr
+    except ImportError:
+        raise BadInput('vidzero studio needs Gradio: pip install "vidzero[studio]"') from None
+    return gr
+
+
+def build_page(studio: Studio) -> Any:
+    """The page's Blocks (not launched)."""
+    gr = require_gradio()
+    keep = gr.update()
+
+    def watch(handle: RunHandle) -> Iterator[tuple]:
+        """Yield (error, status, frames, video, contact, report, seams) until the run ends."""
+        while True:
+            snap = handle.snapshot()
+            status = f"**{snap['status']}**  \n{handle.estimate}"
+            yield "", status, snap["frames"] or keep, keep, keep, keep, keep
+            if not snap["running"]:
+                break
+            time.sleep(POLL_SECONDS)
+        if handle.outcome in ("done", "complete already"):
+            files = studio.result_files(handle.output)
+            seams = "\n".join(
+                f"- frames {s.get('first')}-{s.get('last')}: {s.get('reason', 'seam')}" for s in files["seams"]
+            )
+            yield (
+                "",
+                f"**{handle.outcome}**: {handle.output.name}",
+                keep,
+                files["video"],
+                files["contact"],
+                files["report"],
+                seams or "no seams flagged",
+            )
+        elif handle.outcome.startswith("error: "):
+            yield handle.outcome.removeprefix("error: "), "**stopped by an error**", keep, keep, keep, keep, keep
+        else:
+            yield "", f"**{handle.outcome}**: Resume continues it", keep, keep, keep, keep, keep
+
+    def launch(task: str, inputs: dict, options: dict, name: str, resume: bool) -> Iterator[tuple]:
+        try:
+            handle = studio.start(task, inputs, options, name, resume=resume)
+        except BaseException as exc:  # bad input: one line beside the fields, nothing written
+            yield message(exc), keep, keep, keep, keep, keep, keep
+            return
+        yield from watch(handle)
+
+    with gr.Blocks(title="vidzero studio") as page:
+        gr.Markdown(
+            f"# vidzero studio\nModel **{studio.model}**. Every run is written to `{studio.outputs}` "
+            "with its manifest and sidecars, as the CLI writes it."
+        )
+        with gr.Tab("Image to video"):
+            with gr.Row():
+                with gr.Column():
+                    image = gr.Image(type="filepath", label="Image", elem_id="image", sources=["upload"])
+                    prompt = gr.Textbox(label="Prompt (or lines FRAME: text)", elem_id="prompt", lines=2)
+                    with gr.Row():
+                        frames = gr.Number(value=16, precision=0, label="Frames", elem_id="frames")
+                        seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
+                        steps = gr.Textbox(label="Steps", placeholder="the preset's", elem_id="steps")
+                    preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset", elem_id="preset")
+                    name = gr.Textbox(value=studio.next_name(), label="Name", elem_id="name")
+                    with gr.Row():
+                        run_button = gr.Button("Run", variant="primary", elem_id="run")
+                        stop_button = gr.Button("Stop", elem_id="stop")
+                        resume_button = gr.Button("Resume", elem_id="resume")
+                    error = gr.Markdown(elem_id="error")
+                with gr.Column():
+                    status = gr.Markdown(elem_id="status")
+                    gallery = gr.Gallery(label="Frames as they are made", columns=8, height=180, elem_id="gallery")
+                    video = gr.Video(label="Video", height=280, elem_id="video")
+                    contact = gr.Image(label="Contact sheet", height=170, elem_id="contact")
+                    report = gr.Image(label="Quality report", height=300, elem_id="report")
+                    seams = gr.Markdown(elem_id="seams")
+        results = [error, status, gallery, video, contact, report, seams]
+
+        def extend(image: Any, prompt: str, frames: Any, seed: Any, steps: Any, preset: str, name: str, resume: bool):
+            inputs = {"image": image, "prompt": prompt_value(prompt), "frames": whole(frames)}
+            if image is None:
+                inputs.pop("image")
+            options = {"seed": whole(seed), "steps": number_text(steps), "preset": preset}
+            yield from launch("extend", inputs, options, name, resume)
+
+        def run_new(image: Any, prompt: str, frames: Any, seed: Any, steps: Any, preset: str, name: str):
+            yield from extend(image, prompt, frames, seed, steps, preset, name, False)
+
+        def resume(image: Any, prompt: str, frames: Any, seed: Any, steps: Any, preset: str, name: str):
+            yield from extend(image, prompt, frames, seed, steps, preset, name, True)
+
+        fields = [image, prompt, frames, seed, steps, preset, name]
+        run_button.click(run_new, fields, results)
+        resume_button.click(resume, fields, results)
+        stop_button.click(studio.stop, None, None)
+
+        with gr.Tab("Keyframes"):
+            with gr.Row():
+                with gr.Column():
+                    keys = gr.File(file_count="multiple", file_types=["image"], label="Keyframe images")
+                    positions = gr.Textbox(label="Their frames, in order (e.g. 0, 15)", elem_id="positions")
+                    key_prompt = gr.Textbox(label="Prompt (or lines FRAME: text, one per stretch)", lines=3)
+                    with gr.Row():
+                        key_frames = gr.Number(value=16, precision=0, label="Frames")
+                        key_seed = gr.Number(value=0, precision=0, label="Seed")
+                    key_name = gr.Textbox(value=studio.next_name("keys"), label="Name")
+                    key_button = gr.Button("Fill in", variant="primary")
+                    key_error = gr.Markdown()
+                with gr.Column():
+                    key_status = gr.Markdown()
+                    key_gallery = gr.Gallery(label="Frames", columns=8, height=180)
+                    key_video = gr.Video(label="Video")
+                    key_contact = gr.Image(label="Contact sheet")
+                    key_report = gr.Image(label="Quality report")
+                    key_seams = gr.Markdown()
+
+        def infill(files: Any, positions: str, prompt: str, frames: Any, seed: Any, name: str):
+            try:
+                places = [int(p) for p in re.split(r"[,\s]+", positions.strip()) if p]
+            except ValueError:
+                places = []
+            paths = [getattr(f, "name", f) for f in files or []]
+            if not paths or len(places) != len(paths):
+                yield "give one frame number per keyframe image", keep, keep, keep, keep, keep, keep
+                return
+            inputs = {
+                "keys": dict(zip(map(str, places), paths, strict=True)),
+                "prompt": prompt_value(prompt),
+                "frames": whole(frames),
+            }
+            yield from launch("infill", inputs, {"seed": whole(seed)}, name, False)
+
+        key_button.click(
+            infill,
+            [keys, positions, key_prompt, key_frames, key_seed, key_name],
+            [key_error, key_status, key_gallery, key_video, key_contact, key_report, key_seams],
+        )
+
+        with gr.Tab("Reroll or continue"):
+            with gr.Row():
+                with gr.Column():
+                    made = gr.Dropdown(studio.finished_outputs(), label="A finished video", allow_custom_value=False)
+                    refresh = gr.Button("Refresh the list")
+                    span = gr.Textbox(label="Frames to make again (e.g. 8-11)")
+                    more = gr.Number(value=16, precision=0, label="Or: frames to add at the end")
+                    edit_seed = gr.Number(value=1, precision=0, label="Seed")
+                    edit_name = gr.Textbox(value=studio.next_name("edit"), label="Name of the new video")
+                    with gr.Row():
+                        reroll_button = gr.Button("Reroll the frames", variant="primary")
+                        continue_button = gr.Button("Continue the video")
+                    edit_error = gr.Markdown()
+                with gr.Column():
+                    edit_status = gr.Markdown()
+                    edit_gallery = gr.Gallery(label="Frames", columns=8, height=180)
+                    edit_video = gr.Video(label="Video")
+                    edit_contact = gr.Image(label="Contact sheet")
+                    edit_report = gr.Image(label="Quality report")
+                    edit_seams = gr.Markdown()
+        edit_results = [edit_error, edit_status, edit_gallery, edit_video, edit_contact, edit_report, edit_seams]
+        refresh.click(lambda: gr.update(choices=studio.finished_outputs()), None, made)
+
+        def reroll(chosen: str, span: str, seed: Any, name: str):
+            try:
+                if not chosen:
+                    raise BadInput("choose a finished video")
+                inputs = {"run": str(studio.output_path(chosen)), "frames": frame_span(span)}
+            except BadInput as exc:
+                yield message(exc), keep, keep, keep, keep, keep, keep
+                return
+            yield from launch("reroll", inputs, {"seed": whole(seed)}, name, False)
+
+        def extend_from(chosen: str, frames: Any, name: str):
+            if not chosen:
+                yield "choose a finished video", keep, keep, keep, keep, keep, keep
+                return
+            state = str(studio.output_path(chosen)) + ".state.safetensors"
+            yield from launch("extend", {"from_state": state, "frames": whole(frames)}, {}, name, False)
+
+        reroll_button.click(reroll, [made, span, edit_seed, edit_name], edit_results)
+        continue_button.click(extend_from, [made, more, edit_name], edit_results)
+
+        with gr.Tab("Deflicker or report a clip"):
+            with gr.Row():
+                with gr.Column():
+                    clip = gr.Video(label="Clip", sources=["upload"])
+                    clip_name = gr.Textbox(value=studio.next_name("deflickered"), label="Name of the deflickered video")
+                    with gr.Row():
+                        deflicker_button = gr.Button("Deflicker", variant="primary")
+                        report_button = gr.Button("Quality report")
+                    clip_error = gr.Markdown()
+                with gr.Column():
+                    clip_status = gr.Markdown()
+                    clip_video = gr.Video(label="Result")
+                    clip_plot = gr.Image(label="Report")
+
+        def deflicker(clip: Any, name: str):
+            try:
+                if not clip:
+                    raise BadInput("give a clip")
+                summary = studio.deflicker(clip, name)
+                out = studio.output_path(name)
+                before, after = summary["input"]["flicker_index"], summary["output"]["flicker_index"]
+                plot = str(out) + ".flicker.png"
+                return "", f"flicker index {before:.3f} -> {after:.3f}", str(out), plot
+            except BaseException as exc:
+                return message(exc), keep, keep, keep
+
+        def quality(clip: Any):
+            try:
+                if not clip:
+                    raise BadInput("give a clip")
+                kept = studio.served(clip)  # uploads are kept in the outputs folder
+                report = studio.report(kept)
+                return "", f"{len(report['seams'])} seam(s) flagged", keep, str(kept) + ".report.png"
+            except BaseException as exc:
+                return message(exc), keep, keep, keep
+
+        deflicker_button.click(deflicker, [clip, clip_name], [clip_error, clip_status, clip_video, clip_plot])
+        report_button.click(quality, [clip], [clip_error, clip_status, clip_video, clip_plot])
+    return page
+
+
+def serve(studio: Studio, port: int | None = None, share: bool = False, host: str = "127.0.0.1") -> Any:
+    """Build and start the page; returns the running Blocks (its `local_url` printed)."""
+    os.environ["GRADIO_TEMP_DIR"] = str(studio.outputs / STUDIO_FOLDER)  # uploads stay in the outputs folder
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    page = build_page(studio)
+    page.queue()
+    page.launch(
+        server_name=host,
+        server_port=port or free_port(host),
+        share=share,
+        allowed_paths=[str(studio.outputs)],
+        prevent_thread_lock=True,
+        quiet=True,
+        show_error=False,
+    )
+    return page
+
+
+def served_url(page: Any) -> str:
+    return str(getattr(page, "local_url", "") or "")
+
+
+def outputs_default() -> Path:
+    return Path("vidzero-studio")
