@@ -81,11 +81,11 @@ def report_paths(path: str | Path) -> tuple[Path, Path]:
 def report_clip(clip: str | Path, force: bool = False) -> dict:
     """Write `<clip>.flicker.json` and `<clip>.flicker.png` next to the clip; return the report."""
     from vidzero.media.video import read_video, video_info
-    from vidzero.quality.flicker import flicker_report, plot_report
+    from vidzero.quality.flicker import flicker_report, plot_flicker
 
     video_info(clip)
     return write_clip_report(
-        clip, report_paths(clip), "flicker report", force, lambda: flicker_report(read_video(clip)), plot_report
+        clip, report_paths(clip), "flicker report", force, lambda: flicker_report(read_video(clip)), plot_flicker
     )
 
 
@@ -94,7 +94,7 @@ def deflicker_clip(inputs: DeflickerInputs, output: str | Path | Output, force: 
     the before/after summary."""
     from vidzero.media.pictures import write_png
     from vidzero.media.video import VideoWriter, read_video, video_info
-    from vidzero.quality.flicker import deflicker, flicker_report, plot_report
+    from vidzero.quality.flicker import deflicker, flicker_report, plot_flicker
 
     inputs.check()
     clip, settings, anchors = inputs.clip, inputs.settings(), list(inputs.anchors)
@@ -148,7 +148,7 @@ def deflicker_clip(inputs: DeflickerInputs, output: str | Path | Output, force: 
                 "per_frame": after["per_frame"],
             },
         )
-        write_png(png_path, plot_report(after, f"{out.name} (input flicker index {before['flicker_index']:.3f})"))
+        write_png(png_path, plot_flicker(after, f"{out.name} (input flicker index {before['flicker_index']:.3f})"))
         output.commit(writer)
     return summary
 

@@ -93,7 +93,7 @@ def halfwidth(values: list[float], rounds: int = 400) -> float:
 
 def summarise(rows: list[dict]) -> dict:
     ious, areas = [r["iou"] for r in rows], [r["area"] for r in rows]
-    passed = [r["iou"] >= 0.9 and abs(r["area"] - 1) <= 0.10 for r in rows]
+    passed = [passes(r) for r in rows]
     return {
         "iou": float(np.mean(ious)),
         "iou_noise": halfwidth(ious),
@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("docs/bench"))
     p.add_argument("--name", default="copy", help="the output files' stem")
     p.add_argument("--quick", action="store_true", help="2 shapes, 2 radii, 1 seed, 4-frame chain (a smoke run)")
+    p.add_argument("--reference", type=Path, help="a copy.json to pair with (the same objects and seeds)")
     a = p.parse_args(argv)
     options = json.loads(a.options)
     shapes, radii = (SHAPES[:2], RADII[:2]) if a.quick else (SHAPES, RADII)
@@ -152,10 +153,47 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": time.perf_counter() - started,
     }
     text = tables(report, radii, shapes)
+    if a.reference is not None:
+        text += "\n\n" + paired(report, json.loads(a.reference.read_text()), str(a.reference))
     print(text)
     a.out.mkdir(parents=True, exist_ok=True)
     write_json(a.out / f"{a.name}.json", report)
     (a.out / f"{a.name}.md").write_text(text + "\n")
+
+
+def paired(report: dict, reference: dict, name: str, draws: int = 2000) -> str:
+    """This model against a reference run of the bench, object by object (the same shape,
+    radius, seed and prompt): mean differences with 90 % bootstrap intervals."""
+    key = lambda r: (r["shape"], r["radius"], r["seed"], r["motion"])  # noqa: E731
+    theirs = {key(r): r for r in reference["one_step"]}
+    pairs = [(r, theirs[key(r)]) for r in report["one_step"] if key(r) in theirs]
+    if not pairs:
+        return f"No object in common with {name}."
+    rng = np.random.default_rng(0)
+
+    def interval(values: list[float]) -> str:
+        means = [np.mean(rng.choice(values, len(values))) for _ in range(draws)]
+        lo, hi = np.percentile(means, [5, 95])
+        return f"{np.mean(values):+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+    iou = [a["iou"] - b["iou"] for a, b in pairs]
+    area = [abs(a["area"] - 1) - abs(b["area"] - 1) for a, b in pairs]
+    passed = [float(passes(a)) - float(passes(b)) for a, b in pairs]
+    lines = [f"Paired with {name} over {len(pairs)} one-step objects (this model minus the reference, 90 % "
+             "bootstrap intervals):", "", f"- IoU {interval(iou)}", f"- |area ratio - 1| {interval(area)}",
+             f"- pass {interval(passed)}"]  # fmt: skip
+    chain_key = lambda c: (c["shape"], c["radius"], c["seed"])  # noqa: E731
+    their_chains = {chain_key(c): c for c in reference.get("chains", [])}
+    last = [
+        (c["iou"][-1], their_chains[chain_key(c)]["iou"][-1]) for c in report["chains"] if chain_key(c) in their_chains
+    ]
+    if last:
+        lines.append(f"- the chain's last frame IoU {interval([a - b for a, b in last])} over {len(last)} chains")
+    return "\n".join(lines)
+
+
+def passes(row: dict) -> bool:
+    return row["iou"] >= 0.9 and abs(row["area"] - 1) <= 0.1
 
 
 def tables(report: dict, radii, shapes) -> str:

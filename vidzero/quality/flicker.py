@@ -225,7 +225,7 @@ def flicker_report(frames: Iterable[np.ndarray], flow: str = "dis") -> dict:
     }
 
 
-def plot_report(report: dict, title: str = "") -> np.ndarray:
+def plot_flicker(report: dict, title: str = "") -> np.ndarray:
     """The report as an RGB image: brightness, colour, and the two per-frame error curves."""
 
     pf = report["per_frame"]
