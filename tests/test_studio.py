@@ -39,6 +39,8 @@ def test_names_stay_in_the_outputs_folder(studio):
 
 
 def test_bad_input_gets_the_clis_line_and_writes_nothing(studio, image_file):
+    fake = studio.outputs / ".studio" / "upload.png"  # an upload that is no image
+    fake.write_text("not a picture")
     before = sorted(p.name for p in studio.outputs.iterdir())
     cases = [
         ({"image": str(image_file), "prompt": "x", "frames": 0}, {}, "--frames"),
@@ -46,6 +48,7 @@ def test_bad_input_gets_the_clis_line_and_writes_nothing(studio, image_file):
         ({"image": str(studio.outputs / "missing.png"), "prompt": "x"}, {}, "not found"),
         ({"image": str(image_file), "prompt": "x"}, {"steps": -1}, "--steps"),
         ({"image": str(image_file), "prompt": "x"}, {"preset": "best"}, "--preset"),
+        ({"image": str(fake), "prompt": "x"}, {}, "upload.png"),
     ]
     for inputs, options, expected in cases:
         with pytest.raises(BadInput) as caught:
@@ -144,6 +147,14 @@ def test_deflicker_and_report_a_clip_in_the_outputs_folder(studio, image_file, t
         studio.deflicker(studio.outputs / "clip.mp4", "smooth")
     report = studio.report(studio.outputs / "smooth.mp4")
     assert (studio.outputs / "smooth.mp4.report.png").exists() and "seams" in report
+
+
+def test_a_model_is_chosen_by_what_its_files_say(studio, tiny_model_dir):
+    assert studio.choose_model("shapes")["window_frames"] == 16 and studio.model == "shapes"
+    with pytest.raises(BadInput):
+        studio.choose_model(str(studio.outputs / "no-such-model"))
+    assert studio.model == "shapes"
+    assert studio.choose_model(str(tiny_model_dir))["family"] == "unet3d"
 
 
 def test_the_page_builds_with_every_control(studio):

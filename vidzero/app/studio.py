@@ -133,6 +133,15 @@ class Studio:
         self._lock = threading.Lock()  # one run at a time on the one model
         self.current: RunHandle | None = None
 
+    def choose_model(self, model: str) -> dict[str, Any]:
+        """Use another checkpoint for the next runs ('shapes', a folder, a hub id in the local
+        cache); returns what its files say of it, as `vidzero info` prints it."""
+        from vidzero.models.checkpoint import inspect_checkpoint
+
+        summary = inspect_checkpoint((model or "").strip() or "shapes").summary()
+        self.model = summary["model"]
+        return summary
+
     # ------------------------------------------------------------------ names and files
     def output_path(self, name: str) -> Path:
         """A video in the outputs folder, from a plain file name ("circle" -> circle.mp4)."""

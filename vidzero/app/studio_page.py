@@ -101,9 +101,24 @@ def build_page(studio: Studio) -> Any:
 
     with gr.Blocks(title="vidzero studio") as page:
         gr.Markdown(
-            f"# vidzero studio\nModel **{studio.model}**. Every run is written to `{studio.outputs}` "
-            "with its manifest and sidecars, as the CLI writes it."
+            f"# vidzero studio\nEvery run is written to `{studio.outputs}` with its manifest and sidecars, "
+            "as the CLI writes it."
         )
+        with gr.Accordion(f"Model: {studio.model}", open=False):
+            with gr.Row():
+                model = gr.Textbox(value=studio.model, label="'shapes', a diffusers folder or a cached hub id")
+                use_model = gr.Button("Use this model")
+            model_info = gr.Markdown(elem_id="model-info")
+
+        def choose(name: str) -> str:
+            try:
+                summary = studio.choose_model(name)
+            except BaseException as exc:
+                return message(exc)
+            keys = ("family", "window_frames", "height", "width", "unet_parameters", "folder")
+            return "\n".join(f"- {k}: {summary.get(k)}" for k in keys)
+
+        use_model.click(choose, model, model_info)
         with gr.Tab("Image to video"):
             with gr.Row():
                 with gr.Column():
