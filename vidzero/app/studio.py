@@ -230,7 +230,7 @@ class Studio:
                         handle.outcome = "stopped"
                 except StopRun:
                     handle.outcome = "stopped"
-                except BaseException as exc:  # the server keeps serving
+                except Exception as exc:  # the server keeps serving
                     handle.outcome = "error: " + message(exc)
 
         handle.thread = threading.Thread(target=work, name="vidzero-studio-run", daemon=True)

@@ -94,7 +94,7 @@ def build_page(studio: Studio) -> Any:
     def launch(task: str, inputs: dict, options: dict, name: str, resume: bool) -> Iterator[tuple]:
         try:
             handle = studio.start(task, inputs, options, name, resume=resume)
-        except BaseException as exc:  # bad input: one line beside the fields, nothing written
+        except Exception as exc:  # bad input: one line beside the fields, nothing written
             yield message(exc), keep, keep, keep, keep, keep, keep
             return
         yield from watch(handle)
@@ -113,7 +113,7 @@ def build_page(studio: Studio) -> Any:
         def choose(name: str) -> str:
             try:
                 summary = studio.choose_model(name)
-            except BaseException as exc:
+            except Exception as exc:
                 return message(exc)
             keys = ("family", "window_frames", "height", "width", "unet_parameters", "folder")
             return "\n".join(f"- {k}: {summary.get(k)}" for k in keys)
@@ -270,7 +270,7 @@ def build_page(studio: Studio) -> Any:
                 before, after = summary["input"]["flicker_index"], summary["output"]["flicker_index"]
                 plot = str(out) + ".flicker.png"
                 return "", f"flicker index {before:.3f} -> {after:.3f}", str(out), plot
-            except BaseException as exc:
+            except Exception as exc:
                 return message(exc), keep, keep, keep
 
         def quality(clip: Any):
@@ -280,7 +280,7 @@ def build_page(studio: Studio) -> Any:
                 kept = studio.served(clip)  # uploads are kept in the outputs folder
                 report = studio.report(kept)
                 return "", f"{len(report['seams'])} seam(s) flagged", keep, str(kept) + ".report.png"
-            except BaseException as exc:
+            except Exception as exc:
                 return message(exc), keep, keep, keep
 
         deflicker_button.click(deflicker, [clip, clip_name], [clip_error, clip_status, clip_video, clip_plot])
