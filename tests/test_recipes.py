@@ -147,6 +147,7 @@ def test_packing_bench_runs(capsys):
     assert row.endswith("levels |")
 
 
+@pytest.mark.slow  # 22 s: the GPU script's every part, run before a GPU is used (python -m pytest -m slow)
 def test_gpu_check_runs_every_part_on_tiny_models(tmp_path):
     import json
 
