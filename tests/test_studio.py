@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vidzero.app.cli import app
-from vidzero.app.studio import EngineProgress, Studio, frame_span, message
+from vidzero.app.studio import EngineProgress, Studio, frame_span, message, seam_choices
 from vidzero.errors import BadInput
 
 FAST = {"steps": 2, "resample": 0, "seed": 3}
@@ -56,7 +56,9 @@ def test_bad_input_gets_the_clis_line_and_writes_nothing(studio, image_file):
         assert expected in message(caught.value) and "\n" not in message(caught.value)
     assert sorted(p.name for p in studio.outputs.iterdir()) == before
     assert message(RuntimeError("boom")) == "internal error: RuntimeError: boom"
-    assert frame_span(" 8 - 11 ") == "8-11"
+    assert frame_span(" 8 - 11 ") == "8-11" and frame_span("8-11 (seam at 10: flicker)") == "8-11"
+    seam = {"frame": 10, "signal": "flicker", "reroll": "vidzero reroll 'my out.mp4' --frames 8-11 -o NEW"}
+    assert seam_choices([seam]) == ["8-11 (seam at 10: flicker)"]
     with pytest.raises(BadInput):
         frame_span("eight")
 

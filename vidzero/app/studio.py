@@ -17,6 +17,7 @@ uninterrupted run writes.
 from __future__ import annotations
 
 import re
+import shlex
 import threading
 import time
 from dataclasses import dataclass, field
@@ -275,8 +276,20 @@ class Studio:
         return report_clip(self.served(clip), force=True)
 
 
+def seam_span(seam: dict) -> str:
+    """The frames a flagged seam's reroll regenerates ("A-B"), from the command the report wrote."""
+    words = shlex.split(str(seam.get("reroll", "")))
+    return words[words.index("--frames") + 1] if "--frames" in words[:-1] else ""
+
+
+def seam_choices(seams: list[dict]) -> list[str]:
+    """A finished video's flagged seams as the page lists them: "8-11 (seam at 10: flicker)"."""
+    return [f"{seam_span(s)} (seam at {s.get('frame')}: {s.get('signal')})" for s in seams if seam_span(s)]
+
+
 def frame_span(text: str) -> str:
     """A reroll span as the page takes it ("40-47"), checked as the CLI checks it."""
-    if not re.fullmatch(r"\s*\d+\s*-\s*\d+\s*", text or ""):
-        raise BadInput(f"frames {text!r}: give a span such as 8-11")
+    text = (text or "").split("(")[0]  # a listed seam: "8-11 (seam at 10: flicker)"
+    if not re.fullmatch(r"\s*\d+\s*-\s*\d+\s*", text):
+        raise BadInput(f"frames {text.strip()!r}: give a span such as 8-11")
     return text.replace(" ", "")

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vidzero.app.studio import STUDIO_FOLDER, RunHandle, Studio, frame_span, message
+from vidzero.app.studio import STUDIO_FOLDER, RunHandle, Studio, frame_span, message, seam_choices
 from vidzero.errors import BadInput
 from vidzero.runs.options import DEFAULT_PRESET, PRESETS
 
@@ -74,9 +74,7 @@ def build_page(studio: Studio) -> Any:
             time.sleep(POLL_SECONDS)
         if handle.outcome in ("done", "complete already"):
             files = studio.result_files(handle.output)
-            seams = "\n".join(
-                f"- frames {s.get('first')}-{s.get('last')}: {s.get('reason', 'seam')}" for s in files["seams"]
-            )
+            seams = "\n".join(f"- reroll frames {choice}" for choice in seam_choices(files["seams"]))
             yield (
                 "",
                 f"**{handle.outcome}**: {handle.output.name}",
@@ -209,7 +207,12 @@ def build_page(studio: Studio) -> Any:
                 with gr.Column():
                     made = gr.Dropdown(studio.finished_outputs(), label="A finished video", allow_custom_value=False)
                     refresh = gr.Button("Refresh the list")
-                    span = gr.Textbox(label="Frames to make again (e.g. 8-11)")
+                    span = gr.Dropdown(
+                        [],
+                        label="Frames to make again: a flagged seam, or type a span (e.g. 8-11)",
+                        allow_custom_value=True,
+                        elem_id="span",
+                    )
                     more = gr.Number(value=16, precision=0, label="Or: frames to add at the end")
                     edit_seed = gr.Number(value=1, precision=0, label="Seed")
                     edit_name = gr.Textbox(value=studio.next_name("edit"), label="Name of the new video")
@@ -226,6 +229,14 @@ def build_page(studio: Studio) -> Any:
                     edit_seams = gr.Markdown()
         edit_results = [edit_error, edit_status, edit_gallery, edit_video, edit_contact, edit_report, edit_seams]
         refresh.click(lambda: gr.update(choices=studio.finished_outputs()), None, made)
+
+        def seams_of(chosen: str) -> Any:
+            if not chosen:
+                return gr.update(choices=[])
+            files = studio.result_files(studio.output_path(chosen))
+            return gr.update(choices=seam_choices(files["seams"]), value=None)
+
+        made.change(seams_of, made, span)
 
         def reroll(chosen: str, span: str, seed: Any, name: str):
             try:
