@@ -64,7 +64,7 @@ def make_vae() -> AutoencoderKL:
     )
 
 
-def make_unet() -> UNet3DConditionModel:
+def make_unet(layers_per_block: int = 1) -> UNet3DConditionModel:
     return UNet3DConditionModel(
         sample_size=world.SIZE // 8,
         in_channels=4,
@@ -72,11 +72,64 @@ def make_unet() -> UNet3DConditionModel:
         down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
         up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
         block_out_channels=(64, 128),
-        layers_per_block=1,
+        layers_per_block=layers_per_block,
         cross_attention_dim=TEXT_WIDTH,
         attention_head_dim=8,
         norm_num_groups=32,
     )
+
+
+def grow_unet(unet: UNet3DConditionModel, layers_per_block: int) -> UNet3DConditionModel:
+    """The same UNet with `layers_per_block` layers per block (each a resnet, a temporal
+    convolution and, in attention blocks, a spatial and a temporal transformer), computing exactly
+    what `unet` computes: its layers keep their weights and the new ones start as the identity
+    (the last convolution or projection of each new part is zero, and a new up layer's 1x1
+    shortcut passes the hidden state on and ignores the skip it is given). Training then decides
+    what the added depth does. Grows a one-layer UNet only."""
+    if unet.config.layers_per_block != 1 or layers_per_block < 1:
+        raise ValueError("grow_unet grows a UNet of one layer per block")
+    grown = UNet3DConditionModel.from_config({**unet.config, "layers_per_block": layers_per_block})
+    extra = layers_per_block - 1
+    state = {}
+    # where each grown layer's weights come from (None: a new, identity layer)
+    for name in grown.state_dict():
+        parts = name.split(".")
+        source: str | None = name
+        if parts[0] in ("down_blocks", "up_blocks") and parts[2] in (
+            "resnets",
+            "temp_convs",
+            "attentions",
+            "temp_attentions",
+        ):
+            index = int(parts[3])
+            if parts[0] == "down_blocks":
+                old = index if index == 0 else None
+            else:  # up blocks: the first and the last layer are the old ones, the middle ones new
+                old = 0 if index == 0 else (1 if index == layers_per_block else None)
+                if extra == 0:
+                    old = index
+            source = None if old is None else ".".join([*parts[:3], str(old), *parts[4:]])
+        state[name] = unet.state_dict()[source] if source is not None else None
+    fresh = grown.state_dict()
+    for name, value in state.items():
+        fresh[name] = value.clone() if value is not None else identity_start(name, fresh[name])
+    grown.load_state_dict(fresh)
+    return grown
+
+
+def identity_start(name: str, value: torch.Tensor) -> torch.Tensor:
+    """A new layer's weight where the layer should pass its input on unchanged."""
+    last_parts = ("conv2.", "conv4.3.", "proj_out.")  # resnet, temporal conv, both transformers
+    if any(part in name for part in last_parts):
+        return torch.zeros_like(value)
+    if "conv_shortcut.weight" in name:  # (out, out + skip, 1, 1): keep the hidden channels
+        out = value.shape[0]
+        eye = torch.zeros_like(value)
+        eye[:, :out, 0, 0] = torch.eye(out)
+        return eye
+    if "conv_shortcut.bias" in name:
+        return torch.zeros_like(value)
+    return value
 
 
 def make_tokenizer(folder: str | Path, max_length: int = 77) -> CLIPTokenizer:

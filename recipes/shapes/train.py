@@ -392,7 +392,7 @@ class Trainer:
         a = self.args
         torch.manual_seed(a.seed + 3)
         vae = self.load_vae()
-        unet = shapes_model.make_unet().to(self.device)
+        unet = shapes_model.make_unet(a.layers_per_block).to(self.device)
         text_encoder = shapes_model.make_text_encoder(self.tokenizer).to(self.device)
         ema_unet = copy.deepcopy(unet).requires_grad_(False)
         ema_text = copy.deepcopy(text_encoder).requires_grad_(False)
@@ -420,6 +420,10 @@ class Trainer:
             unet = UNet3DConditionModel.from_pretrained(a.from_model, subfolder="unet", torch_dtype=torch.float32).to(
                 self.device
             )
+            if a.layers_per_block != unet.config.layers_per_block:
+                # deeper, computing exactly what the shipped UNet computes at step 0
+                unet = shapes_model.grow_unet(unet.cpu(), a.layers_per_block).to(self.device)
+                log(f"unet: grown to {a.layers_per_block} layers per block (new layers start as the identity)")
             text_encoder = CLIPTextModel.from_pretrained(a.from_model / "text_encoder", dtype=torch.float32).to(
                 self.device
             )
@@ -469,6 +473,7 @@ class Trainer:
                     "opt": opt.state_dict(),
                     "step": step,
                     "text_frozen": text_frozen,
+                    "layers_per_block": a.layers_per_block,
                 },
                 ckpt_path,
             )
@@ -679,7 +684,7 @@ class Trainer:
 
         vae = self.load_vae().to("cpu")
         ckpt = torch.load(self.out / "unet.pt", map_location="cpu")
-        unet = shapes_model.make_unet()
+        unet = shapes_model.make_unet(ckpt.get("layers_per_block", 1))
         unet.load_state_dict(ckpt["ema_unet"] if not self.args.no_ema else ckpt["unet"])
         text_encoder = shapes_model.make_text_encoder(self.tokenizer)
         text_encoder.load_state_dict(ckpt["ema_text"] if not self.args.no_ema else ckpt["text_encoder"])
@@ -903,6 +908,14 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SHARE",
         help="share of appearance-world clips whose background takes any dark colour, not a named one "
         "(so that only the clip's other frames tell it); 0: the named colours only",
+    )
+    p.add_argument(
+        "--layers-per-block",
+        type=int,
+        default=1,
+        metavar="N",
+        help="UNet layers per block (resnet, temporal conv, attentions); with --from-model a one-layer "
+        "UNet is grown to N, the new layers starting as the identity (the depth arm)",
     )
     p.add_argument(
         "--free-outline",

@@ -735,3 +735,25 @@ def test_the_gpu_training_command_trains_and_exports_on_the_cpu(tmp_path):
 
     assert json.loads((tmp_path / "model" / "training.json").read_text())["unet_steps"] > 0
     assert (tmp_path / "model" / "unet" / "config.json").exists()
+
+
+def test_a_grown_unet_computes_what_the_one_it_grew_from_computes():
+    import torch
+
+    from recipes.shapes.components import grow_unet, make_unet
+
+    torch.manual_seed(0)
+    unet = make_unet()
+    with torch.no_grad():  # no weight left at zero, so that every copied part matters
+        for p in unet.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    grown = grow_unet(unet, 2)
+    assert grown.config.layers_per_block == 2
+    assert sum(p.numel() for p in grown.parameters()) > 1.3 * sum(p.numel() for p in unet.parameters())
+    x, t, text = torch.randn(2, 4, 16, 8, 8), torch.tensor([500, 20]), torch.randn(2, 24, 128)
+    with torch.no_grad():
+        before, after = unet.eval()(x, t, text).sample, grown.eval()(x, t, text).sample
+    assert torch.equal(before, after)
+    with torch.no_grad():  # and the new layers are trainable parts, not dead ones
+        grown.down_blocks[0].resnets[1].conv2.weight.add_(0.1)
+        assert not torch.equal(grown(x, t, text).sample, before)
