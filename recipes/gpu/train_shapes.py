@@ -1,6 +1,7 @@
 """Continue training the embedded model on a lent GPU for a fixed time, then export it.
 
     python -m recipes.gpu.train_shapes --out build/gpu-train --export OUT/shapes-model --minutes 9
+    python -m recipes.gpu.train_shapes --out build/gpu-depth --export OUT/depth-model --layers-per-block 2
 
 One command for a machine that is lent for minutes: it continues `--from-model` (default: the
 shipped weights) with the flags of the current fidelity training at a GPU's batch size, stops
@@ -46,8 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pool-refresh", type=int, default=4)
     p.add_argument("--seed", type=int, default=4)
     p.add_argument("--cpu", action="store_true", help="run on the CPU (a try of the command, tiny settings)")
+    p.add_argument("--layers-per-block", type=int, default=1, help="2: the depth arm (the UNet grown deeper)")
     a = p.parse_args(argv)
     common = ["--out", a.out, "--from-model", a.from_model, "--seed", str(a.seed), *FLAGS]
+    common += ["--layers-per-block", str(a.layers_per_block)]
     common += ["--cpu"] if a.cpu else []
     train.main(
         [
