@@ -78,6 +78,7 @@ def test_a_page_run_writes_what_the_cli_writes(studio, image_file, tiny_model_di
     assert files["video"] == str(page) and files["contact"] and files["report"]
     assert studio.finished_outputs() == ["page.mp4"]
     assert handle.snapshot()["output"] == str(page)
+    assert "frames in" in handle.estimate and "guided evaluations" in handle.estimate
     # the CLI goes on from what the page made, and the page from what the CLI made
     more = CliRunner().invoke(
         app,

@@ -135,6 +135,7 @@ def test_a_person_makes_a_video_stops_a_run_and_resumes_it(page, tmp_path, tiny_
 
     # a longer run, stopped once its first frames are on the page, then resumed
     run_in_page(driver, "second", 40)
+    status_says(driver, "windows")  # this run is under way (not the first one's "done")
     WebDriverWait(driver, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gallery img"))
     driver.find_element(By.ID, "stop").click()
     status_says(driver, "stopped")

@@ -219,7 +219,7 @@ class Studio:
         run.progress = EngineProgress(handle.progress)
         run.engine.callback = lambda info: not handle.stop.is_set()
         Output(out, run.input_paths).decide(run.fingerprint(), force=False, resume=resume)  # before any write
-        handle.estimate = f"{run.length - run.first_output} frames in {len(run.jobs)} windows"
+        handle.estimate = estimate(run)
 
         def work() -> None:
             with self._lock:
@@ -274,6 +274,19 @@ class Studio:
         from vidzero.app.clip_report import report_clip
 
         return report_clip(self.served(clip), force=True)
+
+
+def estimate(run: Any) -> str:
+    """The plan's cost as `--dry-run` states it: frames, windows, guided evaluations, and the time
+    they took per evaluation in the last run of this model on this machine."""
+    from vidzero.runs.timings import key_for, recorded
+
+    evaluations = len(run.jobs) * run.engine.settings.evaluations()
+    text = f"{run.length - run.first_output} frames in {len(run.jobs)} windows, {evaluations} guided evaluations"
+    per_evaluation = recorded(key_for(run.backbone)).get("seconds")
+    if per_evaluation:
+        text += f", about {per_evaluation * evaluations:.0f} s (from the last run on this machine)"
+    return text
 
 
 def seam_span(seam: dict) -> str:

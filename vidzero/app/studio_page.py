@@ -68,7 +68,7 @@ def build_page(studio: Studio) -> Any:
         while True:
             snap = handle.snapshot()
             status = f"**{snap['status']}**  \n{handle.estimate}"
-            yield "", status, snap["frames"] or keep, keep, keep, keep, keep
+            yield "", status, snap["frames"], keep, keep, keep, keep  # this run's frames only
             if not snap["running"]:
                 break
             time.sleep(POLL_SECONDS)
