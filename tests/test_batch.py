@@ -255,6 +255,23 @@ def test_a_batch_never_replaces_a_video_it_did_not_make(material, tiny_model_dir
     assert (out / "cat.mp4").read_bytes() == made
 
 
+def test_a_job_reads_and_hashes_what_is_at_its_output_once(material, tiny_model_dir, monkeypatch):
+    from vidzero.media import outputs
+
+    one = [json.loads(line) for line in (material / "jobs.jsonl").read_text().splitlines()][:2]
+    (material / "jobs.jsonl").write_text("\n".join(json.dumps(j) for j in one) + "\n")
+    assert batch(material).exit_code == 0
+    cat = material / "out" / "cat.mp4"
+    hashed: list[Path] = []
+    real_hash = outputs.sha256_of
+    monkeypatch.setattr(outputs, "sha256_of", lambda path: hashed.append(Path(path)) or real_hash(path))
+    assert batch(material).exit_code == 0  # done already: skipped, by its manifest's proof
+    assert hashed == [cat]
+    hashed.clear()
+    assert batch(material, "--force").exit_code == 0  # replaced: the old output proven once, then written
+    assert hashed == [cat]
+
+
 def test_two_processes_split_a_batch_and_run_every_job_once(material, tiny_model_dir):
     jobs = [
         {

@@ -63,7 +63,7 @@ class UNet3DBackbone:
         width: int | None = None,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
-        vae_slice: int = 8,
+        vae_slice: int = LoadOptions.vae_slice,
         model_id: str = "<components>",
         revision: str | None = None,
         offload: str = "none",
