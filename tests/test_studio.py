@@ -128,6 +128,27 @@ def test_stop_leaves_a_run_that_resume_finishes_to_the_same_bytes(studio, image_
     assert (studio.outputs / "cut.mp4").read_bytes() == (studio.outputs / "whole.mp4").read_bytes()
 
 
+def test_a_timeline_of_images_and_clips_fills_in(studio, image_file, tmp_path):
+    from tests.synthetic import moving_square
+    from vidzero.app.studio import timeline_inputs
+    from vidzero.media.video import write_video
+
+    clip = tmp_path / "clip.mp4"
+    write_video(moving_square(4, 16, start=(4.0, 8.0), speed=1.0, half=3), clip)
+    inputs = timeline_inputs([str(image_file)], "0", [str(clip)], "6", {"0": "a cat", "5": "a dog"}, 10)
+    assert inputs["keys"] == {"0": str(image_file)} and inputs["clips"] == {"6": str(clip)}
+    handle = studio.start("infill", inputs, FAST, "timeline")
+    assert handle.wait(120) == "done", handle.outcome
+    assert json.loads((studio.outputs / "timeline.mp4.manifest.json").read_text())["frames"] == 10
+    for bad in (
+        ([], "", [], "", "x", 8),
+        ([str(image_file)], "0, 9", [], "", "x", 8),
+        ([str(image_file)], "a", [], "", "x", 8),
+    ):
+        with pytest.raises(BadInput):
+            timeline_inputs(*bad)
+
+
 def test_one_run_at_a_time(studio, image_file, monkeypatch):
     inputs = {"image": str(image_file), "prompt": "x", "frames": 12}
     first = studio.start("extend", inputs, FAST, "one")

@@ -289,6 +289,29 @@ def estimate(run: Any) -> str:
     return text
 
 
+def placed(files: list[str], positions: str, what: str) -> dict[str, str]:
+    """Files at frame positions ("0, 15": the first file at frame 0, the second at 15)."""
+    words = [w for w in re.split(r"[,\s]+", (positions or "").strip()) if w]
+    if not all(w.isdigit() for w in words) or len(words) != len(files):
+        raise BadInput(f"give one frame number per {what}, in order (e.g. 0, 15): {len(files)} file(s), {positions!r}")
+    return dict(zip(words, files, strict=True))
+
+
+def timeline_inputs(
+    images: list[str], image_frames: str, clips: list[str], clip_frames: str, prompt: Any, frames: int | None
+) -> dict[str, Any]:
+    """An infill's inputs from the page's timeline: images and clips at frame positions (a clip
+    fills frames from its position on), a prompt or a prompt per stretch, the length."""
+    if not images and not clips:
+        raise BadInput("place at least one image or clip on the timeline")
+    inputs: dict[str, Any] = {"prompt": prompt, "frames": frames}
+    if images:
+        inputs["keys"] = placed(images, image_frames, "image")
+    if clips:
+        inputs["clips"] = placed(clips, clip_frames, "clip")
+    return inputs
+
+
 def seam_span(seam: dict) -> str:
     """The frames a flagged seam's reroll regenerates ("A-B"), from the command the report wrote."""
     words = shlex.split(str(seam.get("reroll", "")))

@@ -16,7 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vidzero.app.studio import STUDIO_FOLDER, RunHandle, Studio, frame_span, message, seam_choices
+from vidzero.app.studio import (
+    STUDIO_FOLDER,
+    RunHandle,
+    Studio,
+    frame_span,
+    message,
+    seam_choices,
+    timeline_inputs,
+)
 from vidzero.errors import BadInput
 from vidzero.runs.options import DEFAULT_PRESET, PRESETS
 
@@ -165,6 +173,8 @@ def build_page(studio: Studio) -> Any:
                 with gr.Column():
                     keys = gr.File(file_count="multiple", file_types=["image"], label="Keyframe images")
                     positions = gr.Textbox(label="Their frames, in order (e.g. 0, 15)", elem_id="positions")
+                    clips = gr.File(file_count="multiple", file_types=["video"], label="Clips (optional)")
+                    clip_positions = gr.Textbox(label="The frame each clip starts at, in order (e.g. 30)")
                     key_prompt = gr.Textbox(label="Prompt (or lines FRAME: text, one per stretch)", lines=3)
                     with gr.Row():
                         key_frames = gr.Number(value=16, precision=0, label="Frames")
@@ -180,25 +190,26 @@ def build_page(studio: Studio) -> Any:
                     key_report = gr.Image(label="Quality report")
                     key_seams = gr.Markdown()
 
-        def infill(files: Any, positions: str, prompt: str, frames: Any, seed: Any, name: str):
+        def infill(
+            images: Any, positions: str, clips: Any, clip_positions: str, prompt: str, frames: Any, seed: Any, name: str
+        ):
             try:
-                places = [int(p) for p in re.split(r"[,\s]+", positions.strip()) if p]
-            except ValueError:
-                places = []
-            paths = [getattr(f, "name", f) for f in files or []]
-            if not paths or len(places) != len(paths):
-                yield "give one frame number per keyframe image", keep, keep, keep, keep, keep, keep
+                inputs = timeline_inputs(
+                    [getattr(f, "name", f) for f in images or []],
+                    positions,
+                    [getattr(f, "name", f) for f in clips or []],
+                    clip_positions,
+                    prompt_value(prompt),
+                    whole(frames),
+                )
+            except BadInput as exc:
+                yield message(exc), keep, keep, keep, keep, keep, keep
                 return
-            inputs = {
-                "keys": dict(zip(map(str, places), paths, strict=True)),
-                "prompt": prompt_value(prompt),
-                "frames": whole(frames),
-            }
             yield from launch("infill", inputs, {"seed": whole(seed)}, name, False)
 
         key_button.click(
             infill,
-            [keys, positions, key_prompt, key_frames, key_seed, key_name],
+            [keys, positions, clips, clip_positions, key_prompt, key_frames, key_seed, key_name],
             [key_error, key_status, key_gallery, key_video, key_contact, key_report, key_seams],
         )
 
