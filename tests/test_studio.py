@@ -149,6 +149,22 @@ def test_a_timeline_of_images_and_clips_fills_in(studio, image_file, tmp_path):
             timeline_inputs(*bad)
 
 
+def test_progress_counts_windows_and_steps():
+    from vidzero.app.studio import Progress, bar
+
+    progress = Progress()
+    assert progress.fraction() == 0.0 and progress.line() == "starting"
+    progress.job(0, 4)
+    progress.step_done(5, 10)
+    assert progress.fraction() == 0.125 and "window 1/4, step 5/10" in progress.line()
+    progress.job(2, 4)
+    progress.step_done(10, 10)
+    assert progress.fraction() == 0.75 and "s left" in progress.line()
+    progress.job(4, 4)
+    assert progress.fraction() == 1.0
+    assert bar(0.5, 10) == "\u2588" * 5 + "\u2591" * 5 + " 50%"
+
+
 def test_one_run_at_a_time(studio, image_file, monkeypatch):
     inputs = {"image": str(image_file), "prompt": "x", "frames": 12}
     first = studio.start("extend", inputs, FAST, "one")

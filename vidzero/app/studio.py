@@ -57,6 +57,13 @@ class Progress:
     def step_done(self, done: int, total: int) -> None:
         self.step, self.steps = done, total
 
+    def fraction(self) -> float:
+        """The share of the run's model work done (windows, and steps within the current one)."""
+        if not self.windows:
+            return 0.0
+        within = self.step / self.steps if self.steps and self.windows_done < self.windows else 0.0
+        return min(1.0, (self.windows_done + within) / self.windows)
+
     def line(self) -> str:
         if not self.windows:
             return "starting"
@@ -109,6 +116,7 @@ class RunHandle:
     def snapshot(self) -> dict[str, Any]:
         return {
             "status": self.outcome or self.progress.line(),
+            "fraction": 1.0 if self.outcome == "done" else self.progress.fraction(),
             "estimate": self.estimate,
             "frames": [str(p) for p in self.frames()],
             "running": self.running,
@@ -310,6 +318,12 @@ def timeline_inputs(
     if clips:
         inputs["clips"] = placed(clips, clip_frames, "clip")
     return inputs
+
+
+def bar(fraction: float, width: int = 30) -> str:
+    """A progress bar in text (the page's status line)."""
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "\u2588" * filled + "\u2591" * (width - filled) + f" {fraction:.0%}"
 
 
 def seam_span(seam: dict) -> str:

@@ -20,6 +20,7 @@ from vidzero.app.studio import (
     STUDIO_FOLDER,
     RunHandle,
     Studio,
+    bar,
     frame_span,
     message,
     seam_choices,
@@ -75,7 +76,7 @@ def build_page(studio: Studio) -> Any:
         """Yield (error, status, frames, video, contact, report, seams) until the run ends."""
         while True:
             snap = handle.snapshot()
-            status = f"**{snap['status']}**  \n{handle.estimate}"
+            status = f"**{snap['status']}**  \n`{bar(snap['fraction'])}`  \n{handle.estimate}"
             yield "", status, snap["frames"], keep, keep, keep, keep  # this run's frames only
             if not snap["running"]:
                 break
