@@ -4,6 +4,7 @@ that drives the served page is tests/test_studio_browser.py (marked `browser`)."
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -197,8 +198,10 @@ def test_a_model_is_chosen_by_what_its_files_say(studio, tiny_model_dir):
     assert studio.choose_model(str(tiny_model_dir))["family"] == "unet3d"
 
 
-def test_the_page_builds_with_every_control(studio):
+def test_the_page_builds_with_every_control(studio, monkeypatch):
     from vidzero.app.studio_page import build_page, prompt_value
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "")  # restored afterwards: the page points it at the outputs folder
 
     page = build_page(studio)
     ids = {getattr(block, "elem_id", None) for block in page.blocks.values()}
@@ -206,3 +209,4 @@ def test_the_page_builds_with_every_control(studio):
     assert {"video", "contact", "report", "seams", "error", "status"} <= ids
     assert prompt_value("0: a red circle\n8: a blue square") == {"0": "a red circle", "8": "a blue square"}
     assert prompt_value(" a cat ") == "a cat" and prompt_value("") is None
+    assert os.environ["GRADIO_TEMP_DIR"] == str(studio.outputs / ".studio")

@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def page(tmp_path, tiny_model_dir):
     from selenium.webdriver.chrome.service import Service
 
     outputs = tmp_path / "outputs"
+    gradio_default = Path(tempfile.gettempdir()) / "gradio"  # where Gradio writes unless told
+    before = sorted(gradio_default.rglob("*")) if gradio_default.exists() else []
     server = subprocess.Popen(
         [sys.executable, "-m", "vidzero.app.cli", "studio", "--outputs", str(outputs)]
         + ["--model", str(tiny_model_dir), "--device", "cpu"],
@@ -70,6 +73,8 @@ def page(tmp_path, tiny_model_dir):
         driver.quit()
         server.terminate()
         server.wait(30)
+    after = sorted(gradio_default.rglob("*")) if gradio_default.exists() else []
+    assert after == before, "the studio wrote outside its outputs folder"
 
 
 def fill(driver, elem_id: str, value: str) -> None:

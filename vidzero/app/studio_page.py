@@ -8,6 +8,7 @@ shares to a public link unless `--share` is given.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -59,17 +60,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def require_gradio() -> Any:
-    try:
-        import gradio as gr
-    except ImportError:
-        raise BadInput('vidzero studio needs Gradio: pip install "vidzero[studio]"') from None
+def check_gradio() -> None:
+    """A one-line error when the studio extra is missing (without importing Gradio)."""
+    if importlib.util.find_spec("gradio") is None:
+        raise BadInput('vidzero studio needs Gradio: pip install "vidzero[studio]"')
+
+
+def require_gradio(studio: Studio) -> Any:
+    """Gradio, imported after its temporary folder is pointed into the outputs folder: Gradio
+    reads GRADIO_TEMP_DIR once, when it is first imported, for uploads and its own files."""
+    check_gradio()
+    os.environ["GRADIO_TEMP_DIR"] = str(studio.outputs / STUDIO_FOLDER)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
     return gr
 
 
 def build_page(studio: Studio) -> Any:
     """The page's Blocks (not launched)."""
-    gr = require_gradio()
+    gr = require_gradio(studio)
     keep = gr.update()
 
     def watch(handle: RunHandle) -> Iterator[tuple]:
@@ -313,8 +323,6 @@ def build_page(studio: Studio) -> Any:
 
 def serve(studio: Studio, port: int | None = None, share: bool = False, host: str = "127.0.0.1") -> Any:
     """Build and start the page; returns the running Blocks (its `local_url` printed)."""
-    os.environ["GRADIO_TEMP_DIR"] = str(studio.outputs / STUDIO_FOLDER)  # uploads stay in the outputs folder
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     page = build_page(studio)
     page.queue()
     page.launch(
