@@ -68,7 +68,7 @@ def page(tmp_path, tiny_model_dir):
         from selenium.webdriver.support.ui import WebDriverWait
 
         WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#image input[type=file]"))
-        yield driver, outputs
+        yield driver, outputs, url
     finally:
         driver.quit()
         server.terminate()
@@ -104,6 +104,17 @@ def run_in_page(driver, name: str, frames: int) -> None:
     driver.find_element(By.ID, "run").click()
 
 
+def served(address: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(address, timeout=30) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as refused:
+        return int(refused.code)
+
+
 def cli_run(image: Path, out: Path, model: Path, frames: int) -> bytes:
     res = CliRunner().invoke(
         app,
@@ -118,7 +129,7 @@ def test_a_person_makes_a_video_stops_a_run_and_resumes_it(page, tmp_path, tiny_
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver, outputs = page
+    driver, outputs, url = page
     image = ROOT / "examples" / "red_circle.png"
     driver.find_element(By.CSS_SELECTOR, "#image input[type=file]").send_keys(str(image))
     WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#image img"))
@@ -148,5 +159,7 @@ def test_a_person_makes_a_video_stops_a_run_and_resumes_it(page, tmp_path, tiny_
     driver.find_element(By.ID, "resume").click()
     status_says(driver, "done", timeout=300)
     assert (outputs / "second.mp4").read_bytes() == cli_run(image, tmp_path / "cli-second.mp4", tiny_model_dir, 40)
+    for path, expected in ((outputs / "first.mp4", 200), (ROOT / "README.md", 403), (Path("/etc/passwd"), 403)):
+        assert served(f"{url}gradio_api/file={path}") == expected, path  # the outputs folder only
     written = {p.resolve() for p in tmp_path.rglob("*") if p.is_file()}
     assert all(outputs in p.parents or p.parent == tmp_path for p in written)  # the page wrote in its folder only
