@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vidzero.errors import BadInput, StopRun
-from vidzero.media.outputs import FRAME_NAME, VIDEO_SUFFIXES, check_path_text, sidecar
+from vidzero.media.outputs import FRAME_NAME, VIDEO_SUFFIXES, check_path_text, sidecar, virtual_root, write_errors
 from vidzero.runs.options import LOAD_OPTIONS, RunOptions
 from vidzero.runs.output import Output
 from vidzero.tasks import build_spec, read_inputs
@@ -134,9 +134,13 @@ class Studio:
 
     def __init__(self, outputs: str | Path, model: str = "shapes", device: str = "auto") -> None:
         self.outputs = Path(outputs).resolve()
-        check_path_text(str(self.outputs), "outputs folder")
-        self.outputs.mkdir(parents=True, exist_ok=True)
-        (self.outputs / STUDIO_FOLDER).mkdir(exist_ok=True)
+        check_path_text(str(self.outputs), "{option}", "outputs")
+        if self.outputs.exists() and not self.outputs.is_dir():
+            raise BadInput(f"{{option}} {outputs} is a file, not a folder", "outputs")
+        if virtual_root(self.outputs) is not None:
+            raise BadInput(f"{{option}} {outputs} is in a kernel file system: choose a folder on a disk", "outputs")
+        with write_errors(self.outputs):
+            (self.outputs / STUDIO_FOLDER).mkdir(parents=True, exist_ok=True)
         self.model, self.device = model, device
         self._backbone: tuple[tuple, Any] | None = None  # one model in memory at a time
         self._lock = threading.Lock()  # one run at a time on the one model

@@ -54,9 +54,15 @@ def number_text(text: str | None) -> Any:
     return int(text) if text.isdigit() else text or None
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = "127.0.0.1", port: int = 0) -> int:
+    """`port` if nothing listens on it (0: any free one), or a one-line error."""
     with socket.socket() as s:
-        s.bind((host, 0))
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise BadInput(
+                f"{{option}} {port} is in use on {host}: choose another, or leave it out for a free one", "port"
+            ) from None
         return int(s.getsockname()[1])
 
 
@@ -327,7 +333,7 @@ def serve(studio: Studio, port: int | None = None, share: bool = False, host: st
     page.queue()
     page.launch(
         server_name=host,
-        server_port=port or free_port(host),
+        server_port=free_port(host, port or 0),
         share=share,
         allowed_paths=[str(studio.outputs)],
         prevent_thread_lock=True,
