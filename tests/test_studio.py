@@ -28,6 +28,26 @@ def studio(tmp_path, tiny_model_dir):
     return Studio(tmp_path / "outputs", model=str(tiny_model_dir), device="cpu")
 
 
+def test_a_bad_outputs_folder_or_port_is_one_line(tmp_path):
+    import socket
+
+    from vidzero.app.studio_page import free_port
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BadInput, match="is a file, not a folder"):
+        Studio(tmp_path / "file")
+    with pytest.raises(BadInput, match="kernel file system"):
+        Studio("/proc/vidzero-studio")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(BadInput) as caught:
+            free_port("127.0.0.1", port)
+        assert caught.value.for_cli().startswith(f"--port {port} is in use")
+    assert free_port() > 0
+
+
 def test_names_stay_in_the_outputs_folder(studio):
     assert studio.output_path("circle") == studio.outputs / "circle.mp4"
     assert studio.output_path("a.webm") == studio.outputs / "a.webm"
