@@ -14,7 +14,6 @@ import re
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from vidzero.app.studio import (
@@ -345,7 +344,3 @@ def serve(studio: Studio, port: int | None = None, share: bool = False, host: st
 
 def served_url(page: Any) -> str:
     return str(getattr(page, "local_url", "") or "")
-
-
-def outputs_default() -> Path:
-    return Path("vidzero-studio")

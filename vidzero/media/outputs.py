@@ -85,11 +85,6 @@ def sidecar(output: str | Path, suffix: str) -> Path:
     return p.with_name(p.name + suffix)
 
 
-def sidecar_paths(output: str | Path) -> tuple[Path, Path]:
-    """(manifest JSON, contact-sheet PNG) written next to an output."""
-    return sidecar(output, MANIFEST), sidecar(output, CONTACT)
-
-
 def run_sidecars(output: str | Path) -> list[Path]:
     """Every sidecar a generating run writes, in the order it writes them."""
     return [sidecar(output, s) for s in (MANIFEST, CONTACT, REPORT_JSON, REPORT_PNG, STATE)]
