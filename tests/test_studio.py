@@ -98,6 +98,7 @@ def test_a_page_run_writes_what_the_cli_writes(studio, image_file, tiny_model_di
     files = studio.result_files(page)
     assert files["video"] == str(page) and files["contact"] and files["report"]
     assert studio.finished_outputs() == ["page.mp4"]
+    assert studio.free_name("page") == "page-001.mp4" and studio.free_name("fresh") == "fresh"
     assert handle.snapshot()["output"] == str(page)
     assert "frames in" in handle.estimate and "guided evaluations" in handle.estimate
     # the CLI goes on from what the page made, and the page from what the CLI made
@@ -140,6 +141,7 @@ def test_stop_leaves_a_run_that_resume_finishes_to_the_same_bytes(studio, image_
     assert stopped.wait(120) == "stopped"
     assert (studio.outputs / "cut.mp4.state.safetensors").exists() and not (studio.outputs / "cut.mp4").exists()
     assert len(stopped.frames()) >= 2  # the frames made so far are what the page shows
+    assert studio.free_name("cut") == "cut"  # the name stays for Resume
     monkeypatch.setattr(EngineProgress, "job", report)
     with pytest.raises(BadInput) as refused:
         studio.start("extend", inputs, FAST, "cut")

@@ -175,6 +175,19 @@ class Studio:
             n += 1
         return f"{stem}-{n:03d}.mp4"
 
+    def free_name(self, name: str) -> str:
+        """`name` while no finished video has it, else the next free name of its kind: the page's
+        name field moves on after a run, so that the next run does not collide, and stays after
+        Stop, so that Resume continues the stopped run."""
+        try:
+            taken = self.output_path(name)
+        except BadInput:
+            return name
+        if not taken.exists():
+            return name
+        stem = re.sub(r"-\d{3}$", "", taken.stem) or "video"
+        return self.next_name(stem)
+
     def finished_outputs(self) -> list[str]:
         """Videos in the outputs folder that a run finished (their manifest beside them)."""
         return sorted(

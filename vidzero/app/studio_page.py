@@ -180,8 +180,8 @@ def build_page(studio: Studio) -> Any:
             yield from extend(image, prompt, frames, seed, steps, preset, name, True)
 
         fields = [image, prompt, frames, seed, steps, preset, name]
-        run_button.click(run_new, fields, results)
-        resume_button.click(resume, fields, results)
+        run_button.click(run_new, fields, results).then(studio.free_name, name, name)
+        resume_button.click(resume, fields, results).then(studio.free_name, name, name)
         stop_button.click(studio.stop, None, None)
 
         with gr.Tab("Keyframes"):
@@ -227,7 +227,7 @@ def build_page(studio: Studio) -> Any:
             infill,
             [keys, positions, clips, clip_positions, key_prompt, key_frames, key_seed, key_name],
             [key_error, key_status, key_gallery, key_video, key_contact, key_report, key_seams],
-        )
+        ).then(studio.free_name, key_name, key_name)
 
         with gr.Tab("Reroll or continue"):
             with gr.Row():
@@ -282,8 +282,12 @@ def build_page(studio: Studio) -> Any:
             state = str(studio.output_path(chosen)) + ".state.safetensors"
             yield from launch("extend", {"from_state": state, "frames": whole(frames)}, {}, name, False)
 
-        reroll_button.click(reroll, [made, span, edit_seed, edit_name], edit_results)
-        continue_button.click(extend_from, [made, more, edit_name], edit_results)
+        reroll_button.click(reroll, [made, span, edit_seed, edit_name], edit_results).then(
+            studio.free_name, edit_name, edit_name
+        )
+        continue_button.click(extend_from, [made, more, edit_name], edit_results).then(
+            studio.free_name, edit_name, edit_name
+        )
 
         with gr.Tab("Deflicker or report a clip"):
             with gr.Row():
@@ -321,7 +325,9 @@ def build_page(studio: Studio) -> Any:
             except Exception as exc:
                 return message(exc), keep, keep, keep
 
-        deflicker_button.click(deflicker, [clip, clip_name], [clip_error, clip_status, clip_video, clip_plot])
+        deflicker_button.click(deflicker, [clip, clip_name], [clip_error, clip_status, clip_video, clip_plot]).then(
+            studio.free_name, clip_name, clip_name
+        )
         report_button.click(quality, [clip], [clip_error, clip_status, clip_video, clip_plot])
     return page
 
