@@ -26,7 +26,7 @@ from typing import Any
 
 from vidzero.errors import BadInput, StopRun
 from vidzero.media.outputs import FRAME_NAME, VIDEO_SUFFIXES, check_path_text, sidecar, virtual_root, write_errors
-from vidzero.runs.options import LOAD_OPTIONS, RunOptions
+from vidzero.runs.options import LOAD, LOAD_OPTIONS, RunOptions
 from vidzero.runs.output import Output
 from vidzero.tasks import build_spec, read_inputs
 
@@ -132,7 +132,7 @@ class RunHandle:
 class Studio:
     """The page's actions over one outputs folder."""
 
-    def __init__(self, outputs: str | Path, model: str = "shapes", device: str = "auto") -> None:
+    def __init__(self, outputs: str | Path, model: str = LOAD.model, device: str = LOAD.device) -> None:
         self.outputs = Path(outputs).resolve()
         check_path_text(str(self.outputs), "{option}", "outputs")
         if self.outputs.exists() and not self.outputs.is_dir():
@@ -151,7 +151,7 @@ class Studio:
         cache); returns what its files say of it, as `vidzero info` prints it."""
         from vidzero.models.checkpoint import inspect_checkpoint
 
-        summary = inspect_checkpoint((model or "").strip() or "shapes").summary()
+        summary = inspect_checkpoint((model or "").strip() or LOAD.model).summary()
         self.model = summary["model"]
         return summary
 
