@@ -394,11 +394,11 @@ def studio(values: dict[str, Any]) -> None:
     import time
 
     from vidzero.app.studio import Studio
-    from vidzero.app.studio_page import check_gradio, serve, served_url
+    from vidzero.app.studio_page import require_gradio, serve, served_url
     from vidzero.models.checkpoint import inspect_checkpoint
 
-    check_gradio()
     inspect_checkpoint(values["model"])  # a one-line error before the page starts
+    require_gradio(values["outputs"])
     page = serve(Studio(values["outputs"], values["model"], values["device"]), values["port"], values["share"])
     err.print(f"vidzero studio: {served_url(page)} (outputs in {Path(values['outputs']).resolve()}); Ctrl-C stops it")
     try:

@@ -8,12 +8,12 @@ shares to a public link unless `--share` is given.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from vidzero.app.studio import (
@@ -65,26 +65,22 @@ def free_port(host: str = "127.0.0.1", port: int = 0) -> int:
         return int(s.getsockname()[1])
 
 
-def check_gradio() -> None:
-    """A one-line error when the studio extra is missing (without importing Gradio)."""
-    if importlib.util.find_spec("gradio") is None:
-        raise BadInput('vidzero studio needs Gradio: pip install "vidzero[studio]"')
-
-
-def require_gradio(studio: Studio) -> Any:
+def require_gradio(outputs: str | Path) -> Any:
     """Gradio, imported after its temporary folder is pointed into the outputs folder: Gradio
-    reads GRADIO_TEMP_DIR once, when it is first imported, for uploads and its own files."""
-    check_gradio()
-    os.environ["GRADIO_TEMP_DIR"] = str(studio.outputs / STUDIO_FOLDER)
+    reads GRADIO_TEMP_DIR once, when it is first imported, for uploads and its own files. A
+    one-line error when the studio extra is missing."""
+    os.environ["GRADIO_TEMP_DIR"] = str(Path(outputs).resolve() / STUDIO_FOLDER)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    import gradio as gr
-
+    try:
+        import gradio as gr
+    except ImportError:
+        raise BadInput('vidzero studio needs Gradio: pip install "vidzero[studio]"') from None
     return gr
 
 
 def build_page(studio: Studio) -> Any:
     """The page's Blocks (not launched)."""
-    gr = require_gradio(studio)
+    gr = require_gradio(studio.outputs)
     keep = gr.update()
 
     def watch(handle: RunHandle) -> Iterator[tuple]:
