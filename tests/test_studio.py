@@ -100,6 +100,7 @@ def test_a_page_run_writes_what_the_cli_writes(studio, image_file, tiny_model_di
     assert studio.finished_outputs() == ["page.mp4"]
     assert studio.free_name("page") == "page-001.mp4" and studio.free_name("fresh") == "fresh"
     assert handle.snapshot()["output"] == str(page)
+    assert [p.name for p in handle.frames()] == [f"{i:06d}.png" for i in range(5)]  # the page's gallery
     assert "frames in" in handle.estimate and "guided evaluations" in handle.estimate
     # the CLI goes on from what the page made, and the page from what the CLI made
     more = CliRunner().invoke(

@@ -16,8 +16,11 @@ uninterrupted run writes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,7 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from vidzero.errors import BadInput, StopRun
-from vidzero.media.outputs import FRAME_NAME, VIDEO_SUFFIXES, check_path_text, sidecar, virtual_root, write_errors
+from vidzero.media.outputs import (
+    FRAME_NAME,
+    VIDEO_SUFFIXES,
+    check_path_text,
+    discard,
+    sidecar,
+    virtual_root,
+    write_errors,
+)
 from vidzero.runs.options import LOAD, LOAD_OPTIONS, RunOptions
 from vidzero.runs.output import Output
 from vidzero.tasks import build_spec, read_inputs
@@ -106,12 +117,40 @@ class RunHandle:
     def running(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
 
+    @property
+    def shown(self) -> Path:
+        """Where the page's copies of the frames live: the run's frames folder goes when the run
+        finishes, so each frame is hard-linked here (no second copy on disk) as it appears."""
+        return self.output.parent / STUDIO_FOLDER / "frames" / self.output.name
+
     def frames(self) -> list[Path]:
-        """The frames written so far, in order (the run's frames folder; gone once it finished)."""
+        """The frames written so far, in order."""
         partial = sidecar(self.output, ".partial")
-        if not partial.is_dir():
-            return []
-        return sorted(p for p in partial.iterdir() if FRAME_NAME.match(p.name))
+        made = sorted(p for p in partial.iterdir() if FRAME_NAME.match(p.name)) if partial.is_dir() else []
+        if made:
+            self.shown.mkdir(parents=True, exist_ok=True)
+        for frame in made:
+            kept = self.shown / frame.name
+            if not kept.exists():
+                try:
+                    os.link(frame, kept)
+                except OSError:  # a file system without hard links, or the run just removed it
+                    with contextlib.suppress(OSError):
+                        shutil.copyfile(frame, kept)
+        return sorted(self.shown.iterdir()) if self.shown.is_dir() else []
+
+    def keep_frames(self, first_output: int) -> None:
+        """Once the run finished: the frames the page did not catch while they were in the frames
+        folder (a run faster than the page's polling), read back from the video."""
+        from vidzero.media.pictures import write_png
+        from vidzero.media.video import read_video
+
+        self.frames()
+        self.shown.mkdir(parents=True, exist_ok=True)
+        for offset, image in enumerate(read_video(self.output)):
+            kept = self.shown / f"{first_output + offset:06d}.png"
+            if not kept.exists():
+                write_png(kept, image)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -244,6 +283,7 @@ class Studio:
         run.progress = EngineProgress(handle.progress)
         run.engine.callback = lambda info: not handle.stop.is_set()
         Output(out, run.input_paths).decide(run.fingerprint(), force=False, resume=resume)  # before any write
+        discard(handle.shown)  # the frames an earlier run of this name showed
         handle.estimate = estimate(run)
 
         def work() -> None:
@@ -251,6 +291,7 @@ class Studio:
                 try:
                     run.save(out, resume=resume)
                     handle.manifest = run.manifest_written
+                    handle.keep_frames(run.first_output)
                     handle.outcome = "complete already" if run.complete_already else "done"
                     if run.stopped:
                         handle.outcome = "stopped"

@@ -85,10 +85,14 @@ def build_page(studio: Studio) -> Any:
 
     def watch(handle: RunHandle) -> Iterator[tuple]:
         """Yield (error, status, frames, video, contact, report, seams) until the run ends."""
+        shown = False  # frames of this run on the page (its frames folder goes when it finishes)
         while True:
             snap = handle.snapshot()
             status = f"**{snap['status']}**  \n`{bar(snap['fraction'])}`  \n{handle.estimate}"
-            yield "", status, snap["frames"], keep, keep, keep, keep  # this run's frames only
+            # this run's frames only: the first poll clears the last run's, the last keeps this one's
+            frames = snap["frames"] if snap["frames"] or not shown else keep
+            shown = shown or bool(snap["frames"])
+            yield "", status, frames, keep, keep, keep, keep
             if not snap["running"]:
                 break
             time.sleep(POLL_SECONDS)
