@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vidzero.app.cli import app
-from vidzero.app.studio import EngineProgress, Studio, frame_span, message, seam_choices
+from vidzero.app.studio import Progress, Studio, frame_span, message, seam_choices
 from vidzero.errors import BadInput
 
 FAST = {"steps": 2, "resample": 0, "seed": 3}
@@ -130,20 +130,20 @@ def test_stop_leaves_a_run_that_resume_finishes_to_the_same_bytes(studio, image_
     whole = studio.start("extend", inputs, FAST, "whole")
     assert whole.wait(120) == "done"
 
-    report = EngineProgress.job
+    report = Progress.job
 
     def stop_after_two_windows(self, done, total):
         report(self, done, total)
         if done == 2:
             studio.stop()
 
-    monkeypatch.setattr(EngineProgress, "job", stop_after_two_windows)
+    monkeypatch.setattr(Progress, "job", stop_after_two_windows)
     stopped = studio.start("extend", inputs, FAST, "cut")
     assert stopped.wait(120) == "stopped"
     assert (studio.outputs / "cut.mp4.state.safetensors").exists() and not (studio.outputs / "cut.mp4").exists()
     assert len(stopped.frames()) >= 2  # the frames made so far are what the page shows
     assert studio.free_name("cut") == "cut"  # the name stays for Resume
-    monkeypatch.setattr(EngineProgress, "job", report)
+    monkeypatch.setattr(Progress, "job", report)
     with pytest.raises(BadInput) as refused:
         studio.start("extend", inputs, FAST, "cut")
     assert "--resume continues it" in message(refused.value)
@@ -174,15 +174,15 @@ def test_a_timeline_of_images_and_clips_fills_in(studio, image_file, tmp_path):
 
 
 def test_progress_counts_windows_and_steps():
-    from vidzero.app.studio import Progress, bar
+    from vidzero.app.studio import bar
 
     progress = Progress()
     assert progress.fraction() == 0.0 and progress.line() == "starting"
     progress.job(0, 4)
-    progress.step_done(5, 10)
+    progress.step(5, 10)
     assert progress.fraction() == 0.125 and "window 1/4, step 5/10" in progress.line()
     progress.job(2, 4)
-    progress.step_done(10, 10)
+    progress.step(10, 10)
     assert progress.fraction() == 0.75 and "s left" in progress.line()
     progress.job(4, 4)
     assert progress.fraction() == 1.0

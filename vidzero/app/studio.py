@@ -54,51 +54,39 @@ def message(exc: BaseException) -> str:
 
 @dataclass
 class Progress:
-    """The run's progress as the page shows it (the engine reports windows and steps)."""
+    """The run's progress as the page shows it; the engine reports to it (its progress
+    protocol: `job` after each window, `step` after each denoising step)."""
 
     windows: int = 0
     windows_done: int = 0
-    step: int = 0
+    steps_done: int = 0
     steps: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def job(self, done: int, total: int) -> None:
         self.windows_done, self.windows = done, total
 
-    def step_done(self, done: int, total: int) -> None:
-        self.step, self.steps = done, total
+    def step(self, done: int, total: int) -> None:
+        self.steps_done, self.steps = done, total
+
+    def close(self) -> None:
+        pass
 
     def fraction(self) -> float:
         """The share of the run's model work done (windows, and steps within the current one)."""
         if not self.windows:
             return 0.0
-        within = self.step / self.steps if self.steps and self.windows_done < self.windows else 0.0
+        within = self.steps_done / self.steps if self.steps and self.windows_done < self.windows else 0.0
         return min(1.0, (self.windows_done + within) / self.windows)
 
     def line(self) -> str:
         if not self.windows:
             return "starting"
         elapsed = time.monotonic() - self.started
-        text = f"window {min(self.windows_done + 1, self.windows)}/{self.windows}, step {self.step}/{self.steps}"
+        text = f"window {min(self.windows_done + 1, self.windows)}/{self.windows}, step {self.steps_done}/{self.steps}"
         if self.windows_done:
             text += f", about {elapsed / self.windows_done * (self.windows - self.windows_done):.0f} s left"
         return text
-
-
-class EngineProgress:
-    """The engine's progress protocol (job, step) feeding a `Progress`."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-
-    def job(self, done: int, total: int) -> None:
-        self.progress.job(done, total)
-
-    def step(self, done: int, total: int) -> None:
-        self.progress.step_done(done, total)
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass
@@ -280,7 +268,7 @@ class Studio:
         spec = self.spec(task, inputs, options)
         handle = RunHandle(out, estimate="")
         run = plan_run(spec, self.backbone_for(spec.options))
-        run.progress = EngineProgress(handle.progress)
+        run.progress = handle.progress
         run.engine.callback = lambda info: not handle.stop.is_set()
         Output(out, run.input_paths).decide(run.fingerprint(), force=False, resume=resume)  # before any write
         discard(handle.shown)  # the frames an earlier run of this name showed
