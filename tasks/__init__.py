@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vidzero.errors import BadInput
-from vidzero.runs.options import RunOptions
+from vidzero.runs.options import LOAD_OPTIONS, RunOptions
 from vidzero.runs.spec import RunSpec, TaskPlan
 
 from . import deflicker, extend, generate, infill, predict, reroll
@@ -122,6 +122,12 @@ def read_inputs(task: str, record: Mapping[str, Any]) -> Any:
     return task_of(task).inputs.from_record(dict(record))  # type: ignore[attr-defined]
 
 
+def spec_from_fields(task: str, inputs: Mapping[str, Any], options: Mapping[str, Any]) -> RunSpec:
+    """The checked spec of a task from its inputs' record and the options a caller set (a batch
+    job line, a studio form): the options not given keep the table's defaults."""
+    return build_spec(read_inputs(task, inputs), RunOptions.given(dict(options)), set(options))
+
+
 def spec_from_record(record: Mapping[str, Any]) -> RunSpec:
     """A run's spec read back typed from its record (manifest or state file)."""
     if not isinstance(record, Mapping) or not {"task", "inputs", "options"} <= set(record):
@@ -136,6 +142,26 @@ def load_for(options: RunOptions) -> Backbone:
     from vidzero.models.families import load_backbone  # torch and diffusers: not on `vidzero --help`
 
     return load_backbone(options.load_options())
+
+
+def load_key(options: RunOptions) -> tuple[str, ...]:
+    """What names the model options load: options with one key share one model in memory."""
+    return tuple(str(getattr(options, name)) for name in LOAD_OPTIONS)
+
+
+class OneModel:
+    """One loaded backbone at a time: the one the last options named, kept while the next
+    options name the same model (a batch's jobs, a studio's runs)."""
+
+    def __init__(self) -> None:
+        self._held: tuple[tuple[str, ...], Backbone] | None = None
+
+    def __call__(self, options: RunOptions) -> Backbone:
+        key = load_key(options)
+        if self._held is None or self._held[0] != key:
+            self._held = None  # free the previous model first
+            self._held = (key, load_for(options))
+        return self._held[1]
 
 
 def start(spec: RunSpec, backbone: Backbone | None = None) -> PlannedRun:
@@ -160,4 +186,16 @@ def start(spec: RunSpec, backbone: Backbone | None = None) -> PlannedRun:
     return PlannedRun(spec, plan, bb)
 
 
-__all__ = ["TASKS", "Task", "TaskPlan", "build_spec", "read_inputs", "spec_from_record", "start", "task_of"]
+__all__ = [
+    "TASKS",
+    "OneModel",
+    "Task",
+    "TaskPlan",
+    "build_spec",
+    "load_key",
+    "read_inputs",
+    "spec_from_fields",
+    "spec_from_record",
+    "start",
+    "task_of",
+]

@@ -59,10 +59,10 @@ from vidzero.media.outputs import (
     write_errors,
     write_json,
 )
-from vidzero.runs.options import LOAD_OPTIONS, RunOptions
+from vidzero.runs.options import RunOptions
 from vidzero.runs.output import Output
 from vidzero.runs.spec import input_record
-from vidzero.tasks import read_inputs, start
+from vidzero.tasks import OneModel, load_key, read_inputs, start
 
 if TYPE_CHECKING:
     from vidzero.core.packing import Packer
@@ -125,7 +125,7 @@ class Batch:
         self.log = log or (lambda text: None)
         self.on_job = on_job or (lambda done, total: None)
         self.records_dir = out_dir / RECORDS
-        self._backbone: tuple[tuple, Any] | None = None  # one model in memory at a time
+        self._model = OneModel()
         self.pack = pack
         self.packer: Packer | None = None  # set while packed jobs run
         self._say = threading.Lock()  # one thread at a time logs and rewrites the summary
@@ -133,7 +133,7 @@ class Batch:
     def run(self) -> list[Record]:
         order = process_order(len(self.jobs), self.rank, self.world)
         sampled = [self.jobs[i] for i in order if self.jobs[i].task != "deflicker"]
-        if self.pack > 1 and len({self._load_key(job) for job in sampled}) > 1:  # before anything is written
+        if self.pack > 1 and len({load_key(self._options(job)) for job in sampled}) > 1:  # before anything is written
             raise BadInput("--pack runs every job on one model; the job file names several (model, dtype, device)")
         with write_errors(self.records_dir):
             self.records_dir.mkdir(parents=True, exist_ok=True)
@@ -277,21 +277,10 @@ class Batch:
 
     def backbone_for(self, job: Job) -> Any:
         """The loaded backbone the job's options name (kept while the next job names the same)."""
-        from vidzero.tasks import load_for
-
-        key = self._load_key(job)
-        if self._backbone is None or self._backbone[0] != key:
-            self._backbone = None  # free the previous model first
-            self._backbone = (key, load_for(self._options(job)))
-        return self._backbone[1]
+        return self._model(self._options(job))
 
     def _options(self, job: Job) -> RunOptions:
         return RunOptions.given({**job.options, **({"device": self.device} if self.device else {})})
-
-    def _load_key(self, job: Job) -> tuple[str, ...]:
-        """What names the model a job loads (jobs with one key share one model in memory)."""
-        options = self._options(job)
-        return tuple(str(getattr(options, name)) for name in LOAD_OPTIONS)
 
     # ------------------------------------------------------------------ records and summary
     def _record_path(self, job_id: str) -> Path:

@@ -16,9 +16,9 @@ from typing import Any
 
 from vidzero.errors import BadInput
 from vidzero.media.outputs import check_input_file, check_path_text, resolved, run_sidecars
-from vidzero.runs.options import NOT_RECORDED, RunOptions, option_fields
+from vidzero.runs.options import NOT_RECORDED, option_fields
 from vidzero.runs.spec import RunSpec
-from vidzero.tasks import TASKS, build_spec, read_inputs, task_of
+from vidzero.tasks import TASKS, read_inputs, spec_from_fields, task_of
 
 JOB_KEYS = {"task", "id", "output", "format"}
 OPTION_KEYS = {f.name for f in option_fields()} - set(NOT_RECORDED)
@@ -43,7 +43,7 @@ class Job:
         options = dict(self.options)
         if device is not None and "device" not in options:
             options["device"] = device
-        return build_spec(read_inputs(self.task, self.inputs), RunOptions.given(options), set(options))
+        return spec_from_fields(self.task, self.inputs, options)
 
 
 def job_keys(task: str) -> set[str]:

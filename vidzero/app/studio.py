@@ -1,11 +1,11 @@
 """vidzero studio: what the local web editor does, without the page (vidzero.app.studio_page).
 
-Each action of the page is a method here, a thin layer over the task table: the inputs a page
-field holds become a task's inputs exactly as a batch job line's do (`vidzero.tasks.read_inputs`),
-the options a `RunOptions` (`RunOptions.given`), and `build_spec` checks them once, with the
-CLI's messages. A run is saved by `PlannedRun.save` into the studio's outputs folder, so what
-the page makes is what the CLI makes (video, manifest, sidecars, state), and either can resume,
-reroll, extend or batch what the other made.
+Each action of the page is a method here, a thin layer over the task table: the inputs and
+options the page's fields hold become a checked spec by the very call a batch job line makes
+(`vidzero.tasks.spec_from_fields`), with the CLI's messages, and the model is kept in memory as
+the batch keeps it (`vidzero.tasks.OneModel`). A run is saved by `PlannedRun.save` into the
+studio's outputs folder, so what the page makes is what the CLI makes (video, manifest,
+sidecars, state), and either can resume, reroll, extend or batch what the other made.
 
 A run goes on in a worker thread; the page polls `RunHandle.snapshot()` for the frames written
 so far (the run's own frames folder), the planner's estimate and the step counter. Stop asks the
@@ -29,17 +29,23 @@ from typing import Any
 
 from vidzero.errors import BadInput, StopRun
 from vidzero.media.outputs import (
+    CONTACT,
     FRAME_NAME,
+    MANIFEST,
+    PARTIAL,
+    REPORT_PNG,
+    STATE,
     VIDEO_SUFFIXES,
     check_path_text,
     discard,
+    read_manifest,
     sidecar,
     virtual_root,
     write_errors,
 )
-from vidzero.runs.options import LOAD, LOAD_OPTIONS, RunOptions
+from vidzero.runs.options import LOAD
 from vidzero.runs.output import Output
-from vidzero.tasks import build_spec, read_inputs
+from vidzero.tasks import OneModel, read_inputs, spec_from_fields
 
 STUDIO_FOLDER = ".studio"  # inside the outputs folder: the page's uploads and temporary files
 
@@ -113,7 +119,7 @@ class RunHandle:
 
     def frames(self) -> list[Path]:
         """The frames written so far, in order."""
-        partial = sidecar(self.output, ".partial")
+        partial = sidecar(self.output, PARTIAL)
         made = sorted(p for p in partial.iterdir() if FRAME_NAME.match(p.name)) if partial.is_dir() else []
         if made:
             self.shown.mkdir(parents=True, exist_ok=True)
@@ -169,7 +175,7 @@ class Studio:
         with write_errors(self.outputs):
             (self.outputs / STUDIO_FOLDER).mkdir(parents=True, exist_ok=True)
         self.model, self.device = model, device
-        self._backbone: tuple[tuple, Any] | None = None  # one model in memory at a time
+        self._model = OneModel()
         self._lock = threading.Lock()  # one run at a time on the one model
         self.current: RunHandle | None = None
 
@@ -198,7 +204,7 @@ class Studio:
     def next_name(self, stem: str = "video") -> str:
         taken = {p.name for p in self.outputs.iterdir()}
         n = 1
-        while f"{stem}-{n:03d}.mp4" in taken or f"{stem}-{n:03d}.mp4.state.safetensors" in taken:
+        while f"{stem}-{n:03d}.mp4" in taken or sidecar(f"{stem}-{n:03d}.mp4", STATE).name in taken:
             n += 1
         return f"{stem}-{n:03d}.mp4"
 
@@ -218,9 +224,7 @@ class Studio:
     def finished_outputs(self) -> list[str]:
         """Videos in the outputs folder that a run finished (their manifest beside them)."""
         return sorted(
-            p.name
-            for p in self.outputs.iterdir()
-            if p.suffix in VIDEO_SUFFIXES and sidecar(p, ".manifest.json").exists()
+            p.name for p in self.outputs.iterdir() if p.suffix in VIDEO_SUFFIXES and sidecar(p, MANIFEST).exists()
         )
 
     def served(self, path: str | Path) -> Path:
@@ -238,22 +242,7 @@ class Studio:
         if task != "reroll":  # a reroll keeps its run's model
             given.setdefault("model", self.model)
         given.setdefault("device", self.device)
-        return build_spec(read_inputs(task, inputs), RunOptions.given(given), set(given))
-
-    def backbone_for(self, options: RunOptions) -> Any:
-        from vidzero.tasks import load_for  # torch: only once a run starts
-
-        key = tuple(str(getattr(options, name)) for name in LOAD_OPTIONS)
-        if self._backbone is None or self._backbone[0] != key:
-            self._backbone = None  # free the previous model first
-            self._backbone = (key, load_for(options))
-        return self._backbone[1]
-
-    def estimate(self, spec: Any) -> str:
-        """The planner's plan and estimate for the spec, as `--dry-run` prints it."""
-        from vidzero.app.planner import dry_run
-
-        return dry_run(spec)
+        return spec_from_fields(task, inputs, given)
 
     def start(
         self, task: str, inputs: dict[str, Any], options: dict[str, Any], name: str, resume: bool = False
@@ -267,7 +256,7 @@ class Studio:
         out = self.output_path(name)
         spec = self.spec(task, inputs, options)
         handle = RunHandle(out, estimate="")
-        run = plan_run(spec, self.backbone_for(spec.options))
+        run = plan_run(spec, self._model(spec.options))
         run.progress = handle.progress
         run.engine.callback = lambda info: not handle.stop.is_set()
         Output(out, run.input_paths).decide(run.fingerprint(), force=False, resume=resume)  # before any write
@@ -302,16 +291,9 @@ class Studio:
     def result_files(self, output: Path) -> dict[str, Any]:
         """What the page shows of a finished output: the video, its contact sheet, the quality
         report's picture and its seams (with the frames each covers)."""
-        manifest = sidecar(output, ".manifest.json")
-        import json
-
-        record = json.loads(manifest.read_text(encoding="utf-8")) if manifest.exists() else {}
+        record = read_manifest(sidecar(output, MANIFEST)) or {}
         seams = ((record.get("report") or {}).get("seams")) or []
-        existing = {
-            "video": output,
-            "contact": sidecar(output, ".contact.png"),
-            "report": sidecar(output, ".report.png"),
-        }
+        existing = {"video": output, "contact": sidecar(output, CONTACT), "report": sidecar(output, REPORT_PNG)}
         return {k: str(v) if v.exists() else None for k, v in existing.items()} | {"seams": seams}
 
     def deflicker(self, clip: str | Path, name: str) -> dict:

@@ -27,7 +27,9 @@ from vidzero.app.studio import (
     timeline_inputs,
 )
 from vidzero.errors import BadInput
+from vidzero.media.outputs import REPORT_PNG, STATE, sidecar
 from vidzero.runs.options import DEFAULT_PRESET, PRESETS
+from vidzero.tasks.deflicker import report_paths as flicker_paths
 
 POLL_SECONDS = 0.4
 SCHEDULE_LINE = re.compile(r"^\s*(\d+)\s*:\s*(.+?)\s*$")
@@ -113,6 +115,20 @@ def build_page(studio: Studio) -> Any:
         else:
             yield "", f"**{handle.outcome}**: Resume continues it", keep, keep, keep, keep, keep
 
+    def result_column(first: bool) -> list[Any]:
+        """A run's results as each tab shows them: status, frames as they are made, video,
+        contact sheet, quality report, seams (the first tab's carry the ids the browser test finds)."""
+        ids = (lambda name: name) if first else (lambda name: None)
+        with gr.Column():
+            return [
+                gr.Markdown(elem_id=ids("status")),
+                gr.Gallery(label="Frames as they are made", columns=8, height=180, elem_id=ids("gallery")),
+                gr.Video(label="Video", height=280, elem_id=ids("video")),
+                gr.Image(label="Contact sheet", height=170, elem_id=ids("contact")),
+                gr.Image(label="Quality report", height=300, elem_id=ids("report")),
+                gr.Markdown(elem_id=ids("seams")),
+            ]
+
     def launch(task: str, inputs: dict, options: dict, name: str, resume: bool) -> Iterator[tuple]:
         try:
             handle = studio.start(task, inputs, options, name, resume=resume)
@@ -157,14 +173,7 @@ def build_page(studio: Studio) -> Any:
                         stop_button = gr.Button("Stop", elem_id="stop")
                         resume_button = gr.Button("Resume", elem_id="resume")
                     error = gr.Markdown(elem_id="error")
-                with gr.Column():
-                    status = gr.Markdown(elem_id="status")
-                    gallery = gr.Gallery(label="Frames as they are made", columns=8, height=180, elem_id="gallery")
-                    video = gr.Video(label="Video", height=280, elem_id="video")
-                    contact = gr.Image(label="Contact sheet", height=170, elem_id="contact")
-                    report = gr.Image(label="Quality report", height=300, elem_id="report")
-                    seams = gr.Markdown(elem_id="seams")
-        results = [error, status, gallery, video, contact, report, seams]
+                results = [error, *result_column(first=True)]
 
         def extend(image: Any, prompt: str, frames: Any, seed: Any, steps: Any, preset: str, name: str, resume: bool):
             inputs = {"image": image, "prompt": prompt_value(prompt), "frames": whole(frames)}
@@ -198,13 +207,7 @@ def build_page(studio: Studio) -> Any:
                     key_name = gr.Textbox(value=studio.next_name("keys"), label="Name")
                     key_button = gr.Button("Fill in", variant="primary")
                     key_error = gr.Markdown()
-                with gr.Column():
-                    key_status = gr.Markdown()
-                    key_gallery = gr.Gallery(label="Frames", columns=8, height=180)
-                    key_video = gr.Video(label="Video")
-                    key_contact = gr.Image(label="Contact sheet")
-                    key_report = gr.Image(label="Quality report")
-                    key_seams = gr.Markdown()
+                key_results = [key_error, *result_column(first=False)]
 
         def infill(
             images: Any, positions: str, clips: Any, clip_positions: str, prompt: str, frames: Any, seed: Any, name: str
@@ -226,7 +229,7 @@ def build_page(studio: Studio) -> Any:
         key_button.click(
             infill,
             [keys, positions, clips, clip_positions, key_prompt, key_frames, key_seed, key_name],
-            [key_error, key_status, key_gallery, key_video, key_contact, key_report, key_seams],
+            key_results,
         ).then(studio.free_name, key_name, key_name)
 
         with gr.Tab("Reroll or continue"):
@@ -247,14 +250,7 @@ def build_page(studio: Studio) -> Any:
                         reroll_button = gr.Button("Reroll the frames", variant="primary")
                         continue_button = gr.Button("Continue the video")
                     edit_error = gr.Markdown()
-                with gr.Column():
-                    edit_status = gr.Markdown()
-                    edit_gallery = gr.Gallery(label="Frames", columns=8, height=180)
-                    edit_video = gr.Video(label="Video")
-                    edit_contact = gr.Image(label="Contact sheet")
-                    edit_report = gr.Image(label="Quality report")
-                    edit_seams = gr.Markdown()
-        edit_results = [edit_error, edit_status, edit_gallery, edit_video, edit_contact, edit_report, edit_seams]
+                edit_results = [edit_error, *result_column(first=False)]
         refresh.click(lambda: gr.update(choices=studio.finished_outputs()), None, made)
 
         def seams_of(chosen: str) -> Any:
@@ -279,7 +275,7 @@ def build_page(studio: Studio) -> Any:
             if not chosen:
                 yield "choose a finished video", keep, keep, keep, keep, keep, keep
                 return
-            state = str(studio.output_path(chosen)) + ".state.safetensors"
+            state = str(sidecar(studio.output_path(chosen), STATE))
             yield from launch("extend", {"from_state": state, "frames": whole(frames)}, {}, name, False)
 
         reroll_button.click(reroll, [made, span, edit_seed, edit_name], edit_results).then(
@@ -310,7 +306,7 @@ def build_page(studio: Studio) -> Any:
                 summary = studio.deflicker(clip, name)
                 out = studio.output_path(name)
                 before, after = summary["input"]["flicker_index"], summary["output"]["flicker_index"]
-                plot = str(out) + ".flicker.png"
+                plot = str(flicker_paths(out)[1])
                 return "", f"flicker index {before:.3f} -> {after:.3f}", str(out), plot
             except Exception as exc:
                 return message(exc), keep, keep, keep
@@ -321,7 +317,7 @@ def build_page(studio: Studio) -> Any:
                     raise BadInput("give a clip")
                 kept = studio.served(clip)  # uploads are kept in the outputs folder
                 report = studio.report(kept)
-                return "", f"{len(report['seams'])} seam(s) flagged", keep, str(kept) + ".report.png"
+                return "", f"{len(report['seams'])} seam(s) flagged", keep, str(sidecar(kept, REPORT_PNG))
             except Exception as exc:
                 return message(exc), keep, keep, keep
 
