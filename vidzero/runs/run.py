@@ -107,6 +107,7 @@ class PlannedRun:
         self._checkpoint: Callable[[EngineState], None] | None = None
         self._progress: Any = None
         self._saved_to: Path | None = None
+        self._fingerprint: str | None = None
         self.stopped = False
         self.complete_already = False  # save(resume=True) found the run finished
         self.manifest_written: dict | None = None  # what save() wrote next to the output
@@ -138,8 +139,12 @@ class PlannedRun:
         return [Path(p) for p in self.spec.inputs.paths()]
 
     def fingerprint(self) -> str:
-        """What identifies this run's frames and file (its spec, plan and known pixels)."""
-        return run_fingerprint(self)
+        """What identifies this run's frames and file (its spec, plan and known pixels): hashed
+        once, as nothing it covers changes after planning (a batch or the studio asks before
+        saving, and saving asks again)."""
+        if self._fingerprint is None:
+            self._fingerprint = run_fingerprint(self)
+        return self._fingerprint
 
     def manifest(self) -> dict:
         """How the run was made, as its manifest records it (the output's own fields aside)."""
