@@ -87,7 +87,7 @@ def image_file_module(tmp_path_factory):
 
 # Kill points: before the first state, inside a window, between windows, and at each step of
 # finishing (after every frame exists).
-POINTS = ["window@1", "window@3", "between@2", "encode", "manifest", "final-state", "cleanup"]
+POINTS = ["window@1", "window@3", "between@2", "encode", "manifest", "contact", "commit", "final-state", "cleanup"]
 
 
 @pytest.fixture(scope="module")

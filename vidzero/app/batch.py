@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidzero.app.jobs import Job, read_jobs
 from vidzero.errors import BadInput, NoRoom
-from vidzero.media.locks import OutputLock
+from vidzero.media.locks import OutputBusy
 from vidzero.media.outputs import (
     ENVIRONMENT_ERRNOS,
     atomic_write_bytes,
@@ -63,6 +63,7 @@ from vidzero.runs.options import RunOptions
 from vidzero.runs.output import Output
 from vidzero.runs.spec import input_record
 from vidzero.tasks import OneModel, load_key, read_inputs, start
+from vidzero.tasks.deflicker import deflicker_sidecars
 
 if TYPE_CHECKING:
     from vidzero.core.packing import Packer
@@ -83,6 +84,12 @@ class Record:
     rank: int = 0
     attempts: list[str] = field(default_factory=list)
     made: str = ""  # the proof (manifest "vidzero" entry) of the output this batch wrote
+
+
+def job_output(job: Job) -> Output:
+    """The output a job writes, with the inputs it must never overwrite and its sidecars."""
+    paths = read_inputs(job.task, job.inputs).paths()
+    return Output(job.output, paths, sidecars=deflicker_sidecars(job.output) if job.task == "deflicker" else None)
 
 
 def process_order(count: int, rank: int, world: int) -> list[int]:
@@ -176,23 +183,22 @@ class Batch:
 
     def run_job(self, job: Job) -> Record:
         try:
-            with OutputLock(job.output):
-                return self._run_claimed(job)
+            output = job_output(job)
+            with output.claim():
+                return self._run_claimed(job, output)
+        except OutputBusy:
+            return Record(job.id, job.task, "busy", output=str(job.output), rank=self.rank)
         except BadInput as exc:
-            if "being written by another vidzero process" in str(exc):
-                return Record(job.id, job.task, "busy", output=str(job.output), rank=self.rank)
             return self._record(job, Record(job.id, job.task, "failed", error=exc.for_cli(), rank=self.rank))
 
-    def _run_claimed(self, job: Job) -> Record:
+    def _run_claimed(self, job: Job, output: Output) -> Record:
         started = time.perf_counter()
         previous = self._read_record(job.id)
         attempts = [*(previous.attempts if previous else []), f"rank {self.rank} pid {os.getpid()}"]
 
-        output: Output | None = None
-
         def record(status: str, passes: int = 0, error: str = "") -> Record:
             seconds = time.perf_counter() - started
-            made = output.proof() if status == "done" and output else previous.made if previous else ""
+            made = output.proof() if status == "done" else previous.made if previous else ""
             return self._record(
                 job,
                 Record(job.id, job.task, status, seconds, passes, str(job.output), error, self.rank, attempts, made),
@@ -200,7 +206,7 @@ class Batch:
 
         try:
             work = self._deflicker if job.task == "deflicker" else self._generate
-            execute, output = work(job, previous)
+            execute = work(job, output, previous)
             if execute is None:  # done already, with the same inputs and options
                 if previous is not None and previous.status in ("done", "skipped"):
                     return dataclasses.replace(previous, status="skipped")  # its record stays as its maker wrote it
@@ -230,16 +236,15 @@ class Batch:
         made = previous.made if previous is not None and previous.output == str(job.output) else ""
         return bool(made) and output.proof() == made
 
-    def _deflicker(self, job: Job, previous: Record | None) -> tuple[Callable[[], int] | None, Output]:
-        """The work (None when the output is done already with the same inputs) and its output."""
-        from vidzero.tasks.deflicker import deflicker_clip, deflicker_sidecars
+    def _deflicker(self, job: Job, output: Output, previous: Record | None) -> Callable[[], int] | None:
+        """The work (None when the output is done already with the same inputs)."""
+        from vidzero.tasks.deflicker import deflicker_clip
 
         inputs = read_inputs("deflicker", job.inputs)
-        output = Output(job.output, inputs.paths(), sidecars=deflicker_sidecars(job.output))
         manifest = output.manifest()
         done = manifest is not None and (manifest.get("spec") or {}).get("inputs") == input_record(inputs)
         if done and not self.force:
-            return None, output
+            return None
         exists = output.exists()
         if exists and not self._may_replace(job, output, previous):
             raise BadInput(f"output exists: {job.output} (another run made it, not this batch; --force replaces it)")
@@ -248,17 +253,16 @@ class Batch:
             deflicker_clip(inputs, output, force=exists)
             return 0
 
-        return work, output
+        return work
 
-    def _generate(self, job: Job, previous: Record | None) -> tuple[Callable[[], int] | None, Output]:
-        """The work (None for a job done with the same fingerprint) and its output. The work
-        resumes an interrupted run, or runs it anew (over this batch's own earlier output of a job
-        that has since changed; over another run's only with --force)."""
+    def _generate(self, job: Job, output: Output, previous: Record | None) -> Callable[[], int] | None:
+        """The work (None for a job done with the same fingerprint): it resumes an interrupted
+        run, or runs it anew (over this batch's own earlier output of a job that has since
+        changed; over another run's only with --force)."""
         run = start(job.spec(self.device), self.backbone_for(job))
-        output = Output(job.output, run.input_paths)
         print_id = run.fingerprint()
         if output.finished_as(print_id) and not self.force:
-            return None, output
+            return None
         resume = output.interrupted_as(print_id) and not self.force
         exists = output.exists()
         if exists and not resume and not self._may_replace(job, output, previous):
@@ -273,7 +277,7 @@ class Batch:
                 run.close()  # a failed save must not leave the packer waiting on this run
             return run.engine.stats.unet_samples
 
-        return work, output
+        return work
 
     def backbone_for(self, job: Job) -> Any:
         """The loaded backbone the job's options name (kept while the next job names the same)."""

@@ -4,6 +4,7 @@ offload, placement on a loaded pipeline."""
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -62,26 +63,36 @@ def parse_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.
     return value
 
 
+# One load at a time in a process. Loading swaps process-wide state: diffusers and transformers
+# build modules on the meta device by patching torch.nn.Module's parameter registration (accelerate's
+# init_empty_weights), and their logging settings are global. Two threads loading at once (the
+# studio's, a web app's) saw each other's patch ("Unsupported device type 'meta'") and one restored
+# the other's patched function as the original, breaking every later load in the process.
+LOADING = threading.RLock()
+
+
 @contextlib.contextmanager
 def quiet_loading() -> Iterator[None]:
-    """Silence diffusers' and transformers' loading chatter (per-file bars, hints) while loading,
-    then put their settings back as they were: the caller's logging is not ours to change."""
+    """Load alone (`LOADING`), with diffusers' and transformers' loading chatter (per-file bars,
+    hints) silenced, then put their settings back as they were: the caller's logging is not ours
+    to change."""
     import diffusers.utils.logging as dlog
     import transformers.utils.logging as tlog
 
-    saved = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in (dlog, tlog)]
-    for lib, _, _ in saved:
-        lib.set_verbosity_error()
-        lib.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            yield
-    finally:
-        for lib, verbosity, bars in saved:
-            lib.set_verbosity(verbosity)
-            if bars:
-                lib.enable_progress_bar()
+    with LOADING:
+        saved = [(lib, lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in (dlog, tlog)]
+        for lib, _, _ in saved:
+            lib.set_verbosity_error()
+            lib.disable_progress_bar()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                yield
+        finally:
+            for lib, verbosity, bars in saved:
+                lib.set_verbosity(verbosity)
+                if bars:
+                    lib.enable_progress_bar()
 
 
 class PromptTruncatedWarning(UserWarning):

@@ -39,8 +39,8 @@ from vidzero.runs.output import Output
 from vidzero.runs.state import save_state
 from vidzero.version import __version__
 
-# The named points of saving ("between", "window", "encode", "manifest", "contact", "final-state",
-# "cleanup"). The interruption tests install a hook that kills the process at one of them
+# The named points of saving ("between", "window", "encode", "manifest", "contact", "commit",
+# "final-state", "cleanup"). The interruption tests install a hook that kills the process at one of them
 # (tests/processes.py) and check that --resume ends with the bytes an uninterrupted run writes;
 # the product installs none.
 SAVE_POINT_HOOKS: list[Callable[[str], None]] = []
@@ -122,6 +122,7 @@ def finish(
         report_json, report_png = report_paths(out)
         write_json(report_json, {"vidzero": proof | {"kind": "quality report"}, **quality})
         write_png(report_png, plot_report(quality, out.name))
+    save_point("commit")
     output.commit(writer)
     save_point("final-state")
     save_state(output.state_path, *final_state())

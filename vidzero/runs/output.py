@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidzero.errors import BadInput
-from vidzero.media.locks import OutputLock
+from vidzero.media.locks import OutputBusy, OutputLock
 from vidzero.media.outputs import (
     FRAME_NAME,
     MANIFEST,
@@ -69,6 +70,7 @@ class Output:
         self.sidecars = run_sidecars(self.path) if sidecars is None else sidecars
         self.manifest_path = sidecar(self.path, MANIFEST)
         self.state_path, self.partial = sidecar(self.path, STATE), sidecar(self.path, PARTIAL)
+        self._owner: int | None = None  # the thread that holds the claim
         self._forget()
 
     def _forget(self) -> None:
@@ -108,6 +110,21 @@ class Output:
         state = self.state()
         return state is not None and not state[0].get("finished") and state[0].get("fingerprint") == fingerprint
 
+    def finishing_files(self, fingerprint: str) -> list[Path]:
+        """What a run of `fingerprint` wrote beside the output while finishing, before it moved the
+        output into place (a run killed between its manifest and its video): its manifest and the
+        sidecars that manifest lists. Empty when the output is in place, or the manifest is
+        another run's."""
+        if self.exists():
+            return []
+        record = read_manifest(self.manifest_path)
+        if record is None or record.get("fingerprint") != fingerprint:
+            return []
+        if resolved(str(record.get("output", ""))) != resolved(self.path):
+            return []
+        listed = {resolved(str(p)) for p in record.get("sidecars", [])}
+        return [p for p in self.sidecars if resolved(p) in listed]
+
     def check_writable(self, force: bool, known_own: Iterable[Path] = ()) -> None:
         """Refuse to write where the output would lose a user's file (vidzero.media.outputs)."""
         check_output(self.path, force, self.inputs, self.sidecars, known_own, manifest=self.manifest)
@@ -116,13 +133,26 @@ class Output:
     @contextlib.contextmanager
     def claim(self) -> Iterator[Output]:
         """Hold the output's lock (one writer per output); clear temporaries a killed run left.
-        What was read before the claim is read again, unless this process held the claim already
-        (a batch claims a job's output, then asks the `Output` what is there, then saves)."""
-        with OutputLock(self.path) as lock:
-            if not lock.nested:
-                self._forget()
-            cleanup_temporaries(self.path)
+
+        The claim is this object's, in the thread that took it: claiming again through the same
+        `Output` in that thread nests (a batch claims a job's output, asks what is there, then
+        saves through it), while any other claim on the path, from another `Output`, thread or
+        process, is refused with `OutputBusy`. What was read before the outermost claim is read
+        again under it (another writer may have finished meanwhile)."""
+        me = threading.get_ident()
+        if self._owner == me:
             yield self
+            return
+        if self._owner is not None:
+            raise OutputBusy(f"{self.path} is being written by another thread through the same Output")
+        with OutputLock(self.path):
+            self._owner = me
+            try:
+                self._forget()
+                cleanup_temporaries(self.path)
+                yield self
+            finally:
+                self._owner = None
 
     def decide(self, fingerprint: str, force: bool, resume: bool) -> str:
         """Where a generating run of `fingerprint` would start ("fresh", "resume" or "complete"),
@@ -139,7 +169,7 @@ class Output:
                 )
         own_state = [self.state_path] if meta is not None else []
         if resume and meta is not None and meta.get("fingerprint") == fingerprint:
-            self.check_writable(True, own_state)
+            self.check_writable(True, own_state + self.finishing_files(fingerprint))
             if meta.get("finished"):
                 return "complete"
             if not self.partial.is_dir():
