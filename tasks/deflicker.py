@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vidzero.errors import BadInput
-from vidzero.media.outputs import DEFAULT_FPS, MANIFEST, sha256_of, sidecar, write_json
+from vidzero.media.outputs import DEFAULT_FPS, MANIFEST, content_proof, sidecar, write_json
 from vidzero.runs.options import integer
 from vidzero.runs.output import Output, write_clip_report
 from vidzero.runs.spec import inp, input_record, read_fields
@@ -121,11 +121,7 @@ def deflicker_clip(inputs: DeflickerInputs, output: str | Path | Output, force: 
             raise
         keys = ("frames", "flicker_index", "colour_flicker_index", "warp_error")
         summary = {name: {k: r[k] for k in keys} for name, r in (("input", before), ("output", after))}
-        proof = {"version": __version__, "kind": out.suffix or "folder"}
-        if encoded.is_file():
-            proof["sha256"] = sha256_of(encoded)
-        else:
-            proof["frames"] = after["frames"]
+        proof = {"version": __version__, "kind": out.suffix or "folder", **content_proof(encoded)}
         output.write_manifest(
             {
                 "vidzero": proof,

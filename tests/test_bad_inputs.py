@@ -42,6 +42,7 @@ def ws(tmp_path_factory, tiny_model_dir):
     Image.fromarray(moving_square(1, 24)[0]).save(d / "big.png")
     (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
     (d / "notes.txt").write_text("hello")
+    (d / "jobs.jsonl").write_text('{"task": "extend", "image": "img.png", "prompt": "x", "frames": 3}\n')
     huge_png(d / "huge.png")
     (d / "imgdir").mkdir()
     write_video(frames, d / "clip.mp4")
@@ -300,6 +301,9 @@ BAD_CLI = [
     (["deflicker", "clip.mp4", "-o", "o.mp4", "--flow", "magic"], "unknown flow"),
     (["deflicker", "clip.mp4", "-o", "o.mp4", "--anchor", "-1"], "--anchor must be between 0"),
     (["deflicker", "clip.mp4", "-o", "o.mp4", "--anchor", "999"], "--anchor 999 is outside the clip's 6 frames"),
+    # batch: the command line's options are checked before the batch folder is made
+    (["batch", "jobs.jsonl", "-o", "B", "--reconstruction", "nan"], "--reconstruction must be"),
+    (["batch", "jobs.jsonl", "-o", "B", "--pack", "0"], "--pack must be 1 to 64"),
     # generate, info
     (["generate", "x", "-o", "o.mp4", "--model", M, "--frames", "0"], "--frames must be between 2"),
     (["generate", "x", "-o", "mine.mp4", "--model", M], "output exists"),
@@ -315,7 +319,7 @@ def test_bad_cli_input_exits_2_with_one_line_and_changes_nothing(ws, tiny_model_
         pytest.skip("this machine has mps")
     args = [a.replace(M, str(tiny_model_dir)) for a in args]
     before = snapshot(ws)
-    res = runner.invoke(app, [*args, "--quiet"] if args[0] not in ("deflicker", "info", "report") else args)
+    res = runner.invoke(app, [*args, "--quiet"] if args[0] not in ("deflicker", "info", "report", "batch") else args)
     lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
     assert res.exit_code == 2, res.output
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.output
@@ -345,6 +349,7 @@ def api_cases(ws: Path, model: str):
         (lambda: vidzero.extend(img, {"0": "a"}, **common), "prompt_schedule: frame '0' must be a whole frame"),
         (lambda: vidzero.extend(img, "x", output_type="tensor", **common), "unknown output_type"),
         (lambda: vidzero.extend(img, "x", callback=3, **common), "callback must be callable"),
+        (lambda: vidzero.extend(img, "x", callback_on_step_end="stop", **common), "callback_on_step_end must be"),
         (lambda: vidzero.infill("x", 10, keys={2.5: img}, **common), "keys positions must be whole"),
         (lambda: vidzero.infill("x", 0, keys={0: img}, **common), "frames must be between 2"),
         (lambda: vidzero.infill_between(img, img, "x", frames="8", **common), "frames must be a whole number"),
@@ -380,3 +385,17 @@ def test_a_valid_16_bit_greyscale_image_is_read_right(ws, tiny_model_dir, tmp_pa
     first = next(iter(run)).image
     assert first[0, 0, 0] == 0 and first[0, -1, 0] > 200  # not all white
     assert json.dumps(run.manifest()["spec"]["inputs"])
+
+
+def test_force_never_replaces_a_frames_folder_whose_frame_the_user_retouched(tiny_model_dir, image_file, tmp_path):
+    out = tmp_path / "frames"
+    args = ["extend", str(image_file), "x", "-o", str(out), "--model", str(tiny_model_dir), "--frames", "3"]
+    args += ["--steps", "1", "--quiet"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, [*args, "--force", "--seed", "2"]).exit_code == 0  # its own folder: replaced
+    retouched = np.asarray(Image.open(out / "000001.png")).copy()
+    retouched[0, 0] = 255 - retouched[0, 0]
+    Image.fromarray(retouched).save(out / "000001.png")
+    res = runner.invoke(app, [*args, "--force"])
+    assert res.exit_code == 2 and "was not written by vidzero" in res.output, res.output
+    assert np.array_equal(np.asarray(Image.open(out / "000001.png")), retouched)

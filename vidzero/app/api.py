@@ -144,6 +144,8 @@ def resolve_keywords(function: str, options: Mapping[str, Any], frames: Any = No
             raise BadInput(f"give {name} or {alias}, not both")
         value = options[alias]
         if alias == "callback_on_step_end":
+            if not callable(value):
+                raise BadInput("{option} must be callable: (pipe, step_index, timestep, callback_kwargs)", alias)
             value = diffusers_step_callback(value)
         if name == "frames":
             frames = value

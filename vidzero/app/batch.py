@@ -354,6 +354,9 @@ def run_batch(
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise BadInput(f"{{option}} {out} is a file, not a folder", "output")
+    RunOptions.given(defaults or {}).check()  # the command line's options: bad input before any folder
+    if not 1 <= pack <= 64:
+        raise BadInput(f"{{option}} must be 1 to 64, not {pack}", "pack")
     rank, world, device = distributed_rank()
     label = f"rank {rank}/{world}: " if world > 1 else ""
     parsed = read_jobs(jobs, out, defaults)
@@ -373,8 +376,6 @@ def run_batch(
         if bars is None and not quiet and log is not None:
             log(f"{label}{text}")
 
-    if not 1 <= pack <= 64:
-        raise BadInput(f"{{option}} must be 1 to 64, not {pack}", "pack")
     runner = Batch(parsed, out, Path(jobs), force, rank, world, device, progress, say, on_job, pack)
     if bars is None:
         return runner.run()

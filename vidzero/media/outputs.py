@@ -6,8 +6,8 @@
   `a.webm` never share one.
 - **Never destroy what the user did not make.** An existing output is refused; `--force`
   replaces it only when its manifest proves that vidzero wrote it (the manifest names the output
-  and holds its SHA-256, or its frame count for a folder of frames), and then only the files that
-  manifest lists. An output that is, or resolves through links to, an input is refused with or
+  and holds its SHA-256, or that of every frame for a folder of frames), and then only the files
+  that manifest lists. An output that is, or resolves through links to, an input is refused with or
   without `--force`, and so is a folder output that holds an input, the current folder, the home
   folder or a file system root.
 - **Atomic writes.** Every file is written to a hidden temporary name beside its final place and
@@ -197,6 +197,15 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def content_proof(path: Path) -> dict[str, Any]:
+    """What proves an output is as vidzero wrote it: the SHA-256 of a video file, or of every frame
+    of a folder of PNG frames (a retouched frame makes the folder the user's)."""
+    if path.is_dir():
+        frames = sorted(path.iterdir())
+        return {"frames": len(frames), "frame_sha256": [sha256_of(f) for f in frames]}
+    return {"sha256": sha256_of(path)}
+
+
 def read_manifest(path: Path) -> dict | None:
     """A vidzero manifest, or None for anything else (missing, not JSON, someone else's)."""
     try:
@@ -214,8 +223,9 @@ def written_by_vidzero(out: Path) -> dict | None:
     proof = manifest["vidzero"]
     if out.is_dir() and not out.is_symlink():
         entries = list(out.iterdir())
-        ok = all(FRAME_NAME.match(e.name) and e.is_file() for e in entries) and len(entries) == proof.get("frames")
-        return manifest if ok else None
+        if not all(FRAME_NAME.match(e.name) and e.is_file() for e in entries) or len(entries) != proof.get("frames"):
+            return None
+        return manifest if proof.get("frame_sha256") == content_proof(out)["frame_sha256"] else None
     if out.is_file():
         return manifest if proof.get("sha256") == sha256_of(out) else None
     return manifest if not out.exists() else None

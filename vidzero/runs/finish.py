@@ -23,11 +23,10 @@ import torch
 
 from vidzero.media.outputs import (
     CONTACT,
-    FRAME_FOLDER,
+    content_proof,
     discard,
     output_kind,
     run_sidecars,
-    sha256_of,
     sidecar,
     write_json,
 )
@@ -97,11 +96,7 @@ def finish(
     except BaseException:
         writer.abort()
         raise
-    proof: dict[str, Any] = {"version": __version__, "kind": kind}
-    if kind == FRAME_FOLDER:
-        proof["frames"] = len(written)
-    else:
-        proof["sha256"] = sha256_of(encoded)
+    proof: dict[str, Any] = {"version": __version__, "kind": kind, **content_proof(encoded)}
     quality = report.finish(str(out)) if len(written) >= 2 else None
     save_point("manifest")
     manifest = record | {
