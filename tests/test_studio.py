@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from vidzero.app.cli import app
+import vidzero
+from vidzero.app.cli import app, studio_stopped
 from vidzero.app.studio import Progress, Studio, frame_span, message, seam_choices
 from vidzero.errors import BadInput
 
@@ -28,24 +30,32 @@ def studio(tmp_path, tiny_model_dir):
     return Studio(tmp_path / "outputs", model=str(tiny_model_dir), device="cpu")
 
 
-def test_a_bad_outputs_folder_or_port_is_one_line(tmp_path):
+def test_a_bad_outputs_folder_or_port_is_one_line_and_makes_nothing(tmp_path):
     import socket
-
-    from vidzero.app.studio_page import free_port
 
     (tmp_path / "file").write_text("x")
     with pytest.raises(BadInput, match="is a file, not a folder"):
         Studio(tmp_path / "file")
     with pytest.raises(BadInput, match="kernel file system"):
         Studio("/proc/vidzero-studio")
+    outputs = tmp_path / "outputs"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        cases = [(str(port), f"--port {port} is in use"), ("70000", "--port must be a port number from 1 to 65535")]
+        for given, expected in [*cases, ("-5", "--port must be a port number")]:
+            res = CliRunner().invoke(app, ["studio", "--outputs", str(outputs), "--port", given])
+            lines = [line for line in res.output.splitlines() if line.strip()]
+            assert res.exit_code == 2 and len(lines) == 1 and expected in lines[0], res.output
+            assert not outputs.exists()
+
+
+def test_a_model_name_no_file_system_holds_is_one_short_line(studio):
+    for name in ("a" * 10_000, "a/" * 3_000):
         with pytest.raises(BadInput) as caught:
-            free_port("127.0.0.1", port)
-        assert caught.value.for_cli().startswith(f"--port {port} is in use")
-    assert free_port() > 0
+            studio.choose_model(name)
+        assert len(message(caught.value)) < 200 and "--model" in message(caught.value)
 
 
 def test_names_stay_in_the_outputs_folder(studio):
@@ -100,6 +110,7 @@ def test_a_page_run_writes_what_the_cli_writes(studio, image_file, tiny_model_di
     assert studio.finished_outputs() == ["page.mp4"]
     assert studio.free_name("page") == "page-001.mp4" and studio.free_name("fresh") == "fresh"
     assert handle.snapshot()["output"] == str(page)
+    assert studio_stopped(studio) == f"studio stopped; 1 video(s) made in {studio.outputs}"  # Ctrl-C's line
     assert [p.name for p in handle.frames()] == [f"{i:06d}.png" for i in range(5)]  # the page's gallery
     assert "frames in" in handle.estimate and "guided evaluations" in handle.estimate
     # the CLI goes on from what the page made, and the page from what the CLI made
@@ -233,3 +244,46 @@ def test_the_page_builds_with_every_control(studio, monkeypatch):
     assert prompt_value("0: a red circle\n8: a blue square") == {"0": "a red circle", "8": "a blue square"}
     assert prompt_value(" a cat ") == "a cat" and prompt_value("") is None
     assert os.environ["GRADIO_TEMP_DIR"] == str(studio.outputs / ".studio")
+    assert not list(Path(vidzero.__file__).parent.rglob("*.pyi"))  # Gradio writes stubs beside component subclasses
+
+
+def test_requests_the_page_refuses_are_one_line_never_a_traceback(studio, tmp_path, monkeypatch, capfd):
+    """Uploads that are no image, and requests Gradio itself refuses (a value outside a dropdown's
+    choices, a file field that is no file), answered on a live server: the CLI's line or one
+    line of Gradio's reason on the page, at most one line in the console, and the server goes on."""
+    from gradio_client import Client, handle_file
+
+    from vidzero.app.studio_page import serve, served_url
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "")
+    (tmp_path / "text.png").write_text("hello")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "noise.png").write_bytes(os.urandom(1 << 20))
+    page = serve(studio)
+    try:
+        client = Client(served_url(page), verbose=False)
+        for upload in ("text.png", "empty.png", "noise.png"):
+            answer = client.predict(
+                handle_file(str(tmp_path / upload)), "x", 3, 0, "", "fast", "a", api_name="/run_new"
+            )
+            assert answer[0].startswith("cannot read image") and "not an image" in answer[0], answer[0]
+        refused = [
+            ("/run_new", (None, "x", 3, 0, "", "no-such-preset", "b")),
+            ("/seams_of", ("no-such.mp4",)),
+            ("/reroll", ("no-such.mp4", "1-2", 1, "c")),
+            (
+                "/deflicker",
+                ({"video": {"path": str(tmp_path / "text.png"), "meta": {"_type": "gradio.FileData"}}}, "d"),
+            ),
+        ]
+        for endpoint, args in refused:
+            with pytest.raises(Exception) as caught:
+                client.predict(*args, api_name=endpoint)
+            assert len(str(caught.value).splitlines()) == 1
+        assert client.predict("clip", api_name="/free_name") == "clip"  # still serving
+    finally:
+        page.close()
+    console = capfd.readouterr().err
+    assert "Traceback" not in console
+    assert len([line for line in console.splitlines() if "refused a request" in line]) == len(refused)
+    assert sorted(p.name for p in studio.outputs.iterdir()) == [".studio"]  # nothing written

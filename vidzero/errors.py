@@ -34,6 +34,13 @@ def switch_name(option: str, cli: bool) -> str:
     return cli_name(option) if cli else f"{option}=True"
 
 
+def shown(value: object, limit: int = 80) -> str:
+    """A value as a message quotes it: its repr, cut to `limit` characters, so that a 10,000
+    character name still makes a readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
 # `{+force}` in a message: the switch `force` in the reader's spelling
 SWITCH = re.compile(r"\{\+([a-z_]+)\}")
 

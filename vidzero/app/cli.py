@@ -44,11 +44,11 @@ from vidzero.app.commands import (
 )
 from vidzero.errors import BadInput, StopRun
 from vidzero.media.outputs import (
-    ENVIRONMENT_ERRNOS,
     PARTIAL,
     STATE,
     check_destination,
     check_parent,
+    environment_message,
     output_kind,
     sidecar,
 )
@@ -129,9 +129,9 @@ def run_cli(body: Callable[[], None]) -> None:
     except typer.Exit:
         raise
     except OSError as exc:
-        if exc.errno in ENVIRONMENT_ERRNOS and not os.environ.get("VIDZERO_DEBUG"):
-            where = f" ({exc.filename})" if exc.filename else ""
-            err.print(f"[red]error:[/red] {ENVIRONMENT_ERRNOS[exc.errno]}{where}")
+        line = environment_message(exc)
+        if line is not None and not os.environ.get("VIDZERO_DEBUG"):
+            err.print(f"[red]error:[/red] {line}")
             raise typer.Exit(2) from None
         internal(exc)
     except MemoryError as exc:
@@ -394,18 +394,33 @@ def studio(values: dict[str, Any]) -> None:
     import time
 
     from vidzero.app.studio import Studio
-    from vidzero.app.studio_page import require_gradio, serve, served_url
+    from vidzero.app.studio_page import free_port, require_gradio, serve, served_url
     from vidzero.models.checkpoint import inspect_checkpoint
 
-    inspect_checkpoint(values["model"])  # a one-line error before the page starts
+    port = free_port(values["port"])  # bad input, before anything is made
+    inspect_checkpoint(values["model"])
     require_gradio(values["outputs"])
-    page = serve(Studio(values["outputs"], values["model"], values["device"]), values["port"], values["share"])
-    err.print(f"vidzero studio: {served_url(page)} (outputs in {Path(values['outputs']).resolve()}); Ctrl-C stops it")
+    studio = Studio(values["outputs"], values["model"], values["device"])
+    page = serve(studio, port, values["share"])
+    outputs = Path(values["outputs"]).resolve()
+    err.print(f"vidzero studio: {served_url(page)} (outputs in {outputs}); Ctrl-C stops it")
     try:
         while True:
             time.sleep(3600)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(studio_stopped(studio)) from None
     finally:
         page.close()
+
+
+def studio_stopped(studio: Any) -> str:
+    """What Ctrl-C on the studio leaves: the videos it finished, and a run it cut short."""
+    made = studio.made_here()
+    text = f"studio stopped; {len(made)} video(s) made in {studio.outputs}" if made else "studio stopped; no video made"
+    current = studio.current
+    if current is not None and current.running:
+        text += f"; the run of {current.output.name} was cut short: Resume on the page continues it"
+    return text
 
 
 command(

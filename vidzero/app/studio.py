@@ -38,6 +38,7 @@ from vidzero.media.outputs import (
     VIDEO_SUFFIXES,
     check_path_text,
     discard,
+    environment_message,
     read_manifest,
     sidecar,
     virtual_root,
@@ -55,7 +56,9 @@ def message(exc: BaseException) -> str:
     defect (the server keeps serving and never shows a traceback)."""
     if isinstance(exc, BadInput):
         return exc.for_cli()
-    return f"internal error: {type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError) and environment_message(exc) is not None:
+        return str(environment_message(exc))
+    return f"internal error: {type(exc).__name__}: {str(exc)[:300]}"
 
 
 @dataclass
@@ -178,6 +181,11 @@ class Studio:
         self._model = OneModel()
         self._lock = threading.Lock()  # one run at a time on the one model
         self.current: RunHandle | None = None
+        self.made: list[Path] = []  # outputs the page's runs and deflickers finished
+
+    def made_here(self) -> list[Path]:
+        """The outputs this studio wrote that are still there."""
+        return [p for p in self.made if p.exists()]
 
     def choose_model(self, model: str) -> dict[str, Any]:
         """Use another checkpoint for the next runs ('shapes', a folder, a hub id in the local
@@ -270,6 +278,7 @@ class Studio:
                     handle.manifest = run.manifest_written
                     handle.keep_frames(run.first_output)
                     handle.outcome = "complete already" if run.complete_already else "done"
+                    self.made.append(out)
                     if run.stopped:
                         handle.outcome = "stopped"
                 except StopRun:
@@ -303,7 +312,9 @@ class Studio:
         out = self.output_path(name)
         inputs = read_inputs("deflicker", {"clip": str(clip)})
         assert isinstance(inputs, DeflickerInputs)
-        return deflicker_clip(inputs, out)
+        summary = deflicker_clip(inputs, out)
+        self.made.append(out)
+        return summary
 
     def report(self, clip: str | Path) -> dict:
         """The quality report of a clip in the outputs folder, written beside it."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,8 +56,11 @@ def number_text(text: str | None) -> Any:
     return int(text) if text.isdigit() else text or None
 
 
-def free_port(host: str = "127.0.0.1", port: int = 0) -> int:
-    """`port` if nothing listens on it (0: any free one), or a one-line error."""
+def free_port(port: int | None = None, host: str = "127.0.0.1") -> int:
+    """`port` if it is a port nothing listens on (None: any free one), or a one-line error."""
+    if port is not None and not 1 <= port <= 65535:
+        raise BadInput(f"{{option}} must be a port number from 1 to 65535, not {port}", "port")
+    port = port or 0
     with socket.socket() as s:
         try:
             s.bind((host, port))
@@ -80,9 +84,43 @@ def require_gradio(outputs: str | Path) -> Any:
     return gr
 
 
+def refusal_line(exc: BaseException) -> str:
+    """One line for a request Gradio refused before a handler ran (a value outside a dropdown's
+    choices, a file field naming a path never uploaded): the library's reason, first line only."""
+    cause = exc.__cause__ if exc.__cause__ is not None and not isinstance(exc, BadInput) else exc
+    text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def studio_blocks(gr: Any) -> type:
+    """Blocks whose refusals of a request (Gradio's own checks of what a request carries: a value
+    outside a dropdown's choices, a file field that is no file) are one line on the page and one
+    in the console, never a traceback: the server keeps serving."""
+
+    class StudioBlocks(gr.Blocks):
+        async def preprocess_data(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await super().preprocess_data(*args, **kwargs)
+            except Exception as exc:
+                line = refusal_line(exc)
+                print(f"vidzero studio: refused a request: {line}", file=sys.stderr, flush=True)
+                raise gr.Error(line, print_exception=False) from None
+
+    return StudioBlocks
+
+
+def uploaded_path(payload: Any) -> str | None:
+    """An image field's upload handed to the handler as its path, undecoded, so that the CLI's
+    reader judges it and its one-line error shows beside the fields (Gradio's own field decodes
+    the upload first, and a file that is no image became a traceback). Set on the field itself:
+    subclassing a Gradio component makes Gradio write a stub file beside the subclass's module."""
+    return None if payload is None else str(payload.path)
+
+
 def build_page(studio: Studio) -> Any:
     """The page's Blocks (not launched)."""
     gr = require_gradio(studio.outputs)
+    blocks = studio_blocks(gr)
     keep = gr.update()
 
     def watch(handle: RunHandle) -> Iterator[tuple]:
@@ -137,7 +175,7 @@ def build_page(studio: Studio) -> Any:
             return
         yield from watch(handle)
 
-    with gr.Blocks(title="vidzero studio") as page:
+    with blocks(title="vidzero studio") as page:
         gr.Markdown(
             f"# vidzero studio\nEvery run is written to `{studio.outputs}` with its manifest and sidecars, "
             "as the CLI writes it."
@@ -161,6 +199,7 @@ def build_page(studio: Studio) -> Any:
             with gr.Row():
                 with gr.Column():
                     image = gr.Image(type="filepath", label="Image", elem_id="image", sources=["upload"])
+                    image.preprocess = uploaded_path
                     prompt = gr.Textbox(label="Prompt (or lines FRAME: text)", elem_id="prompt", lines=2)
                     with gr.Row():
                         frames = gr.Number(value=16, precision=0, label="Frames", elem_id="frames")
@@ -334,7 +373,7 @@ def serve(studio: Studio, port: int | None = None, share: bool = False, host: st
     page.queue()
     page.launch(
         server_name=host,
-        server_port=free_port(host, port or 0),
+        server_port=free_port(port, host),
         share=share,
         allowed_paths=[str(studio.outputs)],
         prevent_thread_lock=True,

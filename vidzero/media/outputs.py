@@ -317,6 +317,16 @@ ENVIRONMENT_ERRNOS = {
 }
 
 
+def environment_message(exc: OSError) -> str | None:
+    """The one line for a refusal of the machine (a full disk, a read-only folder, a name too
+    long), or None for an OSError that is a defect."""
+    reason = ENVIRONMENT_ERRNOS.get(exc.errno) if exc.errno is not None else None
+    if reason is None:
+        return None
+    name = str(exc.filename) if exc.filename else ""
+    return reason + (f" ({name if len(name) <= 120 else name[:100] + '...'})" if name else "")
+
+
 @contextlib.contextmanager
 def write_errors(path: Path, cleanup: Path | None = None) -> Iterator[None]:
     """Turn the file system's refusals into one-line errors, removing a temporary on the way."""

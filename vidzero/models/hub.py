@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vidzero.errors import BadInput
+from vidzero.errors import BadInput, shown
 
 EMBEDDED_MODEL_DIR = Path(__file__).parents[1] / "shapes" / "model"
 SHORT_NAMES = {"shapes": EMBEDDED_MODEL_DIR}
@@ -21,14 +21,18 @@ def resolve_folder(
     if model in SHORT_NAMES:
         return SHORT_NAMES[model], None, None
     path = Path(model).expanduser()
-    if path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name no file system holds (too long, say)
+        raise BadInput(f"{{option}} {shown(model)}: {exc.strerror or 'not a usable path'}", "model") from None
+    if exists:
         if not path.is_dir():
             raise BadInput(
                 f"{{option}} {model!r} is a file; expected a diffusers checkpoint folder or a hub id", "model"
             )
         return path, repo_from_cache_path(path), None
     if model.count("/") != 1 or model.startswith(("/", ".", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", model):
-        raise BadInput(f"{{option}} {model!r}: no such folder, and not a hub id of the form ORG/NAME", "model")
+        raise BadInput(f"{{option}} {shown(model)}: no such folder, and not a hub id of the form ORG/NAME", "model")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
