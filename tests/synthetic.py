@@ -34,3 +34,11 @@ def centroid(frame: np.ndarray, colour: tuple[int, int, int] = RED) -> np.ndarra
     mask = np.abs(frame.astype(int) - np.array(colour)).sum(-1) < 90
     ys, xs = np.nonzero(mask)
     return np.array([xs.mean(), ys.mean()])
+
+
+def patch_noise(monkeypatch, draw) -> None:
+    """Every noise draw of a window's sampling run (the loop's and its holds') through `draw`."""
+    from vidzero.core import sampler, steering
+
+    for module in (sampler, steering):
+        monkeypatch.setattr(module, "noise_like", draw)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from vidzero.core import sampler
+from tests.synthetic import patch_noise
 from vidzero.core.sampler import Prediction, SamplerSettings, Window, initial_window, sample_window
 from vidzero.core.schedule import (
     DDIMGrid,
@@ -144,7 +144,7 @@ def test_sample_window_matches_float64_reference(monkeypatch, settings, start):
     draws = sum(2 * settings.replaces_at(j) + settings.resamples_at(j) for j in range(start, settings.steps))
     noises = [rng.standard_normal(shape) for _ in range(draws)]
     drawn = iter([torch.from_numpy(n) for n in noises])
-    monkeypatch.setattr(sampler, "noise_like", lambda x, g: next(drawn))
+    patch_noise(monkeypatch, lambda x, g: next(drawn))
 
     grid = DDIMGrid(make_scheduler(), settings.steps)
     assert grid.timesteps == reference_timesteps(settings.steps)
@@ -169,7 +169,7 @@ def test_the_sampler_draws_exactly_the_noise_the_algorithm_needs(monkeypatch):
         count["n"] += 1
         return torch.zeros_like(x)
 
-    monkeypatch.setattr(sampler, "noise_like", counting)
+    patch_noise(monkeypatch, counting)
     s = SamplerSettings(steps=6, resample=2, resample_steps=3, replace_steps=4)
     window = Window(torch.zeros(1, 4, 5, 2, 2), torch.tensor([True, True, False, True, False]), (None,) * 2 + (1,) * 3)
     sample_window(FakeModel(), DDIMGrid(make_scheduler(), 6), window, torch.zeros(1, 4, 5, 2, 2), s)
@@ -302,7 +302,7 @@ def test_the_flow_sampler_matches_its_float64_reference(monkeypatch, steps, resa
     mask = np.array([True, False, True, False, False])
     noises = [rng.standard_normal(shape) for _ in range(steps * (2 + resample))]
     drawn = iter([torch.from_numpy(n) for n in noises])
-    monkeypatch.setattr(sampler, "noise_like", lambda x, g: next(drawn))
+    patch_noise(monkeypatch, lambda x, g: next(drawn))
 
     class Model:  # the stand-in, told the flow's timestep (sigma x 1000) as an int like the reference
         def __call__(self, x, t, guided):

@@ -1,49 +1,43 @@
-"""The TI2V-Zero sampling run for one window, as small pure functions (k-diffusion style).
+"""The TI2V-Zero sampling run for one window: the paper's loop, as small pure functions
+(k-diffusion style).
 
 A window z of shape (B, C, F, h, w) has *known* slots (clean latents s, given) and generated
 ones. With the levels of a `NoiseGrid` (DDIM for ModelScope, the rectified flow for Wan), one run
-is Algorithm 1 of the paper with RePaint-style resampling:
+is Algorithm 1 of the paper with RePaint-style resampling, and `sample_window` is this loop line
+for line:
 
     z <- init: every new slot from q(s[nearest known slot], level 0) (DDPM inversion), or noise
     for each step j (level j -> level after j):
-        c, c' <- q(s, level j), q(s, level after j)     fresh, independent noise every step
-        z[known] <- c
+        z[known] <- q(s, level j)                     fresh noise every step
         repeat U times:
-            z <- step(z, guided(z));  z[known] <- c';  z <- renoise(z, after j -> j)
-        z <- step(z, guided(z))
+            z <- step(z, guided(z, j));  z[known] <- q(s, level after j);  z <- renoise(z, after j -> j)
+        z <- step(z, guided(z, j))
     z[known] <- s
 
-guided(z) = uncond + w (cond - uncond), classifier-free guidance.
-
-Options beyond the paper, each off by default (`SamplerSettings`): resampling in the first steps
-only; guidance only inside a range of steps (the conditional branch alone elsewhere); known slots
-replaced in the first steps only, after which the whole window refines together (a dual clock);
-noise rectification (the model's error on the known slots, whose true noise is known, taken off
-the new slot that starts from each); a start at a later step for windows that generate next to a
-user's frame (SDEdit-like); a low-pass init of the new slot. Posterior guidance, where the known
-slots guide the new ones through the model (reconstruction guidance, the DPS step, model-consistent
-known slots, DING, latent patch swapping), is written out in vidzero.core.guidance.
+guided(z, j) = uncond + w (cond - uncond), classifier-free guidance. What the loop calls `guided`
+and the replacement of the known slots (the "holds") are vidzero.core.steering's, and so is
+everything beyond the paper, each off by default (`SamplerSettings`): resampling in the first
+steps only; guidance inside a range of steps only; known slots replaced in the first steps only (a
+dual clock); noise rectification; posterior guidance through the model (reconstruction guidance,
+the DPS step, model-consistent known slots, DING, latent patch swapping; the math in
+vidzero.core.guidance); a moving target for the new slots. A start at a later step for windows
+that generate next to a user's frame (SDEdit-like) and a low-pass init of the new slot are
+`initial_window`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import torch
-from diffusers.utils.torch_utils import randn_tensor
 
-from vidzero.core import guidance as pg
 from vidzero.core.choices import RELEASE_GUIDANCE, RELEASE_INIT, RELEASE_RESAMPLE, RELEASE_STEPS
-from vidzero.core.schedule import NoiseGrid, guide
+from vidzero.core.schedule import NoiseGrid
+from vidzero.core.steering import GuidedOutput, Hold, differentiating, noise_like, window_holds
 
-# DING's observation of the known slots through the model's noise estimate: its standard deviation
-# is rho times the level's noise. On the linear-Gaussian toy (tests/test_guidance.py) the distance of
-# the generated frame's mean from the exact conditional mean is 0.64 without it and 0.19, 0.20, 0.25,
-# 0.39 at rho = 0, 0.1, 0.25, 0.5 (0 is x0 replacement; larger rho trusts the model's own known slots).
-DING_OBSERVATION = 0.25
+__all__ = ["Denoiser", "Prediction", "SamplerSettings", "StepInfo", "Window", "differentiating", "noise_like"]
 
 
 class Prediction(NamedTuple):
@@ -58,12 +52,6 @@ class Denoiser(Protocol):
     posterior guidance takes a gradient through it (the backbones freeze their weights there)."""
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction: ...
-
-
-def differentiating(model: object) -> contextlib.AbstractContextManager[object]:
-    """The denoiser's context for taking a gradient through it (none: a plain one)."""
-    enter = getattr(model, "differentiating", None)
-    return enter() if enter is not None else contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -157,10 +145,6 @@ class Window:
         return torch.where(counted, weights, 0.0).to(torch.float64)
 
 
-def noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return randn_tensor(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-
-
 def lowpass(x: torch.Tensor, cutoff: float = 0.25) -> torch.Tensor:
     """The spatial low frequencies of x (..., h, w): a Gaussian filter in the frequency domain with
     its standard deviation at `cutoff` of the Nyquist frequency (FrameInit's filter, in space)."""
@@ -205,98 +189,6 @@ def initial_window(
     return z
 
 
-def rectified(
-    out: torch.Tensor, z: torch.Tensor, grid: NoiseGrid, j: int, window: Window, weight: float
-) -> torch.Tensor:
-    """Noise rectification: on a known slot the true model output is known (its noise is), so the
-    model's error there, which carries its prior (e.g. the size it prefers), is taken off, times
-    `weight`, from every new slot that starts from that known slot."""
-    ideal = grid.ideal_output(z, j, window.clean)
-    fixed = out.clone()
-    for slot, source in enumerate(window.init_source):
-        if not window.known[slot] and source is not None:
-            fixed[:, :, slot] -= weight * (out[:, :, source] - ideal[:, :, source])
-    return fixed
-
-
-def posterior_output(
-    model: Callable[[torch.Tensor, int], torch.Tensor],
-    grid: NoiseGrid,
-    window: Window,
-    z: torch.Tensor,
-    j: int,
-    settings: SamplerSettings,
-    context: contextlib.AbstractContextManager[object] | None = None,
-) -> torch.Tensor:
-    """The model output at step j with the gradient guidance of vidzero.core.guidance applied:
-    the error of the clean estimate on the known slots, differentiated with respect to the new
-    slots only (the only place a gradient is enabled), shifts the new slots' clean estimate; the
-    output that DDIM or the Euler step expects is read back from the shifted estimate."""
-    new = (~window.known).view(1, 1, -1, 1, 1).to(z.device)
-    weights = window.error_weights(settings.generated_weight).to(z.device)
-    with torch.enable_grad(), context or contextlib.nullcontext():
-        free = z.detach().requires_grad_(True)
-        z_in = torch.where(new, free, z.detach())
-        out = model(z_in, j)
-        x0 = grid.clean_estimate(z_in, out, j)
-        error = pg.known_error(x0, window.clean, weights)
-        # each window's error depends on its own z; backward() with inputs rather than
-        # autograd.grad(), which non-reentrant gradient checkpointing does not support
-        error.sum().backward(inputs=[free])
-    grad = free.grad if free.grad is not None else torch.zeros_like(z)
-    grad, out, x0, error = torch.where(new, grad, 0.0), out.detach(), x0.detach(), error.detach()
-    signal, noise = grid.scales(j)
-    shift = torch.zeros_like(x0)
-    if settings.reconstruction > 0:
-        shift = shift + pg.reconstruction_shift(grad, signal, settings.reconstruction)
-    if settings.dps > 0:
-        gain = pg.step_gain(signal, noise, *grid.scales_after(j))
-        shift = shift + pg.dps_shift(grad, error, gain, settings.dps)
-    return torch.where(new, grid.ideal_output(z, j, x0 + shift), out)
-
-
-def known_after_step(
-    grid: NoiseGrid,
-    window: Window,
-    z: torch.Tensor,
-    out: torch.Tensor,
-    j: int,
-    mode: str,
-    generator: torch.Generator | None,
-) -> torch.Tensor:
-    """The known slots at the level step j ends at, made from the model's own noise estimate at
-    z: x0 replacement (`model`) or DING's posterior (`ding`); see vidzero.core.guidance."""
-    signal, noise = grid.scales(j)
-    signal_after, noise_after = grid.scales_after(j)
-    x0 = grid.clean_estimate(z, out, j)
-    eps = (z - signal * x0) / noise
-    observed = pg.model_noise_known(window.clean, eps, signal_after, noise_after)
-    if mode == "model" or noise_after == 0.0:
-        return observed
-    # the stochastic (DDPM-variance) transition of the known slots, in the family's own units
-    scale = signal_after**2 + noise_after**2
-    var = pg.ddpm_variance(pg.vp_level(signal, noise), pg.vp_level(signal_after, noise_after)) * scale
-    mean = signal_after * x0 + max(noise_after**2 - var, 0.0) ** 0.5 * eps
-    return pg.ding_known(mean, observed, var, DING_OBSERVATION * noise_after, noise_like(z, generator))
-
-
-def swap_patches(
-    z: torch.Tensor, window: Window, j: int, share: float, steps: int, generator: torch.Generator | None
-) -> torch.Tensor:
-    """FlexTI2V's latent patch swapping: each new slot takes a random share of its patches from
-    its source known slot at the same level (z's known slots, already replaced)."""
-    z = z.clone()
-    for slot, source in enumerate(window.init_source):
-        if window.known[slot] or source is None:
-            continue
-        p = pg.swap_share(share, j, steps, abs(slot - source))
-        if p <= 0:
-            continue
-        take = pg.patch_mask((z.shape[-2], z.shape[-1]), p, generator).to(z.device)
-        z[:, :, slot] = torch.where(take, z[:, :, source], z[:, :, slot])
-    return z
-
-
 def sample_window(
     model: Denoiser,
     grid: NoiseGrid,
@@ -306,60 +198,26 @@ def sample_window(
     generator: torch.Generator | None = None,
     start: int = 0,
     on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    holds: Sequence[Hold] = (),
 ) -> torch.Tensor:
     """One sampling run over a window from step `start`; returns the window with its generated
     slots filled in (and its known slots exactly `window.clean`).
 
-    z: the window at step `start` (see `initial_window`); on_step(j, z, x0) after each step.
+    z: the window at step `start` (see `initial_window`); on_step(j, z, x0) after each step;
+    holds: what else keeps parts of the window to given content (a moving target), after the
+    known slots and the holds `settings` ask for.
     """
-    mask = window.known.view(1, 1, -1, 1, 1).to(z.device)
-    any_known = bool(window.known.any())
-    any_new = not bool(window.known.all())
-    rectify = settings.rectify > 0 and any_known
-    from_model = settings.known_noise != "fresh" and any_known
-
-    def guided_output(z: torch.Tensor, j: int) -> torch.Tensor:
-        guided = settings.guided_at(j)
-        cond, uncond = model(z, grid.timestep(j), guided)
-        return guide(uncond, cond, settings.guidance) if guided and uncond is not None else cond
-
-    def predict(z: torch.Tensor, j: int) -> torch.Tensor:
-        if any_known and any_new and settings.posterior_at(j):
-            out = posterior_output(guided_output, grid, window, z, j, settings, differentiating(model))
-        else:
-            out = guided_output(z, j)
-        return rectified(out, z, grid, j, window, settings.rectify) if rectify else out
-
-    def step(z: torch.Tensor, j: int, replace: bool, c_after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = predict(z, j)
-        stepped = grid.step(z, out, j, generator)
-        if replace and from_model:
-            stepped = torch.where(
-                mask, known_after_step(grid, window, z, out, j, settings.known_noise, generator), stepped
-            )
-        elif replace:
-            stepped = torch.where(mask, c_after, stepped)
-        return stepped, out
-
-    with torch.no_grad():  # posterior_output enables a gradient where it needs one
+    guided = GuidedOutput(model, grid, window, settings)
+    held = window_holds(window, grid, settings, generator, start, holds)
+    with torch.no_grad():  # posterior guidance enables a gradient where it needs one
         for j in range(start, grid.steps):
-            replace = any_known and settings.replaces_at(j)
-            if replace:
-                c_now = grid.noised(window.clean, j, noise_like(window.clean, generator))
-                c_after = grid.noised_after(window.clean, j, noise_like(window.clean, generator))
-                # model-consistent known slots come from the previous step (fresh noise at the first)
-                if not from_model or j == start or not settings.replaces_at(j - 1):
-                    z = torch.where(mask, c_now, z)
-            else:
-                c_after = z
-            if settings.patch_swap > 0 and any_known:
-                z = swap_patches(z, window, j, settings.patch_swap, grid.steps, generator)
+            z = held.enter(z, j)  # z[known] <- q(s, level j)
             for _ in range(settings.resamples_at(j)):
-                z, _ = step(z, j, replace, c_after)
+                out = guided(z, j)
+                z = held.after(grid.step(z, out, j, generator), z, out, j)  # z[known] <- q(s, level after j)
                 z = grid.renoise(z, j, noise_like(z, generator))
-            z_before = z
-            # fresh known slots are left as the level's last step made them (the next step replaces them)
-            z, out = step(z, j, replace and from_model, c_after)
+            out = guided(z, j)
+            z_before, z = z, held.after(grid.step(z, out, j, generator), z, out, j, last=True)
             if on_step is not None:
                 on_step(j, z, grid.clean_estimate(z_before, out, j))
-    return torch.where(mask, window.clean, z) if any_known else z
+    return held.finish(z)  # z[known] <- s
