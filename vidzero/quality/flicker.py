@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vidzero.core.motion import optical_flow, warp
 from vidzero.errors import BadInput
 from vidzero.quality.plot import Panel, line_chart
 
@@ -79,36 +80,6 @@ def match_histograms(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
         ref_quantiles = np.cumsum(ref_counts) / reference[..., c].size
         out[..., c] = np.interp(quantiles, ref_quantiles, ref_values)[index].reshape(image.shape[:-1])
     return out
-
-
-MIN_FLOW_SIDE = 16  # DIS needs frames of 12 px and more; smaller ones are enlarged for the flow
-
-
-def optical_flow(reference: np.ndarray, moving: np.ndarray, method: str) -> np.ndarray:
-    """Dense flow such that reference(x) ~ moving(x + flow(x)), on grey levels. Frames smaller
-    than MIN_FLOW_SIDE are enlarged for the flow, which is then brought back to their size."""
-    a = cv2.cvtColor(reference, cv2.COLOR_RGB2GRAY)
-    b = cv2.cvtColor(moving, cv2.COLOR_RGB2GRAY)
-    h, w = a.shape
-    scale = -(-MIN_FLOW_SIDE // min(h, w))  # ceil
-    if scale > 1:
-        a, b = (cv2.resize(x, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR) for x in (a, b))
-    if method == "farneback":
-        flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-    else:
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
-        flow = dis.calc(a, b, None)
-    if scale > 1:
-        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_AREA) / scale
-    return flow
-
-
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(
-        image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
 
 
 def temporal_blend(current: np.ndarray, previous_out: np.ndarray, settings: DeflickerSettings) -> np.ndarray:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vidzero.core.motion import optical_flow, warp
 from vidzero.media.outputs import REPORT_JSON, REPORT_PNG, sidecar
-from vidzero.quality.flicker import lab_stats, optical_flow, warp
+from vidzero.quality.flicker import lab_stats
 from vidzero.quality.plot import Panel, line_chart
 
 SEAM_RATIO = 3.0

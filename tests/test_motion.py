@@ -1,0 +1,105 @@
+"""The moved-target builder (vidzero.core.motion) on synthetic motion with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.synthetic import disc_frame, textured_background
+from vidzero.core.motion import (
+    consistent,
+    find_object,
+    mask_centre,
+    moved_target,
+    object_shift,
+    optical_flow,
+    painted_out,
+)
+
+FLAT = np.broadcast_to(np.array((26, 30, 78), np.uint8), (64, 64, 3)).copy()
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+@pytest.mark.parametrize("background", ["flat", "texture"])
+def test_the_object_is_the_region_that_differs_from_every_border_colour(background):
+    bg = FLAT if background == "flat" else textured_background()
+    frame, cover = disc_frame(bg, (30.3, 25.6), 7.5)
+    mask = find_object(frame)
+    assert mask is not None and iou(mask, cover > 0.5) >= 0.9
+    np.testing.assert_allclose(mask_centre(mask), (30.3, 25.6), atol=0.25)
+    assert find_object(bg) is None  # no object: nothing differs from the border
+
+
+def test_a_point_picks_the_object_under_it_and_nothing_on_the_background():
+    frame, left = disc_frame(FLAT, (16.0, 20.0), 5.0)
+    frame, right = disc_frame(frame, (46.0, 40.0), 6.0, colour=(40, 200, 60))
+    mask = find_object(frame, point=(46.0, 41.0))
+    assert mask is not None and iou(mask, right > 0.5) >= 0.9 and not (mask & (left > 0.5)).any()
+    assert find_object(frame, point=(5.0, 60.0)) is None
+    assert find_object(frame, point=(200.0, 5.0)) is None  # off the image
+
+
+def test_a_scene_filling_the_frame_is_no_object():
+    frame, _ = disc_frame(FLAT, (32.0, 32.0), 29.5)
+    assert find_object(frame) is None
+
+
+@pytest.mark.parametrize("shift", [(3.4, -2.2), (-5.75, 0.5), (0.0, 0.0)])
+def test_the_shift_of_a_moved_object_is_found_to_a_fraction_of_a_pixel(shift):
+    bg = textured_background(seed=1)
+    known, cover = disc_frame(bg, (30.0, 30.0), 6.5)
+    moved, _ = disc_frame(bg, (30.0 + shift[0], 30.0 + shift[1]), 6.5)
+    found = object_shift(known, cover > 0.5, moved)
+    np.testing.assert_allclose(found, shift, atol=0.2)
+
+
+def test_the_shift_onto_a_soft_redrawn_blob_lands_on_its_centre():
+    """What a model draws: a softer, larger blob at the new place; the user's object is laid on
+    its centre (near the guess, as the track predicts)."""
+    known, cover = disc_frame(FLAT, (20.0, 32.0), 6.0)
+    blob, _ = disc_frame(FLAT, (27.5, 32.0), 8.0, blur=1.5)
+    found = object_shift(known, cover > 0.5, blob, guess=(6.0, 0.0), radius=4.0)
+    np.testing.assert_allclose(found, (7.5, 0.0), atol=0.5)
+
+
+def test_the_moved_target_keeps_the_users_outline_where_the_model_drew_a_blob():
+    bg = textured_background(seed=2)
+    known, cover = disc_frame(bg, (20.0, 30.0), 6.0)
+    blob, blob_cover = disc_frame(bg, (26.0, 30.0), 8.5, blur=1.5)
+    mask = cover > 0.5
+    target = moved_target(known, blob, mask, np.array([6.0, 0.0]))
+    expected, expected_cover = disc_frame(bg, (26.0, 30.0), 6.0)
+    assert iou(target.object_mask > 0.5, expected_cover > 0.5) >= 0.9
+    # the blob's rim outside the moved disc is background again (the user's background)
+    rim = (blob_cover > 0.1) & (expected_cover == 0)
+    assert rim.sum() > 20
+    assert float(np.abs(target.image[rim].astype(int) - bg[rim].astype(int)).mean()) < 12
+    assert float(np.abs(target.image.astype(int) - expected.astype(int)).mean()) < 4
+    assert target.trust[expected_cover > 0.5].min() == pytest.approx(1.0, abs=0.05)
+
+
+def test_with_no_object_the_known_frame_moves_by_the_consistent_flow():
+    bg = textured_background(seed=3)
+    panned = np.roll(bg, 2, axis=1)  # the camera pans: everything moves 2 px right
+    target = moved_target(bg, panned, None, None)
+    inner = (slice(8, -8), slice(8, -8))
+    assert float(np.abs(target.image[inner].astype(int) - panned[inner].astype(int)).mean()) < 3
+    assert float(target.trust[inner].mean()) > 0.9 and float(target.object_mask.max()) == 0.0
+
+
+def test_the_forward_backward_check_flags_what_only_one_frame_shows():
+    a, _ = disc_frame(textured_background(seed=4), (20.0, 32.0), 7.0)
+    b, _ = disc_frame(textured_background(seed=4), (36.0, 32.0), 7.0)  # a large jump: uncovered and covered areas
+    ok = consistent(optical_flow(a, b), optical_flow(b, a))
+    assert ok[:4].mean() > 0.9  # the untouched background
+    assert ok.mean() < 1.0
+
+
+def test_painting_out_the_object_leaves_the_background():
+    bg = textured_background(seed=5)
+    frame, cover = disc_frame(bg, (32.0, 32.0), 6.0)
+    clean = painted_out(frame, cover > 0.01)
+    assert float(np.abs(clean.astype(int) - bg.astype(int))[cover > 0.5].mean()) < 10
