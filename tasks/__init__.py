@@ -3,8 +3,8 @@
 Each task is a layout of known frames on the one sampler. A task module holds its inputs (a
 frozen dataclass whose fields carry their help text and command-line form) and its `layout`:
 the timeline and window plan it makes of those inputs on a backbone. From this table the CLI
-makes its commands (vidzero.app.cli), the batch reads its job lines (vidzero.app.batch), and a
-run record is read back typed (`spec_from_record`). Installed as `vidzero.tasks`.
+makes its commands (vidzero.app.cli), the batch reads its job lines (vidzero.app.batch) and the
+studio its forms (`spec_from_fields`). Installed as `vidzero.tasks`.
 """
 
 from __future__ import annotations
@@ -128,15 +128,6 @@ def spec_from_fields(task: str, inputs: Mapping[str, Any], options: Mapping[str,
     return build_spec(read_inputs(task, inputs), RunOptions.given(dict(options)), set(options))
 
 
-def spec_from_record(record: Mapping[str, Any]) -> RunSpec:
-    """A run's spec read back typed from its record (manifest or state file)."""
-    if not isinstance(record, Mapping) or not {"task", "inputs", "options"} <= set(record):
-        raise BadInput("the run record is incomplete (task, inputs, options)")
-    return RunSpec(
-        record["task"], read_inputs(record["task"], record["inputs"]), RunOptions.from_record(record["options"])
-    )
-
-
 def load_for(options: RunOptions) -> Backbone:
     """The backbone the options name, loaded as they say."""
     from vidzero.models.families import load_backbone  # torch and diffusers: not on `vidzero --help`
@@ -195,7 +186,6 @@ __all__ = [
     "load_key",
     "read_inputs",
     "spec_from_fields",
-    "spec_from_record",
     "start",
     "task_of",
 ]

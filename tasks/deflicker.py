@@ -126,6 +126,7 @@ def deflicker_clip(inputs: DeflickerInputs, output: str | Path | Output, force: 
             {
                 "vidzero": proof,
                 "spec": {"task": "deflicker", "inputs": input_record(inputs), "options": {}},
+                "fingerprint": deflicker_fingerprint(inputs),
                 "input": str(clip),
                 "output": str(out),
                 "sidecars": [str(p) for p in output.sidecars],
@@ -147,6 +148,14 @@ def deflicker_clip(inputs: DeflickerInputs, output: str | Path | Output, force: 
         write_png(png_path, plot_flicker(after, f"{out.name} (input flicker index {before['flicker_index']:.3f})"))
         output.commit(writer)
     return summary
+
+
+def deflicker_fingerprint(inputs: DeflickerInputs) -> str:
+    """What identifies a deflicker's output: its inputs' record (the clip, anchors, settings)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(input_record(inputs), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def deflicker_sidecars(output: str | Path) -> list[Path]:

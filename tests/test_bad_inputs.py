@@ -384,7 +384,8 @@ def test_a_valid_16_bit_greyscale_image_is_read_right(ws, tiny_model_dir, tmp_pa
     )
     first = next(iter(run)).image
     assert first[0, 0, 0] == 0 and first[0, -1, 0] > 200  # not all white
-    assert json.dumps(run.manifest()["spec"]["inputs"])
+    inputs = json.loads(json.dumps(run.manifest()["spec"]["inputs"]))  # the record is JSON as it is
+    assert inputs["image"] == str(tmp_path / "grey16.png") and inputs["prompt"] == "x" and inputs["frames"] == 2
 
 
 def test_force_never_replaces_a_frames_folder_whose_frame_the_user_retouched(tiny_model_dir, image_file, tmp_path):

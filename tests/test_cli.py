@@ -114,7 +114,8 @@ def test_progress_goes_to_logs_as_plain_lines(tiny_model_dir, image_file, tmp_pa
     lines = res.output.strip().splitlines()
     assert [ln.split(",")[0] for ln in lines[:3]] == ["window 1/3", "window 2/3", "window 3/3"]
     wrote = next(i for i, ln in enumerate(lines) if ln.startswith("wrote "))
-    assert all(ln.startswith("  seam at frame ") for ln in lines[wrote + 1 :])  # then the seams found, if any
+    seams = json.loads((tmp_path / "o.mp4.manifest.json").read_text())["report"]["seams"]
+    assert [ln.split(" (")[0] for ln in lines[wrote + 1 :]] == [f"  seam at frame {s['frame']}" for s in seams]
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tiny_model_dir, image_file, tmp_path, monkeypatch):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import vidzero
 
 PACKAGE = Path(vidzero.__file__).parent
@@ -35,11 +37,16 @@ def test_import_and_help_load_no_heavy_library():
 
 
 def test_public_names_resolve_lazily_and_match_all():
+    import importlib
+
     exported = set(vidzero._EXPORTS) | {"__version__"}
     assert set(vidzero.__all__) == exported
-    for name in vidzero.__all__:
-        assert getattr(vidzero, name) is not None, name
-    assert vidzero.load_backbone is not None
+    for name, module in vidzero._EXPORTS.items():  # each name is its module's object of that name
+        value = getattr(vidzero, name)
+        assert value is getattr(importlib.import_module(module), name) and value.__name__ == name, name
+    assert vidzero.__version__ == importlib.import_module("vidzero.version").__version__
+    with pytest.raises(AttributeError, match="no attribute 'extnd'"):
+        vidzero.extnd  # noqa: B018
 
 
 def test_the_package_does_not_import_the_recipes():

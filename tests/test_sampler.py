@@ -313,3 +313,81 @@ def test_the_flow_sampler_matches_its_float64_reference(monkeypatch, steps, resa
     ref = reference_flow_run(known, mask, z, settings, noises, grid.sigmas.double().numpy())
     np.testing.assert_allclose(out.numpy(), ref, rtol=1e-6, atol=1e-6)
     assert next(drawn, None) is None
+
+
+def reference_dual_clock(known, mask, sources, z, s: SamplerSettings, noises, target, region, first, until, seen):
+    """Algorithm 1 (DDIM, eta = 0) with a target for the new slots on a second clock, float64:
+    the target is made from the clean estimate of step first-1 (or before step 0 when first is
+    0), one noise draw is taken for it, and in steps [first, until) the region (a soft mask) is
+    the target taken to each level with that one draw; the steps after are free."""
+    abar = reference_alphas()
+    noises = iter(noises)
+    m = mask.reshape(1, 1, -1, 1, 1)
+    fixed = None
+
+    def hold(x, a):
+        return x + region * (np.sqrt(a) * target + np.sqrt(1 - a) * fixed - x)
+
+    def ddim(x, eps, a_t, a_prev):
+        x0 = (x - np.sqrt(1 - a_t) * eps) / np.sqrt(a_t)
+        return np.sqrt(a_prev) * x0 + np.sqrt(1 - a_prev) * eps, x0
+
+    for j, t in enumerate(reference_timesteps(s.steps)):
+        a_t = abar[t]
+        a_prev = abar[t - T // s.steps] if t - T // s.steps >= 0 else abar[0]
+        c_t = np.sqrt(a_t) * known + np.sqrt(1 - a_t) * next(noises)
+        c_prev = np.sqrt(a_prev) * known + np.sqrt(1 - a_prev) * next(noises)
+        z = np.where(m, c_t, z)
+        if j == first == 0:
+            seen.append(None)
+            fixed = next(noises)
+        held = first <= j < until
+        if held:
+            z = hold(z, a_t)
+        for _ in range(s.resample):
+            z, _ = ddim(z, reference_guided(z, t, s.guidance, s.guidance > 1), a_t, a_prev)
+            z = np.where(m, c_prev, z)
+            if held:
+                z = hold(z, a_prev)
+            r = a_t / a_prev
+            z = np.sqrt(r) * z + np.sqrt(1 - r) * next(noises)
+        z, x0 = ddim(z, reference_guided(z, t, s.guidance, s.guidance > 1), a_t, a_prev)
+        if j == first - 1:
+            seen.append(x0)
+            fixed = next(noises)
+    return np.where(m, known, z)
+
+
+@pytest.mark.parametrize("first,until", [(2, 4), (0, 3)])
+def test_the_dual_clock_matches_its_float64_reference(monkeypatch, first, until):
+    from vidzero.core.steering import TargetHold
+
+    s = SamplerSettings(steps=5, resample=1, guidance=3.0)
+    rng = np.random.default_rng(11)
+    shape = (1, 4, 5, 3, 3)
+    known, z, target = (rng.standard_normal(shape) for _ in range(3))
+    mask = np.array([True, True, False, True, False])
+    sources = (None, None, 1, None, 3)
+    region = np.zeros((1, 1, 5, 3, 3))
+    region[:, :, [2, 4]] = rng.uniform(0, 1, (1, 1, 2, 3, 3))  # soft, on the new slots
+    noises = [rng.standard_normal(shape) for _ in range(2 * 5 + 5 + 1)]
+    drawn = iter([torch.from_numpy(n) for n in noises])
+    patch_noise(monkeypatch, lambda x, g: next(drawn))
+    grid = DDIMGrid(make_scheduler(), 5)
+    made: list[torch.Tensor | None] = []
+
+    def make(x0):
+        made.append(x0)
+        return torch.from_numpy(target), torch.from_numpy(region)
+
+    window = Window(torch.from_numpy(known), torch.from_numpy(mask), sources)
+    hold = TargetHold(grid, first, until, make, None)
+    out = sample_window(FakeModel(), grid, window, torch.from_numpy(z), s, holds=[hold])
+    seen: list[np.ndarray | None] = []
+    ref = reference_dual_clock(known, mask, sources, z, s, noises, target, region, first, until, seen)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-5)
+    assert next(drawn, None) is None and len(made) == len(seen) == 1
+    if first:  # made from the clean estimate of the step before it holds
+        np.testing.assert_allclose(made[0].numpy(), seen[0], rtol=1e-5, atol=1e-5)
+    else:
+        assert made[0] is None

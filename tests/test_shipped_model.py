@@ -79,3 +79,23 @@ def test_shipped_tokenizer_has_the_classic_files_too(tmp_path):
     shipped = CLIPTokenizer.from_pretrained(EMBEDDED_MODEL_DIR / "tokenizer")
     for caption in PROMPTS:
         assert classic(caption).input_ids == shipped(caption).input_ids
+
+
+def test_a_photograph_far_outside_the_model_gets_one_warning_and_still_runs():
+    import warnings
+
+    import cv2
+    import skimage.data
+
+    from vidzero.runs.run import FarFromModelWarning
+
+    cat = cv2.resize(skimage.data.chelsea()[:, 75:375], (64, 64), interpolation=cv2.INTER_AREA)
+    circle = vidzero.extend("examples/red_circle.png", "a red circle moving right", frames=2, steps=1, progress=False)
+    photo = vidzero.extend(cat, "a cat moving right", frames=2, steps=1, progress=False)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert len(circle.frames()) == 2
+        assert [str(w.message) for w in seen if w.category is FarFromModelWarning] == []
+        assert len(photo.frames()) == 2  # never a refusal
+    far = [str(w.message) for w in seen if w.category is FarFromModelWarning]
+    assert len(far) == 1 and "docs/model-card.md" in far[0] and "--model" in far[0]

@@ -106,7 +106,12 @@ def test_a_page_run_writes_what_the_cli_writes(studio, image_file, tiny_model_di
     cli = json.loads((tmp_path / "cli.mp4.manifest.json").read_text())
     assert made["fingerprint"] == cli["fingerprint"] and made["spec"]["inputs"] == cli["spec"]["inputs"]
     files = studio.result_files(page)
-    assert files["video"] == str(page) and files["contact"] and files["report"]
+    assert files == {
+        "video": str(page),
+        "contact": str(studio.outputs / "page.mp4.contact.png"),
+        "report": str(studio.outputs / "page.mp4.report.png"),
+        "seams": made["report"]["seams"],
+    }
     assert studio.finished_outputs() == ["page.mp4"]
     assert studio.free_name("page") == "page-001.mp4" and studio.free_name("fresh") == "fresh"
     assert handle.snapshot()["output"] == str(page)
@@ -152,7 +157,8 @@ def test_stop_leaves_a_run_that_resume_finishes_to_the_same_bytes(studio, image_
     stopped = studio.start("extend", inputs, FAST, "cut")
     assert stopped.wait(120) == "stopped"
     assert (studio.outputs / "cut.mp4.state.safetensors").exists() and not (studio.outputs / "cut.mp4").exists()
-    assert len(stopped.frames()) >= 2  # the frames made so far are what the page shows
+    # the frames made so far are what the page shows: the image and the two windows' frames
+    assert [p.name for p in stopped.frames()] == ["000000.png", "000001.png", "000002.png"]
     assert studio.free_name("cut") == "cut"  # the name stays for Resume
     monkeypatch.setattr(Progress, "job", report)
     with pytest.raises(BadInput) as refused:
@@ -201,16 +207,29 @@ def test_progress_counts_windows_and_steps():
 
 
 def test_one_run_at_a_time(studio, image_file, monkeypatch):
+    import threading
+
     inputs = {"image": str(image_file), "prompt": "x", "frames": 12}
+    started, tried = threading.Event(), threading.Event()
+    report = Progress.job
+
+    def hold_the_first_window(self, done, total):
+        report(self, done, total)
+        if done == 1:
+            started.set()
+            tried.wait(60)
+
+    monkeypatch.setattr(Progress, "job", hold_the_first_window)
     first = studio.start("extend", inputs, FAST, "one")
     try:
-        if first.running:
-            with pytest.raises(BadInput, match="a run is going on"):
-                studio.start("extend", inputs, FAST, "two")
+        assert started.wait(60)
+        with pytest.raises(BadInput, match="a run is going on"):
+            studio.start("extend", inputs, FAST, "two")
     finally:
         studio.stop()
+        tried.set()
         first.wait(120)
-    assert first.outcome in ("stopped", "done")
+    assert first.outcome == "stopped" and not (studio.outputs / "two.mp4").exists()
 
 
 def test_deflicker_and_report_a_clip_in_the_outputs_folder(studio, image_file, tmp_path):
@@ -287,3 +306,16 @@ def test_requests_the_page_refuses_are_one_line_never_a_traceback(studio, tmp_pa
     assert "Traceback" not in console
     assert len([line for line in console.splitlines() if "refused a request" in line]) == len(refused)
     assert sorted(p.name for p in studio.outputs.iterdir()) == [".studio"]  # nothing written
+
+
+def test_the_estimate_prices_gradients_as_the_cli_and_the_dry_run_do(tiny_backbone, image_file):
+    """One formula (PlannedRun.cost) for the studio's estimate, the CLI's announcement and --dry-run."""
+    import vidzero
+    from vidzero.app.studio import estimate
+
+    run = vidzero.extend(
+        image_file, "x", frames=4, backbone=tiny_backbone, steps=2, resample=0, dps=1.0, progress=False
+    )
+    cost = run.cost()
+    assert (cost.windows, cost.evaluations, cost.backward, cost.checkpointed, cost.work) == (3, 6, 6, False, 12)
+    assert estimate(run).startswith("4 frames in 3 windows, 6 guided evaluations (6 with a gradient)")

@@ -79,6 +79,9 @@ class RunOptionsDict(TypedDict, total=False):
     generated_weight: float | None
     known_noise: str | None
     patch_swap: float | None
+    target: str | None
+    target_steps: str | None
+    target_frames: str | None
     new_per_window: int | None
     queue: str | None
     seed: int | None

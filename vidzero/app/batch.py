@@ -61,7 +61,6 @@ from vidzero.media.outputs import (
 )
 from vidzero.runs.options import RunOptions
 from vidzero.runs.output import Output
-from vidzero.runs.spec import input_record
 from vidzero.tasks import OneModel, load_key, read_inputs, start
 from vidzero.tasks.deflicker import deflicker_sidecars
 
@@ -228,51 +227,40 @@ class Batch:
             return record("failed", error=f"internal error: {type(exc).__name__}: {exc}")
         return record("done", passes)
 
-    def _may_replace(self, job: Job, output: Output, previous: Record | None) -> bool:
-        """Whether the job may write over what is at its output now: with --force, or when that
-        is the very output this batch wrote for this job (its proof unchanged)."""
-        if self.force:
-            return True
+    def _start(self, job: Job, output: Output, fingerprint: str, previous: Record | None) -> str:
+        """Where the job starts (the output's rules, vidzero.runs.output.Output.job_start), given
+        the proof this batch recorded when it last wrote the job's output."""
         made = previous.made if previous is not None and previous.output == str(job.output) else ""
-        return bool(made) and output.proof() == made
+        return output.job_start(fingerprint, self.force, made)
 
     def _deflicker(self, job: Job, output: Output, previous: Record | None) -> Callable[[], int] | None:
         """The work (None when the output is done already with the same inputs)."""
-        from vidzero.tasks.deflicker import deflicker_clip
+        from vidzero.tasks.deflicker import deflicker_clip, deflicker_fingerprint
 
         inputs = read_inputs("deflicker", job.inputs)
-        manifest = output.manifest()
-        done = manifest is not None and (manifest.get("spec") or {}).get("inputs") == input_record(inputs)
-        if done and not self.force:
+        start = self._start(job, output, deflicker_fingerprint(inputs), previous)
+        if start == "done":
             return None
-        exists = output.exists()
-        if exists and not self._may_replace(job, output, previous):
-            raise BadInput(f"output exists: {job.output} (another run made it, not this batch; --force replaces it)")
 
         def work() -> int:
-            deflicker_clip(inputs, output, force=exists)
+            deflicker_clip(inputs, output, force=True)  # replaces only what Output.job_start allowed
             return 0
 
         return work
 
     def _generate(self, job: Job, output: Output, previous: Record | None) -> Callable[[], int] | None:
         """The work (None for a job done with the same fingerprint): it resumes an interrupted
-        run, or runs it anew (over this batch's own earlier output of a job that has since
-        changed; over another run's only with --force)."""
+        run, or runs it anew."""
         run = start(job.spec(self.device), self.backbone_for(job))
-        print_id = run.fingerprint()
-        if output.finished_as(print_id) and not self.force:
+        begin = self._start(job, output, run.fingerprint(), previous)
+        if begin == "done":
             return None
-        resume = output.interrupted_as(print_id) and not self.force
-        exists = output.exists()
-        if exists and not resume and not self._may_replace(job, output, previous):
-            raise BadInput(f"output exists: {job.output} (another run made it, not this batch; --force replaces it)")
 
         def work() -> int:
             run.progress = self.progress(job) if self.progress is not None else False
             run.engine.packer = self.packer
             try:
-                run.save(output, force=not resume and (exists or output.state() is not None), resume=resume)
+                run.save(output, force=begin == "fresh", resume=begin == "resume")
             finally:
                 run.close()  # a failed save must not leave the packer waiting on this run
             return run.engine.stats.unet_samples

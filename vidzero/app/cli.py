@@ -211,14 +211,12 @@ def announce(run: Any) -> None:
     machine, an estimated time (no probe: that is what --dry-run is for)."""
     from vidzero.runs.timings import key_for, recorded
 
-    settings = run.engine.settings
-    evaluations = len(run.jobs) * settings.evaluations()
-    work = evaluations + len(run.jobs) * settings.backward_passes()  # a gradient: about one evaluation more
+    cost = run.cost()
     seconds = recorded(key_for(run.backbone)).get("seconds")
-    if seconds and seconds * work >= 60:
+    if seconds and seconds * cost.work >= 60:
         err.print(
-            f"plan: {len(run.jobs)} windows, {evaluations} guided evaluations, about "
-            f"{seconds * work / 60:.0f} min on this machine (from its last run)"
+            f"plan: {cost.windows} windows, {cost.evaluations} guided evaluations, about "
+            f"{seconds * cost.work / 60:.0f} min on this machine (from its last run)"
         )
 
 

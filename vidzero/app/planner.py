@@ -25,7 +25,6 @@ from vidzero.errors import BadInput
 from vidzero.models.checkpoint import inspect_checkpoint
 from vidzero.models.loading import (
     gradient_memory_bytes,
-    gradient_needs_checkpointing,
     parse_dtype,
     pick_device,
     quiet_loading,
@@ -156,7 +155,8 @@ def dry_run(spec: RunSpec) -> str:
     """Plan the run on a stand-in backbone and describe its cost; writes nothing."""
     bb = planning_backbone(spec.options)
     run: PlannedRun = start(spec, bb)  # the stand-in has the format, no weights
-    evaluations = len(run.jobs) * run.engine.settings.evaluations()
+    cost = run.cost()
+    evaluations = cost.evaluations
     generated = generated_count(run.jobs, run.layout.length)
     last = recorded(key_for(bb))
     per_eval, peak = last.get("seconds"), last.get("peak_gib")
@@ -186,11 +186,8 @@ def dry_run(spec: RunSpec) -> str:
         f"cost: {evaluations} guided UNet evaluations ({evaluations / max(1, generated):.1f} per generated frame; "
         f"steps {run.engine.settings.steps}, resample {run.engine.settings.resample})",
     ]
-    backward = len(run.jobs) * run.engine.settings.backward_passes()
+    backward, checkpointed, work = cost.backward, cost.checkpointed, cost.work
     parameters = bb.info.summary().get("transformer_parameters" if bb.family == "wan" else "unet_parameters") or 0
-    checkpointed = backward > 0 and gradient_needs_checkpointing(bb, parameters)
-    # a backward pass costs about one evaluation more; with checkpointing, one more again
-    work = evaluations + backward * (2 if checkpointed else 1)
     if backward:
         lines.append(
             f"gradients: {backward} of the evaluations take a gradient (posterior guidance), about "

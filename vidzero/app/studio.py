@@ -324,15 +324,17 @@ class Studio:
 
 
 def estimate(run: Any) -> str:
-    """The plan's cost as `--dry-run` states it: frames, windows, guided evaluations, and the time
-    they took per evaluation in the last run of this model on this machine."""
+    """The plan's cost as `--dry-run` states it (`PlannedRun.cost`): frames, windows, guided
+    evaluations and gradients, and the time from the last run of this model on this machine."""
     from vidzero.runs.timings import key_for, recorded
 
-    evaluations = len(run.jobs) * run.engine.settings.evaluations()
-    text = f"{run.length - run.first_output} frames in {len(run.jobs)} windows, {evaluations} guided evaluations"
+    cost = run.cost()
+    text = f"{run.length - run.first_output} frames in {cost.windows} windows, {cost.evaluations} guided evaluations"
+    if cost.backward:
+        text += f" ({cost.backward} with a gradient)"
     per_evaluation = recorded(key_for(run.backbone)).get("seconds")
     if per_evaluation:
-        text += f", about {per_evaluation * evaluations:.0f} s (from the last run on this machine)"
+        text += f", about {per_evaluation * cost.work:.0f} s (from the last run on this machine)"
     return text
 
 

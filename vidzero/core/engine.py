@@ -28,8 +28,9 @@ from vidzero.core.sampler import Denoiser, Prediction, SamplerSettings, StepCall
 from vidzero.core.sampler import initial_window as initial_window
 from vidzero.core.sampler import sample_window as sample_window
 from vidzero.core.schedule import NoiseGrid
+from vidzero.core.targets import MovingTargets
 from vidzero.core.timeline import Layout
-from vidzero.errors import StopRun
+from vidzero.errors import BadInput, StopRun
 
 
 class Progress(Protocol):
@@ -127,8 +128,11 @@ class Engine:
         self.stats = stats = RunStats()
         self.on_job_done = on_job_done
         progress = progress or NoProgress()
-        store = VideoFrameStore if self.backbone.temporal_stride > 1 else FrameStore
-        frames = store(layout, self.backbone, self.queue, resume)
+        targets = self.moving_targets(layout)
+        if self.backbone.temporal_stride > 1:
+            frames: FrameStore = VideoFrameStore(layout, self.backbone, self.queue, resume)
+        else:
+            frames = FrameStore(layout, self.backbone, self.queue, resume, targets)
         grid = self.backbone.noise_grid(self.settings)
         started = time.perf_counter()
         progress.job(frames.next_job, len(layout.jobs))
@@ -159,13 +163,26 @@ class Engine:
             start = self.settings.given_start if frames.starts_from_given(job) else 0
             z = initial_window(window, grid, self.settings, generator, start, self.backbone.init_noise_sigma)
             on_step = self._on_step(job.index, len(layout.jobs), grid.timestep, progress)
-            z = sample_window(model, grid, window, z, self.settings, generator, start, on_step)
+            hold = frames.targets.hold(job, grid, generator, frames.before) if frames.targets is not None else None
+            z = sample_window(model, grid, window, z, self.settings, generator, start, on_step, [hold] if hold else [])
             frames.add(job, z, seed)
             stats.jobs += 1
             progress.job(job.index + 1, len(layout.jobs))
             yield from frames.ready(job.index)
             if self.on_job_done is not None:
                 self.on_job_done(frames.state())
+
+    def moving_targets(self, layout: Layout) -> MovingTargets | None:
+        """The run's moving targets, when its settings ask for them (vidzero.core.targets)."""
+        s = self.settings
+        if s.target == "off" and s.target_frames == "model" and layout.motion is None:
+            return None
+        if self.backbone.temporal_stride > 1:
+            raise BadInput(
+                "moving targets and motion paths need a backbone with one latent frame per video frame "
+                f"(the UNet3D family); {self.backbone.model_id}'s latent frames hold {self.backbone.temporal_stride}"
+            )
+        return MovingTargets(layout, self.backbone, s, layout.object_masks, layout.motion)
 
     def _on_step(
         self, window: int, windows: int, timestep: Callable[[int], torch.Tensor], progress: Progress

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from vidzero.core.backbone import Backbone
 from vidzero.core.sampler import Window
 from vidzero.core.timeline import Layout, WindowJob, last_reads
 from vidzero.errors import BadInput
+
+if TYPE_CHECKING:
+    from vidzero.core.targets import MovingTargets
 
 
 @dataclass
@@ -78,8 +81,16 @@ def repeated_slots(job: WindowJob) -> torch.Tensor:
 
 
 class FrameStore:
-    def __init__(self, layout: Layout, backbone: Backbone, queue: str, resume: EngineState | None = None) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        backbone: Backbone,
+        queue: str,
+        resume: EngineState | None = None,
+        targets: MovingTargets | None = None,
+    ) -> None:
         self.layout, self.bb, self.queue = layout, backbone, queue
+        self.targets = targets  # moving targets: what the queue reads and what is written (vidzero.core.targets)
         self.pixels: dict[int, np.ndarray] = dict(layout.known)
         self.latents: dict[int, torch.Tensor] = dict(layout.known_latents or {})
         self.seeds: dict[int, int] = {}
@@ -130,6 +141,10 @@ class FrameStore:
         given = torch.tensor([bool(k) and frame in given_frames for k, frame in zip(known, job.slots)])
         return Window(clean, known, job.init_source, given, repeated_slots(job))
 
+    def before(self, frame: int) -> np.ndarray | None:
+        """The pixels of the frame before `frame`, where the run still holds them."""
+        return self.pixels.get(frame - 1)
+
     def starts_from_given(self, job: WindowJob) -> bool:
         """Whether every new slot of the job starts from a frame the user gave."""
         given = self.layout.given_frames()
@@ -142,10 +157,15 @@ class FrameStore:
         new_latents = torch.stack([window[0, :, slot] for slot, _ in kept])
         images = to_pixels(self.bb.decode(new_latents))
         for (_, frame), latent, image in zip(kept, new_latents, images):
-            self.pixels[frame] = image
+            queued, written = image, image
+            if self.targets is not None:
+                queued, written = self.targets.queued(frame, image, self.pixels.get(frame - 1))
+            self.pixels[frame] = written
             self.seeds[frame] = seed
             self.fresh[frame] = latent
-            if self.queue == "latent":
+            if queued is not image:  # later windows read the target: its own latent
+                self.latents[frame] = self.bb.encode_frames(from_pixels(queued[None]).to(self.bb.device))[0]
+            elif self.queue == "latent":
                 self.latents[frame] = latent
             if frame >= self.tail_from:
                 self.tail[frame] = latent
@@ -168,7 +188,8 @@ class FrameStore:
             self.next_out += 1
 
     def state(self) -> EngineState:
-        keep = self.latents if self.queue == "latent" or self.layout.known_latents else {}
+        queued = self.targets is not None and self.targets.in_queue
+        keep = self.latents if self.queue == "latent" or self.layout.known_latents or queued else {}
         return EngineState(
             self.next_job,
             self.next_out,

@@ -8,9 +8,11 @@ appearance while making the model's motion:
   `find_object`, or a mask the user gives) moved as a whole by the shift that best lays it on the
   generated frame (`object_shift`: masked template matching near where it should be, refined to
   a fraction of a pixel) or by a shift the user gives (a motion path);
-- everywhere else the known frame's background (the object painted out) moved by the dense flow
-  between it and the generated frame, kept only where the flow is consistent forwards and
-  backwards; what the known frame never saw (uncovered, occluded) is the generated frame's.
+- everywhere else the known frame's background moved by the dense flow between it and the
+  generated frame, kept only where the flow is consistent forwards and backwards; what the known
+  frame never saw (uncovered where the object was, occluded) is the generated frame's, and the
+  model's own drawing of the object beyond the moved object is background (the known frame's,
+  the object painted out).
 
 `moved_target` returns the target and where it can be trusted (the moved object, and the
 consistent background). The rigid move is what keeps an outline: a dense flow alone follows the
@@ -145,17 +147,25 @@ def subpixel(values: np.ndarray, y: int, x: int) -> tuple[float, float]:
     return dx, dy
 
 
+@dataclass(frozen=True)
+class Match:
+    shift: np.ndarray  # (dx, dy) px
+    rms: float  # root mean square difference per channel over the object's pixels (0-255)
+
+
 def object_shift(
     known: np.ndarray,
     mask: np.ndarray,
     generated: np.ndarray,
     guess: tuple[float, float] = (0.0, 0.0),
     radius: float | None = None,
-) -> np.ndarray:
-    """(dx, dy): the shift that lays the user's object (`mask` in `known`) best on `generated`,
+) -> Match:
+    """The shift (dx, dy) that lays the user's object (`mask` in `known`) best on `generated`,
     searched within `radius` px of `guess` (default a quarter of the frame), to a fraction of a
     pixel: masked template matching (sum of squared differences over the object's pixels), the
-    minimum refined by a parabola."""
+    minimum refined by a parabola; with how well it fits. Inside a drawing larger than the object
+    every placement fits about as well (a plateau): `centred_shift` then lays it on the
+    drawing's centre."""
     h, w = mask.shape
     radius = max(2.0, 0.25 * min(h, w)) if radius is None else radius
     ys, xs = np.nonzero(mask)
@@ -171,7 +181,44 @@ def object_shift(
     cost = cv2.matchTemplate(region, template, cv2.TM_SQDIFF, mask=weights)
     iy, ix = np.unravel_index(int(np.argmin(cost)), cost.shape)
     fx, fy = subpixel(cost, int(iy), int(ix))
-    return np.array([gx - reach + ix + fx, gy - reach + iy + fy], np.float64)
+    rms = float(np.sqrt(max(float(cost[iy, ix]), 0.0) / max(1.0, float(weights.sum()))))
+    return Match(np.array([gx - reach + ix + fx, gy - reach + iy + fy], np.float64), rms)
+
+
+def soft_cover(image: np.ndarray, background: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """(H, W) in [0, 1]: how much of each pixel of `region` is object rather than `background`
+    (its colour distance from the background over the median distance inside the region)."""
+    distance = np.sqrt(((lab(image) - lab(background)) ** 2).sum(-1))
+    inside = distance[region & (distance > OBJECT_CONTRAST)]
+    if inside.size == 0:
+        return np.zeros(region.shape, np.float32)
+    return np.where(region, np.clip(distance / float(np.median(inside)), 0, 1), 0).astype(np.float32)
+
+
+def weighted_centre(weights: np.ndarray) -> np.ndarray | None:
+    total = float(weights.sum())
+    if total <= 0:
+        return None
+    ys, xs = np.mgrid[0 : weights.shape[0], 0 : weights.shape[1]]
+    return np.array([(weights * xs).sum() / total, (weights * ys).sum() / total])
+
+
+def centred_shift(
+    known: np.ndarray, mask: np.ndarray, generated: np.ndarray, background: np.ndarray, match: Match
+) -> Match:
+    """The match laid on the centre of the model's drawing of the object: the soft centroid of
+    what differs from the background where the matched object lies, against the object's own
+    soft centroid in the known frame (both measured the same way, anti-aliased edges included)."""
+    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    placed = shifted(mask.astype(np.float32), match.shift) > 0.5
+    drawn = drawn_object(generated, background, placed)
+    if not drawn.any():
+        return match
+    here = weighted_centre(soft_cover(generated, background, cv2.dilate(drawn.astype(np.uint8), grow) > 0))
+    there = weighted_centre(soft_cover(known, background, cv2.dilate(mask.astype(np.uint8), grow) > 0))
+    if here is None or there is None:
+        return match
+    return Match(here - there, match.rms)
 
 
 # ---------------------------------------------------------------------- the target
@@ -191,7 +238,7 @@ def painted_out(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 
 
 def shifted(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    matrix = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+    matrix = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], np.float32)
     h, w = image.shape[:2]
     return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
@@ -226,10 +273,14 @@ def moved_target(
         # the model's drawing of the object (what differs from the background and touches the
         # moved object) is background wherever the moved object does not cover it
         drawn = drawn_object(generated, background, cover > 0.5)
-        out = np.where(drawn[..., None], base, out)
+        # where the object was and is no more, the known frame never saw the background: the
+        # generated frame's, and no trust (but for the model's drawing of the object, painted out)
+        uncovered = (cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~drawn
+        out = np.where(drawn[..., None], base, np.where(uncovered[..., None], generated.astype(np.float32), out))
+        trust = np.where(uncovered, 0.0, np.maximum(trust, drawn)).astype(np.float32)
         moved = shifted(known.astype(np.float32), shift)
         out = cover[..., None] * moved + (1 - cover[..., None]) * out
-        trust = np.maximum(np.maximum(trust, drawn), cv2.dilate(cover, np.ones((3, 3), np.uint8)))
+        trust = np.maximum(trust, cv2.dilate(cover, np.ones((3, 3), np.uint8)))
     return MovedTarget(np.clip(np.rint(out), 0, 255).astype(np.uint8), trust.astype(np.float32), cover)
 
 

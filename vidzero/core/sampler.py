@@ -91,6 +91,10 @@ class SamplerSettings:
     generated_weight: float = 1.0  # weight of generated known slots in the guidance's error (the user's: 1)
     known_noise: str = "fresh"  # known slots' noise: fresh (the paper), model (x0 replacement), ding
     patch_swap: float = 0.0  # FlexTI2V's share of new-slot patches taken from the known frame (0: off)
+    # moving targets (vidzero.core.targets), off by default
+    target: str = "off"  # where the user's image moved along the video's motion is used: window, queue, both
+    target_steps: tuple[int, int] | None = None  # the window holds it in steps [a, b) (None: the default)
+    target_frames: str = "model"  # the frames written: the model's (harmonised) or the targets
 
     def posterior_at(self, step: int) -> bool:
         """Whether step `step` (0-based) takes a gradient through the model."""

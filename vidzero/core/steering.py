@@ -248,6 +248,59 @@ class PatchSwap:
         return stepped
 
 
+# A target for the new slots: (clean latent window (B, C, F, h, w), mask (1, 1, F, h, w) in [0, 1]),
+# or None where there is none to hold this window to.
+Target = tuple[torch.Tensor, torch.Tensor]
+
+
+class TargetHold:
+    """A target for the new slots on a second clock (Time-to-Move's dual clock): in steps
+    [first, until) the masked region is the target taken to the step's level with one fixed noise
+    draw, so that the region's noise does not fight itself from step to step; the steps after are
+    free, and harmonise the region with the rest. The target comes from `make(x0)`: called with
+    the clean estimate of step first - 1 (the motion the model has settled on by then, read from
+    its estimate), or with None before the first step when `first` is 0 (a motion known before
+    sampling, a path)."""
+
+    def __init__(
+        self,
+        grid: NoiseGrid,
+        first: int,
+        until: int,
+        make: Callable[[torch.Tensor | None], Target | None],
+        generator: torch.Generator | None,
+    ) -> None:
+        self.grid, self.first, self.until, self.make, self.generator = grid, first, until, make, generator
+        self.target: Target | None = None
+        self.noise: torch.Tensor | None = None
+
+    def _take(self, x0: torch.Tensor | None) -> None:
+        self.target = self.make(x0)
+        if self.target is not None:
+            self.noise = noise_like(self.target[0], self.generator)  # the one draw of this window
+
+    def _held(self, z: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        assert self.target is not None
+        mask = self.target[1].to(z.dtype)
+        return z + mask * (level - z)
+
+    def enter(self, z: torch.Tensor, j: int) -> torch.Tensor:
+        if j == self.first == 0 and self.target is None:
+            self._take(None)
+        if self.target is None or not self.first <= j < self.until:
+            return z
+        assert self.noise is not None
+        return self._held(z, self.grid.noised(self.target[0], j, self.noise))
+
+    def after(self, stepped: torch.Tensor, z: torch.Tensor, out: torch.Tensor, j: int, last: bool) -> torch.Tensor:
+        if last and j == self.first - 1:
+            self._take(self.grid.clean_estimate(z, out, j))
+        if last or self.target is None or not self.first <= j < self.until:
+            return stepped  # the next step's enter holds the region again, or the steps are free
+        assert self.noise is not None
+        return self._held(stepped, self.grid.noised_after(self.target[0], j, self.noise))
+
+
 class Holds:
     """The holds of one window, applied in order at each moment; the known slots first (the
     paper's replacement), then the rest."""

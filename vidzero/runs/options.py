@@ -29,6 +29,8 @@ from vidzero.core.choices import (
     RELEASE_QUEUE,
     RELEASE_RESAMPLE,
     RELEASE_STEPS,
+    TARGET_FRAMES,
+    TARGETS,
 )
 from vidzero.errors import BadInput
 from vidzero.media.outputs import DEFAULT_FPS
@@ -157,6 +159,21 @@ class RunOptions:
         "Share of a new frame's latent patches taken from the known frame at each step (FlexTI2V; 0: off).",
         "sampler",
     )
+    target: str = opt(
+        "off",
+        "Moving target: the user's image moved along the motion the video makes, held in each window on a "
+        "second clock ('window'), read by later windows instead of the model's drawing ('queue'), 'both', or 'off'.",
+        "sampler",
+    )
+    target_steps: str | None = opt(
+        None,
+        "A:B: the window holds the moving target in steps A..B-1, built from step A-1's estimate (default 6:9).",
+        "sampler",
+        metavar="A:B",
+    )
+    target_frames: str = opt(
+        "model", "Frames written with a moving target: the model's (harmonised) or the targets.", "sampler"
+    )
     new_per_window: int | None = opt(
         None, "Frames generated per sampling run (1: the paper's; k: k times fewer UNet calls).", "sampler"
     )
@@ -195,10 +212,6 @@ class RunOptions:
             raise BadInput(f"unknown option {unknown[0]!r}")
         return cls(**{k: v for k, v in values.items() if v is not None})
 
-    def set_fields(self) -> set[str]:
-        """The options that differ from the table's defaults."""
-        return {f.name for f in fields(self) if getattr(self, f.name) != f.default}
-
     def resolved(self) -> RunOptions:
         """A copy with the preset's values in the sampler options left unset."""
         preset = self.preset or DEFAULT_PRESET
@@ -233,9 +246,11 @@ class RunOptions:
         number(o.generated_weight, "generated_weight", 0, 1)
         number(o.patch_swap, "patch_swap", 0, 1)
         choice(o.known_noise, "known_noise", KNOWN_NOISE)
-        for name in ("guidance_steps", "posterior_steps"):
+        for name in ("guidance_steps", "posterior_steps", "target_steps"):
             if getattr(o, name) is not None:
                 step_range(getattr(o, name), name, steps)
+        choice(o.target, "target", TARGETS)
+        choice(o.target_frames, "target_frames", TARGET_FRAMES)
         if o.forward_chunking is not None:
             integer(o.forward_chunking, "forward_chunking", 1, 4096)
         if o.crf is not None:
@@ -280,6 +295,9 @@ class RunOptions:
 
     def posterior_range(self) -> tuple[int, int] | None:
         return None if self.posterior_steps is None else step_range(self.posterior_steps, "posterior_steps", 10**6)
+
+    def target_range(self) -> tuple[int, int] | None:
+        return None if self.target_steps is None else step_range(self.target_steps, "target_steps", 10**6)
 
 
 def option_fields(group: str | None = None, cli: bool | None = None) -> list[dataclasses.Field[Any]]:

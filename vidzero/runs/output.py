@@ -125,6 +125,20 @@ class Output:
         listed = {resolved(str(p)) for p in record.get("sidecars", [])}
         return [p for p in self.sidecars if resolved(p) in listed]
 
+    def job_start(self, fingerprint: str, force: bool, made: str = "") -> str:
+        """Where a batch job of `fingerprint` starts at this output: "done" (finished as the job
+        makes it), "resume" (its interrupted run left its state here) or "fresh", over nothing,
+        over the job's own earlier output (`made`: the proof the batch recorded when it wrote it,
+        still what is there) or, with `force`, over vidzero's; anything else is refused. Reads,
+        never writes; the run's `begin` keeps the files a fresh start may replace to vidzero's."""
+        if not force and self.finished_as(fingerprint):
+            return "done"
+        if not force and self.interrupted_as(fingerprint):
+            return "resume"
+        if self.exists() and not force and not (made and self.proof() == made):
+            raise BadInput(f"output exists: {self.path} (another run made it, not this batch; {{+force}} replaces it)")
+        return "fresh"
+
     def check_writable(self, force: bool, known_own: Iterable[Path] = ()) -> None:
         """Refuse to write where the output would lose a user's file (vidzero.media.outputs)."""
         check_output(self.path, force, self.inputs, self.sidecars, known_own, manifest=self.manifest)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,14 @@ import torch
 
 from vidzero.core.backbone import Backbone
 from vidzero.core.engine import Engine
-from vidzero.core.frames import EngineState, Frame, from_pixels
+from vidzero.core.frames import EngineState, Frame, from_pixels, to_pixels
 from vidzero.core.sampler import SamplerSettings
 from vidzero.core.timeline import WindowJob
 from vidzero.errors import BadInput, StopRun
 from vidzero.media.outputs import discard, output_kind
 from vidzero.media.pictures import write_png
 from vidzero.media.video import check_codec
+from vidzero.models.checkpoint import DEFAULT_MODEL
 from vidzero.quality.flicker import DeflickerSettings
 from vidzero.runs.finish import SAVE_POINT_HOOKS, MadeFrames, finish, save_point
 from vidzero.runs.options import RunOptions
@@ -44,6 +45,40 @@ class ResumeThreadsWarning(UserWarning):
 
 def threads(n: int) -> str:
     return f"{n} CPU thread" + ("" if n == 1 else "s")
+
+
+# dB: the model's own VAE round trip of frames it can draw (the embedded model on the fidelity
+# bench's shapes: 27-35 dB) and of photographs it cannot (scikit-image's chelsea, astronaut,
+# coffee, rocket: 12-22 dB).
+DRAWABLE_PSNR = 24.0
+
+
+class FarFromModelWarning(UserWarning):
+    """A given frame is far outside what the model draws: the video will not keep it."""
+
+
+def warn_if_far_from_the_model(backbone: Backbone, layout: Any) -> None:
+    """One line before a run whose given frames the model's own VAE reconstructs badly (never a
+    refusal: the run goes on)."""
+    if backbone.temporal_stride > 1:  # known frames arrive as clips' latents: no frame to try alone
+        return
+    given = [layout.known[f] for f in sorted(layout.given_frames()) if f in layout.known][:4]
+    if not given:
+        return
+    pixels = from_pixels(np.stack(given)).to(backbone.device)
+    with torch.no_grad():
+        back = to_pixels(backbone.decode(backbone.encode_frames(pixels)))
+    errors = ((back.astype(np.float64) - np.stack(given).astype(np.float64)) ** 2).reshape(len(given), -1).mean(1)
+    worst = float(min(10 * np.log10(255.0**2 / max(float(e), 1e-10)) for e in errors))
+    if worst < DRAWABLE_PSNR:
+        card = "its model card, docs/model-card.md" if backbone.model_id == DEFAULT_MODEL else "the checkpoint's card"
+        warnings.warn(
+            f"the model's own VAE keeps your image at {worst:.1f} dB (images it can draw: {DRAWABLE_PSNR:.0f} dB "
+            f"and more): it is far outside what {backbone.model_id} draws and the video will not keep it; see "
+            f"{card}, or choose a checkpoint that draws such images (--model, model= in Python)",
+            FarFromModelWarning,
+            stacklevel=2,
+        )
 
 
 def warn_if_threads_differ(started: int | None) -> None:
@@ -64,7 +99,11 @@ def sampler_settings(o: RunOptions) -> SamplerSettings:
     SamplerSettings is the run option of its name, step ranges parsed from their A:B text."""
     if o.steps is None or o.resample is None or o.init is None or o.guidance is None:
         raise ValueError("the options are not checked (RunOptions.check)")
-    ranges = {"guidance_steps": o.guidance_range(), "posterior_steps": o.posterior_range()}
+    ranges = {
+        "guidance_steps": o.guidance_range(),
+        "posterior_steps": o.posterior_range(),
+        "target_steps": o.target_range(),
+    }
     return SamplerSettings(**{f.name: ranges.get(f.name, getattr(o, f.name)) for f in fields(SamplerSettings)})
 
 
@@ -81,6 +120,24 @@ def as_output_type(frame: Frame, output_type: str) -> Frame:
     else:  # latent
         image = frame.latent
     return Frame(frame.index, image, frame.known, frame.seed, frame.latent)
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """What a planned run costs: its windows, the model's guided evaluations, those that take a
+    gradient (posterior guidance), and whether those are checkpointed. One formula for the CLI's
+    announcement, `--dry-run` and the studio's estimate."""
+
+    windows: int
+    evaluations: int
+    backward: int = 0
+    checkpointed: bool = False
+
+    @property
+    def work(self) -> int:
+        """The run's model work in evaluations' time: a backward pass costs about one evaluation
+        more, and one more again when its activations are recomputed (checkpointing)."""
+        return self.evaluations + self.backward * (2 if self.checkpointed else 1)
 
 
 class PlannedRun:
@@ -138,6 +195,21 @@ class PlannedRun:
     def input_paths(self) -> list[Path]:
         return [Path(p) for p in self.spec.inputs.paths()]
 
+    def cost(self) -> RunCost:
+        """What this run costs (see `RunCost`)."""
+        from vidzero.models.loading import gradient_needs_checkpointing
+
+        settings, windows = self.engine.settings, len(self.jobs)
+        backward = windows * settings.backward_passes()
+        checkpointed = False
+        if backward:
+            bb = self.backbone
+            info = getattr(bb, "info", None)
+            summary = info.summary() if info is not None else {}
+            parameters = summary.get("transformer_parameters" if bb.family == "wan" else "unet_parameters") or 0
+            checkpointed = gradient_needs_checkpointing(bb, parameters)
+        return RunCost(windows, windows * settings.evaluations(), backward, checkpointed)
+
     def fingerprint(self) -> str:
         """What identifies this run's frames and file (its spec, plan and known pixels): hashed
         once, as nothing it covers changes after planning (a batch or the studio asks before
@@ -156,6 +228,8 @@ class PlannedRun:
         if self._stream is None:
             if self._finished:
                 return
+            if resume is None:
+                warn_if_far_from_the_model(self.backbone, self.layout)
             self._progress = progress_for(self.progress)
             self._stream = self.engine.run(self.layout, self._progress, resume=resume, on_job_done=self._job_done)
         elif resume is not None:

@@ -1,9 +1,10 @@
 """A run as one typed value: which task, its inputs, its options.
 
-`RunSpec(task, inputs, options)` is built the same way by the CLI, by a batch job line and by the
-Python API, checked once (`RunSpec.checked`), recorded in the run's manifest and state file
-(`record`), and read back typed (`vidzero.tasks.spec_from_record`) by `--resume`, `reroll`,
-`extend --from` and the batch's skip logic. Each task's inputs are a frozen dataclass of the task
+`RunSpec(task, inputs, options)` is built the same way by the CLI, by a batch job line, by the
+studio and by the Python API, checked once (`RunSpec.checked`), and recorded in the run's
+manifest and state file (`record`): the fingerprint that `--resume` and the batch compare is
+its hash, and `reroll` and `extend --from` take the recorded options back
+(`RunOptions.from_record`). Each task's inputs are a frozen dataclass of the task
 module (vidzero.tasks); their fields carry help text and how the command line spells them
 (`inp`), from which the CLI and the batch job schema are made.
 """

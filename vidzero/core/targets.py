@@ -1,0 +1,207 @@
+"""Moving targets in a run: the user's image moved along the motion each new frame makes, used
+where the paper's sampler lets the model's drawing drift (vidzero.core.motion builds each one).
+
+For a generated frame n, the reference is the user's frame nearest to it in time; its object
+(found once per reference, or the mask the user gave) is laid on frame n at the shift that fits
+best near where it was in frame n-1, or at the shift a motion path gives; the moved target is
+that object over the reference's background moved by the consistent flow. Three uses, each
+switchable (`SamplerSettings.target`, `target_steps`, `target_frames`):
+
+- **window**: inside the window that makes frame n, the new slot's region is held to the target
+  on a second clock (vidzero.core.steering.TargetHold) in steps [A, B): the target is built from
+  the step A-1 estimate of the clean frame (the motion the model has settled on by then; a path's
+  from the start), and the steps from B on are free, harmonising it with the model's drawing;
+- **queue**: what later windows read of frame n is the target where it is trusted, the model's
+  frame elsewhere, so a drifted drawing is not copied forward;
+- **frames written**: the model's frames (harmonised), or the targets.
+
+Everything is recomputed from frames the run keeps (the previous frame is in the queue), so a
+resumed run builds the same targets as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from vidzero.core.backbone import Backbone
+from vidzero.core.frames import from_pixels, to_pixels
+from vidzero.core.motion import (
+    MovedTarget,
+    centred_shift,
+    find_object,
+    moved_target,
+    object_shift,
+    painted_out,
+)
+from vidzero.core.sampler import SamplerSettings
+from vidzero.core.schedule import NoiseGrid
+from vidzero.core.steering import Target, TargetHold
+from vidzero.core.timeline import Layout, WindowJob
+
+# Beyond this root mean square difference per channel (0-255) the object is not where the search
+# looked (it left the frame, or the model drew something else): no target for that frame.
+LOST_RMS = 60.0
+# A frame's object is searched this far (a share of the frame's smaller side) from its place in
+# the frame before; that place is searched over the whole frame.
+STEP_RADIUS = 0.2
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A frame the user gave, ready to be moved: its pixels, its object, its background."""
+
+    frame: int
+    pixels: np.ndarray
+    mask: np.ndarray | None
+    background: np.ndarray
+
+
+Motion = Callable[[int, int], np.ndarray | None]  # (reference frame, frame) -> the given shift (a path)
+
+
+class MovingTargets:
+    """A run's moving targets (see the module's text)."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        backbone: Backbone,
+        settings: SamplerSettings,
+        masks: dict[int, np.ndarray] | None = None,
+        motion: Motion | None = None,
+    ) -> None:
+        self.layout, self.bb, self.settings = layout, backbone, settings
+        self.given = sorted(f for f in layout.given_frames() if f in layout.known)
+        self.masks = masks or {}
+        self.motion = motion
+        self._references: dict[int, Reference] = {}
+
+    @property
+    def in_window(self) -> bool:
+        return self.settings.target in ("window", "both")
+
+    @property
+    def in_queue(self) -> bool:
+        return self.settings.target in ("queue", "both")
+
+    @property
+    def written(self) -> bool:
+        return self.settings.target_frames == "target"
+
+    # ------------------------------------------------------------------ references and shifts
+    def reference(self, frame: int) -> Reference | None:
+        """The user's frame nearest to `frame` (the earlier of two as near), ready to move."""
+        if not self.given:
+            return None
+        nearest = min(self.given, key=lambda g: (abs(g - frame), g))
+        if nearest not in self._references:
+            pixels = self.layout.known[nearest]
+            mask = self.masks.get(nearest)
+            mask = find_object(pixels) if mask is None else mask
+            self._references[nearest] = Reference(nearest, pixels, mask, painted_out(pixels, mask))
+        return self._references[nearest]
+
+    def shift(self, ref: Reference, frame: int, image: np.ndarray, before: np.ndarray | None) -> np.ndarray | None:
+        """Where `ref`'s object is in `image` (frame `frame`): the path's shift, or the best fit
+        near its place in the frame before (`before`, searched over the whole frame); None where
+        it is lost."""
+        if ref.mask is None:
+            return None
+        if self.motion is not None:
+            return self.motion(ref.frame, frame)
+        h, w = ref.mask.shape
+        guess = np.zeros(2)
+        if before is not None and frame - 1 != ref.frame:
+            found = object_shift(ref.pixels, ref.mask, before, radius=float(max(h, w)))
+            guess = found.shift if found.rms <= LOST_RMS else guess
+        near = object_shift(ref.pixels, ref.mask, image, (float(guess[0]), float(guess[1])), STEP_RADIUS * min(h, w))
+        if near.rms > LOST_RMS:
+            return None
+        return centred_shift(ref.pixels, ref.mask, image, ref.background, near).shift
+
+    def target(self, frame: int, image: np.ndarray, before: np.ndarray | None) -> MovedTarget | None:
+        """The moved target for frame `frame`, drawn as `image`."""
+        ref = self.reference(frame)
+        if ref is None:
+            return None
+        shift = self.shift(ref, frame, image, before)
+        if shift is None and ref.mask is not None:
+            return None  # the object is lost: nothing to hold the frame to
+        return moved_target(ref.pixels, image, ref.mask, shift, ref.background)
+
+    # ------------------------------------------------------------------ in the window
+    def hold(
+        self,
+        job: WindowJob,
+        grid: NoiseGrid,
+        generator: torch.Generator,
+        before: Callable[[int], np.ndarray | None],
+    ) -> TargetHold | None:
+        """The dual clock for the job's new slots, or None (not asked, or nothing to hold)."""
+        if not self.in_window or not job.generate:
+            return None
+        first, until = self.steps()
+        new = [(slot, frame) for slot, frame in zip(job.generate, job.targets) if frame < self.layout.length]
+
+        def make(x0: torch.Tensor | None) -> Target | None:
+            drawn: list[np.ndarray | None]
+            if x0 is None:  # a path: the frame before, moved along it
+                drawn = [before(frame) for _, frame in new]
+            else:
+                latents = torch.stack([x0[0, :, slot] for slot, _ in new])
+                drawn = list(to_pixels(self.bb.decode(latents.to(self.bb.device))))
+            return self.window_target(new, drawn, before)
+
+        return TargetHold(grid, first, until, make, generator)
+
+    def steps(self) -> tuple[int, int]:
+        first, until = self.settings.target_steps or DEFAULT_TARGET_STEPS
+        first = 0 if self.motion is not None else max(first, 1)  # a path is known before sampling
+        return first, min(until, self.settings.steps)
+
+    def window_target(
+        self,
+        new: list[tuple[int, int]],
+        drawn: list[np.ndarray | None],
+        before: Callable[[int], np.ndarray | None],
+    ) -> Target | None:
+        """(latent window, mask) for the new slots, from their drawings (or the frame before)."""
+        c, h, w = self.bb.latent_shape
+        frames = max(slot for slot, _ in new) + 1
+        latent = torch.zeros(1, c, frames, h, w, device=self.bb.device)
+        mask = torch.zeros(1, 1, frames, h, w, device=self.bb.device)
+        images, places = [], []
+        for (slot, frame), image in zip(new, drawn):
+            if image is None:
+                continue
+            target = self.target(frame, image, before(frame))
+            if target is not None:
+                images.append(target.image)
+                places.append((slot, target.trust))
+        if not images:
+            return None
+        encoded = self.bb.encode_frames(from_pixels(np.stack(images)).to(self.bb.device))
+        for (slot, trust), code in zip(places, encoded):
+            latent[0, :, slot] = code
+            mask[0, 0, slot] = torch.from_numpy(cv2.resize(trust, (w, h), interpolation=cv2.INTER_AREA))
+        return latent, mask
+
+    # ------------------------------------------------------------------ in the queue
+    def queued(self, frame: int, image: np.ndarray, before: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(what later windows read, what is written) of generated frame `frame` drawn as `image`."""
+        if not (self.in_queue or self.written):
+            return image, image
+        target = self.target(frame, image, before)
+        if target is None:
+            return image, image
+        trust = target.trust[..., None]
+        blended = np.clip(np.rint(trust * target.image + (1 - trust) * image), 0, 255).astype(np.uint8)
+        return (blended if self.in_queue else image), (target.image if self.written else image)
+
+
+DEFAULT_TARGET_STEPS = (6, 9)
