@@ -1,9 +1,10 @@
-"""What the tasks share: image sources, prompt schedules, the frame format a layout is made for."""
+"""What the tasks share: image sources, prompt schedules, the frame format a layout is made for,
+motion paths."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -12,6 +13,9 @@ from vidzero.core.timeline import Prompt, VideoPlacement
 from vidzero.errors import BadInput
 from vidzero.media.images import check_image_array, fit_frame, load_image, open_image
 from vidzero.runs.options import text
+
+if TYPE_CHECKING:
+    from vidzero.core.targets import ObjectPath
 
 ImageSource = str | Path | Image.Image | np.ndarray
 
@@ -132,3 +136,111 @@ def check_image_source(image: ImageSource, what: str = "image") -> tuple[int, in
 
 def paths_of(*items: Any) -> list[Path]:
     return [Path(i) for i in items if isinstance(i, (str, Path))]
+
+
+# ---------------------------------------------------------------------- motion paths
+PATH_HELP = (
+    "A motion path 'X,Y X,Y@F ...' in the image's pixels: the object under the first point moves along it "
+    "(constant speed between frames pinned with @F; the last point is the last frame unless pinned). "
+    "Repeatable: one path per object."
+)
+MASK_HELP = (
+    "The object of a path, as a mask image of the input's size (white: the object); default: the region under "
+    "the path's first point. Repeatable, in the paths' order."
+)
+
+
+def path_inputs(path: Any) -> tuple[str, ...]:
+    """Paths as the inputs keep them, one text per object ('X,Y X,Y@F ...'), from any form the API,
+    a job line or the command line gives (vidzero.core.paths.read_paths)."""
+    from vidzero.core.paths import path_record, read_paths
+
+    return tuple(path_record(points) for points in read_paths(path))
+
+
+def mask_inputs(mask: Any) -> tuple[Any, ...]:
+    """Masks as the inputs keep them: one file (or array) per path, in the paths' order."""
+    if mask is None:
+        return ()
+    if isinstance(mask, (str, Path, np.ndarray)):
+        return (mask,)
+    return tuple(mask)
+
+
+def check_paths(paths: tuple[str, ...], masks: tuple[Any, ...]) -> None:
+    """What needs no model: every path parses, no more masks than paths, every mask is an image."""
+    from vidzero.core.paths import parse_path
+
+    for written in paths:
+        parse_path(written)
+    if len(masks) > len(paths):
+        raise BadInput(f"{{option}}: {len(masks)} masks for {len(paths)} path(s); give one per path, in order", "mask")
+    for mask in masks:
+        if isinstance(mask, np.ndarray):
+            if mask.ndim != 2:
+                raise BadInput(f"{{option}} arrays must be (H, W), got shape {mask.shape}", "mask")
+        else:
+            open_image(mask, "mask")
+
+
+def load_mask(mask: Any, source: tuple[int, int], fmt: FrameFormat) -> np.ndarray:
+    """A path's mask, of the input's size, fitted to the frame as the image is (white: the object)."""
+    if isinstance(mask, np.ndarray):
+        grey = (mask > (0 if mask.dtype == bool else 127)).astype(np.uint8) * 255
+    else:
+        grey = open_image(mask, "mask").mean(axis=2).round().astype(np.uint8)
+    h, w = grey.shape[:2]
+    if (w, h) != source:
+        raise BadInput(f"{{option}} is {w}x{h}; it must be the input's size, {source[0]}x{source[1]}", "mask")
+    fitted_mask = fit_frame(np.repeat(grey[..., None], 3, axis=2), fmt.width, fmt.height)[..., 0] > 127
+    if not fitted_mask.any():
+        raise BadInput("{option} holds no object (no white pixels inside the part of the image the model sees)", "mask")
+    return fitted_mask
+
+
+def object_paths(
+    paths: tuple[str, ...],
+    masks: tuple[Any, ...],
+    frame: np.ndarray,
+    source: tuple[int, int],
+    fmt: FrameFormat,
+    start: int,
+    last: int,
+) -> tuple[ObjectPath, ...]:
+    """The objects the user moves: each path's points moved onto the model's frame, its object
+    (the mask, or the region under its first point in `frame`, the known frame `start`) and its
+    centre in every frame `start`..`last`."""
+    from vidzero.core.motion import find_object
+    from vidzero.core.paths import check_path, fitted, parse_path, positions
+    from vidzero.core.targets import ObjectPath
+
+    if not paths:
+        return ()
+    if fmt.temporal_stride > 1:
+        raise BadInput(
+            "{option} needs a backbone with one latent frame per video frame (the UNet3D family); this one's "
+            f"latent frames hold {fmt.temporal_stride}",
+            "path",
+        )
+    objects = []
+    for i, written in enumerate(paths):
+        points = parse_path(written)
+        check_path(points, source, start, last)
+        on_frame = fitted(points, source, (fmt.width, fmt.height))
+        x, y, _ = on_frame[0]
+        if not (0 <= x <= fmt.width - 1 and 0 <= y <= fmt.height - 1):
+            where = f"{points[0][0]:g},{points[0][1]:g}"
+            raise BadInput(f"{{option}} starts at {where}, outside the centre crop the model sees", "path")
+        if i < len(masks):
+            mask = load_mask(masks[i], source, fmt)
+        else:
+            found = find_object(frame, point=(x, y))
+            if found is None:
+                raise BadInput(
+                    f"{{option}} starts at {points[0][0]:g},{points[0][1]:g}, on nothing that can be moved (no region "
+                    "there differs from its surroundings): start it on the object, or give its mask (--mask)",
+                    "path",
+                )
+            mask = found
+        objects.append(ObjectPath(start, mask, positions(on_frame, start, last)))
+    return tuple(objects)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidzero.core.timeline import Layout, Prompt, VideoPlacement, latent_length, plan_prefix
 from vidzero.errors import BadInput
@@ -23,11 +23,17 @@ from vidzero.runs.options import RunOptions, frame_count
 from vidzero.runs.spec import PROMPT_AT, CliParam, TaskPlan, inp, read_fields, with_schedule
 
 from .common import (
+    MASK_HELP,
+    PATH_HELP,
     FrameFormat,
     ImageSource,
     check_image_source,
+    check_paths,
     check_schedule,
     load_frame,
+    mask_inputs,
+    object_paths,
+    path_inputs,
     paths_of,
     place_video,
     read_schedule,
@@ -85,6 +91,8 @@ class ExtendInputs:
         names=("--from",),
         metavar="STATE",
     )
+    path: tuple[str, ...] = inp(PATH_HELP, (), metavar="PATH")
+    mask: tuple[Any, ...] = inp(MASK_HELP, (), metavar="FILE")
 
     cli_params: ClassVar[tuple[CliParam, ...]] = (
         CliParam("image", str | None, "The first frame (PNG, JPEG, ...); centre-cropped and resized.", "argument"),
@@ -100,7 +108,15 @@ class ExtendInputs:
                 raise BadInput("with {option} give at most a prompt (the frames come from the state)", "state")
             image, prompt = None, prompt or image
         schedule = with_schedule(prompt, values["prompt_at"]) if prompt is not None else None
-        return cls(image, schedule, values["frames"], values["loop"], values["from_state"])
+        return cls(
+            image,
+            schedule,
+            values["frames"],
+            values["loop"],
+            values["from_state"],
+            path_inputs(values["path"]),
+            mask_inputs(values["mask"]),
+        )
 
     def missing(self) -> str | None:
         """The input a job line must still give: an image and a prompt, or a state to go on from."""
@@ -109,7 +125,10 @@ class ExtendInputs:
         return "image" if self.image is None else "prompt" if self.prompt is None else None
 
     def check(self) -> None:
+        check_paths(self.path, self.mask)
         if self.from_state is not None:
+            if self.path:
+                raise BadInput("{option} starts on a frame you give: not with a continuation (--from)", "path")
             if self.image is not None:
                 raise BadInput("with {option} give at most a prompt (the frames come from the state)", "state")
             if self.frames is not None:
@@ -126,7 +145,7 @@ class ExtendInputs:
         check_image_source(self.image)
 
     def paths(self) -> list[Path]:
-        return paths_of(self.image, self.from_state)
+        return paths_of(self.image, self.from_state, *self.mask)
 
     @classmethod
     def from_record(cls, record: dict) -> ExtendInputs:
@@ -135,6 +154,7 @@ class ExtendInputs:
             values["prompt"] = read_schedule(values["prompt"])
         if values.get("from_state") is not None:
             values["from_state"] = Path(values["from_state"])
+        values["path"], values["mask"] = path_inputs(values.get("path")), mask_inputs(values.get("mask"))
         return cls(**values)
 
 
@@ -154,6 +174,7 @@ def layout(inputs: ExtendInputs, fmt: FrameFormat, options: RunOptions) -> TaskP
     assert inputs.image is not None and inputs.prompt is not None  # check() says so
     first = load_frame(inputs.image, fmt)
     if fmt.temporal_stride > 1:  # latent frames of several video frames (Wan): the image is latent frame 0
+        object_paths(inputs.path, inputs.mask, first, (fmt.width, fmt.height), fmt, 0, 0)  # refused with a reason
         video_length = inputs.frames or window_video_frames(fmt)
         pixels, latents, video = place_video(fmt, video_length, {0: first})
         length = latent_length(video_length, fmt.temporal_stride)
@@ -162,7 +183,9 @@ def layout(inputs: ExtendInputs, fmt: FrameFormat, options: RunOptions) -> TaskP
         return TaskPlan(Layout(length, pixels, jobs, prompt, known_latents=latents, video=video))
     length = inputs.frames or fmt.frames
     jobs = plan_prefix(length, 1, fmt.frames, options.new_per_window, loop=inputs.loop)
-    return TaskPlan(Layout(length, {0: first}, jobs, check_schedule(inputs.prompt, length)))
+    source = check_image_source(inputs.image)
+    paths = object_paths(inputs.path, inputs.mask, first, source, fmt, 0, length - 1)
+    return TaskPlan(Layout(length, {0: first}, jobs, check_schedule(inputs.prompt, length), paths=paths))
 
 
 def continuation(finished: FinishedRun, inputs: ExtendInputs, fmt: FrameFormat, options: RunOptions) -> TaskPlan:

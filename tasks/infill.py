@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -21,15 +21,24 @@ from vidzero.runs.options import RunOptions, choice, frame_count
 from vidzero.runs.spec import PROMPT_AT, CliParam, TaskPlan, inp, parse_position, read_fields, with_schedule
 
 from .common import (
+    MASK_HELP,
+    PATH_HELP,
     FrameFormat,
     ImageSource,
     check_image_source,
+    check_paths,
     check_schedule,
     load_frame,
+    mask_inputs,
+    object_paths,
+    path_inputs,
     paths_of,
     place_video,
     read_schedule,
 )
+
+if TYPE_CHECKING:
+    from vidzero.core.targets import ObjectPath
 
 
 def position(value: object, option: str, length: int) -> int:
@@ -50,6 +59,12 @@ class InfillInputs:
     clips: dict[int, Path] = inp("Real clips placed on the timeline: {first position: video}.", {}, cli=None)
     order: str = inp("Fill gaps 'inward' (from both ends) or 'forward' (left to right).", "inward")
     loop: bool = inp("Treat the timeline as a circle: the last frame leads into the first.", False)
+    path: tuple[str, ...] = inp(
+        PATH_HELP + " A path starts on a keyframe: frame 0, or the frame its first point pins (X,Y@F).",
+        (),
+        metavar="PATH",
+    )
+    mask: tuple[Any, ...] = inp(MASK_HELP, (), metavar="FILE")
 
     cli_params: ClassVar[tuple[CliParam, ...]] = (
         CliParam(
@@ -90,7 +105,16 @@ class InfillInputs:
                 raise BadInput(f"{{option}}: two clips at frame {pos}", "clips")
             clips[pos] = Path(clip)
         prompt_value = with_schedule(prompt, values["prompt_at"])
-        return cls(prompt_value, frames, keys, clips, values["order"], values["loop"])
+        return cls(
+            prompt_value,
+            frames,
+            keys,
+            clips,
+            values["order"],
+            values["loop"],
+            path_inputs(values["path"]),
+            mask_inputs(values["mask"]),
+        )
 
     def check(self) -> None:
         """Positions and files, before any model loads."""
@@ -99,6 +123,7 @@ class InfillInputs:
         frame_count(self.frames, "frames", 2)
         choice(self.order, "order", FILL_ORDERS)
         check_schedule(self.prompt, self.frames)
+        check_paths(self.path, self.mask)
         if not self.keys and not self.clips:
             raise BadInput("no known frames: give keyframes (keys) or clips")
         sizes: dict[tuple[int, int], int] = {}
@@ -113,7 +138,7 @@ class InfillInputs:
             video_info(clip)
 
     def paths(self) -> list[Path]:
-        return paths_of(*self.keys.values(), *self.clips.values())
+        return paths_of(*self.keys.values(), *self.clips.values(), *self.mask)
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> InfillInputs:
@@ -134,6 +159,7 @@ class InfillInputs:
             frames = values.get("frames", 16)
             keys.setdefault(0, start)
             keys.setdefault(frames - 1, end)
+        values["path"], values["mask"] = path_inputs(values.get("path")), mask_inputs(values.get("mask"))
         return cls(**{**values, "keys": keys, "clips": clips})
 
 
@@ -161,6 +187,7 @@ def layout(inputs: InfillInputs, fmt: FrameFormat, options: RunOptions) -> TaskP
     assert options.new_per_window is not None
     known = load_known(inputs, fmt)
     if fmt.temporal_stride > 1:  # known video frames placed in latent frames (Wan); see place_video
+        object_paths(inputs.path, inputs.mask, known[min(known)], (fmt.width, fmt.height), fmt, 0, 0)  # refused
         pixels, latents, video = place_video(fmt, inputs.frames, known)
         length = latent_length(inputs.frames, fmt.temporal_stride)
         if len(latents) == length:
@@ -169,4 +196,26 @@ def layout(inputs: InfillInputs, fmt: FrameFormat, options: RunOptions) -> TaskP
         prompt = check_schedule(inputs.prompt, inputs.frames)
         return TaskPlan(Layout(length, pixels, jobs, prompt, known_latents=latents, video=video))
     jobs = plan_timeline(inputs.frames, set(known), fmt.frames, inputs.order, options.new_per_window, inputs.loop)
-    return TaskPlan(Layout(inputs.frames, known, jobs, check_schedule(inputs.prompt, inputs.frames)))
+    paths = keyframe_paths(inputs, known, fmt)
+    return TaskPlan(Layout(inputs.frames, known, jobs, check_schedule(inputs.prompt, inputs.frames), paths=paths))
+
+
+def keyframe_paths(inputs: InfillInputs, known: dict[int, np.ndarray], fmt: FrameFormat) -> tuple[ObjectPath, ...]:
+    """Each path from the keyframe it starts on (frame 0, or the one its first point pins)."""
+    from vidzero.core.paths import parse_path
+    from vidzero.media.video import read_video
+
+    objects: list[ObjectPath] = []
+    for i, written in enumerate(inputs.path):
+        start = parse_path(written)[0][2] or 0
+        if start not in known:
+            raise BadInput(f"{{option}} starts on frame {start}, which holds no keyframe or clip frame", "path")
+        if start in inputs.keys:
+            source = check_image_source(inputs.keys[start], "keyframe")
+        else:
+            clip = next(c for s, c in sorted(inputs.clips.items(), reverse=True) if s <= start)
+            h, w = next(iter(read_video(clip))).shape[:2]
+            source = (w, h)
+        mask = inputs.mask[i : i + 1]
+        objects += object_paths((written,), mask, known[start], source, fmt, start, inputs.frames - 1)
+    return tuple(objects)

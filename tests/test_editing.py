@@ -150,8 +150,10 @@ def test_reroll_hints_survive_a_shell_whatever_the_name(tmp_path):
     clip = moving_square(20, speed=1.0)
     clip[10] = np.roll(clip[10], 8, axis=1)
     path = write_video(clip, tmp_path / "my vidéo 'take 2'.mp4")
-    hints = [s["reroll"] for s in quality_report(iter(clip), output=str(path))["seams"]]
-    assert hints and all(shlex.split(h)[2] == str(path) for h in hints)
+    seams = quality_report(iter(clip), output=str(path))["seams"]
+    assert seams and all(shlex.split(s["reroll"])[2] == str(path) for s in seams)
+    # the span each reroll regenerates is kept as data too (the studio lists it)
+    assert all(shlex.split(s["reroll"])[4] == s["frames"] for s in seams)
 
 
 def test_a_reroll_checks_the_original_once(tiny_model_dir, image_file, tmp_path, monkeypatch):

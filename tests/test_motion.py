@@ -7,6 +7,7 @@ import pytest
 
 from tests.synthetic import disc_frame, textured_background
 from vidzero.core.motion import (
+    Placed,
     centred_shift,
     consistent,
     find_object,
@@ -74,7 +75,7 @@ def test_the_moved_target_keeps_the_users_outline_where_the_model_drew_a_blob():
     known, cover = disc_frame(bg, (20.0, 30.0), 6.0)
     blob, blob_cover = disc_frame(bg, (26.0, 30.0), 8.5, blur=1.5)
     mask = cover > 0.5
-    target = moved_target(known, blob, mask, np.array([6.0, 0.0]))
+    target = moved_target(known, blob, [Placed(known, mask, np.array([6.0, 0.0]))])
     expected, expected_cover = disc_frame(bg, (26.0, 30.0), 6.0)
     assert iou(target.object_mask > 0.5, expected_cover > 0.5) >= 0.9
     # the blob's rim outside the moved disc is background again (the user's background)
@@ -88,7 +89,7 @@ def test_the_moved_target_keeps_the_users_outline_where_the_model_drew_a_blob():
 def test_with_no_object_the_known_frame_moves_by_the_consistent_flow():
     bg = textured_background(seed=3)
     panned = np.roll(bg, 2, axis=1)  # the camera pans: everything moves 2 px right
-    target = moved_target(bg, panned, None, None)
+    target = moved_target(bg, panned, [])
     inner = (slice(8, -8), slice(8, -8))
     assert float(np.abs(target.image[inner].astype(int) - panned[inner].astype(int)).mean()) < 3
     assert float(target.trust[inner].mean()) > 0.9 and float(target.object_mask.max()) == 0.0
@@ -110,15 +111,15 @@ def test_painting_out_the_object_leaves_the_background():
 
 
 # ---------------------------------------------------------------------- in a run (vidzero.core.targets)
-def moving_targets(target: str, frames: str = "model", motion=None):
+def moving_targets(target: str, frames: str = "model", paths=()):
     from vidzero.core.sampler import SamplerSettings
     from vidzero.core.targets import MovingTargets
     from vidzero.core.timeline import Layout
 
     known, cover = disc_frame(textured_background(seed=6), (20.0, 30.0), 6.0)
-    layout = Layout(8, {0: known}, [], "x", motion=motion)
+    layout = Layout(8, {0: known}, [], "x", paths=tuple(paths))
     settings = SamplerSettings(target=target, target_frames=frames)
-    return MovingTargets(layout, None, settings, motion=motion), known, cover  # type: ignore[arg-type]
+    return MovingTargets(layout, None, settings, layout.paths), known, cover  # type: ignore[arg-type]
 
 
 def test_the_queue_reads_the_users_object_where_the_model_drew_its_blob():
@@ -146,10 +147,15 @@ def test_written_targets_and_lost_objects():
     assert queued is gone and written is gone
 
 
-def test_a_given_motion_moves_the_object_along_it():
-    targets, known, _ = moving_targets("queue", motion=lambda ref, frame: np.array([3.0 * frame, 0.0]))
+def test_a_path_moves_its_object_whatever_the_model_drew():
+    from vidzero.core.targets import ObjectPath
+
+    _, known, cover = moving_targets("off")
+    centres = {f: np.array([20.0 + 3 * f, 30.0]) for f in range(8)}
+    targets, _, _ = moving_targets("off", paths=[ObjectPath(0, cover > 0.5, centres)])
+    assert targets.in_window and targets.in_queue and targets.steps() == (0, 6)
     bg = textured_background(seed=6)
-    queued, _ = targets.queued(2, bg, known)  # whatever the model drew, the object is where the path says
+    queued, _ = targets.queued(2, bg, known)  # the model drew nothing: the object is where the path says
     found = find_object(queued)
     assert found is not None
     np.testing.assert_allclose(mask_centre(found), (26.0, 30.0), atol=0.3)

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -88,7 +89,12 @@ def test_bad_input_gets_the_clis_line_and_writes_nothing(studio, image_file):
     assert sorted(p.name for p in studio.outputs.iterdir()) == before
     assert message(RuntimeError("boom")) == "internal error: RuntimeError: boom"
     assert frame_span(" 8 - 11 ") == "8-11" and frame_span("8-11 (seam at 10: flicker)") == "8-11"
-    seam = {"frame": 10, "signal": "flicker", "reroll": "vidzero reroll 'my out.mp4' --frames 8-11 -o NEW"}
+    seam = {
+        "frame": 10,
+        "signal": "flicker",
+        "frames": "8-11",
+        "reroll": "vidzero reroll 'my out.mp4' --frames 8-11 -o NEW",
+    }
     assert seam_choices([seam]) == ["8-11 (seam at 10: flicker)"]
     with pytest.raises(BadInput):
         frame_span("eight")
@@ -283,11 +289,11 @@ def test_requests_the_page_refuses_are_one_line_never_a_traceback(studio, tmp_pa
         client = Client(served_url(page), verbose=False)
         for upload in ("text.png", "empty.png", "noise.png"):
             answer = client.predict(
-                handle_file(str(tmp_path / upload)), "x", 3, 0, "", "fast", "a", api_name="/run_new"
+                handle_file(str(tmp_path / upload)), "x", 3, 0, "", "fast", "", "a", api_name="/run_new"
             )
             assert answer[0].startswith("cannot read image") and "not an image" in answer[0], answer[0]
         refused = [
-            ("/run_new", (None, "x", 3, 0, "", "no-such-preset", "b")),
+            ("/run_new", (None, "x", 3, 0, "", "no-such-preset", "", "b")),
             ("/seams_of", ("no-such.mp4",)),
             ("/reroll", ("no-such.mp4", "1-2", 1, "c")),
             (
@@ -319,3 +325,33 @@ def test_the_estimate_prices_gradients_as_the_cli_and_the_dry_run_do(tiny_backbo
     cost = run.cost()
     assert (cost.windows, cost.evaluations, cost.backward, cost.checkpointed, cost.work) == (3, 6, 6, False, 12)
     assert estimate(run).startswith("4 frames in 3 windows, 6 guided evaluations (6 with a gradient)")
+
+
+def test_a_reroll_from_the_page_keeps_the_tasks_seed_rule(studio, image_file):
+    """An empty seed field is no seed given: the reroll's own rule (the original seed + 1)."""
+    from vidzero.app.studio_page import build_page
+
+    page = build_page(studio)
+    field = next(b for b in page.blocks.values() if getattr(b, "elem_id", None) == "reroll-seed")
+    assert field.value is None
+    original = studio.start("extend", {"image": str(image_file), "prompt": "x", "frames": 4}, FAST | {"seed": 7}, "o")
+    assert original.wait(120) == "done"
+    inputs = {"run": str(studio.outputs / "o.mp4"), "frames": "1-2"}
+    rerolled = studio.start("reroll", inputs, {"seed": None}, "r")
+    assert rerolled.wait(120) == "done"
+    assert json.loads((studio.outputs / "r.mp4.manifest.json").read_text())["spec"]["options"]["seed"] == 8
+
+
+def test_a_path_is_drawn_by_clicks_and_shown_over_the_image(tmp_path):
+    from PIL import Image
+
+    from vidzero.app.studio_page import add_point, path_preview
+
+    path = add_point(add_point("", 14.2, 32.0), 40.0, 20.6)
+    assert path == "14,32 40,21"
+    image = tmp_path / "i.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(image)
+    shown = path_preview(str(image), path + "@9")
+    assert shown.shape == (64, 64, 3) and shown[32, 14].max() > 200 and shown[26, 27].max() > 100  # dot, line
+    assert path_preview(None, path) is None
+    assert np.array_equal(path_preview(str(image), "12;oops"), np.zeros((64, 64, 3), np.uint8))  # no path to draw

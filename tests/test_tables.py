@@ -20,11 +20,11 @@ OPTIONS = {f.name for f in dataclasses.fields(RunOptions)}
 # each API function and the fields of its task's inputs it takes (extend_from: the same task)
 API = {
     "generate": ("generate", {"prompt", "frames"}),
-    "extend": ("extend", {"image", "prompt", "frames", "loop"}),
+    "extend": ("extend", {"image", "prompt", "frames", "loop", "path", "mask"}),
     "extend_from": ("extend", {"state", "frames", "prompt"}),
-    "predict": ("predict", {"clip", "prompt", "frames", "from_frame", "to_frame", "new_only"}),
-    "infill": ("infill", {"prompt", "frames", "keys", "clips", "order", "loop"}),
-    "infill_between": ("infill", {"start", "end", "prompt", "frames", "order", "loop"}),
+    "predict": ("predict", {"clip", "prompt", "frames", "from_frame", "to_frame", "new_only", "path", "mask"}),
+    "infill": ("infill", {"prompt", "frames", "keys", "clips", "order", "loop", "path", "mask"}),
+    "infill_between": ("infill", {"start", "end", "prompt", "frames", "order", "loop", "path", "mask"}),
     "reroll": ("reroll", {"run", "frames", "prompt"}),
 }
 

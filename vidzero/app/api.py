@@ -18,11 +18,12 @@ seed, as diffusers' pipelines do, and diffusers' own names are taken for vidzero
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from typing_extensions import TypedDict, Unpack
 
@@ -32,7 +33,7 @@ from vidzero.errors import BadInput
 from vidzero.runs.options import RunOptions, frame_count
 from vidzero.runs.run import PlannedRun
 from vidzero.tasks import build_spec, start
-from vidzero.tasks.common import ImageSource
+from vidzero.tasks.common import ImageSource, mask_inputs, path_inputs
 from vidzero.tasks.extend import ExtendInputs
 from vidzero.tasks.generate import GenerateInputs
 from vidzero.tasks.infill import InfillInputs
@@ -117,6 +118,9 @@ ALIASES = {
     "num_frames": "frames",
 }
 OPTION_NAMES = tuple(f.name for f in fields(RunOptions))
+# a motion path: text "X,Y X,Y@F ...", or (x, y[, frame]) points; or a list of paths, one per object
+PathsGiven = str | Sequence[Any] | None
+MasksGiven = str | Path | np.ndarray | Sequence[str | Path | np.ndarray] | None
 
 
 def diffusers_step_callback(callback: Callable[..., object]) -> Callable[..., object]:
@@ -202,6 +206,8 @@ def extend(
     frames: int | None = None,
     *,
     loop: bool = False,
+    path: PathsGiven = None,
+    mask: MasksGiven = None,
     backbone: Backbone | None = None,
     generator: torch.Generator | None = None,
     **options: Unpack[CountedOptionsDict],
@@ -210,10 +216,14 @@ def extend(
 
     `frames` is the total length including the image (default: the backbone's window, 1 + 15
     frames on ModelScope T2V). `loop=True` makes a seamless loop: the windows near the end see
-    the first frames as the ones that follow, so the last frame leads into the first.
+    the first frames as the ones that follow, so the last frame leads into the first. `path`
+    moves the object under its first point along it: `[(x, y), (x, y, frame), ...]` in the
+    image's pixels, or a list of such paths (one per object), or text `"X,Y X,Y@F ..."`;
+    `mask` gives each path's object as a mask of the image's size (default: found).
     """
     values, frames = resolve_keywords("extend", options, frames)
-    return planned(ExtendInputs(image, prompt, frames, loop), values, backbone, generator)
+    inputs = ExtendInputs(image, prompt, frames, loop, path=path_inputs(path), mask=mask_inputs(mask))
+    return planned(inputs, values, backbone, generator)
 
 
 def extend_from(
@@ -239,15 +249,20 @@ def predict(
     from_frame: int = 0,
     to_frame: int | None = None,
     new_only: bool = False,
+    path: PathsGiven = None,
+    mask: MasksGiven = None,
     backbone: Backbone | None = None,
     generator: torch.Generator | None = None,
     **options: Unpack[CountedOptionsDict],
 ) -> PlannedRun:
     """Plan the continuation of a real clip by `frames` new frames (from its frames
-    `from_frame`..`to_frame`); the clip's frame rate is kept unless `fps` is given."""
+    `from_frame`..`to_frame`); the clip's frame rate is kept unless `fps` is given. `path` and
+    `mask` as for `extend`, in the clip's pixels, starting on the last frame of the context."""
     values, frames = resolve_keywords("predict", options, frames)
     frames = input_default(PredictInputs, "frames") if frames is None else frames
-    inputs = PredictInputs(Path(clip), prompt, frames, from_frame, to_frame, new_only)
+    inputs = PredictInputs(
+        Path(clip), prompt, frames, from_frame, to_frame, new_only, path_inputs(path), mask_inputs(mask)
+    )
     return planned(inputs, values, backbone, generator)
 
 
@@ -259,17 +274,21 @@ def infill(
     clips: dict[int, str | Path] | None = None,
     order: str = "inward",
     loop: bool = False,
+    path: PathsGiven = None,
+    mask: MasksGiven = None,
     backbone: Backbone | None = None,
     generator: torch.Generator | None = None,
     **options: Unpack[CountedOptionsDict],
 ) -> PlannedRun:
     """Plan the generation of every frame of a timeline of `frames` frames that is not known:
     `keys` are still images at their positions, `clips` real clips placed from theirs. Gaps fill
-    `inward` (from both ends) or `forward`; `loop=True` treats the timeline as a circle."""
+    `inward` (from both ends) or `forward`; `loop=True` treats the timeline as a circle. `path`
+    and `mask` as for `extend`; a path starts on frame 0 or on the keyframe its first point pins."""
     values, frames = resolve_keywords("infill", options, frames)
     frames = input_default(InfillInputs, "frames") if frames is None else frames
     placed = {k: Path(v) for k, v in (clips or {}).items()}
-    return planned(InfillInputs(prompt, frames, dict(keys or {}), placed, order, loop), values, backbone, generator)
+    inputs = InfillInputs(prompt, frames, dict(keys or {}), placed, order, loop, path_inputs(path), mask_inputs(mask))
+    return planned(inputs, values, backbone, generator)
 
 
 def infill_between(
@@ -280,15 +299,18 @@ def infill_between(
     *,
     order: str = "inward",
     loop: bool = False,
+    path: PathsGiven = None,
+    mask: MasksGiven = None,
     backbone: Backbone | None = None,
     generator: torch.Generator | None = None,
     **options: Unpack[CountedOptionsDict],
 ) -> PlannedRun:
-    """Both ends known: `frames` in total, the first and the last given."""
+    """Both ends known: `frames` in total, the first and the last given (`path` and `mask` as
+    for `infill`)."""
     values, frames = resolve_keywords("infill_between", options, frames)
     frames = input_default(InfillInputs, "frames") if frames is None else frames
     last = frame_count(frames, "frames", 3) - 1
-    inputs = InfillInputs(prompt, frames, {0: start, last: end}, {}, order, loop)
+    inputs = InfillInputs(prompt, frames, {0: start, last: end}, {}, order, loop, path_inputs(path), mask_inputs(mask))
     return planned(inputs, values, backbone, generator)
 
 

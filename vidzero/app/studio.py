@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shlex
 import shutil
 import threading
 import time
@@ -367,15 +366,10 @@ def bar(fraction: float, width: int = 30) -> str:
     return "\u2588" * filled + "\u2591" * (width - filled) + f" {fraction:.0%}"
 
 
-def seam_span(seam: dict) -> str:
-    """The frames a flagged seam's reroll regenerates ("A-B"), from the command the report wrote."""
-    words = shlex.split(str(seam.get("reroll", "")))
-    return words[words.index("--frames") + 1] if "--frames" in words[:-1] else ""
-
-
 def seam_choices(seams: list[dict]) -> list[str]:
-    """A finished video's flagged seams as the page lists them: "8-11 (seam at 10: flicker)"."""
-    return [f"{seam_span(s)} (seam at {s.get('frame')}: {s.get('signal')})" for s in seams if seam_span(s)]
+    """A finished video's flagged seams as the page lists them: "8-11 (seam at 10: flicker)" (the
+    span each seam's reroll regenerates, as the report keeps it)."""
+    return [f"{s['frames']} (seam at {s.get('frame')}: {s.get('signal')})" for s in seams if s.get("frames")]
 
 
 def frame_span(text: str) -> str:

@@ -175,14 +175,14 @@ class Engine:
     def moving_targets(self, layout: Layout) -> MovingTargets | None:
         """The run's moving targets, when its settings ask for them (vidzero.core.targets)."""
         s = self.settings
-        if s.target == "off" and s.target_frames == "model" and layout.motion is None:
+        if s.target == "off" and s.target_frames == "model" and not layout.paths:
             return None
         if self.backbone.temporal_stride > 1:
             raise BadInput(
                 "moving targets and motion paths need a backbone with one latent frame per video frame "
                 f"(the UNet3D family); {self.backbone.model_id}'s latent frames hold {self.backbone.temporal_stride}"
             )
-        return MovingTargets(layout, self.backbone, s, layout.object_masks, layout.motion)
+        return MovingTargets(layout, self.backbone, s, layout.paths)
 
     def _on_step(
         self, window: int, windows: int, timestep: Callable[[int], torch.Tensor], progress: Progress

@@ -22,6 +22,7 @@ on a second clock) and in the queue (what later windows read of a generated fram
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -185,14 +186,13 @@ def object_shift(
     return Match(np.array([gx - reach + ix + fx, gy - reach + iy + fy], np.float64), rms)
 
 
-def soft_cover(image: np.ndarray, background: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """(H, W) in [0, 1]: how much of each pixel of `region` is object rather than `background`
-    (its colour distance from the background over the median distance inside the region)."""
-    distance = np.sqrt(((lab(image) - lab(background)) ** 2).sum(-1))
-    inside = distance[region & (distance > OBJECT_CONTRAST)]
-    if inside.size == 0:
-        return np.zeros(region.shape, np.float32)
-    return np.where(region, np.clip(distance / float(np.median(inside)), 0, 1), 0).astype(np.float32)
+def object_cover(image: np.ndarray, background: np.ndarray, colour: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """(H, W) in [0, 1] inside `region`: how far each pixel is from the background's colour
+    toward the object's (the projection on that line, as the fidelity bench measures objects)."""
+    direction = colour[None, None, :] - background.astype(np.float32)
+    norm = np.maximum((direction**2).sum(-1), 1.0)
+    share = ((image.astype(np.float32) - background.astype(np.float32)) * direction).sum(-1) / norm
+    return np.where(region, np.clip(share, 0, 1), 0).astype(np.float32)
 
 
 def weighted_centre(weights: np.ndarray) -> np.ndarray | None:
@@ -206,19 +206,22 @@ def weighted_centre(weights: np.ndarray) -> np.ndarray | None:
 def centred_shift(
     known: np.ndarray, mask: np.ndarray, generated: np.ndarray, background: np.ndarray, match: Match
 ) -> Match:
-    """The match laid on the centre of the model's drawing of the object: the soft centroid of
-    what differs from the background where the matched object lies, against the object's own
-    soft centroid in the known frame (both measured the same way, anti-aliased edges included)."""
-    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    """The match laid on the centre of the model's drawing of the object: the centroid of how much
+    each pixel near the matched place shows the object's colour rather than the background's,
+    against the same centroid of the object in the known frame. Inside a drawing larger than the
+    object, template matching finds a plateau; this finds its middle. Kept only when it stays
+    within half the object's radius of the match (else the match stands)."""
+    radius = float(np.sqrt(mask.sum() / np.pi))
+    reach = max(2, round(0.5 * radius + 2))
+    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    colour = known[mask].astype(np.float32).mean(0)
     placed = shifted(mask.astype(np.float32), match.shift) > 0.5
-    drawn = drawn_object(generated, background, placed)
-    if not drawn.any():
-        return match
-    here = weighted_centre(soft_cover(generated, background, cv2.dilate(drawn.astype(np.uint8), grow) > 0))
-    there = weighted_centre(soft_cover(known, background, cv2.dilate(mask.astype(np.uint8), grow) > 0))
+    here = weighted_centre(object_cover(generated, background, colour, cv2.dilate(placed.astype(np.uint8), grow) > 0))
+    there = weighted_centre(object_cover(known, background, colour, cv2.dilate(mask.astype(np.uint8), grow) > 0))
     if here is None or there is None:
         return match
-    return Match(here - there, match.rms)
+    centred = here - there
+    return Match(centred, match.rms) if np.linalg.norm(centred - match.shift) <= max(1.0, 0.5 * radius) else match
 
 
 # ---------------------------------------------------------------------- the target
@@ -249,18 +252,24 @@ def object_matte(mask: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.6)
 
 
+@dataclass(frozen=True)
+class Placed:
+    """An object to lay on a target: the frame it is taken from, its mask there, its shift."""
+
+    pixels: np.ndarray  # (H, W, 3) uint8
+    mask: np.ndarray  # (H, W) bool
+    shift: np.ndarray  # (dx, dy) px
+
+
 def moved_target(
-    known: np.ndarray,
-    generated: np.ndarray,
-    mask: np.ndarray | None,
-    shift: np.ndarray | None,
-    background: np.ndarray | None = None,
+    known: np.ndarray, generated: np.ndarray, objects: Sequence[Placed], background: np.ndarray | None = None
 ) -> MovedTarget:
-    """The moved target for `generated` from the user's `known` frame: its object (`mask`) moved
-    by `shift`, over its background (`background`: the known frame with the object painted out,
-    computed when not given) moved by the consistent dense flow; the generated frame elsewhere.
-    With no object (a scene), the whole known frame moves by the flow."""
-    background = painted_out(known, mask) if background is None else background
+    """The moved target for `generated` from the user's `known` frame: each object moved by its
+    shift, over `background` (the known frame with its objects painted out, computed when not
+    given) moved by the consistent dense flow; the generated frame elsewhere. With no object (a
+    scene), the whole known frame moves by the flow."""
+    if background is None:
+        background = painted_out(known, union([o.mask for o in objects if o.pixels is known]))
     flow = optical_flow(generated, background)  # generated(x) ~ background(x + flow(x))
     back = optical_flow(background, generated)
     kept = consistent(flow, back).astype(np.float32)[..., None]
@@ -268,20 +277,27 @@ def moved_target(
     out = kept * base + (1 - kept) * generated.astype(np.float32)
     trust = kept[..., 0]
     cover = np.zeros(known.shape[:2], np.float32)
-    if mask is not None and shift is not None:
-        cover = np.clip(shifted(object_matte(mask), shift), 0, 1)
-        # the model's drawing of the object (what differs from the background and touches the
-        # moved object) is background wherever the moved object does not cover it
+    if objects:
+        covers = [np.clip(shifted(object_matte(o.mask), o.shift), 0, 1) for o in objects]
+        cover = np.max(covers, axis=0)
+        # the model's drawing of each object (what differs from the background and touches where
+        # it is now) is background wherever the moved objects do not cover it
         drawn = drawn_object(generated, background, cover > 0.5)
-        # where the object was and is no more, the known frame never saw the background: the
-        # generated frame's, and no trust (but for the model's drawing of the object, painted out)
-        uncovered = (cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~drawn
+        # where an object was and is no more, the known frame never saw the background: the
+        # generated frame's, and no trust (but for the model's drawing of an object, painted out)
+        was = union([o.mask for o in objects if o.pixels is known])
+        was = np.zeros(known.shape[:2], bool) if was is None else was
+        uncovered = (cv2.dilate(was.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~drawn
         out = np.where(drawn[..., None], base, np.where(uncovered[..., None], generated.astype(np.float32), out))
         trust = np.where(uncovered, 0.0, np.maximum(trust, drawn)).astype(np.float32)
-        moved = shifted(known.astype(np.float32), shift)
-        out = cover[..., None] * moved + (1 - cover[..., None]) * out
+        for o, c in zip(objects, covers):
+            out = c[..., None] * shifted(o.pixels.astype(np.float32), o.shift) + (1 - c[..., None]) * out
         trust = np.maximum(trust, cv2.dilate(cover, np.ones((3, 3), np.uint8)))
     return MovedTarget(np.clip(np.rint(out), 0, 255).astype(np.uint8), trust.astype(np.float32), cover)
+
+
+def union(masks: Sequence[np.ndarray]) -> np.ndarray | None:
+    return np.logical_or.reduce(list(masks)) if masks else None
 
 
 def drawn_object(generated: np.ndarray, background: np.ndarray, near: np.ndarray) -> np.ndarray:

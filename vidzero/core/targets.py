@@ -21,7 +21,7 @@ resumed run builds the same targets as an uninterrupted one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -32,6 +32,7 @@ from vidzero.core.backbone import Backbone
 from vidzero.core.frames import from_pixels, to_pixels
 from vidzero.core.motion import (
     MovedTarget,
+    Placed,
     centred_shift,
     find_object,
     moved_target,
@@ -53,7 +54,8 @@ STEP_RADIUS = 0.2
 
 @dataclass(frozen=True)
 class Reference:
-    """A frame the user gave, ready to be moved: its pixels, its object, its background."""
+    """A frame the user gave, ready to be moved: its pixels, its object (found, where no path
+    names the objects), its background with the objects painted out."""
 
     frame: int
     pixels: np.ndarray
@@ -61,33 +63,37 @@ class Reference:
     background: np.ndarray
 
 
-Motion = Callable[[int, int], np.ndarray | None]  # (reference frame, frame) -> the given shift (a path)
+@dataclass(frozen=True)
+class ObjectPath:
+    """An object the user moves along a path: the frame it is taken from, its mask there, and
+    where its centre is in each frame the path covers (vidzero.core.paths.positions)."""
+
+    reference: int
+    mask: np.ndarray
+    centres: dict[int, np.ndarray]
+
+    def shift(self, frame: int) -> np.ndarray | None:
+        centre = self.centres.get(frame)
+        return None if centre is None else centre - self.centres[self.reference]
 
 
 class MovingTargets:
     """A run's moving targets (see the module's text)."""
 
     def __init__(
-        self,
-        layout: Layout,
-        backbone: Backbone,
-        settings: SamplerSettings,
-        masks: dict[int, np.ndarray] | None = None,
-        motion: Motion | None = None,
+        self, layout: Layout, backbone: Backbone, settings: SamplerSettings, paths: Sequence[ObjectPath] = ()
     ) -> None:
-        self.layout, self.bb, self.settings = layout, backbone, settings
+        self.layout, self.bb, self.settings, self.paths = layout, backbone, settings, tuple(paths)
         self.given = sorted(f for f in layout.given_frames() if f in layout.known)
-        self.masks = masks or {}
-        self.motion = motion
         self._references: dict[int, Reference] = {}
 
     @property
     def in_window(self) -> bool:
-        return self.settings.target in ("window", "both")
+        return bool(self.paths) or self.settings.target in ("window", "both")
 
     @property
     def in_queue(self) -> bool:
-        return self.settings.target in ("queue", "both")
+        return bool(self.paths) or self.settings.target in ("queue", "both")
 
     @property
     def written(self) -> bool:
@@ -101,19 +107,37 @@ class MovingTargets:
         nearest = min(self.given, key=lambda g: (abs(g - frame), g))
         if nearest not in self._references:
             pixels = self.layout.known[nearest]
-            mask = self.masks.get(nearest)
-            mask = find_object(pixels) if mask is None else mask
-            self._references[nearest] = Reference(nearest, pixels, mask, painted_out(pixels, mask))
+            if self.paths:  # the objects are the paths'; the rest of the frame is the model's
+                masks = [p.mask for p in self.paths if p.reference == nearest]
+                mask = np.logical_or.reduce(masks) if masks else None
+                found = None
+            else:
+                mask = found = find_object(pixels)
+            self._references[nearest] = Reference(nearest, pixels, found, painted_out(pixels, mask))
         return self._references[nearest]
 
-    def shift(self, ref: Reference, frame: int, image: np.ndarray, before: np.ndarray | None) -> np.ndarray | None:
-        """Where `ref`'s object is in `image` (frame `frame`): the path's shift, or the best fit
-        near its place in the frame before (`before`, searched over the whole frame); None where
-        it is lost."""
+    def objects(self, ref: Reference, frame: int, image: np.ndarray, before: np.ndarray | None) -> list[Placed] | None:
+        """The objects to lay on frame `frame` (drawn as `image`): the paths' where they are, or
+        the reference's object where it fits best; None when the object is lost."""
+        if self.paths:
+            placed = []
+            for path in self.paths:
+                shift = path.shift(frame)
+                if shift is not None:
+                    placed.append(Placed(self.layout.known[path.reference], path.mask, shift))
+            return placed
         if ref.mask is None:
-            return None
-        if self.motion is not None:
-            return self.motion(ref.frame, frame)
+            return []  # a scene: the whole frame moves by the flow
+        shift = self.model_shift(ref, frame, image, before)
+        return None if shift is None else [Placed(ref.pixels, ref.mask, shift)]
+
+    def model_shift(
+        self, ref: Reference, frame: int, image: np.ndarray, before: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Where the model put `ref`'s object in `image` (frame `frame`): the best fit near its
+        place in the frame before (`before`, searched over the whole frame), laid on the centre
+        of the model's drawing; None where it is lost."""
+        assert ref.mask is not None
         h, w = ref.mask.shape
         guess = np.zeros(2)
         if before is not None and frame - 1 != ref.frame:
@@ -129,10 +153,10 @@ class MovingTargets:
         ref = self.reference(frame)
         if ref is None:
             return None
-        shift = self.shift(ref, frame, image, before)
-        if shift is None and ref.mask is not None:
+        objects = self.objects(ref, frame, image, before)
+        if objects is None:
             return None  # the object is lost: nothing to hold the frame to
-        return moved_target(ref.pixels, image, ref.mask, shift, ref.background)
+        return moved_target(ref.pixels, image, objects, ref.background)
 
     # ------------------------------------------------------------------ in the window
     def hold(
@@ -160,8 +184,13 @@ class MovingTargets:
         return TargetHold(grid, first, until, make, generator)
 
     def steps(self) -> tuple[int, int]:
-        first, until = self.settings.target_steps or DEFAULT_TARGET_STEPS
-        first = 0 if self.motion is not None else max(first, 1)  # a path is known before sampling
+        """[first, until): the steps the window holds the target (a path's from the first step:
+        it is known before sampling)."""
+        if self.paths:
+            first, until = 0, (self.settings.target_steps or DEFAULT_PATH_STEPS)[1]
+        else:
+            first, until = self.settings.target_steps or DEFAULT_TARGET_STEPS
+            first = max(first, 1)
         return first, min(until, self.settings.steps)
 
     def window_target(
@@ -204,4 +233,5 @@ class MovingTargets:
         return (blended if self.in_queue else image), (target.image if self.written else image)
 
 
-DEFAULT_TARGET_STEPS = (6, 9)
+DEFAULT_TARGET_STEPS = (6, 9)  # the model's motion: read at step 5's estimate, held through step 8
+DEFAULT_PATH_STEPS = (0, 6)  # a path: held from the start through step 5, four free steps after

@@ -13,7 +13,7 @@ paper's initial queue [image] * K.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
@@ -24,6 +24,8 @@ from vidzero.errors import BadInput
 if TYPE_CHECKING:
     import numpy as np
     import torch
+
+    from vidzero.core.targets import ObjectPath
 
 MAX_FRAMES = 100_000
 Prompt = str | dict[int, str]  # one prompt, or a schedule: {first frame: prompt from there on}
@@ -96,10 +98,7 @@ class Layout:
     known_latents: dict[int, torch.Tensor] | None = None  # used as they are, no VAE round trip
     given: set[int] | None = None  # the user's frames among the known ones (default: all of them)
     video: VideoPlacement | None = None
-    # moving targets (vidzero.core.targets): the user's object masks by frame (default: found), and
-    # a motion the user gives, (reference frame, frame) -> shift in px (a path; default: the model's)
-    object_masks: dict[int, np.ndarray] | None = None
-    motion: Callable[[int, int], np.ndarray | None] | None = None
+    paths: tuple[ObjectPath, ...] = ()  # objects the user moves along paths (vidzero.core.targets)
 
     def given_frames(self) -> set[int]:
         return set(self.known) if self.given is None else self.given

@@ -135,6 +135,7 @@ def seam_entry(k: int, why: str, signals: dict[str, list[float]], known: set[int
         "signal": why,
         "value": signals[why][k],
         "local_median": local_median(signals[why], k),
+        "frames": f"{first}-{last}",  # the span its reroll regenerates
         # quoted as a shell would need it (names with spaces, quotes or other letters)
         "reroll": shlex.join(["vidzero", "reroll", str(output or "OUT"), "--frames", f"{first}-{last}", "-o", "NEW"]),
     }

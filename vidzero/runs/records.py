@@ -8,6 +8,7 @@ at the manifest; nothing is recorded a second way.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -112,7 +113,17 @@ def fingerprint_params(run: MadeRun) -> dict[str, Any]:
 
 def run_fingerprint(run: MadeRun) -> str:
     layout = run.layout
-    return fingerprint(fingerprint_params(run), layout.known if layout.video is None else layout.video.given)
+    params = fingerprint_params(run)
+    if layout.paths:  # the objects moved along paths: their masks' pixels and where they go
+        params["paths"] = [
+            [
+                p.reference,
+                hashlib.sha256(np.packbits(p.mask).tobytes() + str(p.mask.shape).encode()).hexdigest(),
+                {str(f): [round(float(v), 6) for v in c] for f, c in sorted(p.centres.items())},
+            ]
+            for p in layout.paths
+        ]
+    return fingerprint(params, layout.known if layout.video is None else layout.video.given)
 
 
 def manifest(run: MadeRun) -> dict[str, Any]:
