@@ -174,7 +174,7 @@ def check_paths(paths: tuple[str, ...], masks: tuple[Any, ...]) -> None:
     for written in paths:
         parse_path(written)
     if len(masks) > len(paths):
-        raise BadInput(f"{{option}}: {len(masks)} masks for {len(paths)} path(s); give one per path, in order", "mask")
+        raise BadInput(f"{{option}}: {len(masks)} mask(s) for {len(paths)} path(s); give one per path, in order", "mask")
     for mask in masks:
         if isinstance(mask, np.ndarray):
             if mask.ndim != 2:

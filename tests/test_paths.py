@@ -77,3 +77,62 @@ def test_points_move_onto_the_models_frame_as_the_image_is_fitted():
     (x, y, f), (x2, y2, _) = fitted([(100, 50, None), (50, 0, 3)], (200, 100), (64, 64))
     assert (round(x, 3), round(y, 3), f) == (31.82, 31.82, None)
     assert round(x2, 3) == -0.18 and round(y2, 3) == -0.18  # the crop's corner
+
+
+# ---------------------------------------------------------------------- in a run
+def disc_image(tmp_path):
+    from PIL import Image
+
+    from tests.synthetic import disc_frame, textured_background
+
+    frame, _ = disc_frame(textured_background(seed=9), (20.0, 30.0), 6.0)
+    Image.fromarray(frame).save(tmp_path / "disc.png")
+    return tmp_path / "disc.png", frame
+
+
+def test_written_targets_put_the_object_exactly_on_the_path(tiny_backbone, tmp_path):
+    import json
+
+    import vidzero
+    from vidzero.core.motion import find_object, mask_centre
+
+    image, _ = disc_image(tmp_path)
+    run = vidzero.extend(
+        image,
+        "x",
+        frames=6,
+        backbone=tiny_backbone,
+        steps=2,
+        progress=False,
+        path=[(20, 30), (30, 25, 3), (35, 25)],
+        target_frames="target",
+    )
+    run.save(tmp_path / "o.mp4")
+    where = positions(parse_path("20,30 30,25@3 35,25"), 0, 5)
+    for k, frame in enumerate(run.frames()):
+        found = find_object(frame)
+        assert found is not None, k
+        np.testing.assert_allclose(mask_centre(found), where[k], atol=0.35)
+    manifest = json.loads((tmp_path / "o.mp4.manifest.json").read_text())
+    assert manifest["spec"]["inputs"]["path"] == ["20,30 30,25@3 35,25"] and manifest["spec"]["inputs"]["mask"] == []
+
+
+def test_a_path_changes_the_fingerprint_and_a_mask_picks_the_object(tiny_backbone, tmp_path):
+    import vidzero
+
+    image, frame = disc_image(tmp_path)
+    common = {"frames": 4, "backbone": tiny_backbone, "steps": 1, "progress": False}
+    plain = vidzero.extend(image, "x", **common)
+    moved = vidzero.extend(image, "x", path="20,30 30,30", **common)
+    other = vidzero.extend(image, "x", path="20,30 31,30", **common)
+    assert len({plain.fingerprint(), moved.fingerprint(), other.fingerprint()}) == 3
+    square = np.zeros(frame.shape[:2], bool)
+    square[26:35, 16:25] = True  # a mask the user drew: a square around the disc, not the disc itself
+    masked = vidzero.extend(image, "x", path="20,30 30,30", mask=square, **common)
+    from vidzero.media.images import fit_frame
+
+    fitted_square = fit_frame(
+        np.repeat(square[..., None] * np.uint8(255), 3, 2), tiny_backbone.width, tiny_backbone.height
+    )
+    assert np.array_equal(masked.layout.paths[0].mask, fitted_square[..., 0] > 127)
+    assert masked.fingerprint() != moved.fingerprint()

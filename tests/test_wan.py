@@ -200,7 +200,8 @@ def test_switches_of_the_other_family_are_refused(tiny_wan_dir):
     "change, message",
     [
         ({"_class_name": "WanImageToVideoPipeline"}, "a WanImageToVideoPipeline checkpoint"),
-        ({"transformer_2": ["diffusers", "WanTransformer3DModel"]}, "two-expert Wan 2.2"),
+        ({"transformer_2": ["diffusers", "WanTransformer3DModel"]}, "no boundary_ratio between 0 and 1"),
+        ({"expand_timesteps": True}, "a Wan 2.2 TI2V checkpoint"),
     ],
 )
 def test_wan_checkpoints_it_cannot_drive_are_refused(tiny_wan_dir, tmp_path, change, message):
@@ -224,3 +225,90 @@ def test_a_dry_run_on_a_wan_folder_gives_its_reason_for_no_time_in_words(
     line = next(line for line in res.output.splitlines() if line.startswith("time:"))
     assert "the probe times UNet3D checkpoints only" in line and "Error" not in line
     assert not (tmp_path / "o.mp4").exists()
+
+
+# ---------------------------------------------------------------------- Wan 2.2: two experts
+@pytest.fixture(scope="module")
+def two_experts(tmp_path_factory):
+    from vidzero.models.tiny import build_tiny_wan_checkpoint
+
+    folder = tmp_path_factory.mktemp("tiny-wan22")
+    build_tiny_wan_checkpoint(folder, boundary_ratio=0.875)
+    return folder
+
+
+def test_two_experts_reproduce_wan_pipeline_with_its_second_guidance_scale(two_experts):
+    """transformer above the boundary (0.875 x 1000), transformer_2 under it, each step with its
+    own guidance scale, as WanPipeline does it: latents within 1e-5."""
+    bb = vidzero.load_backbone(str(two_experts), device="cpu")
+    assert bb.boundary_timestep == 875.0 and bb.transformer_2 is not None
+    took: list[str] = []
+    for name, expert in (("high", bb.transformer), ("low", bb.transformer_2)):
+        expert.register_forward_pre_hook(lambda m, a, k, name=name: took.append(name), with_kwargs=True)
+    run = vidzero.generate(
+        "a red circle", 9, backbone=bb, steps=4, guidance_scale=5.0, guidance_scale_2=2.0, seed=3, progress=False
+    )
+    frames = list(run)
+    assert took == ["high", "low", "low", "low"]  # shift 3: timesteps 1000, 858, 602, 9
+    latents = torch.stack([f.latent for f in frames if f.latent is not None], dim=1)[None]
+    pipe = pipeline(two_experts)
+    kwargs = dict(prompt="a red circle", num_frames=9, height=32, width=32, num_inference_steps=4)
+    ref = pipe(
+        **kwargs,
+        guidance_scale=5.0,
+        guidance_scale_2=2.0,
+        generator=torch.Generator().manual_seed(frames[0].seed),
+        output_type="latent",
+    ).frames
+    assert (latents - ref).abs().max().item() <= 1e-5
+    one_scale = vidzero.generate("a red circle", 9, backbone=bb, steps=4, guidance=5.0, seed=3, progress=False)
+    assert not torch.equal(frames[1].latent, list(one_scale)[1].latent)  # the second scale counts
+
+
+def test_info_shows_both_experts_and_the_boundary(two_experts):
+    res = runner.invoke(app, ["info", str(two_experts), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["experts"] == ["transformer", "transformer_2"] and info["boundary_ratio"] == 0.875
+    assert info["boundary_timestep"] == 875.0 and info["transformer_2_parameters"] == info["transformer_parameters"]
+
+
+def test_every_task_runs_on_two_experts(two_experts, tmp_path):
+    image = tmp_path / "i.png"
+    from PIL import Image
+
+    Image.fromarray(moving_square(1, 32)[0]).save(image)
+    out = tmp_path / "o.mp4"
+    res = runner.invoke(
+        app,
+        [
+            "extend",
+            str(image),
+            "x",
+            "-o",
+            str(out),
+            "--model",
+            str(two_experts),
+            "--frames",
+            "9",
+            "--steps",
+            "2",
+            "--guidance-2",
+            "3",
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "o.mp4.manifest.json").read_text())
+    assert manifest["spec"]["options"]["guidance_2"] == 3.0 and len(list(read_video(out))) == 9
+
+
+def test_memory_planning_holds_both_experts_or_one_at_a_time_offloaded(two_experts):
+    from vidzero.app.planner import estimated_memory, planning_backbone
+    from vidzero.runs.options import RunOptions
+
+    bb = planning_backbone(RunOptions(model=str(two_experts), device="cpu"))  # fp32 on the CPU: 4 bytes
+    s = bb.info.summary()
+    modules = [s[f"{name}_parameters"] * 4 for name in ("transformer", "transformer_2", "text_encoder", "vae")]
+    assert estimated_memory(bb)["weights"] * 1024**3 == pytest.approx(sum(modules))
+    assert estimated_memory(bb, "model")["weights"] * 1024**3 == pytest.approx(max(modules))

@@ -68,6 +68,7 @@ class RunOptionsDict(TypedDict, total=False):
     resample: int | None
     resample_steps: int | None
     guidance: float | None
+    guidance_2: float | None
     guidance_steps: str | None
     eta: float | None
     init: str | None
@@ -99,6 +100,7 @@ class RunOptionsDict(TypedDict, total=False):
     # diffusers' names (ALIASES)
     num_inference_steps: int | None
     guidance_scale: float | None
+    guidance_scale_2: float | None
     torch_dtype: str | torch.dtype | None
     callback_on_step_end: Callable[..., object] | None
 
@@ -113,6 +115,7 @@ class CountedOptionsDict(RunOptionsDict, total=False):
 ALIASES = {
     "num_inference_steps": "steps",
     "guidance_scale": "guidance",
+    "guidance_scale_2": "guidance_2",
     "torch_dtype": "dtype",
     "callback_on_step_end": "callback",
     "num_frames": "frames",

@@ -129,19 +129,22 @@ def probe_seconds(bb: PlanningBackbone, evaluations: int = 2) -> float:
     return (time.perf_counter() - start) / evaluations
 
 
-def estimated_memory(bb: PlanningBackbone) -> dict[str, float]:
-    """GiB: the weights in their run dtypes, and one window's UNet activations (a rough
-    rule: the batch-2 window's latents times the UNet's widest feature map, measured as
-    about 2.3 GB per 16x32x32 window in fp16 for ModelScope)."""
+def estimated_memory(bb: PlanningBackbone, offload: str = "none") -> dict[str, float]:
+    """GiB: the weights on the device in their run dtypes, and one window's UNet activations (a
+    rough rule: the batch-2 window's latents times the UNet's widest feature map, measured as
+    about 2.3 GB per 16x32x32 window in fp16 for ModelScope). A checkpoint of two experts (Wan
+    2.2) holds both unless offloaded; offloaded, one module at a time is on the GPU: only one
+    expert works at any step."""
     summary = bb.info.summary()
-    denoiser = "transformer" if bb.family == "wan" else "unet"
-    unet_bytes = (summary[f"{denoiser}_parameters"] or 0) * bb.dtype.itemsize
+    names = ("transformer", "transformer_2") if bb.family == "wan" else ("unet",)
+    experts = [(summary.get(f"{name}_parameters") or 0) * bb.dtype.itemsize for name in names]
     text_bytes = (summary["text_encoder_parameters"] or 0) * bb.dtype.itemsize
     vae_bytes = (summary["vae_parameters"] or 0) * 4
+    weights = sum(experts) + text_bytes + vae_bytes if offload == "none" else max(*experts, text_bytes, vae_bytes)
     _, h, w = bb.latent_shape
     activation = 2.3e9 * (bb.frames * h * w) / (16 * 32 * 32) * bb.dtype.itemsize / 2
     gib = 1024**3
-    return {"weights": (unet_bytes + text_bytes + vae_bytes) / gib, "activations": activation / gib}
+    return {"weights": weights / gib, "activations": activation / gib}
 
 
 def generated_count(jobs: Sequence[WindowJob], length: int) -> int:
@@ -178,7 +181,7 @@ def dry_run(spec: RunSpec) -> str:
             source = "a probe of this machine"
         except (RuntimeError, ValueError, OSError, BadInput) as exc:
             per_eval, source = None, f"no estimate: {exc}"
-    memory = estimated_memory(bb)
+    memory = estimated_memory(bb, spec.options.offload)
     unit = "frames" if bb.temporal_stride == 1 else f"latent frames of {bb.temporal_stride} video frames"
     lines = [
         f"plan: {run.task}, {run.length} frames ({generated} {unit} generated), {len(run.jobs)} windows of "

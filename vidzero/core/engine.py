@@ -12,6 +12,7 @@ frame out, is `FrameStore`'s business.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -101,7 +102,9 @@ class Engine:
         packer: Packer | None = None,
     ) -> None:
         self.backbone = backbone
-        self.settings = settings
+        # a backbone of two experts (Wan 2.2) says where the second takes over: its guidance scale's
+        boundary = getattr(backbone, "boundary_timestep", None)
+        self.settings = settings if boundary is None else dataclasses.replace(settings, expert_boundary=boundary)
         self.seed = seed
         self.queue = queue
         self.negative_prompt = negative_prompt

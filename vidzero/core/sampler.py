@@ -77,6 +77,8 @@ class SamplerSettings:
     steps: int = RELEASE_STEPS
     resample: int = RELEASE_RESAMPLE  # U, the RePaint-style resampling iterations per step
     guidance: float = RELEASE_GUIDANCE
+    guidance_2: float | None = None  # Wan 2.2: the low-noise expert's scale (None: guidance)
+    expert_boundary: float | None = None  # the timestep under which the second expert works (from the backbone)
     eta: float = 0.0  # DDIM's eta (0: deterministic); the flow family has no eta
     init: str = RELEASE_INIT  # "random": the ablation without DDPM inversion; "lowpass": FrameInit
     resample_steps: int | None = None  # resample in the first N steps only (None: all)
@@ -111,10 +113,17 @@ class SamplerSettings:
         """U at step `step` (0-based)."""
         return self.resample if self.resample_steps is None or step < self.resample_steps else 0
 
-    def guided_at(self, step: int) -> bool:
-        if self.guidance <= 1.0:
+    def guided_at(self, step: int, timestep: float | None = None) -> bool:
+        """Whether step `step` (0-based, at `timestep`) runs both guidance branches."""
+        if self.scale_at(timestep) <= 1.0:
             return False
         return self.guidance_steps is None or self.guidance_steps[0] <= step < self.guidance_steps[1]
+
+    def scale_at(self, timestep: float | None) -> float:
+        """The guidance scale at `timestep`: `guidance_2` where a second expert works (Wan 2.2's
+        low-noise steps, as WanPipeline's guidance_scale_2), `guidance` elsewhere."""
+        low = self.expert_boundary is not None and timestep is not None and timestep < self.expert_boundary
+        return self.guidance_2 if low and self.guidance_2 is not None else self.guidance
 
     def replaces_at(self, step: int) -> bool:
         return self.replace_steps is None or step < self.replace_steps

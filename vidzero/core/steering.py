@@ -118,10 +118,12 @@ class GuidedOutput:
         self.rectify = settings.rectify > 0 and any_known
 
     def cfg(self, z: torch.Tensor, j: int) -> torch.Tensor:
-        """uncond + w (cond - uncond) where the step is guided; the conditional branch alone elsewhere."""
-        guided = self.settings.guided_at(j)
-        cond, uncond = self.model(z, self.grid.timestep(j), guided)
-        return guide(uncond, cond, self.settings.guidance) if guided and uncond is not None else cond
+        """uncond + w (cond - uncond) where the step is guided; the conditional branch alone
+        elsewhere (w: the scale of the expert that takes the step, vidzero.core.sampler)."""
+        t = self.grid.timestep(j)
+        guided = self.settings.guided_at(j, float(t))
+        cond, uncond = self.model(z, t, guided)
+        return guide(uncond, cond, self.settings.scale_at(float(t))) if guided and uncond is not None else cond
 
     def __call__(self, z: torch.Tensor, j: int) -> torch.Tensor:
         s = self.settings

@@ -95,6 +95,7 @@ KNOWN_FORMATS: dict[str, NativeFormat] = {
     "cerspense/zeroscope_v2_xl": NativeFormat(24, 576, 1024),
     "wan-ai/wan2.1-t2v-1.3b-diffusers": NativeFormat(81, 480, 832),
     "wan-ai/wan2.1-t2v-14b-diffusers": NativeFormat(81, 720, 1280),
+    "wan-ai/wan2.2-t2v-a14b-diffusers": NativeFormat(81, 720, 1280),
 }
 # family -> component -> the classes model_index.json may name (None: any)
 REQUIRED: dict[str, dict[str, tuple[str, ...] | None]] = {
@@ -133,6 +134,16 @@ class CheckpointInfo:
     index: dict = field(default_factory=dict)
     family: str = "unet3d"
 
+    @property
+    def experts(self) -> tuple[str, ...]:
+        """The denoisers of the checkpoint: a Wan 2.2 two-expert one hands the low-noise steps
+        (timesteps under `boundary_ratio` of the schedule) to `transformer_2`."""
+        return ("transformer", "transformer_2") if two_experts(self.index) else ("transformer",)
+
+    @property
+    def boundary_ratio(self) -> float | None:
+        return float(self.index["boundary_ratio"]) if two_experts(self.index) else None
+
     def scheduler_config(self) -> dict:
         return read_json(self.folder / "scheduler" / "scheduler_config.json", "the scheduler config")
 
@@ -140,7 +151,7 @@ class CheckpointInfo:
         """Components, parameter counts, weight dtypes and sizes, native format: from configs
         and safetensors headers, no weights loaded."""
         out = self._wan_summary() if self.family == "wan" else self._unet3d_summary()
-        for name, stem in WEIGHT_STEMS[self.family].items():
+        for name, stem in weight_stems(self.family, self.index).items():
             stats = weight_stats(self.folder / name, stem, self.variants[name])
             out[f"{name}_parameters"] = stats["parameters"]
             out[f"{name}_weights"] = stats["dtypes"]
@@ -172,6 +183,11 @@ class CheckpointInfo:
             "transformer_width": (transformer.get("num_attention_heads") or 0)
             * (transformer.get("attention_head_dim") or 0),
             "text_width": text.get("d_model"),
+            "experts": list(self.experts),
+            "boundary_ratio": self.boundary_ratio,
+            "boundary_timestep": None
+            if self.boundary_ratio is None
+            else self.boundary_ratio * scheduler.get("num_train_timesteps", 1000),
             "scheduler": {
                 "class": scheduler.get("_class_name"),
                 "shift": scheduler.get("flow_shift") or scheduler.get("shift"),
@@ -283,6 +299,20 @@ def native_format(
     return NativeFormat(DEFAULT_FRAMES), "the UNet config (window: the default 16 frames)", None
 
 
+def two_experts(index: dict) -> bool:
+    """A Wan 2.2 two-expert checkpoint: model_index.json names a `transformer_2`."""
+    entry = index.get("transformer_2")
+    return isinstance(entry, list) and None not in entry
+
+
+def weight_stems(family: str, index: dict) -> dict[str, str]:
+    """The weighted components of a checkpoint and their file stems (a second expert's too)."""
+    stems = dict(WEIGHT_STEMS[family])
+    if family == "wan" and two_experts(index):
+        stems["transformer_2"] = stems["transformer"]
+    return stems
+
+
 def family_of(index: dict) -> str:
     """The backbone family model_index.json names: its pipeline class, else its components."""
     if index.get("_class_name", "").startswith("Wan") or "transformer" in index:
@@ -301,17 +331,31 @@ def check_index(folder: Path) -> tuple[dict, str]:
     if family == "wan" and pipeline not in ("WanPipeline", ""):
         # Image-to-video, VACE and the like take inputs the text-to-video transformer has no room for.
         raise BadInput(f"{folder} is a {pipeline} checkpoint; vidzero drives Wan text-to-video (WanPipeline) ones")
-    if family == "wan" and isinstance(index.get("transformer_2"), list) and None not in index["transformer_2"]:
-        # Wan 2.2 A14B hands the low-noise steps to a second expert; one transformer would be silently wrong.
-        raise BadInput(f"{folder} is a two-expert Wan 2.2 checkpoint (transformer_2); vidzero drives one transformer")
-    for name, classes in REQUIRED[family].items():
+    if family == "wan" and index.get("expand_timesteps"):
+        # TI2V-5B: its transformer takes a timestep per token (frame 0 held clean for image-to-video)
+        # and its VAE packs 2x2 patches; neither is in the frame queue's model of a window yet
+        raise BadInput(
+            f"{folder} is a Wan 2.2 TI2V checkpoint (expand_timesteps: a timestep per token, and a VAE of 16x16 "
+            "patches); vidzero drives the text-to-video transformers of Wan 2.1 and Wan 2.2 A14B"
+        )
+    required = dict(REQUIRED[family])
+    if family == "wan" and two_experts(index):
+        required["transformer_2"] = REQUIRED["wan"]["transformer"]
+        ratio = index.get("boundary_ratio")
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+            raise BadInput(
+                f"{folder} has a second expert (transformer_2) but no boundary_ratio between 0 and 1 in "
+                f"model_index.json (found {ratio!r}): which steps each expert takes is undefined"
+            )
+    for name, classes in required.items():
         entry = index.get(name)
         found = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
         # Some zeroscope siblings name the library oddly: the class counts.
         if found is None or (classes is not None and found not in classes):
             expected = " or ".join(classes) if classes else "a component"
             raise BadInput(
-                f"{folder} is not a text-to-video checkpoint vidzero drives (ModelScope, zeroscope, Wan 2.1): "
+                f"{folder} is not a text-to-video checkpoint vidzero drives (ModelScope, zeroscope, Wan 2.1, Wan 2.2 "
+                "A14B): "
                 f"component {name!r} should be {expected}, found {entry}"
             )
         if not (folder / name).is_dir():
@@ -328,7 +372,7 @@ def inspect_checkpoint(
 ) -> CheckpointInfo:
     folder, repo, resolved_revision = resolve_folder(model, cache_dir, revision, variant, download)
     index, family = check_index(folder)
-    variants = {name: pick_variant(folder / name, stem, variant) for name, stem in WEIGHT_STEMS[family].items()}
+    variants = {name: pick_variant(folder / name, stem, variant) for name, stem in weight_stems(family, index).items()}
     fmt, source, named = native_format(folder, model, index, family)
     return CheckpointInfo(
         folder,

@@ -146,10 +146,12 @@ def loading_from(folder: object) -> Iterator[None]:
         raise BadInput(f"could not load the checkpoint at {folder}: {first}") from exc
 
 
-def offload_modules(modules: tuple[torch.nn.Module, ...], device: torch.device, mode: str) -> None:
+def offload_modules(modules: tuple[torch.nn.Module, ...], device: torch.device, mode: str) -> list[Any]:
     """Weights stay on the CPU and move to the GPU only while a module runs, through accelerate's
     hooks (as diffusers' enable_model_cpu_offload / enable_sequential_cpu_offload); `modules` in
-    the order a run calls them, so each hands the GPU to the next."""
+    the order a run calls them, so each hands the GPU to the next. Returns each module's hook
+    (model offload; none for sequential), for a family whose modules take turns out of that
+    order (Wan 2.2's experts)."""
     if device.type != "cuda":
         raise BadInput("{option} needs a CUDA device (the weights move to it only while they run)", "offload")
     from accelerate import cpu_offload, cpu_offload_with_hook
@@ -157,10 +159,12 @@ def offload_modules(modules: tuple[torch.nn.Module, ...], device: torch.device, 
     if mode == "sequential":
         for module in modules:
             cpu_offload(module, device)
-        return
-    hook = None
+        return []
+    hook, hooks = None, []
     for module in modules:
         _, hook = cpu_offload_with_hook(module, device, prev_module_hook=hook)
+        hooks.append(hook)
+    return hooks
 
 
 def pipeline_placement(

@@ -183,13 +183,21 @@ def tiny_wan_components(seed: int = 0) -> dict:
     }
 
 
-def build_tiny_wan_checkpoint(folder: str | Path, seed: int = 0, frames: int = TINY_WAN_FRAMES) -> object:
-    """A tiny random-weight Wan checkpoint folder (WanPipeline's layout) with its native format."""
+def build_tiny_wan_checkpoint(
+    folder: str | Path, seed: int = 0, frames: int = TINY_WAN_FRAMES, boundary_ratio: float | None = None
+) -> object:
+    """A tiny random-weight Wan checkpoint folder (WanPipeline's layout) with its native format;
+    with `boundary_ratio`, Wan 2.2's two-expert layout (a second transformer, `transformer_2`, of
+    other weights, taking the timesteps under the boundary)."""
     from diffusers import WanPipeline
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    pipe = WanPipeline(**tiny_wan_components(seed))
+    components = tiny_wan_components(seed)
+    if boundary_ratio is not None:
+        components["transformer_2"] = tiny_wan_components(seed + 1)["transformer"]
+        components["boundary_ratio"] = boundary_ratio
+    pipe = WanPipeline(**components)
     pipe.save_pretrained(folder)
     (folder / "vidzero.json").write_text(
         json.dumps({"frames": frames, "height": TINY_WAN_SIZE, "width": TINY_WAN_SIZE})

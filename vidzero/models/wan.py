@@ -15,12 +15,17 @@ What differs from the UNet3D family, and how vidzero handles it (docs/gpu.md, "W
   the shift (UniPC's `flow_shift`, or a FlowMatchEulerDiscreteScheduler's `shift`), and the step
   is the Euler step, stateless, so that a step can be taken again at one level (resampling).
 - **Guidance** as WanPipeline defines it: uncond + w (cond - uncond) on the velocity.
+- **Two experts (Wan 2.2 A14B).** `transformer` takes the high-noise steps (timesteps at or
+  above `boundary_ratio` of the training schedule) and `transformer_2` the rest, as WanPipeline
+  switches them; the low-noise steps may take their own guidance scale (`guidance_2`, diffusers'
+  `guidance_scale_2`). With model offload only the expert at work is on the GPU.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -96,26 +101,40 @@ class WanBackbone:
         model_id: str = "<components>",
         revision: str | None = None,
         offload: str = "none",
+        transformer_2: WanTransformer3DModel | None = None,
+        boundary_ratio: float | None = None,
     ) -> None:
         self.device, self.dtype, self.offload = torch.device(device), dtype, offload
         self.transformer = (transformer if transformer.dtype == dtype else transformer.to(dtype)).eval()
+        self.transformer_2 = (
+            None
+            if transformer_2 is None
+            else (transformer_2 if transformer_2.dtype == dtype else transformer_2.to(dtype)).eval()
+        )
         self.text_encoder = (text_encoder if text_encoder.dtype == dtype else text_encoder.to(dtype)).eval()
         self.vae = (vae if vae.dtype == torch.float32 else vae.to(torch.float32)).eval()
+        experts = [self.transformer] + ([self.transformer_2] if self.transformer_2 is not None else [])
+        self.hooks: dict[int, Any] = {}  # expert -> its model-offload hook
         if offload == "none":
-            for module in (self.transformer, self.text_encoder, self.vae):
+            for module in (*experts, self.text_encoder, self.vae):
                 module.to(self.device)
         else:
-            offload_modules((self.text_encoder, self.transformer, self.vae), self.device, offload)
+            hooks = offload_modules((self.text_encoder, *experts, self.vae), self.device, offload)
+            self.hooks = {id(e): h for e, h in zip(experts, hooks[1:])}
         fixed = offload == "none"
-        self.modules = SharedModules(
-            {
-                "transformer": (self.transformer, fixed),
-                "text encoder": (self.text_encoder, fixed),
-                "VAE": (self.vae, fixed),
-            }
-        )
+        named = {"transformer": (self.transformer, fixed)}
+        if self.transformer_2 is not None:
+            named["second expert (transformer_2)"] = (self.transformer_2, fixed)
+        self.modules = SharedModules(named | {"text encoder": (self.text_encoder, fixed), "VAE": (self.vae, fixed)})
         self.tokenizer = tokenizer
         self.scheduler = flow_scheduler(dict(scheduler_config))
+        if (transformer_2 is None) != (boundary_ratio is None):
+            raise ValueError("a second expert (transformer_2) comes with its boundary_ratio, and only then")
+        self.boundary_ratio = boundary_ratio
+        # the timestep under which the second expert takes over (WanPipeline's boundary_timestep)
+        self.boundary_timestep = (
+            None if boundary_ratio is None else boundary_ratio * self.scheduler.config.num_train_timesteps
+        )
         self.vae_scale = int(self.vae.config.scale_factor_spatial or 8)
         patch = self.transformer.config.patch_size
         multiple = self.vae_scale * int(patch[1])
@@ -156,6 +175,17 @@ class WanBackbone:
             vae = AutoencoderKLWan.from_pretrained(
                 info.folder, subfolder="vae", torch_dtype=torch.float32, variant=info.variants["vae"], **local
             )
+            transformer_2 = (
+                WanTransformer3DModel.from_pretrained(
+                    info.folder,
+                    subfolder="transformer_2",
+                    torch_dtype=torch_dtype,
+                    variant=info.variants["transformer_2"],
+                    **local,
+                )
+                if "transformer_2" in info.experts
+                else None
+            )
             text_encoder = UMT5EncoderModel.from_pretrained(
                 info.folder / "text_encoder", dtype=torch_dtype, variant=info.variants["text_encoder"], **local
             )
@@ -176,11 +206,14 @@ class WanBackbone:
             model_id=info.model_id,
             revision=info.revision,
             offload=load.offload,
+            transformer_2=transformer_2,
+            boundary_ratio=info.boundary_ratio,
         )
         if load.vae_tiling:
             backbone.vae.enable_tiling()
         if load.compile:
-            backbone.transformer.compile()
+            for expert in backbone.experts():
+                expert.compile()
         backbone.format_source = info.format_source
         return backbone
 
@@ -199,6 +232,7 @@ class WanBackbone:
         a dtype or device other than the pipeline's changes them in place, as `pipe.to()` does).
         `frames` is the window in video frames (default 81, Wan 2.1's)."""
         torch_device, torch_dtype, name = pipeline_placement(pipe, pipe.transformer, device, dtype)
+        second = getattr(pipe, "transformer_2", None)
         return cls(
             pipe.transformer,
             pipe.vae,
@@ -211,7 +245,23 @@ class WanBackbone:
             device=torch_device,
             dtype=torch_dtype,
             model_id=model_id or name,
+            transformer_2=second,
+            boundary_ratio=pipe.config.boundary_ratio if second is not None else None,
         )
+
+    # ------------------------------------------------------------------ the experts
+    def experts(self) -> list[WanTransformer3DModel]:
+        return [self.transformer] + ([self.transformer_2] if self.transformer_2 is not None else [])
+
+    def expert(self, t: torch.Tensor | float) -> WanTransformer3DModel:
+        """The transformer that takes timestep `t`: the second expert under the boundary (Wan
+        2.2), the first otherwise; with model offload, the other one leaves the GPU first."""
+        low = self.boundary_timestep is not None and float(t) < self.boundary_timestep
+        chosen = self.transformer_2 if low and self.transformer_2 is not None else self.transformer
+        for other in self.experts():
+            if other is not chosen and id(other) in self.hooks:
+                self.hooks[id(other)].offload()
+        return chosen
 
     # ------------------------------------------------------------------ verbs
     @property
@@ -276,19 +326,26 @@ class WanBackbone:
     @torch.no_grad()
     def predict_many(self, requests: list[Request]) -> list[Prediction]:
         """Several windows in one transformer call (see UNet3DBackbone.predict_many)."""
-        rows, times, texts = [], [], []
-        for r in requests:
-            branches = [r.uncond, r.cond] if r.uncond is not None else [r.cond]
-            rows += [r.z.to(self.dtype)] * len(branches)
-            texts += [states.expand(r.z.shape[0], -1, -1) for states in branches]
-            times += [r.t.reshape(1).expand(r.z.shape[0])] * len(branches)
-        out = self.transformer(
-            hidden_states=torch.cat(rows),
-            timestep=torch.cat(times),
-            encoder_hidden_states=torch.cat(texts),
-            return_dict=False,
-        )[0]
-        return split_predictions(out.float(), requests)
+        by_expert: dict[int, list[int]] = {}  # windows at timesteps of different experts run apart
+        for i, r in enumerate(requests):
+            by_expert.setdefault(id(self.expert(r.t)), []).append(i)
+        predictions: dict[int, Prediction] = {}
+        for indices in by_expert.values():
+            group = [requests[i] for i in indices]
+            rows, times, texts = [], [], []
+            for r in group:
+                branches = [r.uncond, r.cond] if r.uncond is not None else [r.cond]
+                rows += [r.z.to(self.dtype)] * len(branches)
+                texts += [states.expand(r.z.shape[0], -1, -1) for states in branches]
+                times += [r.t.reshape(1).expand(r.z.shape[0])] * len(branches)
+            out = self.expert(group[0].t)(
+                hidden_states=torch.cat(rows),
+                timestep=torch.cat(times),
+                encoder_hidden_states=torch.cat(texts),
+                return_dict=False,
+            )[0]
+            predictions |= dict(zip(indices, split_predictions(out.float(), group)))
+        return [predictions[i] for i in range(len(requests))]
 
     def noise_grid(self, settings: SamplerSettings) -> FlowGrid:
         return FlowGrid(self.scheduler, settings.steps)
@@ -306,6 +363,8 @@ class WanBackbone:
             "width": self.width,
             "latent_shape": list(self.latent_shape),
             "transformer_parameters": params(self.transformer),
+            "transformer_2_parameters": params(self.transformer_2) if self.transformer_2 is not None else None,
+            "boundary_timestep": self.boundary_timestep,
             "vae_parameters": params(self.vae),
             "text_encoder_parameters": params(self.text_encoder),
             "device": str(self.device),
@@ -320,24 +379,30 @@ class WanDenoiser:
     def __init__(self, backbone: WanBackbone, cond: torch.Tensor, uncond: torch.Tensor) -> None:
         self.bb, self.cond, self.uncond = backbone, cond, uncond
 
-    def differentiating(self) -> contextlib.AbstractContextManager[None]:
-        """Where posterior guidance takes a gradient through this denoiser (models.loading.differentiable)."""
-        return differentiable(self.bb, self.bb.transformer, self.bb.transformer.enable_gradient_checkpointing)
+    @contextlib.contextmanager
+    def differentiating(self) -> Iterator[None]:
+        """Where posterior guidance takes a gradient through this denoiser
+        (models.loading.differentiable), through whichever expert the step takes."""
+        with contextlib.ExitStack() as stack:
+            for expert in self.bb.experts():
+                stack.enter_context(differentiable(self.bb, expert, expert.enable_gradient_checkpointing))
+            yield
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor, guided: bool) -> Prediction:
         # no no_grad here: posterior guidance differentiates through this call (in
         # `differentiating`); the sampler runs every other evaluation under no_grad
         bb, batch = self.bb, z.shape[0]
         z_in = z.to(bb.dtype)
+        model = bb.expert(t)
         if not guided:
-            out = bb.transformer(
+            out = model(
                 hidden_states=z_in,
                 timestep=t.expand(batch),
                 encoder_hidden_states=self.cond.expand(batch, -1, -1),
                 return_dict=False,
             )[0]
             return Prediction(out.float(), None)
-        out = bb.transformer(
+        out = model(
             hidden_states=torch.cat([z_in, z_in]),
             timestep=t.expand(2 * batch),
             encoder_hidden_states=torch.cat([self.uncond.expand(batch, -1, -1), self.cond.expand(batch, -1, -1)]),

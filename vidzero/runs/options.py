@@ -112,6 +112,11 @@ class RunOptions:
     guidance: float | None = opt(
         None, "Classifier-free guidance scale w (guidance_scale; default: the preset's).", "sampler"
     )
+    guidance_2: float | None = opt(
+        None,
+        "Guidance scale of a second expert's steps (Wan 2.2's low-noise ones; guidance_scale_2; default: guidance).",
+        "sampler",
+    )
     guidance_steps: str | None = opt(
         None, "A:B: guidance only in steps A..B-1 (the conditional branch alone elsewhere).", "sampler", metavar="A:B"
     )
@@ -226,6 +231,8 @@ class RunOptions:
         steps = integer(o.steps, "steps", 1, 1000)
         integer(o.resample, "resample", 0, 100)
         number(o.guidance, "guidance", 0, 100)
+        if o.guidance_2 is not None:
+            number(o.guidance_2, "guidance_2", 0, 100)
         number(o.eta, "eta", 0, 1)
         integer(o.seed, "seed", 0, MAX_SEED)
         integer(o.new_per_window, "new_per_window", 1, 4096)

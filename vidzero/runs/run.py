@@ -104,7 +104,12 @@ def sampler_settings(o: RunOptions) -> SamplerSettings:
         "posterior_steps": o.posterior_range(),
         "target_steps": o.target_range(),
     }
-    return SamplerSettings(**{f.name: ranges.get(f.name, getattr(o, f.name)) for f in fields(SamplerSettings)})
+    taken = [f.name for f in fields(SamplerSettings) if f.name not in FROM_THE_BACKBONE]
+    return SamplerSettings(**{name: ranges.get(name, getattr(o, name)) for name in taken})
+
+
+# settings the engine takes from the backbone, not from the options
+FROM_THE_BACKBONE = ("expert_boundary",)
 
 
 def as_output_type(frame: Frame, output_type: str) -> Frame:
