@@ -174,7 +174,8 @@ def check_paths(paths: tuple[str, ...], masks: tuple[Any, ...]) -> None:
     for written in paths:
         parse_path(written)
     if len(masks) > len(paths):
-        raise BadInput(f"{{option}}: {len(masks)} mask(s) for {len(paths)} path(s); give one per path, in order", "mask")
+        given = f"{len(masks)} mask(s) for {len(paths)} path(s)"
+        raise BadInput(f"{{option}}: {given}; give one per path, in order", "mask")
     for mask in masks:
         if isinstance(mask, np.ndarray):
             if mask.ndim != 2:

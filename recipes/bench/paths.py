@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         with_path = spec.pop("path", False)
         errors: list[float] = []
         measured, sheet, seconds, evaluations, by_kind = [], [], 0.0, 0, {}
-        for case, text, kind, speed in chosen:
+        for case, text, kind, _ in chosen:
             prompt = case.prompt.rsplit(" moving ", 1)[0] + f" moving {direction_word(text)}"
             started = time.perf_counter()
             run = vidzero.extend(
