@@ -62,6 +62,8 @@ class RunOptionsDict(TypedDict, total=False):
     window: int | None
     height: int | None
     width: int | None
+    lora: str | Path | tuple[str | Path, float] | list[Any] | None
+    lora_2: str | Path | tuple[str | Path, float] | list[Any] | None
     # the sampler
     preset: str | None
     steps: int | None

@@ -55,6 +55,8 @@ class LoadOptions:
     window: int | None = None  # frames per window (video frames for Wan); None: the native
     height: int | None = None
     width: int | None = None
+    lora: list[str] | None = None  # LoRAs, FILE[:SCALE] each (vidzero.models.lora)
+    lora_2: list[str] | None = None  # LoRAs of a second expert (Wan 2.2's low-noise transformer)
 
 
 class LoadOptionsDict(TypedDict, total=False):
@@ -76,6 +78,8 @@ class LoadOptionsDict(TypedDict, total=False):
     window: int | None
     height: int | None
     width: int | None
+    lora: list[str] | None
+    lora_2: list[str] | None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing_extensions import Unpack
 from vidzero.core.backbone import Backbone
 from vidzero.errors import BadInput
 from vidzero.models.checkpoint import DEFAULT_MODEL, LoadOptions, LoadOptionsDict, inspect_checkpoint
+from vidzero.models.loading import quiet_loading
 from vidzero.models.unet3d import UNet3DBackbone
 
 
@@ -32,14 +33,28 @@ def load_backbone(model: str | Path | LoadOptions = DEFAULT_MODEL, **options: Un
     info = inspect_checkpoint(
         load.model, cache_dir=load.cache_dir, revision=load.revision, variant=load.variant, download=load.download
     )
+    if load.lora or load.lora_2:  # a file missing, or no room for a LoRA: one line before any weight loads
+        from vidzero.models.lora import check_lora_files, check_lora_room
+
+        check_lora_files(load.lora, "lora")
+        check_lora_files(load.lora_2, "lora_2")
+        check_lora_room(info.family, info.experts, bool(load.lora_2))
+    backbone: Any
     if info.family == "wan":
         for name in ("attention_slicing", "forward_chunking"):
             if getattr(load, name):
                 raise BadInput("{option} is a switch of the UNet3D family; Wan's transformer has none like it", name)
         from vidzero.models.wan import WanBackbone  # imported only for Wan checkpoints
 
-        return WanBackbone.from_checkpoint(info, load)
-    return UNet3DBackbone.from_checkpoint(info, load)
+        backbone = WanBackbone.from_checkpoint(info, load)
+    else:
+        backbone = UNet3DBackbone.from_checkpoint(info, load)
+    if load.lora or load.lora_2:
+        from vidzero.models.lora import load_loras
+
+        with quiet_loading():
+            backbone.loras = load_loras(backbone, load.lora, load.lora_2)
+    return backbone
 
 
 def backbone_from_pipeline(

@@ -105,6 +105,7 @@ class UNet3DBackbone:
         self.revision = revision
         self.format_source = "given"
         self.truncated_prompts: dict[str, int] = {}  # prompt -> its length in tokens
+        self.loras: list[dict[str, Any]] = []  # what vidzero.models.lora loaded, for the run's record
         self._text_cache: dict[str, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ loading

@@ -145,6 +145,7 @@ class WanBackbone:
         self.frames, self.height, self.width = frames, height, width
         self.model_id, self.revision, self.format_source = model_id, revision, "given"
         self.truncated_prompts: dict[str, int] = {}
+        self.loras: list[dict[str, Any]] = []  # what vidzero.models.lora loaded, for the run's record
         self._text_cache: dict[str, torch.Tensor] = {}
         z = self.vae.config.z_dim
         self.latents_mean = torch.tensor(self.vae.config.latents_mean, dtype=torch.float32).view(1, z, 1, 1, 1)

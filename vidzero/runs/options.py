@@ -52,6 +52,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {**WINDOWS, "resample": RELEASE_RESAMPLE, "queue": RELEASE_QUEUE, "guidance": RELEASE_GUIDANCE},
     "quality": {**WINDOWS, "resample": RELEASE_RESAMPLE, "queue": "latent", "guidance": RELEASE_GUIDANCE},
     "fast": {**WINDOWS, "resample": 0, "queue": "latent", "guidance": RELEASE_GUIDANCE},
+    # step-distilled checkpoints and LoRAs (Wan's "Lightning" / LightX2V ones): their published
+    # settings, 4 steps with no classifier-free guidance
+    "distilled": {**WINDOWS, "steps": 4, "resample": 0, "queue": "latent", "guidance": 1.0},
 }
 DEFAULT_PRESET = "faithful"
 # Options that do not decide a run's frames: not part of its record or fingerprint.
@@ -100,10 +103,24 @@ class RunOptions:
     )
     height: int | None = opt(LOAD.height, "Frame height in pixels (default: the checkpoint's).", "model")
     width: int | None = opt(LOAD.width, "Frame width in pixels (default: the checkpoint's).", "model")
+    lora: list[str] | None = opt(
+        LOAD.lora,
+        "A LoRA to load into the denoiser (diffusers' format or the original Wan ones), weighted by SCALE "
+        "(default 1). Repeatable.",
+        "model",
+        metavar="FILE[:SCALE]",
+    )
+    lora_2: list[str] | None = opt(
+        LOAD.lora_2,
+        "A LoRA for the second expert of a Wan 2.2 checkpoint. Repeatable.",
+        "model",
+        metavar="FILE[:SCALE]",
+    )
     # ---- the sampler
     preset: str | None = opt(
         None,
-        "Sampler preset: faithful (default), paper (the release exactly), quality or fast; options given win.",
+        "Sampler preset: faithful (default), paper (the release exactly), quality, fast, or distilled (4 steps, "
+        "no guidance: step-distilled LoRAs); options given win.",
         "sampler",
     )
     steps: int | None = opt(None, "Denoising steps per window (num_inference_steps).", "sampler")
@@ -227,7 +244,10 @@ class RunOptions:
 
     def check(self) -> RunOptions:
         """Validate every value; return the resolved options. Raises BadInput naming the option."""
+        from vidzero.models.lora import lora_specs
+
         o = self.resolved()
+        o = dataclasses.replace(o, lora=lora_specs(o.lora, "lora"), lora_2=lora_specs(o.lora_2, "lora_2"))
         steps = integer(o.steps, "steps", 1, 1000)
         integer(o.resample, "resample", 0, 100)
         number(o.guidance, "guidance", 0, 100)

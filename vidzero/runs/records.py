@@ -91,7 +91,15 @@ def model_record(run: MadeRun) -> dict[str, Any]:
         "height": bb.height,
         "width": bb.width,
         "format_from": getattr(bb, "format_source", None),
+        "loras": getattr(bb, "loras", []),
     }
+
+
+def model_print(bb: Any) -> list[Any]:
+    """The model as a run's fingerprint sees it: its id, revision and format, and each LoRA's
+    file hash, scale and denoiser (a changed file is another run)."""
+    loras = [[lo["sha256"], lo["scale"], lo["into"]] for lo in getattr(bb, "loras", [])]
+    return [bb.model_id, bb.revision, bb.frames, bb.height, bb.width, *([loras] if loras else [])]
 
 
 def fingerprint_params(run: MadeRun) -> dict[str, Any]:
@@ -103,7 +111,7 @@ def fingerprint_params(run: MadeRun) -> dict[str, Any]:
         "prompt": run.layout.prompt,
         "length": run.length,
         "options": options,
-        "model": [bb.model_id, bb.revision, bb.frames, bb.height, bb.width],
+        "model": model_print(bb),
         "dtype": str(bb.dtype),
         "plan": [(j.slots, j.generate, j.init_source) for j in run.jobs],
         "first_output": run.first_output,
