@@ -159,3 +159,20 @@ def test_a_path_moves_its_object_whatever_the_model_drew():
     found = find_object(queued)
     assert found is not None
     np.testing.assert_allclose(mask_centre(found), (26.0, 30.0), atol=0.3)
+
+
+def test_the_centre_does_not_depend_on_where_the_search_started():
+    """A first estimate that lags the drawing (as a search from the frame before does) must not
+    pull the centre back: the region is recentred until it settles."""
+    from vidzero.core.motion import Match
+
+    bg = textured_background(seed=6)
+    known, cover = disc_frame(bg, (20.0, 30.0), 6.0)
+    blob, _ = disc_frame(bg, (26.3, 27.2), 9.0, blur=1.5)
+    mask = cover > 0.5
+    found = {
+        tuple(centred_shift(known, mask, blob, painted_out(known, mask), Match(np.array(start), 1.0)).shift.round(3))
+        for start in ((6.3, -2.8), (4.3, -2.8), (8.3, -2.8), (6.3, -0.8))
+    }
+    assert len(found) == 1
+    np.testing.assert_allclose(next(iter(found)), (6.3, -2.8), atol=0.15)

@@ -312,3 +312,56 @@ def test_memory_planning_holds_both_experts_or_one_at_a_time_offloaded(two_exper
     modules = [s[f"{name}_parameters"] * 4 for name in ("transformer", "transformer_2", "text_encoder", "vae")]
     assert estimated_memory(bb)["weights"] * 1024**3 == pytest.approx(sum(modules))
     assert estimated_memory(bb, "model")["weights"] * 1024**3 == pytest.approx(max(modules))
+
+
+# ---------------------------------------------------------------------- diffusers' cache hooks
+def block_calls(bb) -> dict[str, list[float]]:
+    """The timesteps at which the first and the last transformer block computed (their attention
+    ran: a skipped block is still called, and hands back what the cache kept)."""
+    seen: dict[str, list[float]] = {"first": [], "last": []}
+    bb.transformer.blocks[0].attn1.register_forward_pre_hook(lambda *_: seen["first"].append(bb.current_timestep))
+    bb.transformer.blocks[-1].attn1.register_forward_pre_hook(lambda *_: seen["last"].append(bb.current_timestep))
+    return seen
+
+
+def test_first_block_cache_skips_blocks_and_starts_every_window_afresh(tiny_wan_dir):
+    plain = vidzero.load_backbone(str(tiny_wan_dir), device="cpu")
+    cached = vidzero.load_backbone(str(tiny_wan_dir), device="cpu", cache="first-block:1.0")  # skips whatever it can
+    seen = block_calls(cached)
+    run = {"frames": 17, "steps": 4, "resample": 0, "seed": 1, "progress": False}  # windows of a long generate
+    a = np.stack(vidzero.generate("x", backbone=plain, **run).frames())
+    b = np.stack(vidzero.generate("x", backbone=cached, **run).frames())
+    windows = len(seen["first"]) // 4
+    assert windows >= 2 and len(seen["last"]) < len(seen["first"])  # the tail blocks were skipped
+    assert seen["last"][::1].count(1000.0) == windows  # every window's first step ran all blocks
+    assert not np.array_equal(a, b)
+    # the backbone's cache is part of what made the frames: another fingerprint, in the record
+    with_cache = vidzero.generate("x", backbone=cached, **run)
+    assert with_cache.fingerprint() != vidzero.generate("x", backbone=plain, **run).fingerprint()
+    assert with_cache.manifest()["model"]["cache"] == "first-block:1.0"
+
+
+@pytest.mark.parametrize("cache", ["pab", "faster"])
+def test_the_other_caches_run_on_wan(tiny_wan_dir, image_file, cache):
+    bb = vidzero.load_backbone(str(tiny_wan_dir), device="cpu", cache=cache)
+    frames = vidzero.extend(image_file, "x", frames=9, backbone=bb, steps=3, resample=0, guidance=4.0, progress=False)
+    assert len(frames.frames()) == 9 and bb.cache == cache
+
+
+@pytest.mark.parametrize(
+    "cache, model, message",
+    [
+        ("mag", "wan", "magnitude ratios calibrated"),
+        ("tea", "wan", "unknown --cache 'tea'"),
+        ("pab:0.2", "wan", "pab takes no value"),
+        ("first-block:2", "wan", "threshold must be in (0, 1]"),
+        ("first-block", "unet3d", "UNet3DConditionModel"),
+    ],
+)
+def test_caches_it_cannot_apply_are_one_line(tiny_wan_dir, tiny_model_dir, tmp_path, cache, model, message):
+    folder = tiny_wan_dir if model == "wan" else tiny_model_dir
+    res = runner.invoke(
+        app, ["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(folder), "--cache", cache, "--quiet"]
+    )
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and message in lines[0], res.output

@@ -64,6 +64,7 @@ class RunOptionsDict(TypedDict, total=False):
     width: int | None
     lora: str | Path | tuple[str | Path, float] | list[Any] | None
     lora_2: str | Path | tuple[str | Path, float] | list[Any] | None
+    cache: str | None
     # the sampler
     preset: str | None
     steps: int | None

@@ -141,6 +141,9 @@ class Batch:
         sampled = [self.jobs[i] for i in order if self.jobs[i].task != "deflicker"]
         if self.pack > 1 and len({load_key(self._options(job)) for job in sampled}) > 1:  # before anything is written
             raise BadInput("--pack runs every job on one model; the job file names several (model, dtype, device)")
+        if self.pack > 1 and any(self._options(job).cache != "none" for job in sampled):
+            # the cache hooks keep one sampling run's steps; packed windows are several runs at other steps
+            raise BadInput("--pack samples several windows in one model call: it cannot take --cache")
         with write_errors(self.records_dir):
             self.records_dir.mkdir(parents=True, exist_ok=True)
         if self.pack > 1:

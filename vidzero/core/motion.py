@@ -33,6 +33,7 @@ FB_TOLERANCE = 1.0  # px: a flow is consistent where forward then backward retur
 OBJECT_CONTRAST = 10.0  # CIE76 delta E: the least difference from every border colour that makes an object
 MAX_OBJECT_SHARE = 0.6  # a region over this share of the frame is the scene, not an object
 MIN_OBJECT_PIXELS = 4
+MEAN_SHIFT_ROUNDS = 8
 
 
 def optical_flow(reference: np.ndarray, moving: np.ndarray, method: str = "dis") -> np.ndarray:
@@ -215,12 +216,21 @@ def centred_shift(
     reach = max(2, round(0.5 * radius + 2))
     grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     colour = known[mask].astype(np.float32).mean(0)
-    placed = shifted(mask.astype(np.float32), match.shift) > 0.5
-    here = weighted_centre(object_cover(generated, background, colour, cv2.dilate(placed.astype(np.uint8), grow) > 0))
     there = weighted_centre(object_cover(known, background, colour, cv2.dilate(mask.astype(np.uint8), grow) > 0))
-    if here is None or there is None:
+    if there is None:
         return match
-    centred = here - there
+    # mean shift: the region around the current estimate, its centroid, again, until it settles
+    # (a region around a lagging first estimate would cut the drawing's leading edge off)
+    centred = match.shift
+    for _ in range(MEAN_SHIFT_ROUNDS):
+        placed = shifted(mask.astype(np.float32), centred) > 0.5
+        region = cv2.dilate(placed.astype(np.uint8), grow) > 0
+        here = weighted_centre(object_cover(generated, background, colour, region))
+        if here is None:
+            return match
+        moved, centred = np.linalg.norm(here - there - centred), here - there
+        if moved < 0.05:
+            break
     return Match(centred, match.rms) if np.linalg.norm(centred - match.shift) <= max(1.0, 0.5 * radius) else match
 
 

@@ -57,6 +57,7 @@ class LoadOptions:
     width: int | None = None
     lora: list[str] | None = None  # LoRAs, FILE[:SCALE] each (vidzero.models.lora)
     lora_2: list[str] | None = None  # LoRAs of a second expert (Wan 2.2's low-noise transformer)
+    cache: str = "none"  # diffusers' cache hooks on the denoiser (vidzero.models.cache)
 
 
 class LoadOptionsDict(TypedDict, total=False):
@@ -80,6 +81,7 @@ class LoadOptionsDict(TypedDict, total=False):
     width: int | None
     lora: list[str] | None
     lora_2: list[str] | None
+    cache: str
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ def load_backbone(model: str | Path | LoadOptions = DEFAULT_MODEL, **options: Un
     info = inspect_checkpoint(
         load.model, cache_dir=load.cache_dir, revision=load.revision, variant=load.variant, download=load.download
     )
+    from vidzero.models.cache import apply_cache, check_cache
+
+    check_cache(load.cache, info.family)  # before any weight loads
     if load.lora or load.lora_2:  # a file missing, or no room for a LoRA: one line before any weight loads
         from vidzero.models.lora import check_lora_files, check_lora_room
 
@@ -54,6 +57,7 @@ def load_backbone(model: str | Path | LoadOptions = DEFAULT_MODEL, **options: Un
 
         with quiet_loading():
             backbone.loras = load_loras(backbone, load.lora, load.lora_2)
+    apply_cache(backbone, load.cache)  # after the LoRAs: the hooks wrap the layers as they will run
     return backbone
 
 

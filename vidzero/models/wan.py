@@ -35,6 +35,7 @@ from vidzero.core.packing import Request, split_predictions
 from vidzero.core.sampler import Prediction, SamplerSettings
 from vidzero.core.schedule import FlowGrid
 from vidzero.errors import BadInput
+from vidzero.models.cache import cache_context, reset_cache
 from vidzero.models.checkpoint import CheckpointInfo, LoadOptions
 from vidzero.models.loading import (
     PromptTruncatedWarning,
@@ -146,6 +147,8 @@ class WanBackbone:
         self.model_id, self.revision, self.format_source = model_id, revision, "given"
         self.truncated_prompts: dict[str, int] = {}
         self.loras: list[dict[str, Any]] = []  # what vidzero.models.lora loaded, for the run's record
+        self.cache = "none"  # diffusers' cache hooks on the experts (vidzero.models.cache)
+        self.current_timestep = 0.0  # the step being taken, for the hooks that skip by timestep
         self._text_cache: dict[str, torch.Tensor] = {}
         z = self.vae.config.z_dim
         self.latents_mean = torch.tensor(self.vae.config.latents_mean, dtype=torch.float32).view(1, z, 1, 1, 1)
@@ -321,8 +324,18 @@ class WanBackbone:
         return CausalDecoder(self)
 
     def denoiser(self, prompt: str, negative_prompt: str = "") -> WanDenoiser:
+        """The denoiser of one window: the cache hooks start afresh (a window's first step must
+        not reuse the last step of the window before)."""
         self.modules.check()
+        reset_cache(self)
         return WanDenoiser(self, self.encode_text(prompt), self.encode_text(negative_prompt))
+
+    def run_expert(self, t: torch.Tensor, **inputs: Any) -> torch.Tensor:
+        """The expert that takes timestep `t`, run on `inputs` (inside the cache hooks' context)."""
+        model = self.expert(t)
+        self.current_timestep = float(t.reshape(-1)[0])
+        with cache_context(model, self.current_timestep, self.cache != "none"):
+            return model(**inputs, return_dict=False)[0]
 
     @torch.no_grad()
     def predict_many(self, requests: list[Request]) -> list[Prediction]:
@@ -339,12 +352,12 @@ class WanBackbone:
                 rows += [r.z.to(self.dtype)] * len(branches)
                 texts += [states.expand(r.z.shape[0], -1, -1) for states in branches]
                 times += [r.t.reshape(1).expand(r.z.shape[0])] * len(branches)
-            out = self.expert(group[0].t)(
+            out = self.run_expert(
+                group[0].t,
                 hidden_states=torch.cat(rows),
                 timestep=torch.cat(times),
                 encoder_hidden_states=torch.cat(texts),
-                return_dict=False,
-            )[0]
+            )
             predictions |= dict(zip(indices, split_predictions(out.float(), group)))
         return [predictions[i] for i in range(len(requests))]
 
@@ -394,21 +407,17 @@ class WanDenoiser:
         # `differentiating`); the sampler runs every other evaluation under no_grad
         bb, batch = self.bb, z.shape[0]
         z_in = z.to(bb.dtype)
-        model = bb.expert(t)
         if not guided:
-            out = model(
-                hidden_states=z_in,
-                timestep=t.expand(batch),
-                encoder_hidden_states=self.cond.expand(batch, -1, -1),
-                return_dict=False,
-            )[0]
+            out = bb.run_expert(
+                t, hidden_states=z_in, timestep=t.expand(batch), encoder_hidden_states=self.cond.expand(batch, -1, -1)
+            )
             return Prediction(out.float(), None)
-        out = model(
+        out = bb.run_expert(
+            t,
             hidden_states=torch.cat([z_in, z_in]),
             timestep=t.expand(2 * batch),
             encoder_hidden_states=torch.cat([self.uncond.expand(batch, -1, -1), self.cond.expand(batch, -1, -1)]),
-            return_dict=False,
-        )[0]
+        )
         uncond, cond = out.float().chunk(2)
         return Prediction(cond, uncond)
 

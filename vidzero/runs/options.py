@@ -116,6 +116,12 @@ class RunOptions:
         "model",
         metavar="FILE[:SCALE]",
     )
+    cache: str = opt(
+        LOAD.cache,
+        "diffusers' cache hooks on the denoiser (Wan): none, first-block[:THRESHOLD], pab or faster; faster "
+        "needs guided steps.",
+        "model",
+    )
     # ---- the sampler
     preset: str | None = opt(
         None,

@@ -92,14 +92,17 @@ def model_record(run: MadeRun) -> dict[str, Any]:
         "width": bb.width,
         "format_from": getattr(bb, "format_source", None),
         "loras": getattr(bb, "loras", []),
+        "cache": getattr(bb, "cache", "none"),
     }
 
 
 def model_print(bb: Any) -> list[Any]:
-    """The model as a run's fingerprint sees it: its id, revision and format, and each LoRA's
-    file hash, scale and denoiser (a changed file is another run)."""
+    """The model as a run's fingerprint sees it: its id, revision and format, each LoRA's file
+    hash, scale and denoiser (a changed file is another run), and its cache hooks."""
     loras = [[lo["sha256"], lo["scale"], lo["into"]] for lo in getattr(bb, "loras", [])]
-    return [bb.model_id, bb.revision, bb.frames, bb.height, bb.width, *([loras] if loras else [])]
+    cache = getattr(bb, "cache", "none")
+    extra = ([loras] if loras else []) + ([cache] if cache != "none" else [])
+    return [bb.model_id, bb.revision, bb.frames, bb.height, bb.width, *extra]
 
 
 def fingerprint_params(run: MadeRun) -> dict[str, Any]:
