@@ -68,20 +68,6 @@ def match_stats(frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> np
     return np.clip(rgb * 255.0, 0, 255)
 
 
-def match_histograms(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Per-channel histogram matching: each channel's values are mapped to the reference's values
-    at the same quantile (the classic CDF matching, as scikit-image's match_histograms does)."""
-    out = np.empty(image.shape, dtype=np.float64)
-    for c in range(image.shape[-1]):
-        src = image[..., c].ravel()
-        _, index, counts = np.unique(src, return_inverse=True, return_counts=True)
-        ref_values, ref_counts = np.unique(reference[..., c].ravel(), return_counts=True)
-        quantiles = np.cumsum(counts) / src.size
-        ref_quantiles = np.cumsum(ref_counts) / reference[..., c].size
-        out[..., c] = np.interp(quantiles, ref_quantiles, ref_values)[index].reshape(image.shape[:-1])
-    return out
-
-
 def temporal_blend(current: np.ndarray, previous_out: np.ndarray, settings: DeflickerSettings) -> np.ndarray:
     """Blend in the previous output, motion-compensated, where the warp agrees with `current`."""
     cur8 = np.clip(current, 0, 255).astype(np.uint8)
@@ -126,7 +112,10 @@ def deflicker(
         if nearest is not None and s.anchor_strength > 0:
             w = s.anchor_strength * float(np.exp(-abs(nearest - index) / s.anchor_radius))
             if w > 1e-3:
-                matched = match_histograms(out, anchor_frames[nearest].astype(np.float32))
+                from skimage.exposure import match_histograms  # per-channel CDF matching
+
+                anchor = anchor_frames[nearest].astype(np.float32)
+                matched = match_histograms(out, anchor, channel_axis=-1).astype(np.float64)
                 out = (1 - w) * out + w * matched
         if previous_out is not None and s.temporal > 0 and s.flow != "none":
             out = temporal_blend(out, previous_out, s)
