@@ -12,13 +12,16 @@ same settings, then presses Stop in a second run, Resume, and checks the resumed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -32,8 +35,9 @@ CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SETTINGS = ["--steps", "2", "--resample", "0", "--seed", "3", "--device", "cpu", "--quiet"]
 
 
-@pytest.fixture
-def page(tmp_path, tiny_model_dir):
+@contextlib.contextmanager
+def studio_in_browser(tmp_path: Path, model: str) -> Iterator[tuple[Any, Path, str]]:
+    """`vidzero studio` on a free port with `model`, and headless Chromium on its page."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -42,7 +46,7 @@ def page(tmp_path, tiny_model_dir):
     before = sorted(gradio_default.rglob("*")) if gradio_default.exists() else []
     server = subprocess.Popen(
         [sys.executable, "-m", "vidzero.app.cli", "studio", "--outputs", str(outputs)]
-        + ["--model", str(tiny_model_dir), "--device", "cpu"],
+        + ["--model", model, "--device", "cpu"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -75,6 +79,12 @@ def page(tmp_path, tiny_model_dir):
         server.wait(30)
     after = sorted(gradio_default.rglob("*")) if gradio_default.exists() else []
     assert after == before, "the studio wrote outside its outputs folder"
+
+
+@pytest.fixture
+def page(tmp_path, tiny_model_dir):
+    with studio_in_browser(tmp_path, str(tiny_model_dir)) as opened:
+        yield opened
 
 
 def fill(driver, elem_id: str, value: str) -> None:
@@ -163,3 +173,48 @@ def test_a_person_makes_a_video_stops_a_run_and_resumes_it(page, tmp_path, tiny_
         assert served(f"{url}gradio_api/file={path}") == expected, path  # the outputs folder only
     written = {p.resolve() for p in tmp_path.rglob("*") if p.is_file()}
     assert all(outputs in p.parents or p.parent == tmp_path for p in written)  # the page wrote in its folder only
+
+
+def test_a_path_drawn_on_the_image_moves_the_object_along_it(tmp_path):
+    """Two clicks on the image make a path (shown over it); the embedded model's video moves the
+    circle along it."""
+    import numpy as np
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from vidzero.media.video import read_video
+
+    with studio_in_browser(tmp_path, "shapes") as (driver, outputs, _):
+        image = ROOT / "examples" / "red_circle.png"  # 64x64, the circle's centre at 14,32
+        driver.find_element(By.CSS_SELECTOR, "#image input[type=file]").send_keys(str(image))
+        shown = WebDriverWait(driver, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#image img"))
+        width, height = shown.size["width"], shown.size["height"]
+        for x, y in ((14, 32), (40, 32)):  # a click at the centre of pixel (x, y) of the image
+            dx, dy = (x + 0.5) / 64 * width - width / 2, (y + 0.5) / 64 * height - height / 2
+            ActionChains(driver).move_to_element_with_offset(shown, round(dx), round(dy)).click().perform()
+            time.sleep(1.0)
+        path = driver.find_element(By.CSS_SELECTOR, "#path textarea, #path input")
+        WebDriverWait(driver, 30).until(lambda d: len(path.get_attribute("value").split()) == 2)
+        points = [tuple(int(v) for v in p.split(",")) for p in path.get_attribute("value").split()]
+        assert all(abs(a - b) <= 1 for p, q in zip(points, [(14, 32), (40, 32)]) for a, b in zip(p, q)), points
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#path-preview img"))
+        fill(driver, "prompt", "a red circle moving right")
+        fill(driver, "frames", "10")
+        fill(driver, "name", "drawn")
+        driver.find_element(By.ID, "run").click()
+        status_says(driver, "done", timeout=300)
+        frames = np.stack(list(read_video(outputs / "drawn.mp4")))
+
+    def centre(frame):
+        ys, xs = np.nonzero((frame[..., 0].astype(int) > 150) & (frame[..., 1] < 110))
+        return np.array([xs.mean(), ys.mean()])
+
+    end = np.array([points[-1][0], points[-1][1]]) + (centre(frames[0]) - np.array(points[0]))
+    assert np.linalg.norm(centre(frames[-1]) - end) <= 4.0, (centre(frames[-1]), end)
+    manifest = __import__("json").loads((outputs / "drawn.mp4.manifest.json").read_text())
+    assert manifest["spec"]["inputs"]["path"] == [path_text(points)]
+
+
+def path_text(points) -> str:
+    return " ".join(f"{x},{y}" for x, y in points)

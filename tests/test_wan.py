@@ -365,3 +365,12 @@ def test_caches_it_cannot_apply_are_one_line(tiny_wan_dir, tiny_model_dir, tmp_p
     )
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert res.exit_code == 2 and len(lines) == 1 and message in lines[0], res.output
+
+
+def test_a_path_on_wan_is_refused_with_its_reason_and_the_default_target_stays_off(tiny_wan, image_file):
+    with pytest.raises(vidzero.BadInput, match="one latent frame per video frame"):
+        vidzero.extend(image_file, "x", frames=9, backbone=tiny_wan, path="3,3 5,5", progress=False)
+    with pytest.raises(vidzero.BadInput, match="one latent frame per video frame"):
+        list(vidzero.extend(image_file, "x", frames=9, backbone=tiny_wan, target="window", steps=1, progress=False))
+    run = vidzero.extend(image_file, "x", frames=9, backbone=tiny_wan, steps=1, progress=False)  # the preset's auto
+    assert run.engine.settings.target == "auto" and len(run.frames()) == 9

@@ -96,7 +96,9 @@ VARIANTS: dict[str, dict] = {
     "dps 3 steps 5:10": {"kind": "extend", "dps": 3.0, "posterior_steps": "5:10"},
     "ding w3": {"kind": "extend", "known_noise": "ding", "guidance": 3.0},
     "ding w4": {"kind": "extend", "known_noise": "ding", "guidance": 4.0},
-    # moving targets on the default (vidzero.core.targets)
+    # moving targets on the default (vidzero.core.targets); "no target" is the default before them
+    "no target": {"kind": "extend", "target": "off"},
+    "target both 6:10": {"kind": "extend", "target": "both", "target_steps": "6:10"},
     "target window": {"kind": "extend", "target": "window"},
     "target queue": {"kind": "extend", "target": "queue"},
     "target both": {"kind": "extend", "target": "both"},
@@ -104,10 +106,12 @@ VARIANTS: dict[str, dict] = {
     "target queue written": {"kind": "extend", "target": "queue", "target_frames": "target"},
     "target both written": {"kind": "extend", "target": "both", "target_frames": "target"},
     "target window 4:8": {"kind": "extend", "target": "window", "target_steps": "4:8"},
-    "target window 6:10": {"kind": "extend", "target": "window", "target_steps": "6:10"},
     "target both 4:8": {"kind": "extend", "target": "both", "target_steps": "4:8"},
     "target both 3:9": {"kind": "extend", "target": "both", "target_steps": "3:9"},
     "target window 7:10": {"kind": "extend", "target": "window", "target_steps": "7:10"},
+    "target window 8:10": {"kind": "extend", "target": "window", "target_steps": "8:10"},
+    "target window 5:9": {"kind": "extend", "target": "window", "target_steps": "5:9"},
+    "target window 6:10": {"kind": "extend", "target": "window", "target_steps": "6:10"},
     "target both 7:10": {"kind": "extend", "target": "both", "target_steps": "7:10"},
     "target both 7:9": {"kind": "extend", "target": "both", "target_steps": "7:9"},
     "fast": {"kind": "extend", "preset": "fast"},
@@ -123,6 +127,7 @@ COLUMNS = [
     ("area", "area ratio", "{:.2f}"),
     ("delta_e", "ΔE", "{:.1f}"),
     ("background_psnr", "bg PSNR", "{:.1f}"),
+    ("background_within_3", "bg ΔE<=3", "{:.0%}"),
     ("first_step_jump", "jump px", "{:.2f}"),
     ("direction", "direction", "{:.0%}"),
     ("speed", "speed px/frame", "{:.2f}"),
@@ -194,6 +199,34 @@ def make_video(bb, case, spec: dict, frames: int, seed: int) -> tuple[np.ndarray
 def costs(run: PlannedRun) -> tuple[int, int, int]:
     stats = run.engine.stats
     return stats.cfg_evaluations, stats.unet_samples, stats.backward_passes
+
+
+def encoded(video: np.ndarray, spec: str) -> np.ndarray:
+    """The frames as a viewer sees them after encoding: `CODEC[:CRF][:xN]` (xN: enlarged N times,
+    nearest neighbour, before encoding, and brought back by area averaging after decoding)."""
+    import tempfile
+
+    import cv2
+
+    from vidzero.media.video import VideoWriter, read_video
+
+    codec, *rest = spec.split(":")
+    crf = next((int(r) for r in rest if r.isdigit()), None)
+    scale = next((int(r[1:]) for r in rest if r.startswith("x")), 1)
+    h, w = video.shape[1:3]
+    if scale > 1:
+        video = np.stack([cv2.resize(f, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST) for f in video])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ("v.webm" if codec in ("vp9", "av1") else "v.mp4")
+        writer = VideoWriter(path, 8.0, codec, crf)
+        for frame in video:
+            writer.write(frame)
+        writer.close()
+        writer.commit()
+        back = np.stack(list(read_video(path)))
+    if scale > 1:
+        back = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in back])
+    return back
 
 
 def run_variant(bb, cases, spec: dict, frames: int, seed: int) -> tuple[dict, list[dict], list[np.ndarray]]:
@@ -321,6 +354,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("docs/bench"))
     p.add_argument("--quick", action="store_true", help="2 cases, 4 frames, 2 variants (a smoke run)")
     p.add_argument(
+        "--encode",
+        default="",
+        help="also measure each video after encoding: comma-separated CODEC[:CRF][:xN] (xN: enlarged N times first)",
+    )
+    p.add_argument(
         "--sizes",
         default="",
         metavar="R,R,...",
@@ -372,10 +410,16 @@ def main(argv: list[str] | None = None) -> None:
         )
         return
     results, per_case = {}, {}
+    encodings = [e.strip() for e in (a.encode or "").split(",") if e.strip()]
     for name in names:
         started = time.perf_counter()
         results[name], measured, videos = run_variant(bb, cases, VARIANTS[name], a.frames, a.seed)
         per_case[name] = measured
+        for spec in encodings:  # the same frames after an encoder and its decoder
+            again = [measure(encoded(v, spec), c) for v, c in zip(videos, cases)]
+            label = f"{name} after {spec}"
+            results[label] = summary(again) | {f"{k}_noise": bootstrap_halfwidth(again, k) for k in NOISE}
+            per_case[label] = again
         sheet = [(i * 100 + k, v[k]) for i, v in enumerate(videos[:4]) for k in range(0, len(v), max(1, len(v) // 8))]
         write_png(
             a.out / f"fidelity-{a.split}-{name.replace(' ', '_').replace('=', '')}.png", contact_sheet(sheet, columns=8)

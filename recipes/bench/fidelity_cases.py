@@ -206,6 +206,7 @@ def measure(frames: np.ndarray, case: Case) -> dict:
     masks = [largest_part(s > 0.5) for s in soft]
     c0, m0 = centroid(masks[0]), masks[0]
     lab0 = lab_mean(frames[0], m0)
+    bg0 = frames[0]
     per_frame = []
     for k in range(1, len(frames)):
         ck = centroid(masks[k])
@@ -216,6 +217,7 @@ def measure(frames: np.ndarray, case: Case) -> dict:
         union = (aligned | m0).sum()
         labk = lab_mean(frames[k], masks[k])
         keep_out = cv2.dilate((masks[k] | m0).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        bg_k, bg_0 = lab_mean(frames[k], ~keep_out), lab_mean(bg0, ~keep_out)
         per_frame.append(
             {
                 "present": True,
@@ -223,6 +225,10 @@ def measure(frames: np.ndarray, case: Case) -> dict:
                 "area": float(masks[k].sum() / max(1, m0.sum())),
                 "delta_e": float(np.linalg.norm(labk - lab0)) if labk is not None and lab0 is not None else None,
                 "background_psnr": psnr(frames[k][~keep_out], background[~keep_out]),
+                # the background's mean colour against frame 0's (CIE76): the drift of long videos
+                "background_delta_e": float(np.linalg.norm(bg_k - bg_0))
+                if bg_k is not None and bg_0 is not None
+                else None,
             }
         )
     track = [centroid(m) for m in masks]
@@ -262,6 +268,7 @@ def summary(measured: list[dict]) -> dict:
     areas = np.array([f["area"] for f in frames])
     backgrounds = [f["background_psnr"] for f in frames if f["background_psnr"] is not None]
     deltas = [f["delta_e"] for f in frames if f["delta_e"] is not None]
+    drift = [f["background_delta_e"] for f in frames if f.get("background_delta_e") is not None]
     jumps = [m["first_step_jump"] for m in measured if m["first_step_jump"] is not None]
     return {
         "iou_0.8": float(np.mean([f["iou"] >= 0.8 for f in frames])),
@@ -270,6 +277,8 @@ def summary(measured: list[dict]) -> dict:
         "area": float(np.median(areas)),
         "delta_e": float(np.mean(deltas)) if deltas else float("nan"),
         "background_psnr": float(np.median(backgrounds)) if backgrounds else float("nan"),
+        "background_delta_e": float(np.mean(drift)) if drift else float("nan"),
+        "background_within_3": float(np.mean(np.array(drift) <= 3.0)) if drift else float("nan"),
         "first_step_jump": float(np.mean(jumps)) if jumps else float("nan"),
         "direction": float(np.mean([m["direction_correct"] for m in measured])),
         # the motion guard: the object's mean speed along the prompt's direction (a setting that

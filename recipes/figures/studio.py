@@ -11,6 +11,7 @@ preset), waits for the result and saves the page, scaled to 1000 px wide.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -33,13 +34,15 @@ def main() -> None:
     parser.add_argument("--model", default="shapes")
     parser.add_argument("--frames", type=int, default=16)
     a = parser.parse_args()
-    outputs = Path(tempfile.mkdtemp()) / "my-videos"
+    place = Path(tempfile.mkdtemp())  # the server runs there, its outputs folder named relative to it
+    outputs = place / "my-videos"
     server = subprocess.Popen(
-        [sys.executable, "-m", "vidzero.app.cli", "studio", "--outputs", str(outputs), "--model", a.model],
+        [sys.executable, "-m", "vidzero.app.cli", "studio", "--outputs", "my-videos", "--model", a.model],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        cwd=ROOT,
+        cwd=place,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert server.stdout is not None
     url = None

@@ -169,6 +169,7 @@ class Studio:
 
     def __init__(self, outputs: str | Path, model: str = LOAD.model, device: str = LOAD.device) -> None:
         self.outputs = Path(outputs).resolve()
+        self.label = str(outputs)  # the folder as the user named it, for the page
         check_path_text(str(self.outputs), "{option}", "outputs")
         if self.outputs.exists() and not self.outputs.is_dir():
             raise BadInput(f"{{option}} {outputs} is a file, not a folder", "outputs")

@@ -257,7 +257,7 @@ def build_page(studio: Studio) -> Any:
     gr = require_gradio(studio.outputs)
     with studio_blocks(gr)(title="vidzero studio") as page:
         gr.Markdown(
-            f"# vidzero studio\nEvery run is written to `{studio.outputs}` with its manifest and sidecars, "
+            f"# vidzero studio\nEvery run is written to `{studio.label}` with its manifest and sidecars, "
             "as the CLI writes it."
         )
         model_panel(gr, studio)

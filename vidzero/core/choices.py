@@ -6,7 +6,9 @@ from __future__ import annotations
 QUEUES = ("pixel", "latent")  # what the queue keeps of a generated frame (vidzero.core.frames)
 INITS = ("inversion", "random", "lowpass")  # how a new slot starts (vidzero.core.sampler)
 KNOWN_NOISE = ("fresh", "model", "ding")  # how known slots are re-noised (vidzero.core.guidance)
-TARGETS = ("off", "window", "queue", "both")  # where a moving target is used (vidzero.core.targets)
+# where a moving target is used (vidzero.core.targets); "auto": in the window where the backbone's
+# latent frames hold one video frame each (the UNet3D family), off elsewhere (Wan)
+TARGETS = ("off", "auto", "window", "queue", "both")
 TARGET_FRAMES = ("model", "target")  # which frames are written when a moving target is used
 
 # The TI2V-Zero release (and ModelScope's pipeline, for the guidance scale): the sampler's

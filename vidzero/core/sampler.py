@@ -94,7 +94,7 @@ class SamplerSettings:
     known_noise: str = "fresh"  # known slots' noise: fresh (the paper), model (x0 replacement), ding
     patch_swap: float = 0.0  # FlexTI2V's share of new-slot patches taken from the known frame (0: off)
     # moving targets (vidzero.core.targets), off by default
-    target: str = "off"  # where the user's image moved along the video's motion is used: window, queue, both
+    target: str = "off"  # where the user's image moved along the video's motion is used: window, queue, both, auto
     target_steps: tuple[int, int] | None = None  # the window holds it in steps [a, b) (None: the default)
     target_frames: str = "model"  # the frames written: the model's (harmonised) or the targets
 

@@ -89,7 +89,7 @@ class MovingTargets:
 
     @property
     def in_window(self) -> bool:
-        return bool(self.paths) or self.settings.target in ("window", "both")
+        return bool(self.paths) or self.settings.target in ("window", "both", "auto")
 
     @property
     def in_queue(self) -> bool:

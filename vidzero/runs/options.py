@@ -43,18 +43,34 @@ OUTPUT_TYPES = ("uint8", "float", "pil", "latent")
 CODECS = {".mp4": ("h264", "hevc"), ".webm": ("vp9", "av1"), ".gif": ("gif",)}
 GROUPS = ("model", "sampler", "output", "python")
 
-# name -> sampler settings. "paper" is the TI2V-Zero release exactly; "faithful", the default, kept
-# the user's image best on the fidelity bench (docs/fidelity.md): no resampling, the latent queue
-# and a low guidance scale, at a fifth of the paper's model work.
+# name -> sampler settings. "paper" is the TI2V-Zero release exactly; "faithful", the default, keeps
+# the user's image best on the fidelity bench (docs/fidelity.md): no resampling, the latent queue,
+# a low guidance scale and the moving target, at a fifth of the paper's model work.
 WINDOWS = {"steps": RELEASE_STEPS, "init": RELEASE_INIT, "new_per_window": 1}  # the same in every preset
+NO_TARGET = {"target": "off", "target_steps": None}
 PRESETS: dict[str, dict[str, Any]] = {
-    "faithful": {**WINDOWS, "resample": 0, "queue": "latent", "guidance": 2.0},
-    "paper": {**WINDOWS, "resample": RELEASE_RESAMPLE, "queue": RELEASE_QUEUE, "guidance": RELEASE_GUIDANCE},
-    "quality": {**WINDOWS, "resample": RELEASE_RESAMPLE, "queue": "latent", "guidance": RELEASE_GUIDANCE},
-    "fast": {**WINDOWS, "resample": 0, "queue": "latent", "guidance": RELEASE_GUIDANCE},
+    # the moving target in the window (held in steps 6-9 from step 5's estimate) and in the queue
+    # (docs/fidelity.md)
+    "faithful": {
+        **WINDOWS,
+        "resample": 0,
+        "queue": "latent",
+        "guidance": 2.0,
+        "target": "auto",
+        "target_steps": "6:10",
+    },
+    "paper": {
+        **WINDOWS,
+        **NO_TARGET,
+        "resample": RELEASE_RESAMPLE,
+        "queue": RELEASE_QUEUE,
+        "guidance": RELEASE_GUIDANCE,
+    },
+    "quality": {**WINDOWS, **NO_TARGET, "resample": RELEASE_RESAMPLE, "queue": "latent", "guidance": RELEASE_GUIDANCE},
+    "fast": {**WINDOWS, **NO_TARGET, "resample": 0, "queue": "latent", "guidance": RELEASE_GUIDANCE},
     # step-distilled checkpoints and LoRAs (Wan's "Lightning" / LightX2V ones): their published
     # settings, 4 steps with no classifier-free guidance
-    "distilled": {**WINDOWS, "steps": 4, "resample": 0, "queue": "latent", "guidance": 1.0},
+    "distilled": {**WINDOWS, **NO_TARGET, "steps": 4, "resample": 0, "queue": "latent", "guidance": 1.0},
 }
 DEFAULT_PRESET = "faithful"
 # Options that do not decide a run's frames: not part of its record or fingerprint.
@@ -187,15 +203,17 @@ class RunOptions:
         "Share of a new frame's latent patches taken from the known frame at each step (FlexTI2V; 0: off).",
         "sampler",
     )
-    target: str = opt(
-        "off",
+    target: str | None = opt(
+        None,
         "Moving target: the user's image moved along the motion the video makes, held in each window on a "
-        "second clock ('window'), read by later windows instead of the model's drawing ('queue'), 'both', or 'off'.",
+        "second clock ('window'), read by later windows instead of the model's drawing ('queue'), 'both', 'off', "
+        "or 'auto' (the faithful preset's: both where the backbone has a latent frame per video frame, else off).",
         "sampler",
     )
     target_steps: str | None = opt(
         None,
-        "A:B: the window holds the moving target in steps A..B-1, built from step A-1's estimate (default 6:9).",
+        "A:B: the window holds the moving target in steps A..B-1, built from step A-1's estimate (default: the "
+        "preset's, else 6:9).",
         "sampler",
         metavar="A:B",
     )
