@@ -208,7 +208,17 @@ def continuation(finished: FinishedRun, inputs: ExtendInputs, fmt: FrameFormat, 
         latents = {i: latent.float() for i, latent in enumerate(finished.tail_latents)}
     jobs = plan_prefix(context + new, context, fmt.frames, options.new_per_window)
     known = dict(enumerate(finished.tail_pixels))
-    layout = Layout(context + new, known, jobs, check_schedule(prompt), known_latents=latents)
+    # the context is the finished run's frames, not the user's (as in one longer run); the user's
+    # frame its moving targets took their look from comes along as a reference
+    layout = Layout(
+        context + new,
+        known,
+        jobs,
+        check_schedule(prompt),
+        known_latents=latents,
+        given=set(),
+        references=finished.references,
+    )
     return TaskPlan(layout, first_output=context, job_offset=finished.next_job_offset)
 
 

@@ -110,25 +110,9 @@ def test_the_manifest_records_each_lora_and_a_changed_file_is_another_run(tiny_w
 
 
 def test_loras_that_do_not_fit_are_one_line(tiny_wan_dir, tiny_model_dir, lora_file, tmp_path):
-    from vidzero.models.tiny import tiny_wan_components
+    from vidzero.models.tiny import tiny_wan_transformer
 
-    wide = tiny_wan_components(0)
-    from diffusers import WanTransformer3DModel
-
-    wide["transformer"] = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=16,
-        in_channels=16,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-    )  # another width: its LoRA's matrices fit no layer of the tiny model
+    wide = {"transformer": tiny_wan_transformer(attention_head_dim=16)}  # its LoRA's matrices fit no layer
     other = tmp_path / "other.safetensors"
     save_file({f"transformer.{k}": v for k, v in lora_layers(dims=wide).items()}, other)
     nothing = tmp_path / "nothing.safetensors"

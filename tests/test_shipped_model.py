@@ -87,7 +87,7 @@ def test_a_photograph_far_outside_the_model_gets_one_warning_and_still_runs():
     import cv2
     import skimage.data
 
-    from vidzero.runs.run import FarFromModelWarning
+    from vidzero.runs.notices import FarFromModelWarning
 
     cat = cv2.resize(skimage.data.chelsea()[:, 75:375], (64, 64), interpolation=cv2.INTER_AREA)
     circle = vidzero.extend("examples/red_circle.png", "a red circle moving right", frames=2, steps=1, progress=False)

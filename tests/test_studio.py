@@ -258,7 +258,8 @@ def test_a_model_is_chosen_by_what_its_files_say(studio, tiny_model_dir):
 
 
 def test_the_page_builds_with_every_control(studio, monkeypatch):
-    from vidzero.app.studio_page import build_page, prompt_value
+    from vidzero.app.studio_fields import prompt_value
+    from vidzero.app.studio_page import build_page
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", "")  # restored afterwards: the page points it at the outputs folder
 
@@ -278,7 +279,7 @@ def test_requests_the_page_refuses_are_one_line_never_a_traceback(studio, tmp_pa
     line of Gradio's reason on the page, at most one line in the console, and the server goes on."""
     from gradio_client import Client, handle_file
 
-    from vidzero.app.studio_page import serve, served_url
+    from vidzero.app.studio_server import serve, served_url
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", "")
     (tmp_path / "text.png").write_text("hello")
@@ -345,7 +346,7 @@ def test_a_reroll_from_the_page_keeps_the_tasks_seed_rule(studio, image_file):
 def test_a_path_is_drawn_by_clicks_and_shown_over_the_image(tmp_path):
     from PIL import Image
 
-    from vidzero.app.studio_page import add_point, path_preview
+    from vidzero.app.studio_fields import add_point, path_preview
 
     path = add_point(add_point("", 14.2, 32.0), 40.0, 20.6)
     assert path == "14,32 40,21"

@@ -22,22 +22,7 @@ from pathlib import Path
 import torch
 
 import vidzero
-
-WAN_1_3B = {  # Wan-AI/Wan2.1-T2V-1.3B-Diffusers transformer/config.json
-    "patch_size": (1, 2, 2),
-    "num_attention_heads": 12,
-    "attention_head_dim": 128,
-    "in_channels": 16,
-    "out_channels": 16,
-    "text_dim": 4096,
-    "freq_dim": 256,
-    "ffn_dim": 8960,
-    "num_layers": 30,
-    "cross_attn_norm": True,
-    "qk_norm": "rms_norm_across_heads",
-    "eps": 1e-6,
-    "rope_max_seq_len": 1024,
-}
+from recipes.gpu.wan_random import TRANSFORMER as WAN_1_3B  # Wan 2.1 1.3B's published config
 
 
 def backbone(kind: str, cache: str):

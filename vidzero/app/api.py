@@ -62,8 +62,8 @@ class RunOptionsDict(TypedDict, total=False):
     window: int | None
     height: int | None
     width: int | None
-    lora: str | Path | tuple[str | Path, float] | list[Any] | None
-    lora_2: str | Path | tuple[str | Path, float] | list[Any] | None
+    lora: str | Path | tuple[str | Path, float] | list[str] | Sequence[Any] | None
+    lora_2: str | Path | tuple[str | Path, float] | list[str] | Sequence[Any] | None
     cache: str | None
     # the sampler
     preset: str | None

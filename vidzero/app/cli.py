@@ -392,7 +392,7 @@ def studio(values: dict[str, Any]) -> None:
     import time
 
     from vidzero.app.studio import Studio
-    from vidzero.app.studio_page import free_port, require_gradio, serve, served_url
+    from vidzero.app.studio_server import free_port, require_gradio, serve, served_url
     from vidzero.models.checkpoint import inspect_checkpoint
 
     port = free_port(values["port"])  # bad input, before anything is made

@@ -12,20 +12,12 @@ results are shown by one `Results` column per tab.
 
 from __future__ import annotations
 
-import os
-import re
-import socket
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from vidzero.app.studio import (
-    STUDIO_FOLDER,
     RunHandle,
     Studio,
     bar,
@@ -34,6 +26,8 @@ from vidzero.app.studio import (
     seam_choices,
     timeline_inputs,
 )
+from vidzero.app.studio_fields import add_point, number_text, path_preview, prompt_value, whole
+from vidzero.app.studio_server import require_gradio, studio_blocks, uploaded_path
 from vidzero.errors import BadInput
 from vidzero.media.outputs import REPORT_PNG, STATE, sidecar
 from vidzero.runs.options import DEFAULT_PRESET, PRESETS, RunOptions
@@ -41,137 +35,11 @@ from vidzero.tasks.deflicker import report_paths as flicker_paths
 from vidzero.tasks.infill import InfillInputs
 
 POLL_SECONDS = 0.4
-SCHEDULE_LINE = re.compile(r"^\s*(\d+)\s*:\s*(.+?)\s*$")
 
 
 def default_of(table: type, name: str) -> Any:
     """A field's default in a table (task inputs or run options), where it is written once."""
     return next(f.default for f in fields(table) if f.name == name)
-
-
-def prompt_value(text: str) -> Any:
-    """A prompt field: plain text, or lines `FRAME: text` (a prompt per stretch)."""
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    matched = [SCHEDULE_LINE.match(line) for line in lines]
-    if lines and all(matched):
-        return {m.group(1): m.group(2) for m in matched if m}
-    return (text or "").strip() or None
-
-
-def whole(value: Any) -> int | None:
-    """A number field: empty is the default (None), anything else a whole number."""
-    return None if value in (None, "") else int(value)
-
-
-def number_text(text: str | None) -> Any:
-    """A number typed in a text field: empty is the default, digits a number, anything else is
-    passed on for the option table to refuse with its own message."""
-    text = (text or "").strip()
-    return int(text) if text.isdigit() else text or None
-
-
-def free_port(port: int | None = None, host: str = "127.0.0.1") -> int:
-    """`port` if it is a port nothing listens on (None: any free one), or a one-line error."""
-    if port is not None and not 1 <= port <= 65535:
-        raise BadInput(f"{{option}} must be a port number from 1 to 65535, not {port}", "port")
-    port = port or 0
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            raise BadInput(
-                f"{{option}} {port} is in use on {host}: choose another, or leave it out for a free one", "port"
-            ) from None
-        return int(s.getsockname()[1])
-
-
-def require_gradio(outputs: str | Path) -> Any:
-    """Gradio, imported after its temporary folder is pointed into the outputs folder: Gradio
-    reads GRADIO_TEMP_DIR once, when it is first imported, for uploads and its own files. A
-    one-line error when the studio extra is missing."""
-    os.environ["GRADIO_TEMP_DIR"] = str(Path(outputs).resolve() / STUDIO_FOLDER)
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    try:
-        import gradio as gr
-    except ImportError:
-        raise BadInput('vidzero studio needs Gradio: pip install "vidzero[studio]"') from None
-    return gr
-
-
-def refusal_line(exc: BaseException) -> str:
-    """One line for a request Gradio refused before a handler ran (a value outside a dropdown's
-    choices, a file field naming a path never uploaded): the library's reason, first line only."""
-    cause = exc.__cause__ if exc.__cause__ is not None and not isinstance(exc, BadInput) else exc
-    text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def studio_blocks(gr: Any) -> type:
-    """Blocks whose refusals of a request (Gradio's own checks of what a request carries: a value
-    outside a dropdown's choices, a file field that is no file) are one line on the page and one
-    in the console, never a traceback: the server keeps serving."""
-
-    class StudioBlocks(gr.Blocks):
-        async def preprocess_data(self, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return await super().preprocess_data(*args, **kwargs)
-            except Exception as exc:
-                line = refusal_line(exc)
-                print(f"vidzero studio: refused a request: {line}", file=sys.stderr, flush=True)
-                raise gr.Error(line, print_exception=False) from None
-
-    return StudioBlocks
-
-
-def uploaded_path(payload: Any) -> str | None:
-    """An image field's upload handed to the handler as its path, undecoded, so that the CLI's
-    reader judges it and its one-line error shows beside the fields (Gradio's own field decodes
-    the upload first, and a file that is no image became a traceback). Set on the field itself:
-    subclassing a Gradio component makes Gradio write a stub file beside the subclass's module."""
-    return None if payload is None else str(payload.path)
-
-
-# ---------------------------------------------------------------------- a path drawn on the image
-def add_point(path: str, x: float, y: float) -> str:
-    """The path's text with a point clicked at (x, y) added (frames stay editable in the text)."""
-    return f"{(path or '').strip()} {round(x)},{round(y)}".strip()
-
-
-def path_preview(image: str | None, path: str) -> np.ndarray | None:
-    """The image with the path drawn over it: a line through the points, a dot at each (the first
-    ringed: the object under it moves), each pinned frame written beside its point."""
-    import cv2
-
-    from vidzero.core.paths import parse_path
-    from vidzero.media.images import open_image
-
-    if not image:
-        return None
-    picture = open_image(image).copy()
-    try:
-        points = parse_path(path) if (path or "").strip() else []
-    except BadInput:
-        return picture
-    scale = max(1, round(max(picture.shape[:2]) / 256))
-    xy = [(round(x), round(y)) for x, y, _ in points]
-    for a, b in zip(xy, xy[1:]):
-        cv2.line(picture, a, b, (255, 255, 255), scale, cv2.LINE_AA)
-    for i, ((x, y), (_, _, frame)) in enumerate(zip(xy, points)):
-        cv2.circle(picture, (x, y), 2 * scale, (255, 220, 0), -1, cv2.LINE_AA)
-        if i == 0:
-            cv2.circle(picture, (x, y), 4 * scale, (255, 255, 255), scale, cv2.LINE_AA)
-        if frame is not None:
-            cv2.putText(
-                picture,
-                str(frame),
-                (x + 3 * scale, y - 3 * scale),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                0.3 * scale,
-                (255, 255, 255),
-                1,
-                cv2.LINE_AA,
-            )
-    return picture
 
 
 # ---------------------------------------------------------------------- results
@@ -488,23 +356,3 @@ def clip_tab(gr: Any, studio: Studio) -> None:
     shown = [error, status, video, plot]
     deflicker_button.click(deflicker, [clip, name], shown).then(studio.free_name, name, name)
     report_button.click(quality, [clip], shown)
-
-
-def serve(studio: Studio, port: int | None = None, share: bool = False, host: str = "127.0.0.1") -> Any:
-    """Build and start the page; returns the running Blocks (its `local_url` printed)."""
-    page = build_page(studio)
-    page.queue()
-    page.launch(
-        server_name=host,
-        server_port=free_port(port, host),
-        share=share,
-        allowed_paths=[str(studio.outputs)],
-        prevent_thread_lock=True,
-        quiet=True,
-        show_error=False,
-    )
-    return page
-
-
-def served_url(page: Any) -> str:
-    return str(getattr(page, "local_url", "") or "")

@@ -180,7 +180,7 @@ class Engine:
         s = self.settings
         if s.target == "off" and s.target_frames == "model" and not layout.paths:
             return None
-        if not layout.paths and not layout.given_frames():  # no user's frame to move (text to video)
+        if not layout.paths and not layout.given_frames() and not layout.references:  # no user's frame (text to video)
             return None
         if s.target == "auto" and self.backbone.temporal_stride > 1 and not layout.paths:
             return None  # the preset's target, where the backbone's latent frames hold several video frames

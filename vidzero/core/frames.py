@@ -167,8 +167,8 @@ class FrameStore:
                 self.latents[frame] = self.bb.encode_frames(from_pixels(queued[None]).to(self.bb.device))[0]
             elif self.queue == "latent":
                 self.latents[frame] = latent
-            if frame >= self.tail_from:
-                self.tail[frame] = latent
+            if frame >= self.tail_from:  # what a longer run's later windows read of it
+                self.tail[frame] = self.latents.get(frame, latent)
 
     def ready(self, done_job: int) -> Iterator[Frame]:
         """The frames that exist now and have not been handed out, in timeline order; then forget

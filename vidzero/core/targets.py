@@ -84,7 +84,9 @@ class MovingTargets:
         self, layout: Layout, backbone: Backbone, settings: SamplerSettings, paths: Sequence[ObjectPath] = ()
     ) -> None:
         self.layout, self.bb, self.settings, self.paths = layout, backbone, settings, tuple(paths)
-        self.given = sorted(f for f in layout.given_frames() if f in layout.known)
+        self.frames = {f: layout.known[f] for f in layout.given_frames() if f in layout.known}
+        self.frames |= dict(layout.references or {})  # a continuation's original image, before the timeline
+        self.given = sorted(self.frames)
         self._references: dict[int, Reference] = {}
 
     @property
@@ -106,7 +108,7 @@ class MovingTargets:
             return None
         nearest = min(self.given, key=lambda g: (abs(g - frame), g))
         if nearest not in self._references:
-            pixels = self.layout.known[nearest]
+            pixels = self.frames[nearest]
             if self.paths:  # the objects are the paths'; the rest of the frame is the model's
                 masks = [p.mask for p in self.paths if p.reference == nearest]
                 mask = np.logical_or.reduce(masks) if masks else None
@@ -179,29 +181,33 @@ class MovingTargets:
             else:
                 latents = torch.stack([x0[0, :, slot] for slot, _ in new])
                 drawn = list(to_pixels(self.bb.decode(latents.to(self.bb.device))))
-            return self.window_target(new, drawn, before)
+            return self.window_target(new, drawn, before, len(job.slots))
 
         return TargetHold(grid, first, until, make, generator)
 
     def steps(self) -> tuple[int, int]:
-        """[first, until): the steps the window holds the target (a path's from the first step:
-        it is known before sampling)."""
+        """[first, until): the steps the window holds the target, as `target_steps` says or, by
+        default, as shares of the run's steps (a path's from the first step: it is known before
+        sampling; the model's motion is read at step first - 1, so first is at least 1)."""
+        steps = self.settings.steps
+        shares = PATH_SHARES if self.paths else TARGET_SHARES
+        first, until = self.settings.target_steps or (round(shares[0] * steps), round(shares[1] * steps))
         if self.paths:
-            first, until = 0, (self.settings.target_steps or DEFAULT_PATH_STEPS)[1]
+            first = 0
         else:
-            first, until = self.settings.target_steps or DEFAULT_TARGET_STEPS
-            first = max(first, 1)
-        return first, min(until, self.settings.steps)
+            first = min(max(first, 1), steps)
+        return first, min(max(until, first), steps)
 
     def window_target(
         self,
         new: list[tuple[int, int]],
         drawn: list[np.ndarray | None],
         before: Callable[[int], np.ndarray | None],
+        frames: int,
     ) -> Target | None:
-        """(latent window, mask) for the new slots, from their drawings (or the frame before)."""
+        """(latent window of `frames` slots, mask) for the new slots, from their drawings (or the
+        frame before)."""
         c, h, w = self.bb.latent_shape
-        frames = max(slot for slot, _ in new) + 1
         latent = torch.zeros(1, c, frames, h, w, device=self.bb.device)
         mask = torch.zeros(1, 1, frames, h, w, device=self.bb.device)
         images, places = [], []
@@ -233,5 +239,8 @@ class MovingTargets:
         return (blended if self.in_queue else image), (target.image if self.written else image)
 
 
-DEFAULT_TARGET_STEPS = (6, 9)  # the model's motion: read at step 5's estimate, held through step 8
-DEFAULT_PATH_STEPS = (0, 6)  # a path: held from the start through step 5, four free steps after
+# The window's hold by default, as shares of the steps (chosen on the fidelity bench's dev split,
+# docs/fidelity.md): the model's motion read from the estimate at 60 % and the target held to the
+# end (6:10 of 10 steps); a path held from the start through 60 % (0:6), the rest free.
+TARGET_SHARES = (0.6, 1.0)
+PATH_SHARES = (0.0, 0.6)

@@ -99,6 +99,9 @@ class Layout:
     given: set[int] | None = None  # the user's frames among the known ones (default: all of them)
     video: VideoPlacement | None = None
     paths: tuple[ObjectPath, ...] = ()  # objects the user moves along paths (vidzero.core.targets)
+    # the user's frames before the timeline that moving targets take their look from (a
+    # continuation's original image), by their (negative) index
+    references: dict[int, np.ndarray] | None = None
 
     def given_frames(self) -> set[int]:
         return set(self.known) if self.given is None else self.given

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 TINY_WINDOW = 8
 TINY_SIZE = 16  # pixels; the tiny VAE has spatial factor 2 -> 8x8 latents
@@ -131,11 +132,31 @@ def byte_t5_tokenizer() -> object:
     )
 
 
+def tiny_wan_transformer(attention_head_dim: int = 12) -> Any:
+    """Wan's transformer class at a tiny size (another head width: a model no LoRA of it fits)."""
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=attention_head_dim,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    )
+
+
 def tiny_wan_components(seed: int = 0) -> dict:
     """Wan 2.1's component classes at a tiny size, random weights drawn from `seed`: transformer,
     causal VAE, UMT5 text encoder, tokenizer, and the flow-matching Euler scheduler (shift 3)."""
     import torch
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(seed)
@@ -155,20 +176,7 @@ def tiny_wan_components(seed: int = 0) -> dict:
     vae = AutoencoderKLWan(
         base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
     )
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=16,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-    )
+    transformer = tiny_wan_transformer()
     with torch.no_grad():  # as the UNet3D tiny model: every parameter matters a little
         for module in (transformer, vae, text_encoder):
             for p in module.parameters():

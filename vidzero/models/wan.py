@@ -19,6 +19,10 @@ What differs from the UNet3D family, and how vidzero handles it (docs/gpu.md, "W
   above `boundary_ratio` of the training schedule) and `transformer_2` the rest, as WanPipeline
   switches them; the low-noise steps may take their own guidance scale (`guidance_2`, diffusers'
   `guidance_scale_2`). With model offload only the expert at work is on the GPU.
+
+Over 400 lines because the family is one backbone class (loading, the text encoder, the causal
+VAE's encodings, the experts, packed calls) and its denoiser: the engine's protocol, implemented
+in one place, with the second expert's rule beside the first's.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ after an interruption at any moment.
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -20,16 +19,16 @@ import torch
 
 from vidzero.core.backbone import Backbone
 from vidzero.core.engine import Engine
-from vidzero.core.frames import EngineState, Frame, from_pixels, to_pixels
+from vidzero.core.frames import EngineState, Frame, from_pixels
 from vidzero.core.sampler import SamplerSettings
 from vidzero.core.timeline import WindowJob
 from vidzero.errors import BadInput, StopRun
 from vidzero.media.outputs import discard, output_kind
 from vidzero.media.pictures import write_png
 from vidzero.media.video import check_codec
-from vidzero.models.checkpoint import DEFAULT_MODEL
 from vidzero.quality.flicker import DeflickerSettings
 from vidzero.runs.finish import SAVE_POINT_HOOKS, MadeFrames, finish, save_point
+from vidzero.runs.notices import warn_if_far_from_the_model, warn_if_threads_differ
 from vidzero.runs.options import RunOptions
 from vidzero.runs.output import Output
 from vidzero.runs.progress import progress_for
@@ -37,61 +36,6 @@ from vidzero.runs.records import manifest, prompt_record, run_fingerprint
 from vidzero.runs.spec import RunSpec, TaskPlan
 from vidzero.runs.state import engine_payload, engine_state, save_state
 from vidzero.runs.timings import key_for, peak_memory_gib, record_seconds
-
-
-class ResumeThreadsWarning(UserWarning):
-    """A run resumes with another number of CPU threads than it started with."""
-
-
-def threads(n: int) -> str:
-    return f"{n} CPU thread" + ("" if n == 1 else "s")
-
-
-# dB: below this, the model's own VAE round trip says a frame is far outside what the model draws.
-# The embedded model keeps the fidelity bench's 48 shapes at 22.1-34.2 dB, and photographs it cannot
-# draw at 11.7 (scikit-image's astronaut), 13.2 (coffee), 15.9 (chelsea), 21.7 (rocket, mostly sky).
-DRAWABLE_PSNR = 18.0
-
-
-class FarFromModelWarning(UserWarning):
-    """A given frame is far outside what the model draws: the video will not keep it."""
-
-
-def warn_if_far_from_the_model(backbone: Backbone, layout: Any) -> None:
-    """One line before a run whose given frames the model's own VAE reconstructs badly (never a
-    refusal: the run goes on)."""
-    if backbone.temporal_stride > 1:  # known frames arrive as clips' latents: no frame to try alone
-        return
-    given = [layout.known[f] for f in sorted(layout.given_frames()) if f in layout.known][:4]
-    if not given:
-        return
-    pixels = from_pixels(np.stack(given)).to(backbone.device)
-    with torch.no_grad():
-        back = to_pixels(backbone.decode(backbone.encode_frames(pixels)))
-    errors = ((back.astype(np.float64) - np.stack(given).astype(np.float64)) ** 2).reshape(len(given), -1).mean(1)
-    worst = float(min(10 * np.log10(255.0**2 / max(float(e), 1e-10)) for e in errors))
-    if worst < DRAWABLE_PSNR:
-        card = "its model card, docs/model-card.md" if backbone.model_id == DEFAULT_MODEL else "the checkpoint's card"
-        warnings.warn(
-            f"the model's own VAE keeps your image at {worst:.1f} dB (images it draws: above {DRAWABLE_PSNR:.0f} "
-            f"dB): it is far outside what {backbone.model_id} draws and the video will not keep it; see "
-            f"{card}, or choose a checkpoint that draws such images (--model, model= in Python)",
-            FarFromModelWarning,
-            stacklevel=2,
-        )
-
-
-def warn_if_threads_differ(started: int | None) -> None:
-    # Matrix products split over another number of threads round differently: the frames made
-    # after the resume can differ in the last bits from an uninterrupted run's.
-    now = torch.get_num_threads()
-    if started is not None and started != now:
-        warnings.warn(
-            f"this run started with {threads(started)} and resumes with {threads(now)}: its frames from here on may "
-            f"differ in the last bits from an uninterrupted run (OMP_NUM_THREADS={started} gives identical bytes)",
-            ResumeThreadsWarning,
-            stacklevel=3,
-        )
 
 
 def sampler_settings(o: RunOptions) -> SamplerSettings:
@@ -357,6 +301,9 @@ class PlannedRun:
             if latent is None:  # a known frame: its latent is its (deterministic) encoding
                 latent = bb.encode_frames(from_pixels(frames.read(index)[None]))[0]
             tensors[f"tail_latents.{i}"] = latent.float()
+        reference = self.target_reference()
+        if reference is not None and video is None:  # a continuation goes on moving the user's frame
+            tensors["reference_pixels.0"] = torch.from_numpy(np.ascontiguousarray(reference[1]))
         meta = {
             "fingerprint": print_id,
             "finished": True,
@@ -368,8 +315,23 @@ class PlannedRun:
             "width": bb.width,
             "fps": self.spec.options.fps,
             "tail": len(tail),
+            "reference_frames": [reference[0] - tail[0]] if reference is not None and video is None else [],
         }
         return meta, tensors
+
+    def target_reference(self) -> tuple[int, np.ndarray] | None:
+        """The user's frame the run's moving targets took their look from last (the latest given
+        frame, or the one a continuation carried), with its timeline index; None without targets."""
+        o = self.spec.options
+        if o.target in (None, "off") and o.target_frames == "model":
+            return None
+        layout = self.layout
+        frames = {f: layout.known[f] for f in layout.given_frames() if f in layout.known}
+        frames |= dict(layout.references or {})
+        if not frames:
+            return None
+        latest = max(frames)
+        return latest, frames[latest]
 
     def _write_frames(self, partial: Path, state_path: Path, print_id: str, resume_from: EngineState | None) -> None:
         def checkpoint(state: EngineState) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,9 @@ class FinishedRun:
     next_job_offset: int
     tail_pixels: list[np.ndarray]
     tail_latents: list[torch.Tensor]
+    # the user's frame the run's moving targets took their look from, by its index before the tail
+    # (negative): a continuation goes on moving it
+    references: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @read_once
@@ -190,6 +193,8 @@ def read_finished(path: str | Path) -> FinishedRun:
         raise BadInput(f"{path} is an interrupted run's state: resume that run ({{+resume}}) instead", "state")
     try:
         pixels, latents = frames_of(tensors, "tail_pixels"), frames_of(tensors, "tail_latents")
+        kept = frames_of(tensors, "reference_pixels")
+        references = {int(at): kept[i].numpy() for i, at in enumerate(meta.get("reference_frames", []))}
         return FinishedRun(
             spec_options=meta["spec"]["options"],
             prompt=meta["prompt"],
@@ -200,6 +205,7 @@ def read_finished(path: str | Path) -> FinishedRun:
             next_job_offset=int(meta["next_job_offset"]),
             tail_pixels=[pixels[i].numpy() for i in sorted(pixels)],
             tail_latents=[latents[i] for i in sorted(latents)],
+            references=references,
         )
     except (KeyError, TypeError, ValueError):
         raise BadInput(f"{path} is a damaged vidzero state file (its record is incomplete)", "state") from None
