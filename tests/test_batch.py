@@ -352,3 +352,19 @@ def test_a_full_disk_stops_the_batch_with_one_line(material, tiny_model_dir, mon
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert res.exit_code == 2 and len(lines) == 1 and "no space left on the device" in lines[0], res.output
     assert (material / "out" / "first.mp4").exists() and not (material / "out" / "third.mp4").exists()
+
+
+def test_a_job_line_moves_an_object_along_a_path_with_a_mask_beside_the_job_file(material):
+    """path and mask are task inputs like any other: a job line gives them (a mask's file name
+    relative to the job file), the run is the CLI's, and its manifest records both."""
+    mask = np.zeros((16, 16), np.uint8)
+    mask[5:12, 1:8] = 255  # the square at 4,8 (half 3)
+    Image.fromarray(mask).save(material / "square-mask.png")
+    line = {"task": "extend", "id": "moved", "image": "a.png", "prompt": "x", "frames": 4}
+    line |= {"path": "4,8 10,8", "mask": "square-mask.png"}
+    jobs = [json.loads(x) for x in (material / "jobs.jsonl").read_text().splitlines()[:1]] + [line]
+    (material / "jobs.jsonl").write_text("\n".join(json.dumps(j) for j in jobs) + "\n")
+    assert batch(material).exit_code == 0
+    manifest = json.loads((material / "out" / "moved.mp4.manifest.json").read_text())
+    assert manifest["spec"]["inputs"]["path"] == ["4,8 10,8"]
+    assert manifest["spec"]["inputs"]["mask"] == [str(material / "square-mask.png")]

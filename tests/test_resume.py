@@ -335,14 +335,21 @@ def test_extend_from_reads_the_state_file_once(tiny_model_dir, image_file, tmp_p
     assert calls == [state_paths(out)[0]]
 
 
-def test_a_run_with_moving_targets_resumes_to_identical_bytes(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("--target", "both", "--target-steps", "1:2", "--target-frames", "target"),
+        ("--path", "24,30 40,20@4 44,36"),
+    ],
+    ids=["targets", "path"],
+)
+def test_a_run_with_moving_targets_resumes_to_identical_bytes(tiny_model_dir, tmp_path, extra):
     """The targets are rebuilt from what the run keeps (the frame before is in the queue), so a
     resumed run holds its windows and fills its queue as an uninterrupted one."""
     from tests.synthetic import disc_frame, textured_background
 
     image = tmp_path / "disc.png"
     Image.fromarray(disc_frame(textured_background(), (24.0, 30.0), 7.0)[0]).save(image)
-    extra = ("--target", "both", "--target-steps", "1:2", "--target-frames", "target")
     reference = tmp_path / "ref.mp4"
     assert runner.invoke(app, extend_args(image, reference, tiny_model_dir, FRAMES, *extra)).exit_code == 0
     out = tmp_path / "out.mp4"
@@ -352,4 +359,7 @@ def test_a_run_with_moving_targets_resumes_to_identical_bytes(tiny_model_dir, tm
     assert res.exit_code == 0, res.output
     assert out.read_bytes() == reference.read_bytes()
     manifest = json.loads((tmp_path / "out.mp4.manifest.json").read_text())
-    assert manifest["spec"]["options"]["target"] == "both"
+    if "--path" in extra:
+        assert manifest["spec"]["inputs"]["path"] == [extra[1]]
+    else:
+        assert manifest["spec"]["options"]["target"] == "both"

@@ -37,6 +37,7 @@ VARIANTS: dict[str, dict] = {
     "path": {"path": True},
     "path 0:8": {"path": True, "target_steps": "0:8"},
     "path 0:9": {"path": True, "target_steps": "0:9"},
+    "path 0:10": {"path": True, "target_steps": "0:10"},
     "path 0:4": {"path": True, "target_steps": "0:4"},
     "path written": {"path": True, "target_frames": "target"},
 }

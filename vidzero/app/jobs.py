@@ -24,6 +24,7 @@ JOB_KEYS = {"task", "id", "output", "format"}
 OPTION_KEYS = {f.name for f in option_fields()} - set(NOT_RECORDED)
 PATH_INPUTS = {"image", "clip", "from_state", "run", "start", "end"}  # input fields that name one file
 PATH_MAPS = {"keys", "clips"}  # input fields {position: file}
+PATH_LISTS = {"mask"}  # input fields that list files (one mask per motion path)
 SUGAR = {"infill": {"start", "end"}}  # job-line names a task's inputs read (InfillInputs.from_record)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 
@@ -138,6 +139,11 @@ def make_job(number: int, line: int, task: str, values: dict[str, Any], base: Pa
     options = {k: v for k, v in values.items() if k in OPTION_KEYS}
     for key in PATH_INPUTS & set(inputs):
         inputs[key] = resolve(base, inputs[key], where)
+    for key in PATH_LISTS & set(inputs):
+        listed = [inputs[key]] if isinstance(inputs[key], str) else inputs[key]
+        if not isinstance(listed, list):
+            raise BadInput(f"{where}: {key} must be a file name or a list of them", "jobs")
+        inputs[key] = [resolve(base, v, where) for v in listed]
     for key in PATH_MAPS & set(inputs):
         if not isinstance(inputs[key], dict):
             raise BadInput(f"{where}: {key} must be an object {{frame: path}}", "jobs")
