@@ -25,11 +25,10 @@ import vidzero
 from recipes.gpu.wan_random import TRANSFORMER as WAN_1_3B  # Wan 2.1 1.3B's published config
 
 
-def backbone(kind: str, cache: str):
+def backbone(kind: str):
     from diffusers import WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
-    from vidzero.models.cache import apply_cache
     from vidzero.models.tiny import tiny_wan_components
     from vidzero.models.wan import WanBackbone
 
@@ -53,25 +52,35 @@ def backbone(kind: str, cache: str):
         width=size,
         model_id=f"wan-{kind}",
     )
-    apply_cache(bb, cache)
     return bb
 
 
-def measure(kind: str, cache: str, steps: int) -> tuple[dict, torch.Tensor]:
-    bb = backbone(kind, cache)
+def measure(bb, cache: str, steps: int) -> tuple[dict, torch.Tensor]:
+    """One window with `cache` on the backbone's transformer, taken off again after (one model
+    for every setting: a 1.3B transformer per setting would not fit in memory)."""
+    from vidzero.models.cache import apply_cache
+
+    apply_cache(bb, cache)
     computed = {"first": 0, "last": 0}
-    bb.transformer.blocks[0].attn1.register_forward_pre_hook(
-        lambda *_: computed.__setitem__("first", computed["first"] + 1)
-    )
-    bb.transformer.blocks[-1].attn1.register_forward_pre_hook(
-        lambda *_: computed.__setitem__("last", computed["last"] + 1)
-    )
+
+    def counter(name: str):
+        return lambda *_: computed.__setitem__(name, computed[name] + 1)
+
+    hooks = [
+        bb.transformer.blocks[0].attn1.register_forward_pre_hook(counter("first")),
+        bb.transformer.blocks[-1].attn1.register_forward_pre_hook(counter("last")),
+    ]
     run = vidzero.generate(
         "a red circle moving right", 9, backbone=bb, steps=steps, guidance=5.0, seed=0, progress=False
     )
     started = time.perf_counter()
     frames = list(run)
     seconds = time.perf_counter() - started
+    for hook in hooks:
+        hook.remove()
+    if bb.transformer.is_cache_enabled:
+        bb.transformer.disable_cache()
+    bb.cache = "none"
     latents = torch.stack([f.latent for f in frames if f.latent is not None])
     evaluations = run.engine.stats.cfg_evaluations
     return {
@@ -93,9 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows, reference = [], None
+    rows, reference, bb = [], None, backbone(args.model)  # one model, each cache on and off in turn
     for cache in [c.strip() for c in args.caches.split(",") if c.strip()]:
-        row, latents = measure(args.model, cache, args.steps)
+        row, latents = measure(bb, cache, args.steps)
         if reference is None:
             reference, base = latents, row["seconds_per_evaluation"]
         row["time_ratio"] = row["seconds_per_evaluation"] / base

@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"({time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
-            rows.extend((i, f) for i, f in enumerate(video[:: max(1, args.frames // 8)][:8]))
+            step = max(1, args.frames // 8)
+            rows.extend((i * step, f) for i, f in enumerate(video[::step][:8]))  # labelled by frame
         write_png(args.out / f"photos-{name}.png", contact_sheet(rows, columns=8, scale=1))
     write_json(args.out / "photos.json", {"variants": variants, "frames": args.frames, "appearance_kept": results})
     print(json.dumps(results, indent=1))

@@ -159,7 +159,7 @@ class FrameStore:
         for (_, frame), latent, image in zip(kept, new_latents, images):
             queued, written = image, image
             if self.targets is not None:
-                queued, written = self.targets.queued(frame, image, self.pixels.get(frame - 1))
+                queued, written = self.targets.queued(frame, image, self.before(frame))
             self.pixels[frame] = written
             self.seeds[frame] = seed
             self.fresh[frame] = latent
