@@ -153,7 +153,7 @@ def test_a_path_moves_its_object_whatever_the_model_drew():
     _, known, cover = moving_targets("off")
     centres = {f: np.array([20.0 + 3 * f, 30.0]) for f in range(8)}
     targets, _, _ = moving_targets("off", paths=[ObjectPath(0, cover > 0.5, centres)])
-    assert targets.in_window and targets.in_queue and targets.steps() == (0, 6)
+    assert targets.in_window and targets.in_queue and targets.steps() == (0, 10)
     bg = textured_background(seed=6)
     queued, _ = targets.queued(2, bg, known)  # the model drew nothing: the object is where the path says
     found = find_object(queued)

@@ -272,12 +272,18 @@ class Placed:
 
 
 def moved_target(
-    known: np.ndarray, generated: np.ndarray, objects: Sequence[Placed], background: np.ndarray | None = None
+    known: np.ndarray,
+    generated: np.ndarray,
+    objects: Sequence[Placed],
+    background: np.ndarray | None = None,
+    margin: int = 0,
 ) -> MovedTarget:
     """The moved target for `generated` from the user's `known` frame: each object moved by its
     shift, over `background` (the known frame with its objects painted out, computed when not
     given) moved by the consistent dense flow; the generated frame elsewhere. With no object (a
-    scene), the whole known frame moves by the flow."""
+    scene), the whole known frame moves by the flow. `margin` px around the moved objects are the
+    known background and trusted too: a latent pixel covers several image pixels, and the ones
+    around an object decide how its outline decodes."""
     if background is None:
         background = painted_out(known, union([o.mask for o in objects if o.pixels is known]))
     flow = optical_flow(generated, background)  # generated(x) ~ background(x + flow(x))
@@ -300,6 +306,10 @@ def moved_target(
         uncovered = (cv2.dilate(was.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~drawn
         out = np.where(drawn[..., None], base, np.where(uncovered[..., None], generated.astype(np.float32), out))
         trust = np.where(uncovered, 0.0, np.maximum(trust, drawn)).astype(np.float32)
+        if margin > 0:
+            ring = cv2.dilate(cover, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2)) > 0
+            out = np.where(ring[..., None], base, out)
+            trust = np.maximum(trust, ring.astype(np.float32))
         for o, c in zip(objects, covers):
             out = c[..., None] * shifted(o.pixels.astype(np.float32), o.shift) + (1 - c[..., None]) * out
         trust = np.maximum(trust, cv2.dilate(cover, np.ones((3, 3), np.uint8)))

@@ -215,7 +215,7 @@ class RunOptions:
     target_steps: str | None = opt(
         None,
         "A:B: the window holds the moving target in steps A..B-1, built from step A-1's estimate (default: the "
-        "last 40 % of the steps, 6:10 of 10; a path's from the first step through 60 %).",
+        "last 40 % of the steps, 6:10 of 10; a path's, every step).",
         "sampler",
         metavar="A:B",
     )
